@@ -1,0 +1,35 @@
+# The two commands of the README. Each creates .venv if it is missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_DEV := $(VENV)/.installed-dev
+
+.PHONY: demo test lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP_RUN): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(STAMP_DEV): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[dev,gpu]'
+	touch $@ $(STAMP_RUN)
+
+demo: $(STAMP_RUN)
+	$(PY) lessons/06_planet_multilabel.py
+
+lint: $(STAMP_DEV)
+	$(PY) -m ruff check tinygrad_cv tests lessons benchmarks
+
+test: lint
+	$(PY) -m pytest
+
+bench: $(STAMP_DEV)
+	$(PY) benchmarks/bench_autograd.py
+
+clean:
+	rm -rf $(VENV) .cache

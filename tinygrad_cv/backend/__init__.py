@@ -1,0 +1,81 @@
+"""The backend seam: the one place that decides which array module (``xp``) holds a tensor's data.
+
+Devices:
+  "cpu"  - NumPy arrays.
+  "cuda" - CuPy arrays; only when ``cupy.is_available()`` (``import cupy`` alone also succeeds
+           on machines without a GPU, so it proves nothing).
+  "emu"  - NumPy arrays, with the hot CUDA kernels run on the CPU by the emulator.
+
+Ops never import numpy or cupy themselves: they receive ``xp`` from here (through ``Function``).
+"""
+import numpy as np
+
+DEVICES = ("cpu", "cuda", "emu")
+_cupy_module = None
+
+
+def cuda_available():
+    """True only when CuPy imports *and* sees a CUDA device."""
+    try:
+        import cupy
+        return bool(cupy.is_available())
+    except Exception:
+        return False
+
+
+def _cupy():
+    global _cupy_module
+    if _cupy_module is None:
+        if not cuda_available():
+            raise RuntimeError("device 'cuda' needs CuPy and a CUDA GPU; none was found "
+                               "(cupy.is_available() is False). Use device='cpu' or device='emu'.")
+        import cupy
+        _cupy_module = cupy
+    return _cupy_module
+
+
+def check_device(device):
+    """Validate a device name and return it (None means 'cpu')."""
+    device = "cpu" if device is None else str(device)
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; expected one of {DEVICES}")
+    return device
+
+
+def get_xp(device):
+    """The array module for a device: numpy for 'cpu' and 'emu', cupy for 'cuda'."""
+    return _cupy() if device == "cuda" else np
+
+
+def is_device_array(x):
+    """True for an ndarray of NumPy or (if loaded) CuPy."""
+    return isinstance(x, np.ndarray) or (_cupy_module is not None and isinstance(x, _cupy_module.ndarray))
+
+
+def device_of_array(x):
+    """'cuda' for a CuPy array, else 'cpu'."""
+    return "cuda" if _cupy_module is not None and isinstance(x, _cupy_module.ndarray) else "cpu"
+
+
+def to_numpy(x):
+    """A host (NumPy) copy of an array of any device."""
+    if device_of_array(x) == "cuda":
+        return _cupy_module.asnumpy(x)
+    return np.array(x, copy=True)
+
+
+def move(x, device):
+    """The array ``x`` on ``device`` (no copy when it is already there)."""
+    if device == "cuda":
+        return _cupy().asarray(x)
+    return _cupy_module.asnumpy(x) if device_of_array(x) == "cuda" else np.asarray(x)
+
+
+def add_at(xp, target, index, values):
+    """target[index] += values, with repeated indices accumulating (NumPy's ``add.at``)."""
+    if xp is np:
+        np.add.at(target, index, values)
+    else:
+        import cupyx
+        cupyx.scatter_add(target, index, values)
+    return target

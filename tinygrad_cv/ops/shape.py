@@ -1,0 +1,245 @@
+"""Ops that move data without arithmetic: reshape, permute, expand, indexing, cat, pad, casts and
+device transfers. Their backward puts each gradient element back where its value came from."""
+import numbers
+
+import numpy as np
+
+from .. import backend
+from ..autograd import Function
+from ..tensor import Tensor
+from ._util import normalize_dim
+
+
+class Reshape(Function):
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        return x.reshape(shape)
+
+    def backward(ctx, g):
+        return g.reshape(ctx.in_shape)
+
+
+class Permute(Function):
+    def forward(ctx, x, dims):
+        ctx.inverse = tuple(np.argsort(dims))
+        return x.transpose(dims)
+
+    def backward(ctx, g):
+        return g.transpose(ctx.inverse)
+
+
+class Expand(Function):
+    """A broadcast view; backward sums over the expanded dims (done by the engine's sum_to_shape)."""
+    def forward(ctx, x, shape):
+        return ctx.xp.broadcast_to(x, shape)
+
+    def backward(ctx, g):
+        return g
+
+
+class GetItem(Function):
+    """y = x[index]. Basic slices write the gradient back directly; integer-array indices may repeat,
+    so their gradients are scattered with add-at semantics."""
+    def forward(ctx, x, index, advanced):
+        ctx.in_shape, ctx.index, ctx.advanced = x.shape, index, advanced
+        return x[index]
+
+    def backward(ctx, g):
+        gx = ctx.xp.zeros(ctx.in_shape, dtype=g.dtype)
+        if ctx.advanced:
+            backend.add_at(ctx.xp, gx, ctx.index, g)
+        else:
+            gx[ctx.index] = g
+        return gx
+
+
+class Cat(Function):
+    """y = concatenate(xs, axis); backward slices the gradient into the pieces."""
+    def forward(ctx, *xs, axis):
+        ctx.axis = axis
+        ctx.bounds = np.cumsum([x.shape[axis] for x in xs])[:-1].tolist()
+        return ctx.xp.concatenate(xs, axis=axis)
+
+    def backward(ctx, g):
+        return tuple(ctx.xp.split(g, ctx.bounds, axis=ctx.axis))
+
+
+class Pad(Function):
+    """Constant padding; ``widths`` is NumPy's ((before, after), ...) per axis."""
+    def forward(ctx, x, widths, value):
+        ctx.crop = tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, x.shape))
+        return ctx.xp.pad(x, widths, mode="constant", constant_values=value)
+
+    def backward(ctx, g):
+        return g[ctx.crop]
+
+
+class Cast(Function):
+    def forward(ctx, x, dtype):
+        ctx.in_dtype = x.dtype
+        return x.astype(dtype)
+
+    def backward(ctx, g):
+        return g.astype(ctx.in_dtype)
+
+
+class ToDevice(Function):
+    def forward(ctx, x, device):
+        ctx.source, ctx.device = ctx.device, device
+        return backend.move(x, device)
+
+    def backward(ctx, g):
+        return backend.move(g, ctx.source)
+
+
+# --------------------------------------------------------------------------- public wrappers
+def _sizes(args):
+    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else tuple(args)
+
+
+def reshape(x, *shape):
+    shape = _sizes(shape)
+    try:
+        target = np.empty(x.shape, dtype=np.uint8).reshape(shape).shape  # resolves -1, checks sizes
+    except ValueError:
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} ({x.numel()} elements) "
+                         f"into shape {shape}") from None
+    return Reshape.apply(x, shape=target)
+
+
+view = reshape
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    if x.ndim == 0:
+        return reshape(x, 1)
+    start, end = start_dim % x.ndim, end_dim % x.ndim
+    return reshape(x, x.shape[:start] + (-1,) + x.shape[end + 1:])
+
+
+def permute(x, *dims):
+    dims = _sizes(dims)
+    if sorted(d % max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
+        raise ValueError(f"permute: dims {dims} are not a permutation of the {x.ndim} dims of shape {x.shape}")
+    return Permute.apply(x, dims=tuple(d % x.ndim for d in dims))
+
+
+def transpose(x, dim0, dim1):
+    dims = list(range(x.ndim))
+    dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+    return permute(x, *dims)
+
+
+def squeeze(x, dim=None):
+    axes = normalize_dim(dim, x.ndim, "squeeze")
+    return reshape(x, tuple(n for i, n in enumerate(x.shape) if not (i in axes and n == 1)))
+
+
+def unsqueeze(x, dim):
+    dim = dim % (x.ndim + 1)
+    return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
+
+
+def expand(x, *sizes):
+    sizes = _sizes(sizes)
+    lead = len(sizes) - x.ndim
+    if lead < 0:
+        raise ValueError(f"expand: cannot expand shape {x.shape} to fewer dims {sizes}")
+    target = tuple(x.shape[i - lead] if n == -1 else n for i, n in enumerate(sizes))
+    for i, n in enumerate(x.shape):
+        if n != 1 and n != target[i + lead]:
+            raise ValueError(f"expand: dim {i} of shape {x.shape} has size {n} and cannot become {target[i + lead]}")
+    return Expand.apply(x, shape=target)
+
+
+def _index_arrays(index, xp):
+    """Replace Tensors inside an index by their arrays; report whether integer/bool arrays occur."""
+    items = index if isinstance(index, tuple) else (index,)
+    out, advanced = [], False
+    for item in items:
+        if isinstance(item, Tensor):
+            item = item.data
+        if isinstance(item, (list, np.ndarray)) or backend.is_device_array(item):
+            item = xp.asarray(item)
+            if item.dtype == bool:
+                out.extend(xp.nonzero(item))
+                advanced = True
+                continue
+            advanced = True
+        out.append(item)
+    return tuple(out), advanced
+
+
+def getitem(x, index):
+    index, advanced = _index_arrays(index, x.xp)
+    return GetItem.apply(x, index=index, advanced=advanced)
+
+
+def cat(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of tensors")
+    ref = tensors[0]
+    axis = dim % ref.ndim
+    for i, t in enumerate(tensors[1:], 1):
+        if t.ndim != ref.ndim or any(a != b for k, (a, b) in enumerate(zip(t.shape, ref.shape)) if k != axis):
+            raise ValueError(f"cat: tensor {i} has shape {t.shape}, which does not match tensor 0's "
+                             f"shape {ref.shape} outside dim {dim}")
+    return Cat.apply(*tensors, axis=axis)
+
+
+def stack(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: expected a non-empty list of tensors")
+    shapes = {t.shape for t in tensors}
+    if len(shapes) != 1:
+        raise ValueError(f"stack: all tensors must have the same shape, got {sorted(shapes)}")
+    dim = dim % (tensors[0].ndim + 1)
+    return cat([unsqueeze(t, dim) for t in tensors], dim)
+
+
+def split(x, split_size_or_sections, dim=0):
+    """Split into pieces of ``split_size`` (the last may be smaller) or of the given list of sizes."""
+    axis = dim % x.ndim
+    n = x.shape[axis]
+    if isinstance(split_size_or_sections, numbers.Integral):
+        sizes = [min(split_size_or_sections, n - s) for s in range(0, n, split_size_or_sections)]
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != n:
+            raise ValueError(f"split: sections {sizes} add up to {sum(sizes)} but dim {dim} has size {n}")
+    pieces, start = [], 0
+    for size in sizes:
+        index = (slice(None),) * axis + (slice(start, start + size),)
+        pieces.append(getitem(x, index))
+        start += size
+    return tuple(pieces)
+
+
+def chunk(x, chunks, dim=0):
+    n = x.shape[dim % x.ndim]
+    return split(x, -(-n // chunks), dim)
+
+
+def pad(x, pad, mode="constant", value=0.0):
+    """Pad with a constant. ``pad`` lists (before, after) pairs starting from the *last* dim, as
+    PyTorch: (left, right, top, bottom) pads the width, then the height."""
+    if mode != "constant":
+        raise ValueError(f"pad: only mode='constant' is supported, got {mode!r}")
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ValueError(f"pad: expected pairs for at most {x.ndim} dims, got {tuple(pad)}")
+    if any(p < 0 for p in pad):
+        raise ValueError(f"pad: negative padding {tuple(pad)} is not supported; slice the tensor instead")
+    widths = [(0, 0)] * x.ndim
+    for i in range(len(pad) // 2):
+        widths[x.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
+    return Pad.apply(x, widths=tuple(widths), value=value)
+
+
+def cast(x, dtype):
+    return Cast.apply(x, dtype=np.dtype(dtype))
+
+
+def to_device(x, device):
+    return ToDevice.apply(x, device=backend.check_device(device))

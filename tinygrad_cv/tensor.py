@@ -1,0 +1,297 @@
+"""The Tensor: an array of the active backend, plus what autograd needs (``requires_grad``, ``grad``).
+
+Arithmetic, reductions and shape methods are thin calls into ``tinygrad_cv.functional`` (imported
+at the bottom of this file as ``F``), so each op is defined exactly once.
+"""
+import numbers
+
+import numpy as np
+
+from . import backend
+from .random import generator
+
+DEFAULT_DTYPE = np.float32
+
+
+def _as_array(data, dtype, device):
+    """Turn Python data or an array of any device into an array on ``device``."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if backend.is_device_array(data):
+        array = backend.move(data, device)
+        return array if dtype is None else array.astype(dtype, copy=False)
+    host = np.asarray(data)
+    if dtype is None and host.dtype == np.float64 and not isinstance(data, np.ndarray):
+        dtype = DEFAULT_DTYPE  # Python floats become float32, as in PyTorch; NumPy arrays keep theirs
+    if dtype is not None:
+        host = host.astype(dtype, copy=False)
+    return backend.move(host, device)
+
+
+class Tensor:
+    """An n-dimensional array that can record the operations applied to it for ``backward``."""
+
+    __hash__ = object.__hash__  # == is elementwise, so identity hashing must be restored
+
+    def __init__(self, data, dtype=None, device=None, requires_grad=False):
+        self.device = backend.check_device(device)
+        self.data = _as_array(data, dtype, self.device)
+        self.grad = None
+        self._ctx = None
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def wrap(cls, array, device):
+        """A tensor around an array already on ``device`` (no checks, no copy): the fast path for op results."""
+        t = cls.__new__(cls)
+        t.data, t.device, t.grad, t._ctx, t.requires_grad = array, device, None, None, False
+        return t
+
+    # ----------------------------------------------------------------- attributes
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def is_leaf(self):
+        return self._ctx is None
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def numel(self):
+        return int(self.data.size)
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        dev = "" if self.device == "cpu" else f", device={self.device!r}"
+        return f"Tensor({backend.to_numpy(self.data)!r}{dev}{grad})"
+
+    # ----------------------------------------------------------------- autograd
+    def requires_grad_(self, requires_grad=True):
+        if requires_grad and self.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require grad; this one is {self.dtype}. "
+                            f"Convert it first, e.g. t.float().requires_grad_()")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def backward(self, gradient=None, retain_graph=False):
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``, weighted by ``gradient``."""
+        from .autograd import backward
+        if gradient is None:
+            if self.data.size != 1:
+                raise RuntimeError(f"backward: gradient can be implicit only for a scalar output, but this "
+                                   f"tensor has shape {self.shape}; pass gradient= with that shape, "
+                                   f"or reduce it first (e.g. .sum())")
+            grad = self.xp.ones_like(self.data)
+        else:
+            grad = _as_array(gradient, self.dtype, self.device)
+            if grad.shape != self.shape:
+                raise ValueError(f"backward: gradient has shape {grad.shape} but the tensor has shape "
+                                 f"{self.shape}; they must match")
+        backward(self, grad, retain_graph=retain_graph)
+
+    def detach(self):
+        """The same data, cut from the graph."""
+        return Tensor(self.data, device=self.device)
+
+    def zero_grad(self):
+        self.grad = None
+
+    # ----------------------------------------------------------------- devices and dtypes
+    @property
+    def xp(self):
+        return backend.get_xp(self.device)
+
+    def numpy(self):
+        """A host (NumPy) copy of the data."""
+        return backend.to_numpy(self.data)
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item(): only a one-element tensor has an item; this one has shape {self.shape}")
+        return self.data.reshape(()).item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def to(self, device=None, dtype=None):
+        out = self
+        if device is not None and backend.check_device(device) != self.device:
+            out = F.to_device(out, device)
+        if dtype is not None and np.dtype(dtype) != out.dtype:
+            out = F.cast(out, dtype)
+        return out
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def float(self):
+        return self.to(dtype=np.float32)
+
+    def half(self):
+        return self.to(dtype=np.float16)
+
+    def double(self):
+        return self.to(dtype=np.float64)
+
+    def long(self):
+        return self.to(dtype=np.int64)
+
+    def astype(self, dtype):
+        return self.to(dtype=dtype)
+
+    # ----------------------------------------------------------------- operators
+    def __add__(self, other): return F.add(self, other)
+    def __radd__(self, other): return F.add(other, self)
+    def __sub__(self, other): return F.sub(self, other)
+    def __rsub__(self, other): return F.sub(other, self)
+    def __mul__(self, other): return F.mul(self, other)
+    def __rmul__(self, other): return F.mul(other, self)
+    def __truediv__(self, other): return F.div(self, other)
+    def __rtruediv__(self, other): return F.div(other, self)
+    def __pow__(self, other): return F.pow(self, other)
+    def __rpow__(self, other): return F.pow(other, self)
+    def __matmul__(self, other): return F.matmul(self, other)
+    def __rmatmul__(self, other): return F.matmul(other, self)
+    def __neg__(self): return F.neg(self)
+    def __getitem__(self, index): return F.getitem(self, index)
+    def __lt__(self, other): return F.compare(self, other, "less")
+    def __le__(self, other): return F.compare(self, other, "less_equal")
+    def __gt__(self, other): return F.compare(self, other, "greater")
+    def __ge__(self, other): return F.compare(self, other, "greater_equal")
+    def __eq__(self, other): return F.compare(self, other, "equal")
+    def __ne__(self, other): return F.compare(self, other, "not_equal")
+
+    # ----------------------------------------------------------------- elementwise
+    def exp(self): return F.exp(self)
+    def log(self): return F.log(self)
+    def sqrt(self): return F.sqrt(self)
+    def abs(self): return F.abs(self)
+    def pow(self, exponent): return F.pow(self, exponent)
+    def clamp(self, min=None, max=None): return F.clamp(self, min, max)
+    def relu(self): return F.relu(self)
+    def sigmoid(self): return F.sigmoid(self)
+    def tanh(self): return F.tanh(self)
+    def maximum(self, other): return F.maximum(self, other)
+    def minimum(self, other): return F.minimum(self, other)
+
+    # ----------------------------------------------------------------- reductions
+    def sum(self, dim=None, keepdim=False): return F.sum(self, dim, keepdim)
+    def mean(self, dim=None, keepdim=False): return F.mean(self, dim, keepdim)
+    def max(self, dim=None, keepdim=False): return F.amax(self, dim, keepdim)
+    def min(self, dim=None, keepdim=False): return F.amin(self, dim, keepdim)
+    def var(self, dim=None, keepdim=False, unbiased=True): return F.var(self, dim, keepdim, unbiased)
+    def std(self, dim=None, keepdim=False, unbiased=True): return F.std(self, dim, keepdim, unbiased)
+    def argmax(self, dim=None, keepdim=False): return F.argmax(self, dim, keepdim)
+    def argmin(self, dim=None, keepdim=False): return F.argmin(self, dim, keepdim)
+    def softmax(self, dim): return F.softmax(self, dim)
+    def log_softmax(self, dim): return F.log_softmax(self, dim)
+    def logsumexp(self, dim, keepdim=False): return F.logsumexp(self, dim, keepdim)
+
+    # ----------------------------------------------------------------- shape
+    def reshape(self, *shape): return F.reshape(self, *shape)
+    def view(self, *shape): return F.reshape(self, *shape)
+    def flatten(self, start_dim=0, end_dim=-1): return F.flatten(self, start_dim, end_dim)
+    def permute(self, *dims): return F.permute(self, *dims)
+    def transpose(self, dim0, dim1): return F.transpose(self, dim0, dim1)
+    def squeeze(self, dim=None): return F.squeeze(self, dim)
+    def unsqueeze(self, dim): return F.unsqueeze(self, dim)
+    def expand(self, *sizes): return F.expand(self, *sizes)
+    def split(self, split_size_or_sections, dim=0): return F.split(self, split_size_or_sections, dim)
+    def chunk(self, chunks, dim=0): return F.chunk(self, chunks, dim)
+    def contiguous(self): return self
+
+    @property
+    def T(self):
+        return F.permute(self, *reversed(range(self.ndim)))
+
+
+# ----------------------------------------------------------------------- creation helpers
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def _shape(size):
+    return tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
+
+
+def _make(host_array, dtype, device, requires_grad):
+    return Tensor(host_array, dtype=dtype or DEFAULT_DTYPE, device=device, requires_grad=requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False):
+    return _make(np.zeros(_shape(size)), dtype, device, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False):
+    return _make(np.ones(_shape(size)), dtype, device, requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    size = (size,) if isinstance(size, numbers.Integral) else tuple(size)
+    return _make(np.full(size, fill_value), dtype, device, requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    return _make(np.eye(n, m), dtype, device, requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    values = np.arange(start, end, step) if end is not None else np.arange(start)
+    if dtype is None and values.dtype.kind == "f":
+        dtype = DEFAULT_DTYPE
+    return Tensor(values, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def rand(*size, dtype=None, device=None, requires_grad=False):
+    """Uniform on [0, 1) from the seeded global generator."""
+    return _make(generator().random(_shape(size)), dtype, device, requires_grad)
+
+
+def randn(*size, dtype=None, device=None, requires_grad=False):
+    """Standard normal from the seeded global generator."""
+    return _make(generator().standard_normal(_shape(size)), dtype, device, requires_grad)
+
+
+def _like(fn, t, dtype, device, requires_grad):
+    return fn(*t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+
+
+def zeros_like(t, dtype=None, device=None, requires_grad=False):
+    return _like(zeros, t, dtype, device, requires_grad)
+
+
+def ones_like(t, dtype=None, device=None, requires_grad=False):
+    return _like(ones, t, dtype, device, requires_grad)
+
+
+def rand_like(t, dtype=None, device=None, requires_grad=False):
+    return _like(rand, t, dtype, device, requires_grad)
+
+
+def randn_like(t, dtype=None, device=None, requires_grad=False):
+    return _like(randn, t, dtype, device, requires_grad)
+
+
+def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
+    return full(t.shape, fill_value, dtype=dtype or t.dtype, device=device or t.device,
+                requires_grad=requires_grad)
+
+
+from . import functional as F  # noqa: E402  (functional builds on Tensor, so it comes after it)
