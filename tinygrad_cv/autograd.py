@@ -10,6 +10,7 @@ Every differentiable op is a subclass of ``Function`` with two methods written a
 wanted, links the result to ``ctx`` so that ``Tensor.backward`` can walk the graph back.
 """
 import contextlib
+import gc
 
 from .backend import get_xp
 from .tensor import Tensor
@@ -105,11 +106,31 @@ def _accumulate(store, key, grad):
     store[key] = grad if previous is None else previous + grad
 
 
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause Python's cyclic garbage collector. The backward pass allocates many small arrays; each
+    allocation burst would trigger a collection that walks the whole (large) graph, making backward
+    superlinear in the graph size. The graph holds no reference cycles, so reference counting alone
+    frees everything in time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def backward(root, grad, retain_graph=False):
     """Propagate ``grad`` (the gradient of some scalar w.r.t. ``root``) to every leaf that requires grad.
 
     Leaves accumulate into ``.grad``; gradients of tensors used several times add up.
     """
+    with _gc_paused():
+        _backward(root, grad, retain_graph)
+
+
+def _backward(root, grad, retain_graph):
     if root._ctx is None:
         if root.requires_grad:  # a leaf: its gradient is the one given
             _accumulate_leaf(root, grad)

@@ -5,7 +5,7 @@ them back to each input's shape (``autograd.sum_to_shape``).
 """
 from ..autograd import Function
 from ..tensor import Tensor
-from ._util import lift, lift_pair
+from ._util import lift_pair
 
 
 class Add(Function):

@@ -15,8 +15,8 @@ class MatMul(Function):
         xp = ctx.xp
         a2 = a[None, :] if a.ndim == 1 else a           # (k,) -> (1, k)
         b2 = b[:, None] if b.ndim == 1 else b           # (k,) -> (k, 1)
-        g2 = g[..., None, :] if a.ndim == 1 else g
-        g2 = g2[..., None] if b.ndim == 1 else g2
+        g2 = g.reshape(1, 1) if a.ndim == b.ndim == 1 else \
+            g[..., None, :] if a.ndim == 1 else g[..., None] if b.ndim == 1 else g  # as if a2 @ b2
         ga = gb = None
         if ctx.needs_input_grad[0]:
             ga = sum_to_shape(xp, matmul_arrays(xp, g2, xp.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
