@@ -1,0 +1,295 @@
+"""Optimisers against hand-computed steps (and torch.optim as an extra), parameter groups, state_dict,
+discriminative learning rates and gradient clipping."""
+import math
+
+import numpy as np
+import pytest
+
+import tinygrad_cv as tg
+from tinygrad_cv import optim
+from tinygrad_cv.nn import Parameter
+from conftest import DEVICES
+
+
+def scalar_param(value=1.0, device="cpu"):
+    return Parameter(np.array([value], dtype=np.float64), device=device)
+
+
+def run_steps(opt, param, grads):
+    """Set each gradient by hand and step; return the parameter value after every step."""
+    values = []
+    for g in grads:
+        param.grad = tg.Tensor(np.array([g], dtype=param.dtype), device=param.device)
+        opt.step()
+        values.append(float(param.numpy()[0]))
+    return values
+
+
+# ----------------------------------------------------------------------------- SGD by hand
+def test_sgd_plain_step():
+    p = Parameter(np.array([1.0, 2.0], dtype=np.float32))
+    p.grad = tg.tensor(np.array([0.5, -1.0], dtype=np.float32))
+    optim.SGD([p], lr=0.1).step()
+    np.testing.assert_allclose(p.numpy(), [0.95, 2.1], rtol=1e-6)
+
+
+def test_sgd_momentum_dampening_by_hand():
+    # step 1: buf = g1 = 1;                       p = 1 - 0.1 * 1 = 0.9
+    # step 2: buf = 0.9 * 1 + (1 - 0.5) * 2 = 1.9;  p = 0.9 - 0.1 * 1.9 = 0.71
+    p = scalar_param()
+    values = run_steps(optim.SGD([p], lr=0.1, momentum=0.9, dampening=0.5), p, [1.0, 2.0])
+    np.testing.assert_allclose(values, [0.9, 0.71], rtol=1e-12)
+
+
+def test_sgd_nesterov_by_hand():
+    # step 1: buf = 1;               d = 1 + 0.9 * 1 = 1.9;    p = 1 - 0.19 = 0.81
+    # step 2: buf = 0.9 * 1 + 2 = 2.9; d = 2 + 0.9 * 2.9 = 4.61; p = 0.81 - 0.461 = 0.349
+    p = scalar_param()
+    values = run_steps(optim.SGD([p], lr=0.1, momentum=0.9, nesterov=True), p, [1.0, 2.0])
+    np.testing.assert_allclose(values, [0.81, 0.349], rtol=1e-12)
+
+
+def test_sgd_weight_decay_by_hand():
+    # d = g + wd * p = 1 + 0.1 * 1 = 1.1;  p = 1 - 0.1 * 1.1 = 0.89
+    p = scalar_param()
+    assert run_steps(optim.SGD([p], lr=0.1, weight_decay=0.1), p, [1.0]) == pytest.approx([0.89], rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- Adam by hand
+def adam_reference(p, grads, lr, beta1, beta2, eps, wd=0.0, decoupled=False):
+    """Scalar Adam written out from the paper's formulas, step by step."""
+    m = v = 0.0
+    out = []
+    for t, g in enumerate(grads, start=1):
+        if decoupled:
+            p = p - lr * wd * p
+        else:
+            g = g + wd * p
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
+        p = p - lr * m_hat / (math.sqrt(v_hat) + eps)
+        out.append(p)
+    return out
+
+
+def test_adam_first_steps_by_hand():
+    # step 1 normalises the gradient: m_hat = g, v_hat = g^2, so p = 1 - 0.1 * sign(2) = 0.9.
+    # step 2 (g = -1): m = 0.9 * 0.2 - 0.1 = 0.08, v = 0.999 * 0.004 + 0.001 = 0.004996,
+    #   m_hat = 0.08 / 0.19, v_hat = 0.004996 / 0.001999, p = 0.9 - 0.1 * m_hat / sqrt(v_hat) = 0.873366...
+    p = scalar_param()
+    values = run_steps(optim.Adam([p], lr=0.1), p, [2.0, -1.0])
+    second = 0.9 - 0.1 * (0.08 / 0.19) / math.sqrt(0.004996 / 0.001999)
+    np.testing.assert_allclose(values, [0.9, second], rtol=1e-7)
+    assert second == pytest.approx(0.873366, abs=1e-6)
+
+
+def test_adam_and_adamw_weight_decay_differ_as_published():
+    # Adam puts the L2 term in the gradient, which step 1 normalises away: p = 0.9.
+    # AdamW decays the weight first: p = 1 * (1 - 0.1 * 0.1) - 0.1 = 0.89.
+    p, q = scalar_param(), scalar_param()
+    assert run_steps(optim.Adam([p], lr=0.1, weight_decay=0.1), p, [2.0]) == pytest.approx([0.9], abs=1e-7)
+    assert run_steps(optim.AdamW([q], lr=0.1, weight_decay=0.1), q, [2.0]) == pytest.approx([0.89], abs=1e-7)
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_adam_many_steps_match_scalar_reference(decoupled):
+    grads = [0.3, -1.2, 0.7, 2.0, -0.1, 0.05]
+    cls = optim.AdamW if decoupled else optim.Adam
+    p = scalar_param(0.5)
+    values = run_steps(cls([p], lr=0.01, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.2), p, grads)
+    expected = adam_reference(0.5, grads, 0.01, 0.8, 0.95, 1e-6, wd=0.2, decoupled=decoupled)
+    np.testing.assert_allclose(values, expected, rtol=1e-10)
+
+
+def test_adamw_default_weight_decay_is_pytorchs():
+    p = scalar_param()
+    assert optim.AdamW([p]).param_groups[0]["weight_decay"] == 1e-2
+    assert optim.Adam([p]).param_groups[0]["weight_decay"] == 0
+
+
+# ----------------------------------------------------------------------------- against torch.optim
+TORCH_CASES = [
+    ("SGD", dict(lr=0.05)),
+    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01)),
+    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)),
+    ("Adam", dict(lr=0.01, betas=(0.85, 0.99), eps=1e-7, weight_decay=0.05)),
+    ("AdamW", dict(lr=0.01, weight_decay=0.1)),
+]
+
+
+@pytest.mark.parametrize("name,kwargs", TORCH_CASES)
+def test_matches_torch_optim(name, kwargs):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    init = [rng.standard_normal((3, 4)), rng.standard_normal(5)]
+    grads = [[rng.standard_normal(a.shape) for a in init] for _ in range(6)]
+    ours = [Parameter(a.copy()) for a in init]
+    theirs = [torch.tensor(a.copy(), requires_grad=True) for a in init]
+    opt, peer = getattr(optim, name)(ours, **kwargs), getattr(torch.optim, name)(theirs, **kwargs)
+    for step_grads in grads:
+        for p, t, g in zip(ours, theirs, step_grads):
+            p.grad, t.grad = tg.tensor(g), torch.tensor(g)
+        opt.step()
+        peer.step()
+    for p, t in zip(ours, theirs):
+        np.testing.assert_allclose(p.numpy(), t.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- behaviour
+@pytest.mark.parametrize("device", DEVICES)
+def test_step_is_in_place_and_builds_no_graph(device):
+    p = Parameter(np.ones((2, 3), dtype=np.float32), device=device)
+    buffer = p.data
+    p.grad = tg.ones(2, 3, device=device)
+    optim.Adam([p], lr=0.1).step()
+    assert p.data is buffer and p.is_leaf and p.requires_grad and p.dtype == np.float32
+    np.testing.assert_allclose(p.numpy(), np.full((2, 3), 0.9), rtol=1e-6)
+
+
+def test_parameters_without_grad_are_left_alone():
+    a, b = scalar_param(1.0), scalar_param(2.0)
+    a.grad = tg.tensor(np.array([1.0]))
+    opt = optim.SGD([a, b], lr=0.5, momentum=0.9)
+    opt.step()
+    assert b.numpy()[0] == 2.0 and b not in opt.state and a.numpy()[0] == 0.5
+
+
+def test_parameter_groups_have_their_own_learning_rates():
+    a, b = scalar_param(), scalar_param()
+    opt = optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.01}], lr=0.1)
+    a.grad = b.grad = tg.tensor(np.array([1.0]))
+    opt.step()
+    assert (a.numpy()[0], b.numpy()[0]) == pytest.approx((0.9, 0.99))
+
+
+def test_zero_grad_clears_every_group():
+    a, b = scalar_param(), scalar_param()
+    opt = optim.SGD([{"params": [a]}, {"params": [b]}], lr=0.1)
+    a.grad = b.grad = tg.tensor(np.array([1.0]))
+    opt.zero_grad()
+    assert a.grad is None and b.grad is None
+
+
+def test_set_hyper_drives_momentum_and_beta1():
+    p, q = scalar_param(), scalar_param()
+    sgd, adam = optim.SGD([p], lr=0.1, momentum=0.5), optim.Adam([q])
+    sgd.set_hyper("mom", 0.8)
+    adam.set_hyper("mom", 0.7)
+    assert sgd.param_groups[0]["momentum"] == 0.8
+    assert adam.param_groups[0]["betas"] == (0.7, 0.999)
+    sgd.set_hyper("lr", [0.3])
+    assert sgd.param_groups[0]["lr"] == 0.3
+    with pytest.raises(ValueError, match="2 values but the optimiser has 1"):
+        sgd.set_hyper("lr", [0.1, 0.2])
+
+
+def _only_plain_values(obj):
+    if isinstance(obj, dict):
+        return all(isinstance(k, str) and _only_plain_values(v) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return all(_only_plain_values(v) for v in obj)
+    return isinstance(obj, (np.ndarray, int, float, str, bool, type(None)))
+
+
+@pytest.mark.parametrize("cls,kwargs", [(optim.SGD, dict(lr=0.1, momentum=0.9)), (optim.AdamW, dict(lr=0.1))])
+def test_state_dict_round_trip_continues_identically(cls, kwargs):
+    rng = np.random.default_rng(2)
+    grads = [rng.standard_normal((2, 2)) for _ in range(5)]
+
+    def fresh():
+        p = Parameter(np.eye(2))
+        return p, cls([{"params": [p], "lr": kwargs["lr"]}], **kwargs)
+
+    p, opt = fresh()
+    for g in grads[:2]:
+        p.grad = tg.tensor(g)
+        opt.step()
+    state = opt.state_dict()
+    assert _only_plain_values(state)
+    q, other = fresh()
+    q.data = p.data.copy()
+    other.load_state_dict(state)
+    for g in grads[2:]:
+        p.grad, q.grad = tg.tensor(g), tg.tensor(g)
+        opt.step()
+        other.step()
+    np.testing.assert_array_equal(p.numpy(), q.numpy())
+
+
+def test_load_state_dict_rejects_other_shapes_and_groups():
+    p = Parameter(np.ones((2, 2)))
+    opt = optim.SGD([p], lr=0.1, momentum=0.9)
+    p.grad = tg.ones(2, 2, dtype=np.float64)
+    opt.step()
+    with pytest.raises(ValueError, match=r"momentum_buffer \(2, 2\) vs \(3,\)"):
+        optim.SGD([Parameter(np.ones(3))], lr=0.1).load_state_dict(opt.state_dict())
+    with pytest.raises(ValueError, match=r"groups of sizes \[1\] but this one has \[2\]"):
+        optim.SGD([Parameter(np.ones(3)), Parameter(np.ones(2))], lr=0.1).load_state_dict(opt.state_dict())
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: optim.SGD([], lr=0.1), "empty parameter list"),
+    (lambda: optim.Adam(iter(())), "empty parameter list"),
+    (lambda: optim.SGD([scalar_param()], lr=0), "positive number, got lr=0"),
+    (lambda: optim.Adam([scalar_param()], lr=-1e-3), "positive number, got lr=-0.001"),
+    (lambda: optim.SGD([scalar_param()], lr=0.1, nesterov=True), "nesterov needs momentum > 0"),
+    (lambda: optim.Adam([scalar_param()], betas=(0.9, 1.0)), "betas must be two numbers in"),
+    (lambda: optim.SGD([np.ones(3)], lr=0.1), "floating-point Tensors, got ndarray"),
+])
+def test_bad_arguments_raise_clear_errors(make, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        make()
+
+
+def test_a_parameter_in_two_groups_is_rejected():
+    p = scalar_param()
+    with pytest.raises(ValueError, match="appears twice"):
+        optim.SGD([{"params": [p]}, {"params": [p]}], lr=0.1)
+
+
+# ----------------------------------------------------------------------------- discriminative learning rates
+def test_even_mults_is_geometric():
+    np.testing.assert_allclose(optim.even_mults(1e-5, 1e-3, 3), [1e-5, 1e-4, 1e-3], rtol=1e-12)
+    np.testing.assert_allclose(optim.even_mults(1e-4, 1e-2, 1), [1e-2])
+
+
+def test_lr_range_follows_fastai():
+    np.testing.assert_allclose(optim.lr_range(slice(1e-6, 1e-3), 4), [1e-6, 1e-5, 1e-4, 1e-3], rtol=1e-12)
+    np.testing.assert_allclose(optim.lr_range(slice(1e-3), 3), [1e-4, 1e-4, 1e-3], rtol=1e-12)
+    np.testing.assert_allclose(optim.lr_range(3e-3, 2), [3e-3, 3e-3])
+
+
+# ----------------------------------------------------------------------------- gradient clipping
+def test_clip_grad_norm_scales_to_max_norm_and_returns_total():
+    a, b = Parameter(np.zeros(2)), Parameter(np.zeros(1))
+    a.grad, b.grad = tg.tensor(np.array([3.0, 4.0])), tg.tensor(np.array([12.0]))
+    total = optim.clip_grad_norm_([a, b], max_norm=6.5)  # sqrt(9 + 16 + 144) = 13
+    assert total.item() == pytest.approx(13.0)
+    coef = 6.5 / (13.0 + 1e-6)
+    np.testing.assert_allclose(a.grad.numpy(), [3 * coef, 4 * coef], rtol=1e-12)
+    np.testing.assert_allclose(b.grad.numpy(), [12 * coef], rtol=1e-12)
+
+
+def test_clip_grad_norm_leaves_small_gradients_and_supports_inf_norm():
+    a = Parameter(np.zeros(3))
+    a.grad = tg.tensor(np.array([1.0, -5.0, 2.0]))
+    assert optim.clip_grad_norm_([a], max_norm=100).item() == pytest.approx(math.sqrt(30))
+    np.testing.assert_array_equal(a.grad.numpy(), [1.0, -5.0, 2.0])
+    assert optim.clip_grad_norm_([a], max_norm=1, norm_type="inf").item() == pytest.approx(5.0)
+    np.testing.assert_allclose(a.grad.numpy(), np.array([1.0, -5.0, 2.0]) / (5 + 1e-6), rtol=1e-12)
+
+
+def test_clip_grad_norm_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    grads = [rng.standard_normal((4, 3)) * 3, rng.standard_normal(7)]
+    ours = [Parameter(np.zeros(g.shape)) for g in grads]
+    theirs = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in grads]
+    for p, t, g in zip(ours, theirs, grads):
+        p.grad, t.grad = tg.tensor(g), torch.tensor(g)
+    total = optim.clip_grad_norm_(ours, max_norm=2.0, norm_type=3)
+    peer = torch.nn.utils.clip_grad_norm_(theirs, max_norm=2.0, norm_type=3)
+    assert total.item() == pytest.approx(peer.item(), rel=1e-6)
+    for p, t in zip(ours, theirs):
+        np.testing.assert_allclose(p.grad.numpy(), t.grad.numpy(), rtol=1e-6)

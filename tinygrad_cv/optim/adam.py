@@ -1,0 +1,56 @@
+"""Adam and AdamW, with PyTorch's update formulas."""
+from .optimizer import Optimizer
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba). At step t, with g the gradient:
+
+        g   <- g + weight_decay * p                        (Adam: L2 penalty in the gradient)
+        p   <- p * (1 - lr * weight_decay)                 (AdamW: decoupled decay, instead)
+        m   <- beta1 * m + (1 - beta1) * g
+        v   <- beta2 * v + (1 - beta2) * g^2
+        p   <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+    """
+
+    momentum_key = "betas"
+    decoupled_weight_decay = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+
+    def check_hypers(self, group):
+        super().check_hypers(group)
+        name = type(self).__name__
+        if len(group["betas"]) != 2 or not all(0 <= b < 1 for b in group["betas"]):
+            raise ValueError(f"{name}: betas must be two numbers in [0, 1), got {group['betas']}")
+        if not group["eps"] >= 0:
+            raise ValueError(f"{name}: eps must be >= 0, got {group['eps']}")
+
+    def update(self, group, param, grad, state):
+        p, xp = param.data, param.xp
+        lr, (beta1, beta2), wd = group["lr"], group["betas"], group["weight_decay"]
+        if not state:
+            state.update(step=0, exp_avg=xp.zeros_like(p), exp_avg_sq=xp.zeros_like(p))
+        state["step"] += 1
+        if wd and self.decoupled_weight_decay:
+            p *= 1 - lr * wd
+        elif wd:
+            grad = grad + wd * p
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m *= beta1
+        m += (1 - beta1) * grad
+        v *= beta2
+        v += (1 - beta2) * grad * grad
+        bias_correction1 = 1 - beta1 ** state["step"]
+        bias_correction2_sqrt = (1 - beta2 ** state["step"]) ** 0.5
+        denom = xp.sqrt(v) / bias_correction2_sqrt + group["eps"]
+        p -= (lr / bias_correction1) * m / denom
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter); default weight_decay 1e-2, as PyTorch."""
+
+    decoupled_weight_decay = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)

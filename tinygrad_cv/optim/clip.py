@@ -1,0 +1,37 @@
+"""Gradient clipping by the global norm, as ``torch.nn.utils.clip_grad_norm_``."""
+import math
+
+import numpy as np
+
+from ..tensor import Tensor
+
+
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+    """Scale all gradients together, in place, so that their joint norm is at most ``max_norm``.
+
+    total = (sum_p ||grad_p||^q)^(1/q)  (max |grad| for q = inf);  every grad *= min(1, max_norm / (total + 1e-6)).
+    Returns the total norm before clipping, as a 0-d float32 Tensor. Parameters without a gradient are skipped.
+    """
+    params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    grads = [p.grad.data for p in params if p.grad is not None]
+    if not grads:
+        return Tensor(0.0)
+    norm_type = float(norm_type)
+    if not norm_type > 0:
+        raise ValueError(f"clip_grad_norm_: norm_type must be positive (or inf), got {norm_type}")
+    xp = params[0].xp
+    norms = xp.stack([_norm(xp, g, norm_type) for g in grads])
+    total = norms.max() if norm_type == math.inf else (norms ** norm_type).sum() ** (1 / norm_type)
+    if error_if_nonfinite and not bool(xp.isfinite(total)):
+        raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is {float(total)}; "
+                           f"the gradients contain inf or NaN")
+    coef = min(1.0, float(max_norm) / (float(total) + 1e-6))
+    for g in grads:
+        g *= g.dtype.type(coef)
+    return Tensor(total.astype(np.float32), device=params[0].device)
+
+
+def _norm(xp, grad, norm_type):
+    """One gradient's norm, accumulated in float32 at least."""
+    g = xp.abs(grad.astype(np.promote_types(grad.dtype, np.float32), copy=False))
+    return g.max() if norm_type == math.inf else (g ** norm_type).sum() ** (1 / norm_type)

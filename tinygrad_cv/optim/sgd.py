@@ -1,0 +1,40 @@
+"""Stochastic gradient descent with momentum, dampening, weight decay and Nesterov, as PyTorch."""
+from .optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    """With g = grad + weight_decay * p, and the buffer b started at g on the first step:
+
+        b <- momentum * b + (1 - dampening) * g
+        d  = g + momentum * b   (nesterov)   or   b   (otherwise; g itself when momentum = 0)
+        p <- p - lr * d
+    """
+
+    momentum_key = "momentum"
+
+    def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def check_hypers(self, group):
+        super().check_hypers(group)
+        if group["momentum"] < 0:
+            raise ValueError(f"SGD: momentum must be >= 0, got {group['momentum']}")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(f"SGD: nesterov needs momentum > 0 and dampening = 0, got "
+                             f"momentum={group['momentum']}, dampening={group['dampening']}")
+
+    def update(self, group, param, grad, state):
+        p = param.data
+        if group["weight_decay"]:
+            grad = grad + group["weight_decay"] * p
+        momentum = group["momentum"]
+        if momentum:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = grad.astype(p.dtype, copy=True)
+            else:
+                buf *= momentum
+                buf += (1 - group["dampening"]) * grad
+            grad = grad + momentum * buf if group["nesterov"] else buf
+        p -= group["lr"] * grad
