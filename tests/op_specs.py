@@ -105,6 +105,8 @@ SPECS = [
     OpSpec("exp", F.exp, np.exp, single(shape)),
     OpSpec("log", F.log, np.log, single(shape), make=positive),
     OpSpec("sqrt", F.sqrt, np.sqrt, single(shape), make=positive),
+    OpSpec("sin", F.sin, lambda x: np.cos(x - np.pi / 2), single(shape)),
+    OpSpec("cos", F.cos, lambda x: np.sin(x + np.pi / 2), single(shape)),
     OpSpec("abs", F.abs, np.abs, single(shape), make=away_from_zero),
     OpSpec("relu", F.relu, lambda x: x * (x > 0), single(shape), make=away_from_zero),
     OpSpec("leaky_relu", lambda x: F.leaky_relu(x, 0.1), lambda x: np.where(x > 0, x, 0.1 * x),

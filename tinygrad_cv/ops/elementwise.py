@@ -93,6 +93,26 @@ class Log(Function):
         return g / ctx.saved[0]
 
 
+class Sin(Function):
+    """y = sin x;  dy/dx = cos x."""
+    def forward(ctx, x):
+        ctx.save(x)
+        return ctx.xp.sin(x)
+
+    def backward(ctx, g):
+        return g * ctx.xp.cos(ctx.saved[0])
+
+
+class Cos(Function):
+    """y = cos x;  dy/dx = -sin x."""
+    def forward(ctx, x):
+        ctx.save(x)
+        return ctx.xp.cos(x)
+
+    def backward(ctx, g):
+        return -g * ctx.xp.sin(ctx.saved[0])
+
+
 class Sqrt(Function):
     """y = sqrt(x);  dy/dx = 1 / (2 y)."""
     def forward(ctx, x):
@@ -231,6 +251,8 @@ def pow(x, exponent): return Pow.apply(*lift_pair(x, exponent))
 def exp(x): return Exp.apply(x)
 def log(x): return Log.apply(x)
 def sqrt(x): return Sqrt.apply(x)
+def sin(x): return Sin.apply(x)
+def cos(x): return Cos.apply(x)
 def abs(x): return Abs.apply(x)
 def maximum(a, b): return Maximum.apply(*lift_pair(a, b))
 def minimum(a, b): return Minimum.apply(*lift_pair(a, b))
