@@ -1,0 +1,5 @@
+"""Metrics: plain functions f(pred, targ) -> float and Metric classes that accumulate over an epoch."""
+from .base import AvgMetric, Metric, as_metric  # noqa: F401
+from .classification import accuracy, accuracy_multi, error_rate, fbeta  # noqa: F401
+from .segmentation import (AccIgnore, ConfusionMatrixMetric, Dice, DiceMulti, IoU, MeanIoU,  # noqa: F401
+                           acc_ignore, confusion_matrix)
