@@ -283,3 +283,19 @@ def test_roi_pool_gradcheck_and_empty_bins():
     assert tg.gradcheck(lambda t: F.roi_pool(t, rois, 3), [x])
     outside = F.roi_pool(x, tg.Tensor([[0, 7.0, 7.0, 9.0, 9.0]]), 2)     # entirely off the map
     assert not outside.numpy().any()
+
+
+def test_roi_align_in_small_groups_of_rois_gives_the_same(monkeypatch):
+    from tinygrad_cv.ops import roi
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((2, 3, 6, 7))
+    rois = tg.Tensor(_random_rois(rng, 2, 6, 7, 9))
+    grad = rng.standard_normal((9, 3, 2, 2))
+    results = []
+    for limit in (roi._MAX_INTERMEDIATE, 2 * 3 * 7):              # the second: one ROI per product
+        monkeypatch.setattr(roi, "_MAX_INTERMEDIATE", limit)
+        xt = tg.Tensor(x, requires_grad=True)
+        out = F.roi_align(xt, rois, 2, aligned=True)
+        out.backward(grad)
+        results.append((out.numpy(), xt.grad.numpy()))
+    assert np.allclose(results[0][0], results[1][0]) and np.allclose(results[0][1], results[1][1])

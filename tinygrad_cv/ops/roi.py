@@ -127,17 +127,21 @@ def roi_align_weights(xp, rois, feature_shape, output_size, spatial_scale, sampl
     return a_y, a_x
 
 
+def _weights_as(dtype, *args):
+    """``roi_align_weights(*args)`` in the dtype the products are computed in."""
+    return tuple(a.astype(dtype) for a in roi_align_weights(*args))
+
+
 def _group_size(output_h, channels, width):
     return max(1, _MAX_INTERMEDIATE // max(output_h * channels * width, 1))
 
 
 def roi_align_forward(xp, x, rois, output_size, spatial_scale, sampling_ratio, aligned):
     """RoIAlign of an (N, C, H, W) array: (K, C, out_h, out_w), out[k, c] = A_y[k] @ x[b_k, c] @ A_x[k]^T."""
-    n, c, h, w = x.shape
+    _, c, h, w = x.shape
     out_h, out_w = output_size
     dtype = accumulate_dtype(x.dtype) or x.dtype
-    a_y, a_x = (a.astype(dtype) for a in roi_align_weights(xp, rois, (h, w), output_size, spatial_scale,
-                                                            sampling_ratio, aligned))
+    a_y, a_x = _weights_as(dtype, xp, rois, (h, w), output_size, spatial_scale, sampling_ratio, aligned)
     out = xp.zeros((len(rois), c, out_h, out_w), dtype=dtype)
     for b, rows in _roi_groups(xp, rois[:, 0], _group_size(out_h, c, w)):
         feature = x[b].astype(dtype, copy=False).transpose(1, 0, 2).reshape(h, c * w)      # (H, C*W)
@@ -152,8 +156,7 @@ def roi_align_backward(xp, grad, rois, input_shape, output_size, spatial_scale, 
     n, c, h, w = input_shape
     out_h, out_w = output_size
     dtype = accumulate_dtype(grad.dtype) or grad.dtype
-    a_y, a_x = (a.astype(dtype) for a in roi_align_weights(xp, rois, (h, w), output_size, spatial_scale,
-                                                            sampling_ratio, aligned))
+    a_y, a_x = _weights_as(dtype, xp, rois, (h, w), output_size, spatial_scale, sampling_ratio, aligned)
     grad_x = xp.zeros((n, h, c * w), dtype=dtype)
     for b, rows in _roi_groups(xp, rois[:, 0], _group_size(out_h, c, w)):
         g = grad[rows].astype(dtype, copy=False).transpose(0, 2, 1, 3).reshape(len(rows), out_h * c, out_w)
