@@ -15,7 +15,7 @@ TARGS = np.array([[1, 0, 1, 0], [0, 0, 0, 0], [1, 1, 0, 0]])
 
 
 def fbeta_naive(probs, targs, beta, thresh):
-    """F-beta per sample with Python loops, averaged; an empty row (nothing predicted, nothing true) scores 0."""
+    """F-beta per sample with Python loops, averaged; a row with no true positive scores 0."""
     scores = []
     for row, truth in zip(probs, targs):
         pred = [p > thresh for p in row]
@@ -56,7 +56,8 @@ def test_fbeta_matches_naive_loop(beta, thresh):
     rng = np.random.default_rng(4)
     probs, targs = rng.random((20, 6)), (rng.random((20, 6)) > 0.6).astype(np.int64)
     expected = fbeta_naive(probs, targs, beta, thresh)
-    assert metrics.fbeta(probs, targs, beta=beta, thresh=thresh, sigmoid=False) == pytest.approx(expected, abs=1e-7)
+    got = metrics.fbeta(probs, targs, beta=beta, thresh=thresh, sigmoid=False)
+    assert got == pytest.approx(expected, abs=1e-7)
 
 
 def test_partial_fbeta_is_a_metric_named_after_the_function():
@@ -77,8 +78,8 @@ def test_accuracy_and_error_rate():
 def test_accuracy_over_pixels_on_each_device(device):
     rng = np.random.default_rng(5)
     logits, targs = rng.standard_normal((2, 3, 4, 5)), rng.integers(0, 3, (2, 4, 5))
-    expected = np.mean([[[np.argmax(logits[n, :, i, j]) == targs[n, i, j] for j in range(5)] for i in range(4)]
-                        for n in range(2)])
+    expected = np.mean([np.argmax(logits[n, :, i, j]) == targs[n, i, j]
+                        for n in range(2) for i in range(4) for j in range(5)])
     got = metrics.accuracy(tg.tensor(logits, device=device), tg.tensor(targs, device=device), axis=1)
     assert got == pytest.approx(expected)
 
@@ -96,7 +97,8 @@ def test_avg_metric_weights_batches_by_size():
     (lambda: metrics.accuracy(np.zeros((4, 3)), np.zeros(5)), r"shape \(4,\).*targets have shape \(5,\)"),
     (lambda: metrics.fbeta(np.zeros((4, 3)), np.zeros((4, 2))), r"fbeta: .* \(4, 3\) and \(4, 2\)"),
     (lambda: metrics.accuracy_multi(np.zeros(4), np.zeros(4)), r"accuracy_multi: .*\(batch, classes\)"),
-    (lambda: metrics.acc_ignore(np.zeros((2, 3, 4, 4)), np.zeros((2, 4, 5)), 0), r"acc_ignore: .*\(2, 4, 5\)"),
+    (lambda: metrics.acc_ignore(np.zeros((2, 3, 4, 4)), np.zeros((2, 4, 5)), 0),
+     r"acc_ignore: .*\(2, 4, 5\)"),
     (lambda: metrics.MeanIoU().accumulate(np.zeros((1, 3, 2, 2)), np.full((1, 2, 2), 7)), "targets range"),
     (lambda: metrics.as_metric(3), "expected a Metric or a function"),
 ])
@@ -201,5 +203,6 @@ def test_binary_dice_and_iou_by_hand_with_one_or_two_channels():
 @pytest.mark.parametrize("device", DEVICES)
 def test_segmentation_metrics_take_tensors_on_each_device(device):
     metric = metrics.MeanIoU()
-    metric.accumulate(tg.tensor(one_hot_logits(SEG_PRED, 3), device=device), tg.tensor(SEG_TARG, device=device))
+    logits = tg.tensor(one_hot_logits(SEG_PRED, 3), device=device)
+    metric.accumulate(logits, tg.tensor(SEG_TARG, device=device))
     assert metric.value == pytest.approx(0.5)

@@ -40,7 +40,7 @@ def test_one_cycle_by_hand():
 def test_one_cycle_momentum_moves_against_the_rate():
     opt = sgd()
     moms = trace(opt, OneCycleLR(opt, max_lr=1.0, total_steps=10), 10, key="mom")
-    assert moms[0] == pytest.approx(0.95) and moms[2] == pytest.approx(0.85) and moms[9] == pytest.approx(0.95)
+    assert (moms[0], moms[2], moms[9]) == pytest.approx((0.95, 0.85, 0.95))
     assert moms[1] == pytest.approx(0.90)
 
 
@@ -110,7 +110,8 @@ def test_state_dict_resumes_the_schedule():
     assert trace(other_opt, other, 6) == trace(opt, sched, 6)
 
 
-@pytest.mark.parametrize("kwargs", [dict(), dict(three_phase=True), dict(anneal_strategy="linear", pct_start=0.45),
+@pytest.mark.parametrize("kwargs", [dict(), dict(three_phase=True),
+                                    dict(anneal_strategy="linear", pct_start=0.45),
                                     dict(div_factor=10, final_div_factor=100, base_momentum=0.8)])
 def test_matches_torch_one_cycle(kwargs):
     torch = pytest.importorskip("torch")

@@ -69,7 +69,8 @@ def confusion_matrix(labels, targ, n_classes, ignore_index=None):
         labels, targ = labels[keep], targ[keep]
     if targ.size and (int(targ.min()) < 0 or int(targ.max()) >= n_classes):
         raise ValueError(f"confusion_matrix: targets range over [{int(targ.min())}, {int(targ.max())}] but "
-                         f"there are {n_classes} classes; pass the right n_classes or the void code to ignore")
+                         f"there are {n_classes} classes; pass the right n_classes or the void code to "
+                         f"ignore")
     counts = xp.bincount(targ * n_classes + labels, minlength=n_classes * n_classes)
     return counts.reshape(n_classes, n_classes)
 
@@ -136,7 +137,8 @@ class DiceMulti(ConfusionMatrixMetric):
 
 
 class ForegroundMetric(ConfusionMatrixMetric):
-    """A binary score of the foreground (class 1) alone; None while it is absent from predictions and targets."""
+    """A binary score of the foreground (class 1) alone; None while it is absent from predictions and
+    targets."""
 
     def __init__(self, axis=1):
         super().__init__(n_classes=2, axis=axis)

@@ -9,8 +9,10 @@ from ..tensor import Tensor
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
     """Scale all gradients together, in place, so that their joint norm is at most ``max_norm``.
 
-    total = (sum_p ||grad_p||^q)^(1/q)  (max |grad| for q = inf);  every grad *= min(1, max_norm / (total + 1e-6)).
-    Returns the total norm before clipping, as a 0-d float32 Tensor. Parameters without a gradient are skipped.
+    total = (sum_p ||grad_p||^q)^(1/q)  (max |grad| for q = inf);
+    every grad *= min(1, max_norm / (total + 1e-6)).
+    Returns the total norm before clipping, as a 0-d float32 Tensor. Parameters without a gradient are
+    skipped.
     """
     params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
     grads = [p.grad.data for p in params if p.grad is not None]
@@ -23,8 +25,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     norms = xp.stack([_norm(xp, g, norm_type) for g in grads])
     total = norms.max() if norm_type == math.inf else (norms ** norm_type).sum() ** (1 / norm_type)
     if error_if_nonfinite and not bool(xp.isfinite(total)):
-        raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is {float(total)}; "
-                           f"the gradients contain inf or NaN")
+        raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is "
+                           f"{float(total)}; the gradients contain inf or NaN")
     coef = min(1.0, float(max_norm) / (float(total) + 1e-6))
     for g in grads:
         g *= g.dtype.type(coef)

@@ -3,7 +3,7 @@ import numpy as np
 
 
 def even_mults(start, stop, n):
-    """``n`` numbers from ``start`` to ``stop`` evenly spaced on a log scale: start * (stop/start)^(i/(n-1))."""
+    """``n`` numbers from ``start`` to ``stop``, evenly spaced in log: start (stop/start)^(i/(n-1))."""
     if n == 1:
         return np.array([float(stop)])
     step = (stop / start) ** (1 / (n - 1))

@@ -35,7 +35,8 @@ class OneCycleLR:
         if not 0 <= pct_start <= 1:
             raise ValueError(f"OneCycleLR: pct_start must be in [0, 1], got {pct_start}")
         if anneal_strategy not in ("cos", "linear"):
-            raise ValueError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
+            raise ValueError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', "
+                             f"got {anneal_strategy!r}")
         if cycle_momentum and optimizer.momentum_key is None:
             raise ValueError(f"OneCycleLR: {type(optimizer).__name__} has no momentum to cycle; "
                              f"pass cycle_momentum=False")
@@ -53,7 +54,7 @@ class OneCycleLR:
         self.step()
 
     def _phases(self, pct_start, three_phase):
-        """(end step, lr key at start, lr key at end, momentum key at start, momentum key at end) per phase."""
+        """Per phase: (end step, lr key at start, lr key at end, momentum keys at start and end)."""
         n = self.total_steps
         if three_phase:
             return [(pct_start * n - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
@@ -67,8 +68,8 @@ class OneCycleLR:
         self.last_epoch += 1
         if self.last_epoch > self.total_steps:
             raise ValueError(f"OneCycleLR: tried to step {self.last_epoch} times, but the schedule has "
-                             f"total_steps={self.total_steps}; make total_steps (or epochs x steps_per_epoch) "
-                             f"match the number of optimiser steps")
+                             f"total_steps={self.total_steps}; make total_steps (or epochs x "
+                             f"steps_per_epoch) match the number of optimiser steps")
         for group in self.optimizer.param_groups:
             lr, momentum = self._values_at(group, self.last_epoch)
             group["lr"] = lr

@@ -43,8 +43,8 @@ class Optimizer:
             raise ValueError(f"{name}: parameter group {len(self.param_groups)} is empty")
         for p in params:
             if not isinstance(p, Tensor) or p.dtype.kind != "f":
-                raise TypeError(f"{name}: parameters must be floating-point Tensors, got "
-                                f"{type(p).__name__}{'' if not isinstance(p, Tensor) else ' of ' + str(p.dtype)}")
+                what = f"a Tensor of {p.dtype}" if isinstance(p, Tensor) else type(p).__name__
+                raise TypeError(f"{name}: parameters must be floating-point Tensors, got {what}")
         known = {id(p) for g in self.param_groups for p in g["params"]}
         if len({id(p) for p in params}) != len(params) or known & {id(p) for p in params}:
             raise ValueError(f"{name}: a parameter appears twice (in one group or in two groups); "
@@ -105,8 +105,8 @@ class Optimizer:
         """{'state': [per-parameter dict of host arrays and numbers], 'param_groups': [hyper-parameters with
         'params' as indices]}. Only NumPy arrays, numbers, strings and lists: storable without pickle."""
         index = {id(p): i for i, p in enumerate(self._all_params())}
-        groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": [index[id(p)] for p in g["params"]]}
-                  for g in self.param_groups]
+        groups = [{**{k: v for k, v in g.items() if k != "params"},
+                   "params": [index[id(p)] for p in g["params"]]} for g in self.param_groups]
         state = [{k: (backend.to_numpy(v) if backend.is_device_array(v) else v)
                   for k, v in self.state.get(p, {}).items()} for p in self._all_params()]
         return {"state": state, "param_groups": groups}
@@ -116,18 +116,20 @@ class Optimizer:
         each parameter's device). The groups must have the same sizes and the state the same shapes."""
         params = self._all_params()
         saved_groups = state_dict["param_groups"]
-        sizes, saved_sizes = [len(g["params"]) for g in self.param_groups], [len(g["params"]) for g in saved_groups]
+        sizes = [len(g["params"]) for g in self.param_groups]
+        saved_sizes = [len(g["params"]) for g in saved_groups]
+        name = f"{type(self).__name__}.load_state_dict"
         if sizes != saved_sizes:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: the saved optimiser has parameter groups of "
-                             f"sizes {saved_sizes} but this one has {sizes}; was it saved for another model?")
+            raise ValueError(f"{name}: the saved optimiser has parameter groups of sizes {saved_sizes} but "
+                             f"this one has {sizes}; was it saved for another model?")
         wrong = [f"parameter {i}: {k} {np.shape(v)} vs {p.shape}" for i, (p, s) in
                  enumerate(zip(params, state_dict["state"])) for k, v in s.items()
                  if backend.is_device_array(v) and np.shape(v) != p.shape]
         if wrong:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: state shapes do not match the parameters: "
-                             + "; ".join(wrong))
+            raise ValueError(f"{name}: state shapes do not match the parameters: " + "; ".join(wrong))
         for group, saved in zip(self.param_groups, saved_groups):
-            group.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in saved.items() if k != "params"})
+            group.update({k: (tuple(v) if isinstance(v, list) else v)
+                          for k, v in saved.items() if k != "params"})
         self.state = {}
         for p, saved in zip(params, state_dict["state"]):
             if saved:
@@ -151,5 +153,6 @@ def per_group(values, n_groups, where):
         return [values] * n_groups
     values = np.asarray(values).tolist() if isinstance(values, np.ndarray) else list(values)
     if len(values) != n_groups:
-        raise ValueError(f"{where}: got {len(values)} values but the optimiser has {n_groups} parameter groups")
+        raise ValueError(f"{where}: got {len(values)} values but the optimiser has {n_groups} "
+                         f"parameter groups")
     return values
