@@ -1,0 +1,340 @@
+"""The Learner: fitting, one-cycle and discriminative schedules, freezing, validation and predictions,
+callbacks (early stopping, best-model saving, clipping), the LR finder, figures, progress output,
+determinism and clear errors."""
+import io
+import math
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tinygrad_cv as tg
+from tinygrad_cv.metrics import Metric, accuracy
+from tinygrad_cv.optim import SGD, clip_grad_norm_
+from tinygrad_cv.optim.lr_scheduler import annealing_cos
+from tinygrad_cv.train import (Callback, EarlyStoppingCallback, GradientClip, Learner, ProgressBar,
+                               SaveModelCallback)
+from tinygrad_cv.train.lr_finder import minimum, steep, valley
+from train_fixtures import MLP, Loaders, cross_entropy, make_dls, make_learner
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def weights(model):
+    return {k: v.copy() for k, v in model.state_dict().items()}
+
+
+# ----------------------------------------------------------------------------- fitting
+def test_fit_learns_and_fills_the_epoch_table():
+    learn = make_learner(metrics=[accuracy])
+    before = learn.validate()
+    learn.fit(3, lr=1e-2)
+    rows = learn.recorder.values
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    assert set(rows[0]) == {"epoch", "train_loss", "valid_loss", "accuracy", "time"}
+    assert rows[-1]["valid_loss"] < 0.5 * before["valid_loss"]
+    assert rows[-1]["accuracy"] > 0.8
+    assert len(learn.recorder.losses) == 3 * len(learn.dls.train)
+
+
+def test_train_loss_is_the_batch_size_weighted_mean():
+    learn = make_learner()
+    learn.dls.train.batch_size = 50  # 180 samples: batches of 50, 50, 50, 30
+    learn.fit(1, lr=1e-3)
+    sizes = [50, 50, 50, 30]
+    expected = sum(s * loss for s, loss in zip(sizes, learn.recorder.losses)) / 180
+    assert learn.recorder.values[0]["train_loss"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_validate_weights_batches_by_size_and_matches_a_direct_computation():
+    learn = make_learner(metrics=[accuracy])
+    learn.dls.valid.batch_size = 25  # 60 samples: 25, 25, 10
+    result = learn.validate()
+    x, y = learn.dls.valid.x, learn.dls.valid.y
+    learn.model.eval()
+    logits = learn.model(tg.tensor(x))
+    assert result["valid_loss"] == pytest.approx(cross_entropy(logits, tg.tensor(y)).item(), rel=1e-5)
+    assert result["accuracy"] == pytest.approx(np.mean(logits.numpy().argmax(1) == y))
+
+
+def test_same_seed_same_losses_run_after_run():
+    runs = []
+    for _ in range(2):
+        learn = make_learner(seed=3, dropout=0.2)
+        learn.fit_one_cycle(2, 1e-2)
+        runs.append((learn.recorder.losses, [r["valid_loss"] for r in learn.recorder.values]))
+    assert runs[0] == runs[1]
+    other = make_learner(seed=4, dropout=0.2)
+    other.fit_one_cycle(2, 1e-2)
+    assert other.recorder.losses != runs[0][0]
+
+
+# ----------------------------------------------------------------------------- schedules
+def test_fit_one_cycle_follows_fastais_schedule():
+    learn = make_learner()
+    n_iter = len(learn.dls.train)            # 9 batches per epoch, 18 in all
+    learn.fit_one_cycle(2, 1e-2, pct_start=0.25)
+    lrs, moms = learn.recorder.lrs, learn.recorder.moms
+    total = 2 * n_iter
+    for i in (0, 2, 4, 5, 11, 17):
+        pos = i / total
+        if pos < 0.25:
+            lr, mom = annealing_cos(1e-2 / 25, 1e-2, pos / 0.25), annealing_cos(0.95, 0.85, pos / 0.25)
+        else:
+            lr = annealing_cos(1e-2, 1e-2 / 1e5, (pos - 0.25) / 0.75)
+            mom = annealing_cos(0.85, 0.95, (pos - 0.25) / 0.75)
+        assert lrs[i] == pytest.approx(lr, rel=1e-12) and moms[i] == pytest.approx(mom, rel=1e-12)
+    assert lrs[0] == pytest.approx(4e-4) and moms[0] == pytest.approx(0.95)
+    assert max(lrs) <= 1e-2 and lrs[-1] < lrs[0] / 2  # the last batch is 17/18 of the way down
+
+
+def test_discriminative_learning_rates_from_a_slice():
+    learn = make_learner()
+    seen = []
+
+    class GroupRates(Callback):
+        order = 30
+
+        def after_step(self):
+            seen.append([g["lr"] for g in self.learn.opt.param_groups])
+
+    learn.fit(1, lr=slice(1e-4, 1e-2), cbs=[GroupRates()])
+    np.testing.assert_allclose(seen[0], [1e-4, 1e-2], rtol=1e-12)
+    learn.fit_one_cycle(1, slice(1e-3), pct_start=0.0, cbs=[GroupRates()])
+    np.testing.assert_allclose(seen[len(learn.dls.train)], [1e-4, 1e-3], rtol=1e-12)  # fastai: hi/10, hi
+
+
+def test_fit_with_sgd_cycles_its_momentum():
+    learn = make_learner(opt_func=lambda params, lr: SGD(params, lr, momentum=0.9))
+    learn.fit_one_cycle(1, 1e-2)
+    assert learn.recorder.moms[0] == pytest.approx(0.95) and min(learn.recorder.moms) < 0.86
+
+
+# ----------------------------------------------------------------------------- freezing
+def test_freeze_trains_only_the_head_and_unfreeze_trains_all():
+    learn = make_learner()
+    learn.freeze()
+    before = weights(learn.model)
+    learn.fit(1, lr=1e-2)
+    after = weights(learn.model)
+    assert np.array_equal(before["w1"], after["w1"]) and np.array_equal(before["b1"], after["b1"])
+    assert not np.array_equal(before["w2"], after["w2"])
+    learn.unfreeze()
+    learn.fit(1, lr=1e-2)
+    assert not np.array_equal(after["w1"], weights(learn.model)["w1"])
+
+
+def test_layer_groups_must_cover_every_parameter():
+    class Partial(MLP):
+        def layer_groups(self):
+            return [[self.w1], [self.w2, self.b2]]
+
+    learn = Learner(make_dls(), Partial(), cross_entropy, progress=False)
+    with pytest.raises(ValueError, match=r"leaves out parameters \['b1'\]"):
+        learn.fit(1)
+
+
+# ----------------------------------------------------------------------------- callbacks
+class Scripted(Metric):
+    """A metric whose value at epoch e is scores[e] (to script improvements)."""
+
+    name = "scripted"
+
+    def __init__(self, scores):
+        self.scores, self.epoch = scores, -1
+
+    def reset(self):
+        self.epoch += 1
+
+    def accumulate(self, pred, targ):
+        pass
+
+    @property
+    def value(self):
+        return self.scores[self.epoch]
+
+
+def test_early_stopping_waits_patience_epochs():
+    # best at epoch 1 (0.5); epochs 2 and 3 improve by less than min_delta=0.05 -> stop after epoch 3
+    learn = make_learner(metrics=[Scripted([0.1, 0.5, 0.52, 0.54, 0.9, 0.9])])
+    learn.fit(6, lr=1e-3, cbs=[EarlyStoppingCallback(monitor="scripted", min_delta=0.05, patience=2)])
+    assert [r["epoch"] for r in learn.recorder.values] == [0, 1, 2, 3]
+
+
+def test_early_stopping_on_a_missing_column_is_a_clear_error():
+    with pytest.raises(ValueError, match="monitor='f2' is not a column"):
+        make_learner().fit(1, cbs=[EarlyStoppingCallback(monitor="f2")])
+
+
+def test_save_model_callback_keeps_and_restores_the_best(tmp_path):
+    snapshots = []
+
+    class Snapshot(Callback):
+        def after_epoch(self):
+            snapshots.append(weights(self.learn.model))
+
+    learn = make_learner(metrics=[Scripted([0.2, 0.9, 0.3, 0.4])], path=tmp_path)
+    learn.fit(4, lr=1e-2, cbs=[Snapshot(), SaveModelCallback(monitor="scripted", fname="best")])
+    assert (tmp_path / "models" / "best.npz").exists()
+    for name, value in weights(learn.model).items():
+        np.testing.assert_array_equal(value, snapshots[1][name])
+
+
+def test_gradient_clip_bounds_the_norm_before_the_step():
+    norms = []
+
+    class Norm(Callback):
+        order = 25  # after GradientClip (20)
+
+        def after_backward(self):
+            norms.append(clip_grad_norm_(self.learn.model.parameters(), max_norm=1e9).item())
+
+    make_learner().fit(1, lr=1.0, cbs=[GradientClip(max_norm=0.1), Norm()])
+    assert max(norms) <= 0.1 + 1e-6
+
+
+# ----------------------------------------------------------------------------- predictions and figures
+def test_get_preds_and_predict_agree_with_the_model():
+    learn = make_learner()
+    learn.fit(1, lr=1e-2)
+    preds, targs = learn.get_preds(act=lambda t: t.softmax(1))
+    learn.model.eval()
+    direct = learn.model(tg.tensor(learn.dls.valid.x)).softmax(1).numpy()
+    np.testing.assert_allclose(preds.numpy(), direct, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(targs.numpy(), learn.dls.valid.y)
+    one = learn.predict(learn.dls.valid.x[7], act=lambda t: t.softmax(1))
+    np.testing.assert_allclose(one.numpy(), direct[7], rtol=1e-5, atol=1e-7)
+
+
+def test_recorder_figures_are_written(tmp_path):
+    learn = make_learner(metrics=[accuracy], path=tmp_path)
+    learn.fit_one_cycle(2, 1e-2)
+    paths = [learn.recorder.plot_losses(), learn.recorder.plot_lr(), learn.recorder.plot_metrics()]
+    assert [os.path.basename(p) for p in paths] == ["losses.png", "lr_schedule.png", "metrics.png"]
+    assert all(os.path.getsize(p) > 1000 for p in paths)
+
+
+# ----------------------------------------------------------------------------- LR finder
+def test_lr_find_sweeps_exponentially_and_restores_weights_and_optimiser(tmp_path):
+    learn = make_learner(path=tmp_path)
+    learn.fit(1, lr=1e-3)
+    model_before, opt_before = weights(learn.model), learn.opt.state_dict()
+    suggestions = learn.lr_find(start_lr=1e-5, end_lr=1.0, num_it=30)
+    finder = learn.lr_finder
+    for i, lr in enumerate(finder.lrs):
+        assert lr == pytest.approx(1e-5 * (1.0 / 1e-5) ** (i / 30), rel=1e-12)
+    for name, value in weights(learn.model).items():
+        np.testing.assert_array_equal(value, model_before[name])
+    opt_after = learn.opt.state_dict()
+    assert opt_after["param_groups"] == opt_before["param_groups"]
+    for saved, now in zip(opt_before["state"], opt_after["state"]):
+        for key in saved:
+            np.testing.assert_array_equal(np.asarray(saved[key]), np.asarray(now[key]))
+    assert all(1e-5 <= s <= 1.0 for s in suggestions)
+    assert os.path.getsize(tmp_path / "lr_find.png") > 1000
+
+
+def test_lr_find_stops_when_the_loss_explodes():
+    learn = make_learner()
+    learn.lr_find(start_lr=1e-3, end_lr=1e5, num_it=100)
+    finder = learn.lr_finder
+    assert len(finder.losses) < 100
+    assert not finder.losses[-1] <= 4 * finder.best      # the stopping point, NaN included
+    assert all(loss <= 4 * finder.best for loss in finder.losses[:-1])
+
+
+def test_lr_finder_smoothing_is_debiased():
+    learn = make_learner()
+    learn.lr_find(start_lr=1e-6, end_lr=1e-5, num_it=12)
+    raw = learn.recorder.losses
+    average, smoothed = 0.0, []
+    for t, loss in enumerate(raw, start=1):
+        average = 0.98 * average + 0.02 * loss
+        smoothed.append(average / (1 - 0.98 ** t))
+    np.testing.assert_allclose(learn.lr_finder.losses, smoothed, rtol=1e-12)
+    assert smoothed[0] == pytest.approx(raw[0])
+
+
+def test_suggestions_by_hand():
+    lrs = np.array([1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0])
+    losses = np.array([2.0, 1.9, 1.0, 0.8, 0.9, 3.0])
+    # minimum: lowest loss 0.8 at lr 0.1 -> 0.01
+    assert minimum(lrs, losses) == (pytest.approx(0.01), 3)
+    # steep: slopes per decade -0.1, -0.9, -0.2, 0.1, 2.1 -> the second, which starts at lr 1e-3
+    assert steep(lrs, losses) == (pytest.approx(1e-3), 1)
+    # valley: longest decreasing run 2.0 > 1.9 > 1.0 > 0.8 ends at index 3 with length 4, so it starts at
+    # 3 - 4 = -1; sections = 4/3, index = -1 + int(4/3) + int(2/3) = 0
+    assert valley(lrs, losses) == (pytest.approx(1e-4), 0)
+
+
+# ----------------------------------------------------------------------------- progress output
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_redraws_only_on_a_terminal():
+    terminal, log = FakeTerminal(), io.StringIO()
+    for stream in (terminal, log):
+        bar = ProgressBar(4, "epoch 1/1 train", stream=stream)
+        for done in range(1, 5):
+            bar.last_draw = 0.0  # as if time had passed
+            bar.update(done, "loss 0.5")
+        bar.close()
+    assert log.getvalue() == ""
+    assert terminal.getvalue().count("\r") >= 5 and "|" + "#" * 30 + "| 4/4 loss 0.5" in terminal.getvalue()
+
+
+def test_table_prints_one_line_per_epoch(capsys):
+    learn = make_learner(metrics=[accuracy], progress=True)
+    learn.fit(2, lr=1e-2)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "accuracy", "time"]
+    assert [line.split()[0] for line in lines[1:]] == ["0", "1"] and "\r" not in "".join(lines)
+
+
+# ----------------------------------------------------------------------------- errors
+def test_nan_loss_stops_with_epoch_and_batch():
+    calls = []
+
+    def poisoned(pred, y):
+        calls.append(1)
+        loss = cross_entropy(pred, y)
+        # epoch 0 makes 9 training and 3 validation calls; call 15 is batch 2 of epoch 1
+        return loss * float("nan") if len(calls) == 15 else loss
+
+    tg.manual_seed(0)
+    learn = Learner(make_dls(), MLP(), poisoned, progress=False)
+    with pytest.raises(FloatingPointError, match=r"loss is nan at epoch 1 \(of 3\), batch 2 \(of 9\)"):
+        learn.fit(3, lr=1e-3)
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: Learner(object(), MLP(), cross_entropy), "dls must have .train and .valid"),
+    (lambda: Learner(make_dls(), lambda x: x, cross_entropy), "model must be an nn.Module"),
+    (lambda: make_learner().fit(1, lr=0), "positive number or a slice"),
+    (lambda: make_learner().fit(1, lr=-1e-3), "positive number or a slice"),
+    (lambda: make_learner().fit(0), "n_epoch >= 1"),
+    (lambda: make_learner(metrics=[accuracy, accuracy]), "repeat"),
+    (lambda: Learner(Loaders([(tg.zeros(2, 4),)], []), MLP(), cross_entropy, progress=False).fit(1),
+     r"a batch must be a tuple \(x, ..., y\)"),
+])
+def test_bad_input_raises_clear_errors(make, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        make()
+
+
+def test_importing_the_training_package_does_not_import_plotting():
+    code = ("import sys, tinygrad_cv.train, tinygrad_cv.metrics; "
+            "print(any(m.startswith(('matplotlib', 'PIL')) for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_no_bad_value_reaches_the_table_as_nan():
+    learn = make_learner(metrics=[accuracy])
+    learn.fit(1, lr=1e-2)
+    assert all(math.isfinite(v) for k, v in learn.recorder.values[0].items() if k != "epoch")

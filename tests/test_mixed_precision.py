@@ -1,0 +1,138 @@
+"""Mixed precision: float16 forward/backward on weight copies, float32 masters and loss, GradScaler's
+dynamic loss scale (skip and halve on overflow, double after growth_interval clean steps)."""
+import os
+
+import numpy as np
+import pytest
+
+from tinygrad_cv.train import Callback, LossScaler
+from train_fixtures import make_learner
+
+
+def test_loss_scaler_follows_grad_scaler():
+    scaler = LossScaler(init_scale=2.0 ** 16, growth_interval=3)
+    for _ in range(2):
+        scaler.update(found_inf=False)
+    assert scaler.scale == 2.0 ** 16
+    scaler.update(found_inf=False)                  # third clean step in a row: double
+    assert scaler.scale == 2.0 ** 17
+    scaler.update(found_inf=False)
+    scaler.update(found_inf=True)                   # overflow: halve and restart the count
+    assert scaler.scale == 2.0 ** 16 and scaler.clean_steps == 0 and scaler.skipped_steps == 1
+    for _ in range(2):
+        scaler.update(found_inf=False)
+    assert scaler.scale == 2.0 ** 16                # only two clean steps since the overflow
+    assert LossScaler().scale == 65536.0 and LossScaler().growth_interval == 2000
+
+
+class Probe(Callback):
+    """Records dtypes seen inside the batch, after MixedPrecision (order 15) has acted."""
+
+    order = 16
+
+    def before_fit(self):
+        self.weight_dtypes, self.pred_dtypes = set(), set()
+        self.loss_dtypes, self.master_dtypes = set(), set()
+
+    def after_pred(self):
+        self.weight_dtypes.add(self.learn.model.w1.dtype)
+        self.pred_dtypes.add(self.learn.pred.dtype)
+
+    def after_loss(self):
+        self.loss_dtypes.add(self.learn.loss.dtype)
+
+    def after_backward(self):
+        self.master_dtypes.add(self.learn.model.w1.dtype)
+
+
+class Snapshot(Callback):
+    """The float32 master weights before and after each training batch (runs before MixedPrecision)."""
+
+    order = 1
+
+    def before_fit(self):
+        self.before, self.after = [], []
+
+    def before_batch(self):
+        if self.learn.training:
+            self.before.append(self.learn.model.w1.numpy())
+
+    def after_batch(self):
+        if self.learn.training:
+            self.after.append(self.learn.model.w1.numpy())
+
+
+def test_forward_in_fp16_masters_and_loss_in_fp32():
+    learn = make_learner().to_fp16()
+    probe = Probe()
+    learn.fit(1, lr=1e-2, cbs=[probe])
+    assert probe.weight_dtypes == {np.dtype(np.float16)}          # the forward saw float16 copies
+    assert probe.pred_dtypes == probe.loss_dtypes == {np.dtype(np.float32)}
+    assert probe.master_dtypes == {np.dtype(np.float32)}          # the optimiser steps the masters
+    assert all(p.dtype == np.float32 for p in learn.model.parameters())
+    assert all(p.dtype == np.float32 for s in learn.opt.state.values() for p in s.values()
+               if isinstance(p, np.ndarray))
+
+
+class InjectOverflow(Callback):
+    """Turns one float16 gradient into inf at training batch ``at`` (before the scaler looks at it)."""
+
+    order = 14
+
+    def __init__(self, at):
+        self.at = at
+
+    def after_backward(self):
+        if self.learn.training and self.learn.train_iter == self.at:
+            grad = self.learn.model.w2.grad
+            assert grad.dtype == np.float16
+            grad.data = grad.data.copy()
+            grad.data[0, 0] = np.inf
+
+
+def test_an_overflow_skips_exactly_that_step_and_halves_the_scale():
+    learn = make_learner().to_fp16(init_scale=2.0 ** 10)  # small enough that nothing else overflows
+    snapshot = Snapshot()
+    learn.fit(1, lr=1e-2, cbs=[InjectOverflow(at=4), snapshot])
+    assert len(snapshot.before) == len(snapshot.after) == 9
+    changed = [not np.array_equal(b, a) for b, a in zip(snapshot.before, snapshot.after)]
+    assert changed == [True] * 4 + [False] + [True] * (len(changed) - 5)
+    scales = learn.recorder.loss_scales
+    assert scales[:4] == [2.0 ** 10] * 4 and scales[4:] == [2.0 ** 9] * (len(scales) - 4)
+    assert learn.mixed_precision.scaler.skipped_steps == 1
+
+
+def test_the_scale_doubles_after_growth_interval_clean_steps(tmp_path):
+    learn = make_learner(path=tmp_path).to_fp16(init_scale=8.0, growth_interval=4)
+    learn.fit(1, lr=1e-3)
+    assert learn.recorder.loss_scales == [8.0] * 3 + [16.0] * 4 + [32.0] * 2   # 9 batches
+    assert os.path.getsize(learn.recorder.plot_loss_scale()) > 1000
+
+
+def test_fp16_training_ends_within_five_percent_of_fp32():
+    losses = {}
+    for precision in ("fp32", "fp16"):
+        learn = make_learner(seed=2)
+        if precision == "fp16":
+            learn.to_fp16()
+        learn.fit_one_cycle(4, 1e-2)
+        losses[precision] = learn.validate()["valid_loss"]
+    assert losses["fp16"] == pytest.approx(losses["fp32"], rel=0.05)
+    assert losses["fp32"] < 0.5  # and both actually learned
+
+
+def test_the_loss_scale_survives_a_checkpoint(tmp_path):
+    learn = make_learner(path=tmp_path).to_fp16(init_scale=1024.0)
+    learn.fit(1, lr=1e-3, cbs=[InjectOverflow(at=0)])
+    learn.save("mp")
+    other = make_learner(path=tmp_path).to_fp16()
+    other.load("mp")
+    assert other.loss_scale == 512.0 and other.mixed_precision.scaler.skipped_steps == 1
+
+
+def test_to_fp32_turns_it_off():
+    learn = make_learner().to_fp16()
+    learn.to_fp32()
+    probe = Probe()
+    learn.fit(1, lr=1e-2, cbs=[probe])
+    assert probe.weight_dtypes == {np.dtype(np.float32)} and learn.loss_scale is None

@@ -1,0 +1,159 @@
+"""Callbacks: code that runs at fixed points of the training loop, so the loop itself stays short.
+
+The Learner calls ``cb.<event>()`` on every callback, in increasing ``order``, at these events:
+
+    before_fit
+      before_epoch
+        before_train
+          before_batch  after_pred  after_loss  after_backward  after_step  after_batch   (per batch)
+        after_train
+        before_validate
+          before_batch  after_pred  after_loss  after_batch                             (per batch)
+        after_validate
+      after_epoch
+    after_fit                                  (always, even when training stops with an error)
+
+A callback reads and writes the Learner's state through ``self.learn`` (learn.model, learn.opt,
+learn.xb, learn.yb, learn.pred, learn.loss, learn.epoch, learn.iter, learn.training, ...), and steers
+the loop by raising one of the Cancel exceptions below.
+"""
+import numpy as np
+
+
+class CancelStepException(Exception):
+    """Skip this batch's optimiser step (the gradients are still cleared)."""
+
+
+class CancelValidException(Exception):
+    """Skip this epoch's validation."""
+
+
+class CancelFitException(Exception):
+    """Stop training now (after_fit still runs)."""
+
+
+class Callback:
+    """Base class; override the events you need. ``order`` sorts callbacks (smaller runs first)."""
+
+    order = 0
+    learn = None
+
+    @property
+    def name(self):
+        """'early_stopping' for EarlyStoppingCallback: the snake-case class name without 'Callback'."""
+        base = type(self).__name__.removesuffix("Callback")
+        return "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(base))
+
+    def before_fit(self): pass
+    def before_epoch(self): pass
+    def before_train(self): pass
+    def before_batch(self): pass
+    def after_pred(self): pass
+    def after_loss(self): pass
+    def after_backward(self): pass
+    def after_step(self): pass
+    def after_batch(self): pass
+    def after_train(self): pass
+    def before_validate(self): pass
+    def after_validate(self): pass
+    def after_epoch(self): pass
+    def after_fit(self): pass
+
+
+class ParamScheduler(Callback):
+    """Set optimiser hyper-parameters before each training batch from schedules of training progress:
+    ``scheds`` maps a name ('lr', 'mom', ...) to f(pos) with pos = learn.pct_train in [0, 1)."""
+
+    order = 10
+
+    def __init__(self, scheds):
+        self.scheds = scheds
+
+    def before_batch(self):
+        if self.learn.training:
+            for name, schedule in self.scheds.items():
+                self.learn.opt.set_hyper(name, schedule(self.learn.pct_train))
+
+
+class GradientClip(Callback):
+    """Clip the gradients' global norm to ``max_norm`` after backward (after mixed precision unscales)."""
+
+    order = 20
+
+    def __init__(self, max_norm=1.0, norm_type=2.0):
+        self.max_norm, self.norm_type = max_norm, norm_type
+
+    def after_backward(self):
+        from ..optim import clip_grad_norm_
+        clip_grad_norm_(self.learn.model.parameters(), self.max_norm, self.norm_type)
+
+
+class TrackerCallback(Callback):
+    """Follows one value of the epoch table (``monitor``: 'valid_loss', 'train_loss' or a metric name) and
+    sets ``new_best`` when it improves by more than ``min_delta``. Losses improve downwards, metrics
+    upwards, unless ``comp`` (np.less or np.greater) says otherwise."""
+
+    order = 60
+
+    def __init__(self, monitor="valid_loss", comp=None, min_delta=0.0):
+        self.monitor = monitor
+        self.comp = comp or (np.less if "loss" in monitor else np.greater)
+        self.min_delta = -abs(min_delta) if self.comp is np.less else abs(min_delta)
+        self.best, self.new_best = None, False
+
+    def before_fit(self):
+        self.best = np.inf if self.comp is np.less else -np.inf
+        names = self.learn.column_names()
+        if self.monitor not in names:
+            raise ValueError(f"{type(self).__name__}: monitor={self.monitor!r} is not a column of the epoch "
+                             f"table; choose one of {names[1:-1]}")
+
+    def after_epoch(self):
+        value = self.learn.epoch_values[self.monitor]
+        self.new_best = value is not None and bool(self.comp(value - self.min_delta, self.best))
+        if self.new_best:
+            self.best = value
+
+
+class EarlyStoppingCallback(TrackerCallback):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
+
+    def __init__(self, monitor="valid_loss", comp=None, min_delta=0.0, patience=1):
+        super().__init__(monitor, comp, min_delta)
+        self.patience = patience
+
+    def before_fit(self):
+        super().before_fit()
+        self.wait = 0
+
+    def after_epoch(self):
+        super().after_epoch()
+        self.wait = 0 if self.new_best else self.wait + 1
+        if self.wait >= self.patience:
+            print(f"No improvement of {self.monitor} since epoch {self.learn.epoch - self.wait}: "
+                  f"early stopping after epoch {self.learn.epoch}")
+            raise CancelFitException()
+
+
+class SaveModelCallback(TrackerCallback):
+    """Save a checkpoint (``learn.save(fname)``) whenever ``monitor`` improves, and load the best one at
+    the end of training. With ``every_epoch``, save ``{fname}_{epoch}`` after every epoch instead (for
+    resuming) and load nothing at the end."""
+
+    order = TrackerCallback.order + 1
+
+    def __init__(self, monitor="valid_loss", comp=None, min_delta=0.0, fname="model", every_epoch=False):
+        super().__init__(monitor, comp, min_delta)
+        self.fname, self.every_epoch = fname, every_epoch
+        self.saved = None
+
+    def after_epoch(self):
+        super().after_epoch()
+        if self.every_epoch:
+            self.learn.save(f"{self.fname}_{self.learn.epoch}")
+        elif self.new_best:
+            self.saved = self.learn.save(self.fname)
+
+    def after_fit(self):
+        if self.saved is not None:
+            self.learn.load(self.fname, restore_rng=False)

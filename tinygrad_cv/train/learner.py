@@ -1,0 +1,389 @@
+"""The Learner: data, model, loss and optimiser together, with the training loop (fastai's design).
+
+    learn = Learner(dls, model, F.cross_entropy, metrics=[accuracy])
+    learn.lr_find()                  # suggestions and a figure
+    learn.fit_one_cycle(5, 1e-3)     # prints one row per epoch
+    learn.recorder.plot_losses()
+
+The loop itself is short; everything optional (schedules, progress, recording, mixed precision,
+early stopping, checkpoints) is a callback reacting to events (see callbacks.py for the order).
+``dls`` needs only ``dls.train`` and ``dls.valid``: iterables of (x, y) batches of Tensors whose
+``len()`` is the number of batches; ``dls.device``, if present, is where the model goes.
+"""
+import contextlib
+import math
+import os
+import time
+
+import numpy as np
+
+from ..autograd import no_grad
+from ..metrics.base import as_metric
+from ..nn import Module
+from ..optim import Adam, lr_range
+from ..optim.lr_scheduler import combined_cos
+from ..tensor import Tensor
+from . import checkpoint
+from .callbacks import CancelFitException, CancelStepException, CancelValidException, ParamScheduler
+from .lr_finder import LRFinder
+from .mixed_precision import MixedPrecision, is_norm_layer
+from .progress import ProgressCallback
+from .recorder import Recorder
+
+
+class Learner:
+    """Trains ``model`` on ``dls`` with ``loss_func(pred, y)`` and an optimiser made by
+    ``opt_func(param_groups, lr=lr)``. ``metrics`` are functions f(pred, y) or Metric objects, reported
+    on the validation set each epoch. Checkpoints go to ``path/model_dir``, figures to ``path``."""
+
+    def __init__(self, dls, model, loss_func, opt_func=Adam, lr=1e-3, metrics=(), cbs=(), path=".",
+                 model_dir="models", train_bn=True, progress=True):
+        for split in ("train", "valid"):
+            if not hasattr(dls, split):
+                raise TypeError(f"Learner: dls must have .train and .valid loaders (iterables of (x, y) "
+                                f"batches); {type(dls).__name__} has no .{split}")
+        if not isinstance(model, Module):
+            raise TypeError(f"Learner: model must be an nn.Module, got {type(model).__name__}")
+        self.dls, self.model, self.loss_func, self.opt_func, self.lr = dls, model, loss_func, opt_func, lr
+        self.metrics = [as_metric(m) for m in (metrics if isinstance(metrics, (list, tuple)) else [metrics])]
+        names = [m.name for m in self.metrics]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Learner: metric names {names} repeat; give each its own name "
+                             f"(e.g. m = AvgMetric(partial(fbeta, thresh=0.3)); m.name = 'f2_at_0.3')")
+        self.path, self.model_dir, self.train_bn = os.fspath(path), model_dir, train_bn
+        self.opt, self.mixed_precision, self.cbs = None, None, []
+        self.recorder = Recorder()
+        self.add_cbs([self.recorder] + ([ProgressCallback()] if progress else []) + list(cbs))
+        if getattr(dls, "device", None) is not None:
+            model.to(dls.device)
+        self.epoch, self.n_epoch, self.iter, self.train_iter, self.pct_train = 0, 1, 0, 0, 0.0
+        self.training, self.epoch_values = False, {}
+
+    # ------------------------------------------------------------------ callbacks
+    def add_cbs(self, cbs):
+        for cb in cbs:
+            cb.learn = self
+            self.cbs.append(cb)
+        self.cbs.sort(key=lambda cb: cb.order)
+
+    def remove_cbs(self, cbs):
+        for cb in cbs:
+            self.cbs.remove(cb)
+
+    @contextlib.contextmanager
+    def added_cbs(self, cbs):
+        """Callbacks active only inside this block (those given to one ``fit``)."""
+        self.add_cbs(cbs)
+        try:
+            yield
+        finally:
+            self.remove_cbs(cbs)
+
+    def _event(self, name):
+        for cb in self.cbs:
+            getattr(cb, name)()
+
+    def column_names(self):
+        """The columns of the epoch table."""
+        return ["epoch", "train_loss", "valid_loss", *[m.name for m in self.metrics], "time"]
+
+    # ------------------------------------------------------------------ parameter groups and freezing
+    def layer_groups(self):
+        """The model's parameter groups, as lists of parameters: from ``model.layer_groups()`` when the model
+        defines it (early layers first, head last), else one group with every parameter."""
+        groups = self.model.layer_groups() if hasattr(self.model, "layer_groups") else [self.model]
+        groups = [list(g.parameters()) if isinstance(g, Module) else list(g) for g in groups]
+        grouped = {id(p) for g in groups for p in g}
+        missing = [name for name, p in self.model.named_parameters() if id(p) not in grouped]
+        if missing:
+            raise ValueError(f"Learner: {type(self.model).__name__}.layer_groups() leaves out parameters "
+                             f"{missing[:5]}{' ...' if len(missing) > 5 else ''}; every parameter must be "
+                             f"in a group")
+        return groups
+
+    def create_opt(self):
+        self.opt = self.opt_func([{"params": g} for g in self.layer_groups()], lr=self.lr)
+        return self.opt
+
+    def lr_range(self, lr):
+        """One learning rate per layer group from a number or a slice (see optim.lr_range)."""
+        if not isinstance(lr, slice) and not (isinstance(lr, (int, float)) and lr > 0):
+            raise ValueError(f"Learner: the learning rate must be a positive number or a slice(lo, hi), "
+                             f"got {lr!r}")
+        return lr_range(lr, len(self.layer_groups()))
+
+    def freeze_to(self, n):
+        """Train only the layer groups from ``n`` on (negative counts from the end); with ``train_bn``,
+        batch-norm layers stay trainable everywhere (their statistics must adapt to the new data)."""
+        groups = self.layer_groups()
+        first_trained = n if n >= 0 else len(groups) + n
+        for i, group in enumerate(groups):
+            for p in group:
+                p.requires_grad_(i >= first_trained)
+        if self.train_bn:
+            for module in self.model.modules():
+                if is_norm_layer(module):
+                    module.requires_grad_(True)
+
+    def freeze(self):
+        """Train only the last layer group (the head)."""
+        self.freeze_to(-1)
+
+    def unfreeze(self):
+        self.freeze_to(0)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, n_epoch, lr=None, cbs=(), start_epoch=0):
+        """Train for epochs ``start_epoch`` .. ``n_epoch - 1`` at a constant learning rate ``lr`` (a number or
+        a slice over the layer groups; default ``self.lr``), validating after each epoch."""
+        if int(n_epoch) != n_epoch or n_epoch < 1 or not 0 <= start_epoch < n_epoch:
+            raise ValueError(f"fit: need n_epoch >= 1 and 0 <= start_epoch < n_epoch, got n_epoch={n_epoch}, "
+                             f"start_epoch={start_epoch}")
+        if self.opt is None:
+            self.create_opt()
+        lrs = self.lr_range(self.lr if lr is None else lr)
+        self.n_epoch, self.train_iter = int(n_epoch), 0
+        with self.added_cbs(list(cbs)):
+            try:
+                self._event("before_fit")  # sees the optimiser as it was before this fit
+                self.opt.set_hyper("lr", lrs)
+                for self.epoch in range(start_epoch, self.n_epoch):
+                    self._do_epoch()
+            except CancelFitException:
+                pass
+            finally:
+                self._event("after_fit")
+
+    def fit_one_cycle(self, n_epoch, lr_max=None, div=25.0, div_final=1e5, pct_start=0.25,
+                      moms=(0.95, 0.85, 0.95), cbs=(), start_epoch=0):
+        """fastai's one-cycle: over the fraction of training done, the learning rate warms up from
+        lr_max/div to lr_max (cosine, first ``pct_start``), then anneals to lr_max/div_final (cosine);
+        momentum goes from moms[0] to moms[1] and back to moms[2]. ``lr_max`` may be a slice
+        (discriminative rates). ``start_epoch`` resumes a run at that epoch, on the same schedule (see
+        ``load``)."""
+        if self.opt is None:
+            self.create_opt()
+        top = self.lr_range(self.lr if lr_max is None else lr_max)
+        scheds = {"lr": combined_cos(pct_start, top / div, top, top / div_final)}
+        if self.opt.momentum_key is not None:
+            scheds["mom"] = combined_cos(pct_start, *moms)
+        self.fit(n_epoch, lr=lr_max, cbs=[ParamScheduler(scheds), *cbs], start_epoch=start_epoch)
+
+    def _do_epoch(self):
+        start = time.perf_counter()
+        self._event("before_epoch")
+        train_loss = self._do_train()
+        try:
+            valid = self._validate(self.dls.valid)
+        except CancelValidException:
+            valid = {"valid_loss": None, **{m.name: None for m in self.metrics}}
+        self.epoch_values = {"epoch": self.epoch, "train_loss": train_loss, **valid,
+                             "time": time.perf_counter() - start}
+        self._event("after_epoch")
+
+    def _do_train(self):
+        """One epoch of training; returns the mean training loss, weighted by batch size."""
+        self.model.train()
+        self.training, self.dl = True, self.dls.train
+        self.n_iter = len(self.dl)
+        total = count = 0
+        self._event("before_train")
+        for self.iter, batch in enumerate(self.dl):
+            self.pct_train = (self.epoch * self.n_iter + self.iter) / (self.n_epoch * self.n_iter)
+            self._do_batch(batch)
+            self.train_iter += 1
+            if math.isfinite(self.loss_value):
+                total, count = total + self.loss_value * len(self.yb), count + len(self.yb)
+        self._event("after_train")
+        return total / count if count else None
+
+    def _do_batch(self, batch):
+        """One batch: forward, loss and, when training, backward and an optimiser step."""
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise TypeError(f"Learner: a batch must be a tuple (x, ..., y), got {type(batch).__name__}")
+        *self.xb, self.yb = batch
+        self._event("before_batch")
+        self.pred = self.model(*self.xb)
+        self._event("after_pred")
+        if self.yb is None:
+            if self.training:
+                raise ValueError("Learner: a training batch has no target (y is None)")
+            self.loss = None
+            self._event("after_batch")
+            return
+        self.loss = self.loss_grad = self.loss_func(self.pred, self.yb)
+        self.loss_value = float(self.loss.item())
+        self._event("after_loss")
+        if self.training:
+            self._check_loss_is_finite()
+            self.loss_grad.backward()
+            try:
+                self._event("after_backward")
+                self.opt.step()
+                self._event("after_step")
+            except CancelStepException:
+                pass
+            self.opt.zero_grad()
+        self._event("after_batch")
+
+    def _check_loss_is_finite(self):
+        """In fp32 a NaN or infinite loss means training diverged: stop with where it happened. (Under mixed
+        precision an overflow is expected now and then: the loss scaler skips that step instead.)"""
+        if self.mixed_precision is None and not math.isfinite(self.loss_value):
+            raise FloatingPointError(
+                f"fit: the training loss is {self.loss_value} at epoch {self.epoch} (of {self.n_epoch}), "
+                f"batch {self.iter} (of {self.n_iter}); training stopped. Lower the learning rate "
+                f"(learn.lr_find() suggests one), check the data for NaN, or clip the gradients "
+                f"(GradientClip)")
+
+    # ------------------------------------------------------------------ evaluation
+    def _evaluate(self, dl):
+        """Run the model over ``dl`` without gradients, yielding after each batch (learn.pred, learn.yb and
+        learn.loss_value are then set)."""
+        self.model.eval()
+        self.training, self.dl, self.n_iter = False, dl, len(dl)
+        self._event("before_validate")
+        with no_grad():
+            for self.iter, batch in enumerate(dl):
+                self._do_batch(batch)
+                yield
+        self._event("after_validate")
+
+    def _validate(self, dl):
+        for metric in self.metrics:
+            metric.reset()
+        total = count = 0
+        for _ in self._evaluate(dl):
+            total, count = total + self.loss_value * len(self.yb), count + len(self.yb)
+            for metric in self.metrics:
+                metric.accumulate(self.pred, self.yb)
+        return {"valid_loss": total / count if count else None, **{m.name: m.value for m in self.metrics}}
+
+    def validate(self, dl=None):
+        """{'valid_loss': ..., <metric name>: ...} over ``dl`` (default: the validation set), the loss and the
+        metrics weighted by batch size."""
+        return self._validate(self.dls.valid if dl is None else dl)
+
+    def _activation(self, act):
+        return act or getattr(self.model, "predict_proba", None) or (lambda t: t)
+
+    def get_preds(self, dl=None, act=None):
+        """(predictions, targets) over ``dl`` (default: the validation set), concatenated along the batch.
+        ``act`` maps model outputs to predictions; by default the model's ``predict_proba`` if it has one,
+        else the outputs unchanged. Targets are None for a loader without them."""
+        act = self._activation(act)
+        preds, targets = [], []
+        for _ in self._evaluate(self.dls.valid if dl is None else dl):
+            preds.append(act(self.pred).data)
+            targets.append(None if self.yb is None else self.yb.data)
+        xp = self.model_xp()
+        stacked = None if targets[0] is None else Tensor(xp.concatenate(targets), device=self.pred.device)
+        return Tensor(xp.concatenate(preds), device=self.pred.device), stacked
+
+    def predict(self, item, act=None):
+        """The prediction for one input (without its batch axis), through ``act`` as in ``get_preds``."""
+        device = getattr(self.dls, "device", None) or next(self.model.parameters()).device
+        x = item if isinstance(item, Tensor) else Tensor(np.asarray(item, dtype=np.float32), device=device)
+        self.model.eval()
+        with no_grad():
+            return self._activation(act)(self.model(x.unsqueeze(0)))[0]
+
+    def model_xp(self):
+        return next(self.model.parameters()).xp
+
+    def show_results(self, n=6, fname=None, act=None):
+        """A figure of ``n`` validation samples with their targets and predictions; returns the PNG path."""
+        from .show import show_results
+        x, y = next(iter(self.dls.valid))
+        self.model.eval()
+        with no_grad():
+            pred = self._activation(act)(self.model(x))
+        fname = fname if fname is not None else os.path.join(self.path, "results.png")
+        vocab = getattr(self.dls, "vocab", None)
+        return show_results(x.numpy(), y.numpy(), pred.numpy(), fname, n=n, vocab=vocab)
+
+    # ------------------------------------------------------------------ the learning-rate finder
+    def lr_find(self, start_lr=1e-7, end_lr=10.0, num_it=100, fname=None):
+        """Train for up to ``num_it`` batches with an exponentially growing learning rate, plot the smoothed
+        loss against it (PNG at ``fname``, default path/lr_find.png), restore the weights and the optimiser,
+        and return SuggestedLRs(valley, steep, minimum). The finder stays available as ``learn.lr_finder``."""
+        finder = LRFinder(start_lr, end_lr, num_it)
+        progress = [cb for cb in self.cbs if isinstance(cb, ProgressCallback)]
+        self.remove_cbs(progress)
+        try:
+            self.fit(num_it // len(self.dls.train) + 1, lr=start_lr, cbs=[finder])
+        finally:
+            self.add_cbs(progress)
+        self.lr_finder = finder
+        suggestions = finder.suggestions()
+        finder.plot(fname if fname is not None else os.path.join(self.path, "lr_find.png"))
+        return suggestions
+
+    # ------------------------------------------------------------------ mixed precision
+    def to_fp16(self, init_scale=2.0 ** 16, growth_interval=2000):
+        """Train with float16 forward and backward, float32 master weights and dynamic loss scaling."""
+        self.to_fp32()
+        self.mixed_precision = MixedPrecision(init_scale=init_scale, growth_interval=growth_interval)
+        self.add_cbs([self.mixed_precision])
+        return self
+
+    def to_fp32(self):
+        if self.mixed_precision is not None:
+            self.remove_cbs([self.mixed_precision])
+            self.mixed_precision = None
+        return self
+
+    @property
+    def loss_scale(self):
+        """The current dynamic loss scale under mixed precision, else None."""
+        return None if self.mixed_precision is None else self.mixed_precision.scaler.scale
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_path(self, name):
+        return os.path.join(self.path, self.model_dir, f"{name}.npz")
+
+    def save(self, name, with_opt=True):
+        """Save the model (and optimiser), the epoch, the random state, the data loaders' positions and
+        any callback state (the loss scale) to ``path/model_dir/name.npz``. Training resumed from it with
+        ``load`` and ``fit_one_cycle(..., start_epoch=learn.epoch + 1)`` continues exactly."""
+        extra = {"loaders": loader_epochs(self.dls),
+                 "callbacks": {cb.name: cb.state_dict() for cb in self.cbs if hasattr(cb, "state_dict")}}
+        return checkpoint.save_checkpoint(self.checkpoint_path(name), self.model,
+                                          self.opt if with_opt else None, epoch=self.epoch, extra=extra)
+
+    def load(self, name, with_opt=True, restore_rng=True):
+        """Load a checkpoint written by ``save``; ``learn.epoch`` becomes the epoch it was saved after."""
+        if with_opt and self.opt is None:
+            self.create_opt()
+        info = checkpoint.load_checkpoint(self.checkpoint_path(name), self.model,
+                                          self.opt if with_opt else None, restore_rng=restore_rng)
+        extra = info["extra"] or {}
+        if restore_rng:
+            set_loader_epochs(self.dls, extra.get("loaders", {}))
+        for cb in self.cbs:
+            if hasattr(cb, "load_state_dict") and cb.name in extra.get("callbacks", {}):
+                cb.load_state_dict(extra["callbacks"][cb.name])
+        self.epoch = info["epoch"] if info["epoch"] is not None else self.epoch
+        return self
+
+
+def _epoch_counters(dls):
+    """{split: loader} for the loaders that count epochs (``epoch`` and ``set_epoch``, e.g. data.DataLoader,
+    possibly wrapped as ``.loader`` by a device loader): their shuffles depend on that count."""
+    found = {}
+    for split in ("train", "valid"):
+        loader = getattr(dls, split, None)
+        loader = getattr(loader, "loader", loader)
+        if hasattr(loader, "set_epoch") and hasattr(loader, "epoch"):
+            found[split] = loader
+    return found
+
+
+def loader_epochs(dls):
+    return {split: int(loader.epoch) for split, loader in _epoch_counters(dls).items()}
+
+
+def set_loader_epochs(dls, epochs):
+    for split, loader in _epoch_counters(dls).items():
+        if split in epochs:
+            loader.set_epoch(epochs[split])

@@ -1,0 +1,119 @@
+"""The learning-rate finder (Smith 2015, as in fastai): train for a few batches while the learning rate
+grows exponentially, watch the smoothed loss, and suggest a rate from the curve."""
+import math
+from collections import namedtuple
+
+import numpy as np
+
+from ..optim.lr_scheduler import exponential
+from .callbacks import Callback, CancelFitException, CancelValidException
+from .recorder import SmoothedLoss, new_figure, save_figure
+
+SuggestedLRs = namedtuple("SuggestedLRs", ["valley", "steep", "minimum"])
+
+
+class LRFinder(Callback):
+    """Sets lr = start_lr * (end_lr / start_lr)^(i / num_it) before training batch i, records the smoothed
+    loss (beta 0.98, debiased), and stops after ``num_it`` batches, or as soon as the smoothed loss is NaN
+    or exceeds 4 times the best so far. The weights and the optimiser state are restored afterwards."""
+
+    order = 55  # after the Recorder, so that the last batch is recorded before the finder stops
+
+    def __init__(self, start_lr=1e-7, end_lr=10.0, num_it=100):
+        if not 0 < start_lr < end_lr:
+            raise ValueError(f"lr_find: need 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}")
+        if num_it < 2:
+            raise ValueError(f"lr_find: num_it must be at least 2, got {num_it}")
+        self.schedule, self.num_it = exponential(start_lr, end_lr), int(num_it)
+
+    def before_fit(self):
+        self.lrs, self.losses, self.smooth, self.best = [], [], SmoothedLoss(0.98), math.inf
+        self.saved_model = self.learn.model.state_dict()
+        self.saved_opt = self.learn.opt.state_dict()
+
+    def before_batch(self):
+        if self.learn.training:
+            self.learn.opt.set_hyper("lr", self.schedule(self.learn.train_iter / self.num_it))
+
+    def after_loss(self):
+        if not self.learn.training:
+            return
+        smoothed = self.smooth.add(self.learn.loss_value)
+        self.lrs.append(self.learn.opt.param_groups[-1]["lr"])
+        self.losses.append(smoothed)
+        self.best = min(self.best, smoothed)
+        if not smoothed <= 4 * self.best:  # also true for NaN
+            raise CancelFitException()
+
+    def after_batch(self):
+        if self.learn.training and self.learn.train_iter + 1 >= self.num_it:
+            raise CancelFitException()
+
+    def before_validate(self):
+        raise CancelValidException()
+
+    def after_fit(self):
+        self.learn.model.load_state_dict(self.saved_model)
+        self.learn.opt.load_state_dict(self.saved_opt)
+        self.learn.opt.zero_grad()
+
+    # ------------------------------------------------------------------ reading the curve
+    def curve(self):
+        """(lrs, smoothed losses) used for suggestions: without the first num_it // 10 and the last 5
+        points (fastai's trim), and cut before the first NaN."""
+        lrs, losses = np.array(self.lrs[self.num_it // 10:-5]), np.array(self.losses[self.num_it // 10:-5])
+        nan = np.flatnonzero(np.isnan(losses))
+        end = nan[0] if nan.size else len(losses)
+        return lrs[:end], losses[:end]
+
+    def suggestions(self):
+        """SuggestedLRs(valley, steep, minimum), fastai's definitions (see the functions of those names)."""
+        lrs, losses = self.curve()
+        if len(losses) < 3:
+            raise ValueError(f"lr_find: only {len(losses)} usable points were recorded (the loss diverged "
+                             f"after {len(self.losses)} batches); lower start_lr or raise num_it")
+        return SuggestedLRs(valley(lrs, losses)[0], steep(lrs, losses)[0], minimum(lrs, losses)[0])
+
+    def plot(self, fname, skip_end=5):
+        """Smoothed loss against the learning rate (log scale), with the suggestions marked at the points
+        they come from; returns the path."""
+        figure, (ax,) = new_figure()
+        ax.plot(self.lrs[:-skip_end], self.losses[:-skip_end])
+        ax.set_xscale("log")
+        lrs, losses = self.curve()
+        for suggest, color in zip((valley, steep, minimum), ("tab:red", "tab:green", "tab:purple")):
+            lr, index = suggest(lrs, losses)
+            ax.plot(lrs[index], losses[index], "o", color=color, label=f"{suggest.__name__}: {lr:.2e}")
+        ax.set(xlabel="learning rate", ylabel="smoothed loss", title="Learning-rate finder")
+        ax.legend()
+        return save_figure(figure, fname)
+
+
+def valley(lrs, losses):
+    """fastai's 'valley': the longest stretch of decreasing loss (longest decreasing subsequence), and a point
+    (1/3 + 1/6) of the way along it. Returns (lr, index). Written as fastai's double loop, quirks included:
+    the valley's start is fixed when its end is first found."""
+    n = len(losses)
+    lds, max_start, max_end = [1] * n, 0, 0
+    for i in range(1, n):
+        for j in range(i):
+            if losses[i] < losses[j] and lds[i] < lds[j] + 1:
+                lds[i] = lds[j] + 1
+            if lds[max_end] < lds[i]:
+                max_end, max_start = i, i - lds[i]
+    sections = (max_end - max_start) / 3
+    index = max_start + int(sections) + int(sections / 2)
+    return float(lrs[index]), index
+
+
+def steep(lrs, losses):
+    """The learning rate where the loss falls fastest per unit of log(lr). Returns (lr, index)."""
+    slopes = np.diff(losses) / np.diff(np.log(lrs))
+    index = int(np.argmin(slopes))
+    return float(lrs[index]), index
+
+
+def minimum(lrs, losses):
+    """A tenth of the learning rate with the lowest smoothed loss. Returns (lr / 10, index)."""
+    index = int(np.argmin(losses))
+    return float(lrs[index]) / 10, index

@@ -1,0 +1,120 @@
+"""The Recorder keeps the history of training (losses, learning rates, momenta, loss scales, the epoch
+table) and draws it as PNG figures. It is always among a Learner's callbacks, as ``learn.recorder``."""
+import math
+import os
+
+from .callbacks import Callback
+
+
+class SmoothedLoss:
+    """Exponential moving average with bias correction (as Adam's): after t values,
+    avg_t = beta avg_{t-1} + (1 - beta) loss_t, reported as avg_t / (1 - beta^t)."""
+
+    def __init__(self, beta=0.98):
+        self.beta = beta
+        self.reset()
+
+    def reset(self):
+        self.average, self.count = 0.0, 0
+
+    def add(self, loss):
+        self.count += 1
+        self.average = self.beta * self.average + (1 - self.beta) * loss
+        return self.value
+
+    @property
+    def value(self):
+        return self.average / (1 - self.beta ** self.count) if self.count else math.nan
+
+
+def new_figure(n_axes=1, width=6.0, height=4.0):
+    """A matplotlib Figure drawn by the file-only Agg canvas (no pyplot, no global backend change)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    figure = Figure(figsize=(width * n_axes, height))
+    FigureCanvasAgg(figure)
+    return figure, [figure.add_subplot(1, n_axes, i + 1) for i in range(n_axes)]
+
+
+def save_figure(figure, path):
+    """Write ``figure`` as the PNG ``path`` (creating its folder); returns the path."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    figure.savefig(path, format="png", dpi=100, bbox_inches="tight")
+    return path
+
+
+class Recorder(Callback):
+    """Per training batch: the loss (raw and smoothed, beta 0.98), the learning rate and momentum of the last
+    parameter group, and the loss scale under mixed precision. Per epoch: the row of the epoch table."""
+
+    order = 50
+
+    def __init__(self, beta=0.98):
+        self.smooth = SmoothedLoss(beta)
+
+    def before_fit(self):
+        self.losses, self.smooth_losses, self.lrs, self.moms, self.loss_scales = [], [], [], [], []
+        self.values, self.iters = [], []
+        self.smooth.reset()
+
+    def after_batch(self):
+        if not self.learn.training:
+            return
+        loss = self.learn.loss_value
+        self.losses.append(loss)
+        if math.isfinite(loss):  # a step skipped for fp16 overflow must not poison the average
+            self.smooth.add(loss)
+        self.smooth_losses.append(self.smooth.value)
+        group = self.learn.opt.param_groups[-1]
+        self.lrs.append(group["lr"])
+        self.moms.append(self.learn.opt.get_momentum(group) if self.learn.opt.momentum_key else None)
+        if self.learn.loss_scale is not None:
+            self.loss_scales.append(self.learn.loss_scale)
+
+    def after_epoch(self):
+        self.values.append(dict(self.learn.epoch_values))
+        self.iters.append(len(self.losses))
+
+    # ------------------------------------------------------------------ figures
+    def _path(self, fname, default):
+        return os.fspath(fname) if fname is not None else os.path.join(os.fspath(self.learn.path), default)
+
+    def plot_losses(self, fname=None, skip_start=5):
+        """Smoothed training loss per batch and validation loss per epoch; returns the PNG path."""
+        figure, (ax,) = new_figure()
+        ax.plot(range(skip_start, len(self.smooth_losses)), self.smooth_losses[skip_start:],
+                label="train (smoothed)")
+        valid = [(it, row["valid_loss"]) for it, row in zip(self.iters, self.values)
+                 if row.get("valid_loss") is not None]
+        if valid:
+            ax.plot(*zip(*valid), "o-", label="valid")
+        ax.set(xlabel="batches", ylabel="loss", title="Losses")
+        ax.legend()
+        return save_figure(figure, self._path(fname, "losses.png"))
+
+    def plot_lr(self, fname=None):
+        """Learning rate and momentum per batch (the schedule); returns the PNG path."""
+        figure, (lr_ax, mom_ax) = new_figure(2)
+        lr_ax.plot(self.lrs)
+        lr_ax.set(xlabel="batches", ylabel="learning rate", title="Learning rate")
+        mom_ax.plot([m for m in self.moms if m is not None])
+        mom_ax.set(xlabel="batches", ylabel="momentum", title="Momentum (SGD momentum or Adam beta1)")
+        return save_figure(figure, self._path(fname, "lr_schedule.png"))
+
+    def plot_metrics(self, fname=None):
+        """Every column of the epoch table (losses and metrics) against the epoch; returns the PNG path."""
+        names = [k for k in (self.values[0] if self.values else {}) if k not in ("epoch", "time")]
+        figure, axes = new_figure(max(1, len(names)), width=4.5, height=3.5)
+        for ax, name in zip(axes, names):
+            points = [(row["epoch"], row[name]) for row in self.values if row[name] is not None]
+            if points:
+                ax.plot(*zip(*points), "o-")
+            ax.set(xlabel="epoch", title=name)
+        return save_figure(figure, self._path(fname, "metrics.png"))
+
+    def plot_loss_scale(self, fname=None):
+        """The dynamic loss scale of mixed-precision training per batch (log scale); returns the PNG path."""
+        figure, (ax,) = new_figure()
+        ax.semilogy(self.loss_scales)
+        ax.set(xlabel="batches", ylabel="loss scale", title="Dynamic loss scale (halved on overflow)")
+        return save_figure(figure, self._path(fname, "loss_scale.png"))
