@@ -1,0 +1,335 @@
+"""The learnable-layer ops: ``linear``, ``conv2d`` and ``conv_transpose2d``.
+
+A convolution is im2col followed by one batched matrix product. For an input x of shape
+(N, C, H, W), a weight w of shape (O, C/G, kh, kw) and G groups:
+
+    cols[n, c, i, j, y, x] = xpad[n, c, y*sh + i*dh, x*sw + j*dw]                    (im2col)
+    out[n, g, o, p]        = sum_k  w[g, o, k] * cols[n, g, k, p]                     (GEMM)
+
+with cols viewed as (N, G, C/G*kh*kw, Ho*Wo) and w as (G, O/G, C/G*kh*kw). The backward pass
+needs two more products of the same pieces:
+
+    dw    = sum_n  dout[n] @ cols[n]^T       (cols recomputed from x, never kept: memory)
+    dcols = w^T @ dout,   dx = col2im(dcols) (col2im, a scatter-add, is the adjoint of im2col)
+
+A transposed convolution is the adjoint of a convolution with respect to its input: its forward
+is conv2d's input gradient, and its backward is conv2d's forward and weight gradient.
+
+``im2col`` and ``col2im`` are the hot steps; their array layouts are documented so that a device
+kernel can replace them one for one.
+"""
+import numbers
+
+import numpy as np
+
+from ..autograd import Function
+from ..tensor import Tensor
+from . import linalg, shape
+from ._util import matmul_arrays
+
+
+# --------------------------------------------------------------------------- window geometry
+def output_size(size, kernel, stride, padding, dilation):
+    """(Ho, Wo) of a sliding window over (H, W): Ho = (H + top + bottom - dh*(kh-1) - 1) // sh + 1."""
+    return tuple((n + lo + hi - d * (k - 1) - 1) // s + 1
+                 for n, k, s, (lo, hi), d in zip(size, kernel, stride, padding, dilation))
+
+
+def offset_slices(i, j, stride, dilation, out_size):
+    """The slices of the padded input that kernel offset (i, j) reads, one element per output pixel:
+    rows i*dh, i*dh + sh, ..., i*dh + sh*(Ho-1), and the same for columns."""
+    (sh, sw), (dh, dw), (ho, wo) = stride, dilation, out_size
+    return (slice(i * dh, i * dh + sh * (ho - 1) + 1, sh), slice(j * dw, j * dw + sw * (wo - 1) + 1, sw))
+
+
+def pad2d(xp, x, padding, value=0):
+    """x (N, C, H, W) padded by ((top, bottom), (left, right)) with ``value`` (no copy when all are 0)."""
+    if not any(lo or hi for lo, hi in padding):
+        return x
+    return xp.pad(x, ((0, 0), (0, 0)) + tuple(padding), mode="constant", constant_values=value)
+
+
+def im2col(xp, x, kernel, stride, padding, dilation, out_size=None):
+    """Unfold the sliding windows of x (N, C, H, W) into cols of shape (N, C, kh, kw, Ho, Wo):
+
+        cols[n, c, i, j, y, x] = xpad[n, c, y*sh + i*dh, x*sw + j*dw]
+
+    where xpad is x zero-padded by ``padding`` = ((top, bottom), (left, right)). ``out_size``
+    (Ho, Wo) defaults to ``output_size``. cols is C-contiguous, so it reshapes for free to
+    (N, G, C/G*kh*kw, Ho*Wo). One strided copy per kernel offset.
+    """
+    n, c = x.shape[:2]
+    kh, kw = kernel
+    out_size = tuple(out_size or output_size(x.shape[2:], kernel, stride, padding, dilation))
+    xpad = pad2d(xp, x, padding)
+    cols = xp.empty((n, c, kh, kw) + out_size, dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, i, j] = xpad[(Ellipsis,) + offset_slices(i, j, stride, dilation, out_size)]
+    return cols
+
+
+def col2im(xp, cols, size, stride, padding, dilation):
+    """The adjoint of ``im2col``: fold cols (N, C, kh, kw, Ho, Wo) back into x of shape (N, C, H, W)
+    with (H, W) = ``size``, summing the values that overlapping windows put on the same pixel:
+
+        xpad[n, c, y*sh + i*dh, x*sw + j*dw] += cols[n, c, i, j, y, x];   x = xpad without padding
+
+    One strided add per kernel offset (windows of one offset never overlap each other).
+    """
+    n, c, kh, kw, ho, wo = cols.shape
+    (top, bottom), (left, right) = padding
+    h, w = size
+    xpad = xp.zeros((n, c, h + top + bottom, w + left + right), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            xpad[(Ellipsis,) + offset_slices(i, j, stride, dilation, (ho, wo))] += cols[:, :, i, j]
+    return xpad[:, :, top:top + h, left:left + w]
+
+
+# --------------------------------------------------------------------------- the three products
+def _float32_if_half(a):
+    """float16 operands are multiplied and summed in float32 (NumPy has no fp16 BLAS)."""
+    return a.astype(np.float32) if a.dtype == np.float16 else a
+
+
+
+# The products run over blocks of the batch whose columns take at most WORKSPACE_BYTES (one sample at
+# least): the temporary memory stays bounded, and the columns are still in cache when the GEMM reads them.
+WORKSPACE_BYTES = 4 << 20
+
+
+def batch_blocks(n, bytes_per_sample):
+    """Slices covering range(n), each as many samples as fit in WORKSPACE_BYTES (at least one)."""
+    step = max(1, min(n, WORKSPACE_BYTES // max(1, bytes_per_sample)))
+    return [slice(start, min(n, start + step)) for start in range(0, n, step)]
+
+
+def _cols_bytes(x, kernel, out_size):
+    """Bytes of one sample's im2col columns."""
+    return x.shape[1] * kernel[0] * kernel[1] * out_size[0] * out_size[1] * x.dtype.itemsize
+
+
+def conv_gemm(xp, cols, w, groups, out):
+    """out (N, O, Ho, Wo) = w (G, O/G, K) @ cols (N, G, K, Ho*Wo), K = C/G*kh*kw, written in place."""
+    n, ho, wo = cols.shape[0], cols.shape[-2], cols.shape[-1]
+    a = w.reshape(groups, w.shape[0] // groups, -1)
+    b = cols.reshape(n, groups, -1, ho * wo)
+    target = out.reshape(n, groups, -1, ho * wo)
+    if out.dtype == np.float16:
+        target[...] = xp.matmul(_float32_if_half(a), _float32_if_half(b))
+    else:
+        xp.matmul(a, b, out=target)
+
+
+def conv_gemm_transposed(xp, dout, w, groups):
+    """dcols (N, C, kh, kw, Ho, Wo) = w^T (G, K, O/G) @ dout (N, G, O/G, Ho*Wo): the input-side
+    product of a convolution's backward (and of a transposed convolution's forward)."""
+    n, o, ho, wo = dout.shape
+    wt = w.reshape(groups, o // groups, -1).swapaxes(1, 2)
+    dcols = matmul_arrays(xp, wt, dout.reshape(n, groups, o // groups, ho * wo))
+    return dcols.reshape((n, -1) + w.shape[2:] + (ho, wo))
+
+
+def conv_weight_gemm(xp, dout, cols, groups):
+    """sum_n dout[n] (G, O/G, P) @ cols[n]^T (G, P, K) -> (G, O/G, K), in float32 for float16 inputs."""
+    n, o, ho, wo = dout.shape
+    g = _float32_if_half(dout).reshape(n, groups, o // groups, ho * wo)
+    c = _float32_if_half(cols).reshape(n, groups, -1, ho * wo)
+    return xp.matmul(g, c.swapaxes(2, 3)).sum(axis=0)
+
+
+def conv_forward(xp, x, w, window, groups, out_size=None):
+    """The convolution of x (N, C, H, W) with w (O, C/G, kh, kw): im2col + GEMM, block by block."""
+    kernel = window[0]
+    out_size = tuple(out_size or output_size(x.shape[2:], *window))
+    out = xp.empty((x.shape[0], w.shape[0]) + out_size, dtype=x.dtype)
+    for block in batch_blocks(x.shape[0], _cols_bytes(x, kernel, out_size)):
+        conv_gemm(xp, im2col(xp, x[block], *window, out_size), w, groups, out=out[block])
+    return out
+
+
+def conv_input_grad(xp, dout, w, window, groups, size):
+    """dx (N, C, H, W) of a convolution from dout (N, O, Ho, Wo): w^T @ dout, then col2im."""
+    dx = xp.empty(dout.shape[:1] + (w.shape[1] * groups,) + tuple(size), dtype=dout.dtype)
+    bytes_per_sample = dx.shape[1] * w.shape[2] * w.shape[3] * dout.shape[2] * dout.shape[3] * dout.dtype.itemsize
+    for block in batch_blocks(dout.shape[0], bytes_per_sample):
+        dx[block] = col2im(xp, conv_gemm_transposed(xp, dout[block], w, groups), size, *window[1:])
+    return dx
+
+
+def conv_weight_grad(xp, x, dout, window, groups, weight_shape):
+    """dw of a convolution of x with output gradient dout; the columns of x are recomputed here,
+    block by block, rather than kept from the forward pass."""
+    out_size = dout.shape[2:]
+    dw = 0
+    for block in batch_blocks(x.shape[0], _cols_bytes(x, window[0], out_size)):
+        dw = dw + conv_weight_gemm(xp, dout[block], im2col(xp, x[block], *window, out_size), groups)
+    return dw.reshape(weight_shape).astype(x.dtype, copy=False)
+
+
+def bias_grad(dout):
+    """d bias = dout summed over every axis but the channels (axis 1)."""
+    n, c = dout.shape[:2]
+    return _float32_if_half(dout).reshape(n, c, -1).sum(axis=2).sum(axis=0).astype(dout.dtype, copy=False)
+
+
+def _add_bias(out, b):
+    if b is not None:
+        out += b.reshape(1, -1, 1, 1)
+    return out
+
+
+def _with_bias_grad(ctx, dout, grads):
+    """Append the bias gradient when the op was given a bias."""
+    if len(ctx.needs_input_grad) == len(grads):
+        return grads
+    return grads + (bias_grad(dout) if ctx.needs_input_grad[-1] else None,)
+
+
+# --------------------------------------------------------------------------- the ops
+class Conv2d(Function):
+    """out = conv(x, w) + b, by im2col + GEMM; see the module docstring for the products."""
+    def forward(ctx, x, w, b=None, *, window, groups):
+        ctx.save(x, w)
+        ctx.window, ctx.groups = window, groups
+        return _add_bias(conv_forward(ctx.xp, x, w, window, groups), b)
+
+    def backward(ctx, dout):
+        x, w = ctx.saved
+        xp, window, groups = ctx.xp, ctx.window, ctx.groups
+        dx = conv_input_grad(xp, dout, w, window, groups, x.shape[2:]) if ctx.needs_input_grad[0] else None
+        dw = conv_weight_grad(xp, x, dout, window, groups, w.shape) if ctx.needs_input_grad[1] else None
+        return _with_bias_grad(ctx, dout, (dx, dw))
+
+
+class ConvTranspose2d(Function):
+    """out = conv^T(x, w) + b: conv2d's input gradient with x in the place of dout, so that
+    conv_transpose2d(conv2d's dout, w) is exactly conv2d's dx (same weight, same geometry)."""
+    def forward(ctx, x, w, b=None, *, window, groups, size):
+        ctx.save(x, w)
+        ctx.window, ctx.groups = window, groups
+        return _add_bias(conv_input_grad(ctx.xp, x, w, window, groups, size), b)
+
+    def backward(ctx, dout):
+        x, w = ctx.saved
+        xp, window, groups = ctx.xp, ctx.window, ctx.groups
+        dx = conv_forward(xp, dout, w, window, groups, x.shape[2:]) if ctx.needs_input_grad[0] else None
+        dw = conv_weight_grad(xp, dout, x, window, groups, w.shape) if ctx.needs_input_grad[1] else None
+        return _with_bias_grad(ctx, dout, (dx, dw))
+
+
+# --------------------------------------------------------------------------- argument checks
+def pair(value, fn, name, minimum):
+    """An int or a pair of ints as a pair, each at least ``minimum``."""
+    items = (value, value) if isinstance(value, numbers.Integral) else tuple(value)
+    if len(items) != 2 or not all(isinstance(v, numbers.Integral) for v in items):
+        raise TypeError(f"{fn}: {name} must be an int or a pair of ints, got {value!r}")
+    if any(v < minimum for v in items):
+        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}")
+    return tuple(int(v) for v in items)
+
+
+def check_4d(fn, name, t):
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{fn}: {name} must be a Tensor, got {type(t).__name__}")
+    if t.ndim != 4:
+        raise ValueError(f"{fn}: {name} must be 4-D (N, C, H, W for input; out, in/groups, kh, kw for "
+                         f"weight), got shape {t.shape}")
+
+
+def _check_conv_operands(fn, x, w, b, groups, transposed):
+    """x, w, b are 4-D/4-D/1-D with one float dtype; groups divides both channel counts; the input's
+    channels match the weight (dim 1 * groups for a convolution, dim 0 for a transposed one)."""
+    check_4d(fn, "input", x)
+    check_4d(fn, "weight", w)
+    if x.dtype.kind != "f" or w.dtype != x.dtype:
+        raise TypeError(f"{fn}: input and weight must have the same floating dtype, got {x.dtype} and {w.dtype}")
+    if not isinstance(groups, numbers.Integral) or groups < 1:
+        raise ValueError(f"{fn}: groups must be a positive int, got {groups!r}")
+    if x.shape[1] % groups or w.shape[0] % groups:
+        raise ValueError(f"{fn}: groups={groups} must divide the input's channels and the weight's dim 0 "
+                         f"(input shape {x.shape}, weight shape {w.shape})")
+    in_channels = w.shape[0] if transposed else w.shape[1] * groups
+    out_channels = w.shape[1] * groups if transposed else w.shape[0]
+    if x.shape[1] != in_channels:
+        raise ValueError(f"{fn}: input has {x.shape[1]} channels but weight expects {in_channels} "
+                         f"(weight shape {w.shape}, groups={groups})")
+    if b is not None and (b.ndim != 1 or b.shape[0] != out_channels):
+        raise ValueError(f"{fn}: bias must have shape ({out_channels},) to match the weight {w.shape}, "
+                         f"got {b.shape}")
+    if b is not None and b.dtype != x.dtype:
+        raise TypeError(f"{fn}: bias dtype {b.dtype} differs from the input's {x.dtype}")
+
+
+def _conv_padding(padding, kernel, stride, dilation):
+    """Padding as ((top, bottom), (left, right)); 'same' splits d*(k-1) with the extra pixel at the
+    end (as PyTorch), 'valid' is no padding."""
+    if padding == "valid":
+        return ((0, 0), (0, 0))
+    if padding == "same":
+        if stride != (1, 1):
+            raise ValueError(f"conv2d: padding='same' needs stride 1, got stride={stride}")
+        totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        return tuple((t // 2, t - t // 2) for t in totals)
+    if isinstance(padding, str):
+        raise ValueError(f"conv2d: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
+    ph, pw = pair(padding, "conv2d", "padding", 0)
+    return ((ph, ph), (pw, pw))
+
+
+def check_window_fits(fn, size, kernel, padding, dilation):
+    """A window larger than the padded input leaves no output pixel."""
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(size, padding))
+    extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    if any(e > p for e, p in zip(extent, padded)):
+        raise ValueError(f"{fn}: the kernel {kernel[0]}x{kernel[1]} (dilated extent {extent[0]}x{extent[1]}) "
+                         f"is larger than the padded input {padded[0]}x{padded[1]} (input {size[0]}x{size[1]}, "
+                         f"padding {padding}); use a smaller kernel or more padding")
+
+
+# --------------------------------------------------------------------------- public wrappers
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation, as ``torch.nn.functional.conv2d``: input (N, C, H, W), weight
+    (O, C/groups, kh, kw), bias (O,) -> (N, O, Ho, Wo). ``padding`` may be 'same' or 'valid'."""
+    _check_conv_operands("conv2d", input, weight, bias, groups, transposed=False)
+    kernel = weight.shape[2:]
+    stride = pair(stride, "conv2d", "stride", 1)
+    dilation = pair(dilation, "conv2d", "dilation", 1)
+    padding = _conv_padding(padding, kernel, stride, dilation)
+    check_window_fits("conv2d", input.shape[2:], kernel, padding, dilation)
+    tensors = (input, weight) if bias is None else (input, weight, bias)
+    return Conv2d.apply(*tensors, window=(kernel, stride, padding, dilation), groups=groups)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """Transposed 2-D convolution (learnable upsampling), as ``torch.nn.functional.conv_transpose2d``:
+    input (N, C, H, W), weight (C, O/groups, kh, kw) -> (N, O, Ho, Wo) with
+    Ho = (H - 1)*sh - 2*ph + dh*(kh - 1) + output_padding + 1."""
+    fn = "conv_transpose2d"
+    _check_conv_operands(fn, input, weight, bias, groups, transposed=True)
+    kernel = weight.shape[2:]
+    stride = pair(stride, fn, "stride", 1)
+    dilation = pair(dilation, fn, "dilation", 1)
+    ph, pw = pair(padding, fn, "padding", 0)
+    extra = pair(output_padding, fn, "output_padding", 0)
+    if any(e >= max(s, d) for e, s, d in zip(extra, stride, dilation)):
+        raise ValueError(f"{fn}: output_padding {extra} must be smaller than stride {stride} or dilation "
+                         f"{dilation} in each dim")
+    size = tuple((n - 1) * s - 2 * p + d * (k - 1) + e + 1
+                 for n, s, p, d, k, e in zip(input.shape[2:], stride, (ph, pw), dilation, kernel, extra))
+    if min(size) < 1:
+        raise ValueError(f"{fn}: the output size {size} is not positive (input {input.shape}, kernel {kernel}, "
+                         f"stride {stride}, padding {(ph, pw)}); reduce the padding")
+    tensors = (input, weight) if bias is None else (input, weight, bias)
+    window = (kernel, stride, ((ph, ph), (pw, pw)), dilation)
+    return ConvTranspose2d.apply(*tensors, window=window, groups=groups, size=size)
+
+
+def linear(input, weight, bias=None):
+    """y = x W^T + b, as ``torch.nn.functional.linear``: input (..., in), weight (out, in), bias (out,)."""
+    if weight.ndim != 2 or input.ndim < 1 or input.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input's last dim must equal weight's dim 1 (weight is (out, in)); got "
+                         f"input {input.shape} and weight {weight.shape}")
+    out = linalg.matmul(input, shape.transpose(weight, 0, 1))
+    return out if bias is None else out + bias

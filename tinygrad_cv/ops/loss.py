@@ -1,0 +1,358 @@
+"""Losses, with PyTorch's names, arguments and reductions ('mean', 'sum', 'none').
+
+Fused ops (one Function: forward and gradient in closed form) where it pays: cross_entropy
+(log_softmax + nll in one pass), nll_loss, the two binary cross entropies and smooth L1. The
+others are short compositions of differentiable ops.
+"""
+import numpy as np
+
+from ..autograd import Function
+from ..tensor import Tensor
+from . import elementwise, reduce, shape
+from ._util import accumulate_dtype
+from .elementwise import stable_sigmoid
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+# --------------------------------------------------------------------------- shared checks
+def _check_reduction(fn, reduction):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{fn}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def _as_target(fn, input, target):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{fn}: input must be a Tensor, got {type(input).__name__}")
+    if input.dtype.kind != "f":
+        raise TypeError(f"{fn}: input must be a floating tensor, got {input.dtype}")
+    return target if isinstance(target, Tensor) else Tensor(target, device=input.device)
+
+
+def _same_shape_target(fn, input, target):
+    """A target of the input's shape, cast to the input's dtype (values are kept: 0/1 labels stay 0/1)."""
+    target = _as_target(fn, input, target)
+    if target.shape != input.shape:
+        raise ValueError(f"{fn}: target shape {target.shape} must equal input shape {input.shape}")
+    if target.dtype.kind not in "fiub":
+        raise TypeError(f"{fn}: target must be numeric, got {target.dtype}")
+    return target if target.dtype == input.dtype else shape.cast(target, input.dtype)
+
+
+def _reduce(loss, reduction):
+    if reduction == "mean":
+        return reduce.mean(loss)
+    return reduce.sum(loss) if reduction == "sum" else loss
+
+
+def _weighted(loss, weight):
+    return loss if weight is None else loss * weight
+
+
+# --------------------------------------------------------------------------- binary cross entropy
+def softplus_neg(xp, x):
+    """softplus(-x) = log(1 + exp(-x)) = log1p(exp(-|x|)) + max(-x, 0), without overflow."""
+    return xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(-x, x.dtype.type(0))
+
+
+class BinaryCrossEntropyWithLogits(Function):
+    """l = (1 - t) x + (1 + (pw - 1) t) softplus(-x)   (pw = pos_weight, 1 if absent; with pw = 1
+    this is max(x, 0) - x t + log1p(exp(-|x|))).
+        dl/dx = (1 - t) - (1 + (pw - 1) t) sigmoid(-x),  dl/dt = (pw - 1) softplus(-x) - x,
+        dl/dpw = t softplus(-x).
+    """
+    def forward(ctx, x, t, pw=None):
+        ctx.save(x, t, pw)
+        log_weight = 1 if pw is None else 1 + (pw - 1) * t
+        return (1 - t) * x + log_weight * softplus_neg(ctx.xp, x)
+
+    def backward(ctx, g):
+        x, t, pw = ctx.saved
+        xp = ctx.xp
+        log_weight = 1 if pw is None else 1 + (pw - 1) * t
+        gx = g * ((1 - t) - log_weight * stable_sigmoid(xp, -x)) if ctx.needs_input_grad[0] else None
+        if pw is None:
+            return gx, (-g * x if ctx.needs_input_grad[1] else None)
+        sp = softplus_neg(xp, x)
+        gt = g * (sp * (pw - 1) - x) if ctx.needs_input_grad[1] else None
+        gpw = g * t * sp if ctx.needs_input_grad[2] else None
+        return gx, gt, gpw
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
+    """Sigmoid + binary cross entropy in the stable form, as PyTorch's: weight scales each element,
+    pos_weight (broadcast over the last dim, e.g. one per class) scales the positive term."""
+    fn = "binary_cross_entropy_with_logits"
+    _check_reduction(fn, reduction)
+    target = _same_shape_target(fn, input, target)
+    if pos_weight is not None and not isinstance(pos_weight, Tensor):
+        pos_weight = Tensor(pos_weight, dtype=input.dtype, device=input.device)
+    tensors = (input, target) if pos_weight is None else (input, target, pos_weight)
+    return _reduce(_weighted(BinaryCrossEntropyWithLogits.apply(*tensors), weight), reduction)
+
+
+class BinaryCrossEntropy(Function):
+    """l = -(t log p + (1 - t) log(1 - p)), each log clamped at -100 (PyTorch).
+        dl/dp = (p - t) / max(p (1 - p), 1e-12),  dl/dt = log(1 - p) - log(p)
+    dl/dt uses the clamped logs: it is the derivative of the clamped forward (PyTorch gives +-inf
+    at p = 0 or 1)."""
+    def forward(ctx, p, t):
+        xp = ctx.xp
+        with np.errstate(divide="ignore"):  # log(0) = -inf is expected; the clamp handles it
+            log_p, log_q = (xp.maximum(xp.log(v), p.dtype.type(-100)) for v in (p, 1 - p))
+        ctx.save(p, t, log_p, log_q)
+        return -(t * log_p + (1 - t) * log_q)
+
+    def backward(ctx, g):
+        p, t, log_p, log_q = ctx.saved
+        gp = g * (p - t) / ctx.xp.maximum(p * (1 - p), p.dtype.type(1e-12)) if ctx.needs_input_grad[0] else None
+        gt = g * (log_q - log_p) if ctx.needs_input_grad[1] else None
+        return gp, gt
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    """Binary cross entropy of probabilities ``input`` in [0, 1], as PyTorch's (logs clamped at -100)."""
+    fn = "binary_cross_entropy"
+    _check_reduction(fn, reduction)
+    target = _same_shape_target(fn, input, target)
+    if input.numel() and bool(((input.data < 0) | (input.data > 1)).any()):
+        raise ValueError(f"{fn}: input must hold probabilities in [0, 1], but its values span "
+                         f"[{float(input.data.min()):.4g}, {float(input.data.max()):.4g}] (shape {input.shape}); "
+                         f"for logits use binary_cross_entropy_with_logits")
+    return _reduce(_weighted(BinaryCrossEntropy.apply(input, target), weight), reduction)
+
+
+# --------------------------------------------------------------------------- class-index losses
+class _ClassTargets:
+    """Integer targets t (N, P) for scores (N, C, P): where the target scores sit in the flattened
+    scores, each sample's weight w[t] (0 where t == ignore_index), and the 'mean' denominator
+    sum(w[t]) (PyTorch's weighted mean; the count of non-ignored samples without weights)."""
+
+    def __init__(self, xp, target, num_classes, weight, ignore_index, dtype):
+        n, p = target.shape
+        self.valid = target != ignore_index
+        safe = xp.where(self.valid, target, 0)
+        self.flat = (xp.arange(n)[:, None] * num_classes + safe) * p + xp.arange(p)
+        self.weight = (self.valid if weight is None else weight[safe] * self.valid).astype(dtype)
+        self.denominator = self.weight.sum()
+
+    def per_sample_grad(self, g, reduction, shape_):
+        """The upstream gradient of each sample's loss, shape (N, P)."""
+        if reduction == "none":
+            return g.reshape(shape_)
+        return g / self.denominator if reduction == "mean" else g
+
+
+def _reduce_samples(xp, loss, targets, reduction, out_shape):
+    if reduction == "none":
+        return loss.reshape(out_shape)
+    total = loss.sum()
+    return xp.asarray(total / targets.denominator if reduction == "mean" else total, dtype=loss.dtype)
+
+
+class NLLLoss(Function):
+    """l_i = -w[t_i] x[i, t_i] (0 where t_i is ignored);  dl_i/dx[i, t_i] = -w[t_i]."""
+    def forward(ctx, x, *, target, weight, ignore_index, reduction):
+        xp = ctx.xp
+        v = x.reshape(x.shape[0], x.shape[1], -1)
+        ctx.targets = _ClassTargets(xp, target.reshape(x.shape[0], -1), x.shape[1], weight, ignore_index, x.dtype)
+        ctx.shape, ctx.out_shape, ctx.reduction = v.shape, target.shape, reduction
+        loss = -ctx.targets.weight * v.reshape(-1)[ctx.targets.flat]
+        return _reduce_samples(xp, loss, ctx.targets, reduction, target.shape)
+
+    def backward(ctx, g):
+        n, c, p = ctx.shape
+        gx = ctx.xp.zeros(ctx.shape, dtype=g.dtype)
+        per_sample = ctx.targets.per_sample_grad(g, ctx.reduction, (n, p))
+        gx.reshape(-1)[ctx.targets.flat] = -ctx.targets.weight * per_sample
+        return gx.reshape((n, c) + ctx.out_shape[1:])
+
+
+class CrossEntropy(Function):
+    """log_softmax over the classes and the negative log likelihood, fused. With logp = log_softmax(x),
+    e = label_smoothing, C classes and class weights w (all 1 if absent):
+
+        l_i = -(1 - e) w[t_i] logp[i, t_i] - (e / C) sum_c w_c logp[i, c]
+        dl_i/dx[i, c] = ((1 - e) w[t_i] + (e / C) sum_k w_k) softmax(x)[i, c] - (1 - e) w[t_i] [c = t_i] - (e / C) w_c
+
+    Ignored samples contribute 0; 'mean' divides by sum_i w[t_i] over the others (PyTorch).
+    """
+    def forward(ctx, x, *, target, weight, ignore_index, reduction, label_smoothing):
+        xp = ctx.xp
+        n, c = x.shape[:2]
+        acc = accumulate_dtype(x.dtype) or x.dtype
+        v = x.reshape(n, c, -1).astype(acc, copy=False)
+        targets = _ClassTargets(xp, target.reshape(n, -1), c, weight, ignore_index, acc)
+        shifted = v - v.max(axis=1, keepdims=True)
+        probs = xp.exp(shifted)
+        total = probs.sum(axis=1, keepdims=True)
+        probs /= total
+        log_total = xp.log(total)[:, 0]                              # logp = shifted - log_total
+        loss = -(1 - label_smoothing) * targets.weight * (shifted.reshape(-1)[targets.flat] - log_total)
+        if label_smoothing:
+            weighted = shifted if weight is None else shifted * weight.astype(acc)[:, None]
+            class_sum = c if weight is None else weight.astype(acc).sum()
+            smooth = weighted.sum(axis=1) - class_sum * log_total  # sum_c w_c logp_c
+            loss -= (label_smoothing / c) * smooth * targets.valid
+        ctx.save(probs)
+        ctx.targets, ctx.weight, ctx.dtype, ctx.out_shape = targets, weight, x.dtype, target.shape
+        ctx.reduction, ctx.smoothing = reduction, label_smoothing
+        return _reduce_samples(xp, loss, targets, reduction, target.shape).astype(x.dtype, copy=False)
+
+    def backward(ctx, g):
+        (probs,) = ctx.saved
+        n, c, p = probs.shape
+        targets, e = ctx.targets, ctx.smoothing
+        per_sample = targets.per_sample_grad(g.astype(probs.dtype, copy=False), ctx.reduction, (n, p))
+        hard = (1 - e) * targets.weight * per_sample                   # (N, P)
+        if not e:
+            gx = probs * hard[:, None, :]
+        else:
+            smooth = (e / c) * per_sample * targets.valid                # (N, P)
+            w = ctx.xp.ones(c, dtype=probs.dtype) if ctx.weight is None else ctx.weight.astype(probs.dtype)
+            gx = probs * (hard + w.sum() * smooth)[:, None, :]
+            gx -= w[:, None] * smooth[:, None, :]
+        gx.reshape(-1)[targets.flat] -= hard
+        return gx.reshape((n, c) + ctx.out_shape[1:]).astype(ctx.dtype, copy=False)
+
+
+def _check_class_input(fn, input):
+    if not isinstance(input, Tensor) or input.ndim < 2:
+        raise ValueError(f"{fn}: input must be a Tensor of scores (N, C) or (N, C, d1, ...), got "
+                         f"{getattr(input, 'shape', type(input).__name__)}")
+    if input.dtype.kind != "f":
+        raise TypeError(f"{fn}: input must be a floating tensor, got {input.dtype}")
+
+
+def _class_index_target(fn, input, target, ignore_index):
+    """Integer class indices of shape (N, d1, ...), each in [0, C) or equal to ignore_index."""
+    expected = input.shape[:1] + input.shape[2:]
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{fn}: target must hold integer class indices (int64) of shape {expected}, got dtype "
+                        f"{target.dtype} and shape {target.shape}; use .long() on class labels")
+    if target.shape != expected:
+        raise ValueError(f"{fn}: target shape {target.shape} does not match input shape {input.shape}; "
+                         f"expected {expected} (the input's shape without the class dim 1)")
+    t = target.data
+    bad = (t < 0) | (t >= input.shape[1])
+    if ignore_index is not None:
+        bad &= t != ignore_index
+    if bool(bad.any()):
+        value = int(t[bad].reshape(-1)[0])
+        raise ValueError(f"{fn}: target holds class index {value}, outside [0, {input.shape[1]}) for input of "
+                         f"shape {input.shape} (ignore_index={ignore_index})")
+    return t
+
+
+def _class_weight(fn, input, weight):
+    if weight is None:
+        return None
+    if not isinstance(weight, Tensor) or weight.shape != (input.shape[1],):
+        raise ValueError(f"{fn}: weight must be a Tensor of shape ({input.shape[1]},), one per class, got "
+                         f"{getattr(weight, 'shape', type(weight).__name__)}")
+    return weight.data
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Negative log likelihood of log-probabilities ``input`` (N, C, ...) at integer ``target``, as PyTorch's."""
+    fn = "nll_loss"
+    _check_reduction(fn, reduction)
+    _check_class_input(fn, input)
+    target = _class_index_target(fn, input, _as_target(fn, input, target), ignore_index)
+    return NLLLoss.apply(input, target=target, weight=_class_weight(fn, input, weight), ignore_index=ignore_index,
+                         reduction=reduction)
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """Cross entropy of scores (N, C) or (N, C, d1, ...) against integer class indices (N, d1, ...) or
+    class probabilities of the input's shape, as ``torch.nn.functional.cross_entropy``: class
+    weights, ignore_index, label_smoothing and the weighted mean all follow PyTorch."""
+    fn = "cross_entropy"
+    _check_reduction(fn, reduction)
+    _check_class_input(fn, input)
+    if not 0 <= label_smoothing <= 1:
+        raise ValueError(f"{fn}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    target = _as_target(fn, input, target)
+    class_weight = _class_weight(fn, input, weight)
+    if target.dtype.kind == "f" and target.shape == input.shape:
+        return _soft_cross_entropy(input, target, weight, reduction, label_smoothing)
+    target = _class_index_target(fn, input, target, ignore_index)
+    return CrossEntropy.apply(input, target=target, weight=class_weight, ignore_index=ignore_index,
+                              reduction=reduction, label_smoothing=float(label_smoothing))
+
+
+def _soft_cross_entropy(input, target, weight, reduction, label_smoothing):
+    """l_i = -sum_c w_c q_c logp_c with q = (1 - e) target + e / C; 'mean' averages over samples."""
+    classes = input.shape[1]
+    target = target if target.dtype == input.dtype else shape.cast(target, input.dtype)
+    q = target * (1 - label_smoothing) + label_smoothing / classes
+    if weight is not None:
+        q = q * shape.reshape(weight, (1, classes) + (1,) * (input.ndim - 2))
+    loss = elementwise.neg(reduce.sum(q * reduce.log_softmax(input, 1), 1))
+    return _reduce(loss, reduction)
+
+
+def dice_loss(input, target, eps=1.0):
+    """Soft Dice loss for segmentation: scores (N, C, *) against integer classes (N, *).
+
+    With p = softmax(input) over the classes and y the one-hot target, for each class c (sums over
+    the batch and all pixels):  dice_c = (2 sum(p_c y_c) + eps) / (sum(p_c) + sum(y_c) + eps),
+    and the loss is 1 - mean_c dice_c. ``eps`` smooths classes absent from both.
+    """
+    fn = "dice_loss"
+    _check_class_input(fn, input)
+    target = _class_index_target(fn, input, _as_target(fn, input, target), ignore_index=None)
+    xp, classes = input.xp, input.shape[1]
+    one_hot = (target[:, None] == xp.arange(classes).reshape((1, classes) + (1,) * (input.ndim - 2)))
+    y = Tensor(one_hot.astype(input.dtype), device=input.device)
+    p = reduce.softmax(input, 1)
+    axes = (0,) + tuple(range(2, input.ndim))
+    intersection = reduce.sum(p * y, axes)
+    total = reduce.sum(p, axes) + reduce.sum(y, axes)
+    dice = (intersection * 2 + eps) / (total + eps)
+    return 1 - reduce.mean(dice)
+
+
+# --------------------------------------------------------------------------- regression losses
+class SmoothL1(Function):
+    """l = 0.5 d^2 / beta if |d| < beta else |d| - 0.5 beta;  dl/dd = clip(d / beta, -1, 1)
+    (sign(d) for beta = 0, which is the L1 loss)."""
+    def forward(ctx, d, *, beta):
+        xp = ctx.xp
+        ctx.save(d)
+        ctx.beta = beta
+        a = xp.abs(d)
+        if beta == 0:
+            return a
+        b = d.dtype.type(beta)
+        return xp.where(a < b, d.dtype.type(0.5) * d * d / b, a - d.dtype.type(0.5) * b)
+
+    def backward(ctx, g):
+        (d,) = ctx.saved
+        xp = ctx.xp
+        if ctx.beta == 0:
+            return g * xp.sign(d)
+        return g * xp.clip(d / d.dtype.type(ctx.beta), -1, 1)
+
+
+def mse_loss(input, target, reduction="mean"):
+    """mean((input - target)^2), as PyTorch's."""
+    _check_reduction("mse_loss", reduction)
+    d = input - _same_shape_target("mse_loss", input, target)
+    return _reduce(d * d, reduction)
+
+
+def l1_loss(input, target, reduction="mean"):
+    """mean(|input - target|), as PyTorch's."""
+    _check_reduction("l1_loss", reduction)
+    return _reduce(elementwise.abs(input - _same_shape_target("l1_loss", input, target)), reduction)
+
+
+def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
+    """Huber-like loss: quadratic below ``beta``, linear above, as PyTorch's ``smooth_l1_loss``."""
+    _check_reduction("smooth_l1_loss", reduction)
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta!r}")
+    d = input - _same_shape_target("smooth_l1_loss", input, target)
+    return _reduce(SmoothL1.apply(d, beta=float(beta)), reduction)
+

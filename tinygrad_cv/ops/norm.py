@@ -1,0 +1,146 @@
+"""Batch normalisation and dropout: the two ops that behave differently in training and evaluation."""
+import numbers
+
+import numpy as np
+
+from ..autograd import Function
+from ..random import generator
+from ..tensor import Tensor
+from ._util import accumulate_dtype
+
+
+# --------------------------------------------------------------------------- batch norm
+def _channels_view(x):
+    """x (N, C, *) viewed as (N, C, P): the statistics reduce over axes 0 and 2."""
+    return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+def _channel_sum(a):
+    """Per-channel sum of a (N, C, P): the contiguous axis first (fast and pairwise), then the batch."""
+    return a.sum(axis=2).sum(axis=0)
+
+
+def batch_norm_stats(xp, x):
+    """Per-channel mean and biased variance of x (N, C, *) over every axis but 1, in float32 for
+    float16 inputs. Two passes (mean, then mean squared deviation): no cancellation."""
+    v = _channels_view(x).astype(accumulate_dtype(x.dtype) or x.dtype, copy=False)
+    count = v.shape[0] * v.shape[2]
+    mean = _channel_sum(v) / count
+    deviation = v - mean[:, None]
+    deviation *= deviation
+    return mean, _channel_sum(deviation) / count
+
+
+class BatchNorm(Function):
+    """y = (x - mean) * invstd * w + b per channel (axis 1), invstd = 1 / sqrt(var + eps).
+
+    With xhat = (x - mean) * invstd, M values per channel and sums over all but the channel axis:
+        dw = sum(g * xhat),  db = sum(g)
+        dx = w * invstd * g                                          (mean, var constants: evaluation)
+        dx = w * invstd * (g - sum(g)/M - xhat * sum(g * xhat)/M)    (batch statistics: training)
+    """
+    def forward(ctx, x, w, b, *, mean, invstd, batch_stats):
+        scale = w.astype(mean.dtype) * invstd
+        shift = b.astype(mean.dtype) - mean * scale
+        ctx.save(x, scale)
+        ctx.mean, ctx.invstd, ctx.batch_stats = mean, invstd, batch_stats
+        y = _channels_view(x) * scale[:, None].astype(x.dtype)
+        y += shift[:, None].astype(x.dtype)
+        return y.reshape(x.shape)
+
+    def backward(ctx, g):
+        x, scale = ctx.saved
+        acc = ctx.mean.dtype
+        gv = _channels_view(g).astype(acc, copy=False)
+        centred = _channels_view(x).astype(acc, copy=False) - ctx.mean[:, None]
+        sum_g = _channel_sum(gv)
+        sum_g_xhat = _channel_sum(gv * centred) * ctx.invstd
+        dw = sum_g_xhat if ctx.needs_input_grad[1] else None
+        db = sum_g if ctx.needs_input_grad[2] else None
+        if not ctx.needs_input_grad[0]:
+            return None, dw, db
+        if ctx.batch_stats:
+            count = gv.shape[0] * gv.shape[2]
+            centred *= (-scale * ctx.invstd * sum_g_xhat / count)[:, None]
+            centred += gv * scale[:, None]
+            centred -= (scale * sum_g / count)[:, None]
+            dx = centred
+        else:
+            dx = gv * scale[:, None]
+        return dx.reshape(x.shape).astype(x.dtype, copy=False), dw, db
+
+
+def _check_channel_vector(name, t, channels, input_shape):
+    if t is not None and (not isinstance(t, Tensor) or t.shape != (channels,)):
+        shape = t.shape if isinstance(t, Tensor) else type(t).__name__
+        raise ValueError(f"batch_norm: {name} must be a Tensor of shape ({channels},) for an input of shape "
+                         f"{input_shape}, got {shape}")
+
+
+def _update_running(running, batch_value, momentum):
+    """running <- (1 - momentum) * running + momentum * batch_value, in place of running.data."""
+    data = running.data
+    data *= data.dtype.type(1 - momentum)
+    data += (momentum * batch_value).astype(data.dtype)
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """Batch normalisation over axis 1, as ``torch.nn.functional.batch_norm``.
+
+    Training: normalise with the batch's mean and biased variance, and (if given) update the running
+    statistics in place, without gradient: running = (1 - momentum) * running + momentum * batch,
+    where the variance folded in is the unbiased one (M / (M - 1) times the biased).
+    Evaluation: normalise with the running statistics.
+    """
+    if not isinstance(input, Tensor) or input.ndim < 2:
+        raise ValueError(f"batch_norm: input must be a Tensor of shape (N, C, ...), got "
+                         f"{getattr(input, 'shape', type(input).__name__)}")
+    channels = input.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                    ("bias", bias)):
+        _check_channel_vector(name, t, channels, input.shape)
+    count = input.numel() // channels
+    xp = input.xp
+    if training:
+        if count <= 1:
+            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input "
+                             f"shape {input.shape}")
+        mean, var = batch_norm_stats(xp, input.data)
+        if running_mean is not None:
+            _update_running(running_mean, mean, momentum)
+        if running_var is not None:
+            _update_running(running_var, var * (count / (count - 1)), momentum)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: running_mean and running_var are needed in evaluation mode "
+                             "(training=False)")
+        acc = accumulate_dtype(input.dtype) or input.dtype
+        mean, var = running_mean.data.astype(acc), running_var.data.astype(acc)
+    invstd = 1 / xp.sqrt(var + var.dtype.type(eps))
+    weight = weight if weight is not None else Tensor(xp.ones(channels, dtype=input.dtype), device=input.device)
+    bias = bias if bias is not None else Tensor(xp.zeros(channels, dtype=input.dtype), device=input.device)
+    return BatchNorm.apply(input, weight, bias, mean=mean, invstd=invstd, batch_stats=training)
+
+
+# --------------------------------------------------------------------------- dropout
+class Dropout(Function):
+    """y = x * mask / (1 - p) with mask ~ Bernoulli(1 - p);  dx = g * mask / (1 - p)."""
+    def forward(ctx, x, *, scaled_mask):
+        ctx.save(scaled_mask)
+        return x * scaled_mask
+
+    def backward(ctx, g):
+        return g * ctx.saved[0]
+
+
+def dropout(input, p=0.5, training=True):
+    """Zero each element with probability p and scale the rest by 1 / (1 - p) (training only), as
+    ``torch.nn.functional.dropout``. The mask comes from ``tinygrad_cv.random.generator()``."""
+    if not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+        raise ValueError(f"dropout: p must be a probability between 0 and 1, got {p!r}")
+    if not training or p == 0:
+        return input
+    keep = generator().random(input.shape, dtype=np.float32) >= p
+    scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
+    scaled_mask = input.xp.asarray(keep.astype(input.dtype) * input.dtype.type(scale))
+    return Dropout.apply(input, scaled_mask=scaled_mask)

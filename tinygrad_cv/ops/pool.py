@@ -1,0 +1,226 @@
+"""Pooling: ``max_pool2d``, ``avg_pool2d`` and ``adaptive_avg_pool2d``, with PyTorch's geometry.
+
+Max and average pooling loop over the kh*kw kernel offsets: offset (i, j) reads, for every output
+pixel at once, the strided slice xpad[..., y*sh + i*dh, x*sw + j*dw] (``conv.offset_slices``).
+Adaptive average pooling is separable: y = A_h @ x @ A_w^T with averaging matrices A.
+"""
+import numpy as np
+
+from ..autograd import Function
+from ..tensor import Tensor
+from ._util import matmul_arrays
+from .conv import check_4d, offset_slices, pad2d, pair
+
+
+# --------------------------------------------------------------------------- geometry
+def pool_output_size(size, kernel, stride, padding, dilation, ceil_mode):
+    """PyTorch's pooling output size per dim: (n + 2p - d(k-1) - 1) / s + 1 rounded down (or up with
+    ceil_mode, but then the last window must start inside the input or its left padding)."""
+    out = []
+    for n, k, s, p, d in zip(size, kernel, stride, padding, dilation):
+        span = n + 2 * p - d * (k - 1) - 1
+        o = (span + (s - 1 if ceil_mode else 0)) // s + 1
+        if ceil_mode and (o - 1) * s >= n + p:
+            o -= 1
+        out.append(o)
+    return tuple(out)
+
+
+def _window_padding(size, kernel, stride, padding, dilation, out_size):
+    """((top, bottom), (left, right)) such that every window lies inside the padded input: the
+    bottom/right side grows beyond ``padding`` when ceil_mode adds a partial window."""
+    return tuple((p, max(0, (o - 1) * s + d * (k - 1) + 1 - n - p))
+                 for n, k, s, p, d, o in zip(size, kernel, stride, padding, dilation, out_size))
+
+
+def _offsets(kernel):
+    return [(i, j) for i in range(kernel[0]) for j in range(kernel[1])]
+
+
+# --------------------------------------------------------------------------- max pooling
+def max_pool_forward(xp, x, kernel, stride, padding, dilation, out_size):
+    """y (N, C, Ho, Wo) = the max of each window of x (N, C, H, W), padded with -inf, and argmax
+    (N, C, Ho, Wo), the window offset i*kw + j of the maximum (the smallest unsigned dtype that holds
+    kh*kw - 1). Ties keep the first offset in row-major order; a NaN wins (and propagates), as PyTorch.
+    """
+    pads = _window_padding(x.shape[2:], kernel, stride, padding, dilation, out_size)
+    xpad = pad2d(xp, x, pads, value=-np.inf)
+    offsets = _offsets(kernel)
+    y = xpad[(Ellipsis,) + offset_slices(*offsets[0], stride, dilation, out_size)].copy()
+    argmax = xp.zeros(y.shape, dtype=np.min_scalar_type(len(offsets) - 1))
+    for k, (i, j) in enumerate(offsets[1:], 1):
+        v = xpad[(Ellipsis,) + offset_slices(i, j, stride, dilation, out_size)]
+        better = v > y
+        better |= v != v  # NaN
+        xp.copyto(y, v, where=better)
+        xp.copyto(argmax, k, where=better)
+    return y, argmax
+
+
+def max_pool_backward(xp, dy, argmax, size, kernel, stride, padding, dilation):
+    """dx (N, C, H, W): each dy goes to the input pixel its window's argmax points to (summed where
+    windows overlap)."""
+    out_size = dy.shape[2:]
+    pads = _window_padding(size, kernel, stride, padding, dilation, out_size)
+    (top, bottom), (left, right) = pads
+    dxpad = xp.zeros(dy.shape[:2] + (size[0] + top + bottom, size[1] + left + right), dtype=dy.dtype)
+    zero = dy.dtype.type(0)
+    for k, (i, j) in enumerate(_offsets(kernel)):
+        dxpad[(Ellipsis,) + offset_slices(i, j, stride, dilation, out_size)] += xp.where(argmax == k, dy, zero)
+    return dxpad[:, :, top:top + size[0], left:left + size[1]]
+
+
+def plane_indices(xp, argmax, width, kernel, stride, padding, dilation):
+    """PyTorch's ``return_indices``: argmax offsets turned into flat indices h*W + w of the input plane."""
+    ho, wo = argmax.shape[2:]
+    i, j = argmax // kernel[1], argmax % kernel[1]
+    h = xp.arange(ho).reshape(-1, 1) * stride[0] - padding[0] + i * dilation[0]
+    w = xp.arange(wo) * stride[1] - padding[1] + j * dilation[1]
+    return (h * width + w).astype(np.int64)
+
+
+class MaxPool2d(Function):
+    """y = max over each window; the gradient goes to the window's (first) arg-max."""
+    def forward(ctx, x, *, window, out_size):
+        y, argmax = max_pool_forward(ctx.xp, x, *window, out_size)
+        ctx.save(argmax)
+        ctx.window, ctx.size = window, x.shape[2:]
+        return y
+
+    def backward(ctx, dy):
+        (argmax,) = ctx.saved
+        return max_pool_backward(ctx.xp, dy, argmax, ctx.size, *ctx.window)
+
+
+# --------------------------------------------------------------------------- average pooling
+def avg_pool_divisor(size, kernel, stride, padding, out_size, count_include_pad):
+    """The (Ho, Wo) host array of PyTorch's divisors: the window's area clipped to the padded input
+    (count_include_pad) or to the input itself. The area is a product of one length per dim."""
+    lengths = []
+    for n, k, s, p, o in zip(size, kernel, stride, padding, out_size):
+        start = np.arange(o) * s - p
+        end = np.minimum(start + k, n + p)
+        if not count_include_pad:
+            start, end = np.maximum(start, 0), np.minimum(end, n)
+        lengths.append(end - start)
+    return np.outer(*lengths)
+
+
+class AvgPool2d(Function):
+    """y = sum over each window / divisor;  dx[window pixel] += dy / divisor."""
+    def forward(ctx, x, *, window, out_size, divisor):
+        kernel, stride, padding, dilation = window
+        pads = _window_padding(x.shape[2:], kernel, stride, padding, dilation, out_size)
+        xpad = pad2d(ctx.xp, x, pads)
+        y = ctx.xp.zeros(x.shape[:2] + out_size, dtype=x.dtype)
+        for i, j in _offsets(kernel):
+            y += xpad[(Ellipsis,) + offset_slices(i, j, stride, dilation, out_size)]
+        ctx.divisor, ctx.window, ctx.size, ctx.pads = divisor, window, x.shape[2:], pads
+        return y / divisor
+
+    def backward(ctx, dy):
+        kernel, stride, _, dilation = ctx.window
+        (top, bottom), (left, right) = ctx.pads
+        h, w = ctx.size
+        share = dy / ctx.divisor
+        dxpad = ctx.xp.zeros(dy.shape[:2] + (h + top + bottom, w + left + right), dtype=dy.dtype)
+        for i, j in _offsets(kernel):
+            dxpad[(Ellipsis,) + offset_slices(i, j, stride, dilation, dy.shape[2:])] += share
+        return dxpad[:, :, top:top + h, left:left + w]
+
+
+# --------------------------------------------------------------------------- adaptive pooling
+def adaptive_bins(n, out):
+    """The (out, n) host matrix that averages PyTorch's adaptive bins:
+    bin i covers [floor(i*n/out), ceil((i+1)*n/out))."""
+    i = np.arange(out)
+    start = (i * n) // out
+    end = -((-(i + 1) * n) // out)
+    pixel = np.arange(n)
+    inside = (pixel >= start[:, None]) & (pixel < end[:, None])
+    return inside / (end - start)[:, None]
+
+
+class AdaptiveAvgPool2d(Function):
+    """y = A_h @ x @ A_w^T;  dx = A_h^T @ dy @ A_w."""
+    def forward(ctx, x, *, out_size):
+        xp = ctx.xp
+        ctx.ah, ctx.aw = (xp.asarray(adaptive_bins(n, o).astype(x.dtype)) for n, o in zip(x.shape[2:], out_size))
+        return matmul_arrays(xp, ctx.ah, matmul_arrays(xp, x, ctx.aw.T))
+
+    def backward(ctx, dy):
+        xp = ctx.xp
+        return matmul_arrays(xp, ctx.ah.T, matmul_arrays(xp, dy, ctx.aw))
+
+
+# --------------------------------------------------------------------------- public wrappers
+def _check_pool_input(fn, x):
+    check_4d(fn, "input", x)
+    if x.dtype.kind != "f":
+        raise TypeError(f"{fn}: input must be a floating tensor, got {x.dtype}")
+
+
+def _pool_window(fn, kernel_size, stride, padding, dilation):
+    """Validated (kernel, stride, padding, dilation) pairs; stride defaults to the kernel size and
+    each padding is at most half the (dilated) kernel, as PyTorch requires."""
+    kernel = pair(kernel_size, fn, "kernel_size", 1)
+    stride = kernel if stride is None else pair(stride, fn, "stride", 1)
+    padding = pair(padding, fn, "padding", 0)
+    dilation = pair(dilation, fn, "dilation", 1)
+    for p, k, d in zip(padding, kernel, dilation):
+        if p > (d * (k - 1) + 1) // 2:
+            raise ValueError(f"{fn}: padding {padding} must be at most half the effective kernel size "
+                             f"(kernel {kernel}, dilation {dilation})")
+    return kernel, stride, padding, dilation
+
+
+def _pool_out_size(fn, x, kernel, stride, padding, dilation, ceil_mode):
+    out_size = pool_output_size(x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
+    if min(out_size) < 1:
+        raise ValueError(f"{fn}: the kernel {kernel} (dilation {dilation}) is larger than the padded input "
+                         f"(input shape {x.shape}, padding {padding}); output size would be {out_size}")
+    return out_size
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Max over sliding windows, as ``torch.nn.functional.max_pool2d``. With ``return_indices``,
+    also the flat index h*W + w (in the input plane) of each maximum."""
+    _check_pool_input("max_pool2d", input)
+    kernel, stride, padding, dilation = _pool_window("max_pool2d", kernel_size, stride, padding, dilation)
+    out_size = _pool_out_size("max_pool2d", input, kernel, stride, padding, dilation, ceil_mode)
+    out = MaxPool2d.apply(input, window=(kernel, stride, padding, dilation), out_size=out_size)
+    if not return_indices:
+        return out
+    _, argmax = max_pool_forward(input.xp, input.data, kernel, stride, padding, dilation, out_size)
+    indices = plane_indices(input.xp, argmax, input.shape[3], kernel, stride, padding, dilation)
+    return out, Tensor(indices, device=input.device)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Mean over sliding windows, as ``torch.nn.functional.avg_pool2d`` (count_include_pad=True and
+    ceil_mode=False by default; ``divisor_override`` replaces every divisor)."""
+    _check_pool_input("avg_pool2d", input)
+    kernel, stride, padding, dilation = _pool_window("avg_pool2d", kernel_size, stride, padding, 1)
+    out_size = _pool_out_size("avg_pool2d", input, kernel, stride, padding, dilation, ceil_mode)
+    if divisor_override is not None:
+        if divisor_override == 0:
+            raise ValueError("avg_pool2d: divisor_override must be non-zero")
+        divisor = input.dtype.type(divisor_override)
+    else:
+        divisor = avg_pool_divisor(input.shape[2:], kernel, stride, padding, out_size, count_include_pad)
+        divisor = input.xp.asarray(divisor.astype(input.dtype))
+    return AvgPool2d.apply(input, window=(kernel, stride, padding, dilation), out_size=out_size, divisor=divisor)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Average over PyTorch's adaptive bins so that the output is (N, C) + output_size; an int means
+    a square output and None keeps that dim's input size."""
+    _check_pool_input("adaptive_avg_pool2d", input)
+    sizes = (output_size, output_size) if output_size is None or isinstance(output_size, int) else output_size
+    sizes = tuple(n if o is None else o for n, o in zip(input.shape[2:], sizes))
+    if len(sizes) != 2 or any(not isinstance(o, int) or o < 1 for o in sizes):
+        raise ValueError(f"adaptive_avg_pool2d: output_size must be a positive int or a pair of them, "
+                         f"got {output_size!r}")
+    return AdaptiveAvgPool2d.apply(input, out_size=sizes)
+
