@@ -317,6 +317,7 @@ def test_nan_loss_stops_with_epoch_and_batch():
     (lambda: Learner(make_dls(), lambda x: x, cross_entropy), "model must be an nn.Module"),
     (lambda: make_learner().fit(1, lr=0), "positive number or a slice"),
     (lambda: make_learner().fit(1, lr=-1e-3), "positive number or a slice"),
+    (lambda: make_learner().fit(1, lr=slice(-1e-3, 1e-2)), "positive number or a slice"),
     (lambda: make_learner().fit(0), "n_epoch >= 1"),
     (lambda: make_learner(metrics=[accuracy, accuracy]), "repeat"),
     (lambda: Learner(Loaders([(tg.zeros(2, 4),)], []), MLP(), cross_entropy, progress=False).fit(1),
@@ -338,3 +339,57 @@ def test_no_bad_value_reaches_the_table_as_nan():
     learn = make_learner(metrics=[accuracy])
     learn.fit(1, lr=1e-2)
     assert all(math.isfinite(v) for k, v in learn.recorder.values[0].items() if k != "epoch")
+
+
+def test_decode_turns_predictions_into_the_targets_form():
+    from tinygrad_cv.train.show import decode
+    scores = np.array([[0.1, 0.7, 0.2], [0.6, 0.3, 0.9]])
+    np.testing.assert_array_equal(decode(np.array([1, 0]), scores, 0.5), [1, 2])                  # classes
+    np.testing.assert_array_equal(decode(np.zeros((2, 3)), scores, 0.5), [[0, 1, 0], [1, 0, 1]])  # tags
+    masks = np.zeros((1, 2, 1, 2))
+    masks[0, 1, 0, 1] = 1.0                                               # class 1 at pixel (0, 1)
+    np.testing.assert_array_equal(decode(np.zeros((1, 1, 2)), masks, 0.5), [[[0, 1]]])
+
+
+@pytest.mark.parametrize("task", ["classes", "tags", "masks"])
+def test_show_results_draws_each_kind_of_target(tmp_path, task):
+    from tinygrad_cv.train.show import show_results
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3, 8, 8))
+    y, pred = {"classes": (rng.integers(0, 3, 4), rng.random((4, 3))),
+               "tags": ((rng.random((4, 3)) > 0.5).astype(np.float32), rng.random((4, 3))),
+               "masks": (rng.integers(0, 3, (4, 8, 8)), rng.random((4, 3, 8, 8)))}[task]
+    path = show_results(x, y, pred, str(tmp_path / "results.png"), n=3, vocab=["sky", "road", "car"])
+    assert os.path.getsize(path) > 1000
+
+
+def test_learner_show_results_uses_a_validation_batch(tmp_path):
+    learn = make_learner(path=tmp_path)
+    learn.dls.valid.x = learn.dls.valid.x.reshape(-1, 1, 2, 2)    # 4 features seen as 1x2x2 images
+
+    class Flat(MLP):
+        def forward(self, x):
+            return super().forward(x.reshape(len(x), -1))
+
+    tg.manual_seed(0)
+    learn.model = Flat()
+    assert os.path.getsize(learn.show_results(n=4)) > 1000
+    assert os.path.exists(tmp_path / "results.png")
+
+
+def test_predict_normalises_a_raw_image_like_the_loaders():
+    class Normalizing(Loaders):
+        @staticmethod
+        def normalize(images):  # (N, H, W, C) uint8 -> (N, C, H, W) float32, as data.Normalize
+            return (images.transpose(0, 3, 1, 2).astype(np.float32) - 128) / 64
+
+    class Flat(MLP):
+        def forward(self, x):
+            return super().forward(x.reshape(len(x), -1))
+
+    tg.manual_seed(0)
+    dls = make_dls()
+    learn = Learner(Normalizing(dls.train, dls.valid), Flat(), cross_entropy, progress=False)
+    image = np.array([[[10], [200]], [[128], [255]]], dtype=np.uint8)
+    expected = learn.model(tg.tensor(((image.astype(np.float32) - 128) / 64).reshape(1, 4)))[0]
+    np.testing.assert_allclose(learn.predict(image).numpy(), expected.numpy(), rtol=1e-6)

@@ -12,6 +12,7 @@ early stopping, checkpoints) is a callback reacting to events (see callbacks.py 
 """
 import contextlib
 import math
+import numbers
 import os
 import time
 
@@ -107,7 +108,9 @@ class Learner:
 
     def lr_range(self, lr):
         """One learning rate per layer group from a number or a slice (see optim.lr_range)."""
-        if not isinstance(lr, slice) and not (isinstance(lr, (int, float)) and lr > 0):
+        bounds = [lr.start, lr.stop] if isinstance(lr, slice) else [lr]
+        positive = [b is None or (isinstance(b, numbers.Real) and b > 0) for b in bounds]
+        if not all(positive) or bounds[-1] is None:
             raise ValueError(f"Learner: the learning rate must be a positive number or a slice(lo, hi), "
                              f"got {lr!r}")
         return lr_range(lr, len(self.layer_groups()))
@@ -276,25 +279,33 @@ class Learner:
         for _ in self._evaluate(self.dls.valid if dl is None else dl):
             preds.append(act(self.pred).data)
             targets.append(None if self.yb is None else self.yb.data)
-        xp = self.model_xp()
-        stacked = None if targets[0] is None else Tensor(xp.concatenate(targets), device=self.pred.device)
-        return Tensor(xp.concatenate(preds), device=self.pred.device), stacked
+        xp, device = self.pred.xp, self.pred.device
+        stacked = None if targets[0] is None else Tensor(xp.concatenate(targets), device=device)
+        return Tensor(xp.concatenate(preds), device=device), stacked
 
     def predict(self, item, act=None):
-        """The prediction for one input (without its batch axis), through ``act`` as in ``get_preds``."""
-        device = getattr(self.dls, "device", None) or next(self.model.parameters()).device
-        x = item if isinstance(item, Tensor) else Tensor(np.asarray(item, dtype=np.float32), device=device)
+        """The prediction for one input without its batch axis, through ``act`` as in ``get_preds``. The
+        input is a model-ready Tensor or array, or a raw uint8 (H, W, C) image, which is normalised as the
+        loaders normalise their batches (``dls.normalize``; it must already have the training size)."""
         self.model.eval()
         with no_grad():
-            return self._activation(act)(self.model(x.unsqueeze(0)))[0]
+            return self._activation(act)(self.model(self._batch_of_one(item)))[0]
 
-    def model_xp(self):
-        return next(self.model.parameters()).xp
+    def _batch_of_one(self, item):
+        if isinstance(item, Tensor):
+            return item.unsqueeze(0)
+        device = getattr(self.dls, "device", None) or next(self.model.parameters()).device
+        array = np.asarray(item)
+        normalize = getattr(self.dls, "normalize", None)
+        if normalize is not None and array.dtype == np.uint8:
+            return Tensor(normalize(array[None]), device=device)
+        return Tensor(array[None].astype(np.float32), device=device)
 
     def show_results(self, n=6, fname=None, act=None):
         """A figure of ``n`` validation samples with their targets and predictions; returns the PNG path."""
         from .show import show_results
-        x, y = next(iter(self.dls.valid))
+        valid = self.dls.valid
+        x, y = valid.one_batch() if hasattr(valid, "one_batch") else next(iter(valid))  # one_batch: no epoch
         self.model.eval()
         with no_grad():
             pred = self._activation(act)(self.model(x))
@@ -346,6 +357,8 @@ class Learner:
         """Save the model (and optimiser), the epoch, the random state, the data loaders' positions and
         any callback state (the loss scale) to ``path/model_dir/name.npz``. Training resumed from it with
         ``load`` and ``fit_one_cycle(..., start_epoch=learn.epoch + 1)`` continues exactly."""
+        if with_opt and self.opt is None:
+            self.create_opt()
         extra = {"loaders": loader_epochs(self.dls),
                  "callbacks": {cb.name: cb.state_dict() for cb in self.cbs if hasattr(cb, "state_dict")}}
         return checkpoint.save_checkpoint(self.checkpoint_path(name), self.model,
