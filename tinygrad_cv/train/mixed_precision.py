@@ -3,8 +3,8 @@
 Inside each batch the model runs in float16:
   - weights: float16 copies made from the float32 *master* weights at the start of the batch; the
     optimiser only ever sees (and updates) the masters;
-  - normalisation layers keep float32 weights and compute in float32 (their input is cast up and their
-    output back down), since batch statistics lose too much in float16;
+  - normalisation layers keep float32 weights; batch norm computes its statistics in float32 and returns
+    float16 (F.batch_norm does this for a float16 input), since batch statistics lose too much in float16;
   - the predictions are cast to float32, so the loss is computed in float32;
   - GEMMs and reductions accumulate in float32 (the ops do this for float16 inputs).
 
@@ -14,6 +14,7 @@ S is halved; after ``growth_interval`` clean steps in a row S is doubled.
 """
 import numpy as np
 
+from ..tensor import Tensor
 from .callbacks import Callback, CancelStepException
 
 
@@ -52,19 +53,8 @@ def is_norm_layer(module):
     return type(module).__name__.startswith("BatchNorm")
 
 
-def _half(t):
-    return t.half() if t.dtype == np.float32 else t
-
-
-def _float32_forward(module):
-    """``module``'s forward computed in float32 on float16 inputs, its output cast back to float16."""
-    forward = type(module).forward
-
-    def forward_in_float32(x):
-        if x.dtype != np.float16:
-            return forward(module, x)
-        return forward(module, x.float()).half()
-    return forward_in_float32
+def _half(x):
+    return x.half() if isinstance(x, Tensor) and x.dtype == np.float32 else x
 
 
 class MixedPrecision(Callback):
@@ -95,9 +85,6 @@ class MixedPrecision(Callback):
         self.masters = [(p, p.data) for p in self._half_params()]
         for p, master in self.masters:
             p.data = master.astype(np.float16)
-        for module in self.learn.model.modules():
-            if is_norm_layer(module):
-                module.forward = _float32_forward(module)
 
     def _leave_half(self):
         if self.masters is None:
@@ -106,9 +93,6 @@ class MixedPrecision(Callback):
             p.data = master
         self.masters = None
         self.quiet.__exit__(None, None, None)
-        for module in self.learn.model.modules():
-            if "forward" in module.__dict__:
-                del module.forward
 
     def before_batch(self):
         self._enter_half()
