@@ -1,0 +1,260 @@
+"""The layers, with PyTorch's names, arguments and default initialisation.
+
+Learnable layers start as PyTorch's do: weight ~ kaiming_uniform_(a=sqrt(5)), which is
+U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with the
+weight's fan_in. Batch norm starts at weight 1, bias 0, running mean 0 and running variance 1.
+"""
+import math
+
+import numpy as np
+
+from .. import functional as F
+from ..tensor import Tensor
+from . import init
+from .module import Module, Parameter
+
+
+def _empty_parameter(*shape):
+    return Parameter(np.zeros(shape, dtype=np.float32))
+
+
+def _init_weight_and_bias(weight, bias):
+    """PyTorch's default for Linear and the convolutions."""
+    init.kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in, _ = init.calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        init.uniform_(bias, -bound, bound)
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+# --------------------------------------------------------------------------- learnable layers
+class Linear(Module):
+    """y = x W^T + b, weight (out_features, in_features)."""
+
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = _empty_parameter(out_features, in_features)
+        self.bias = _empty_parameter(out_features) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        _init_weight_and_bias(self.weight, self.bias)
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+def _check_groups(name, in_channels, out_channels, groups):
+    if groups < 1 or in_channels % groups or out_channels % groups:
+        raise ValueError(f"{name}: groups={groups} must divide both in_channels={in_channels} and "
+                         f"out_channels={out_channels}")
+
+
+class Conv2d(Module):
+    """2-D convolution; weight (out_channels, in_channels/groups, kh, kw). ``padding`` may be
+    an int, a pair, 'same' or 'valid'."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 bias=True):
+        super().__init__()
+        _check_groups("Conv2d", in_channels, out_channels, groups)
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, _pair(kernel_size)
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        self.weight = _empty_parameter(out_channels, in_channels // groups, *self.kernel_size)
+        self.bias = _empty_parameter(out_channels) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        _init_weight_and_bias(self.weight, self.bias)
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, "
+                f"bias={self.bias is not None}")
+
+
+class ConvTranspose2d(Module):
+    """Transposed 2-D convolution (learnable upsampling); weight (in_channels,
+    out_channels/groups, kh, kw). As in PyTorch, the default init's fan_in is computed from that
+    shape, i.e. out_channels/groups * kh * kw."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1):
+        super().__init__()
+        _check_groups("ConvTranspose2d", in_channels, out_channels, groups)
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, _pair(kernel_size)
+        self.stride, self.padding, self.output_padding = stride, padding, output_padding
+        self.groups, self.dilation = groups, dilation
+        self.weight = _empty_parameter(in_channels, out_channels // groups, *self.kernel_size)
+        self.bias = _empty_parameter(out_channels) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        _init_weight_and_bias(self.weight, self.bias)
+
+    def forward(self, x):
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+                                  self.groups, self.dilation)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, output_padding={self.output_padding}, groups={self.groups}, "
+                f"bias={self.bias is not None}")
+
+
+class BatchNorm2d(Module):
+    """Batch normalisation over the channels of (N, C, H, W) inputs, as PyTorch's.
+
+    Training uses the batch's statistics and folds them into the running ones (buffers
+    ``running_mean``, ``running_var``, ``num_batches_tracked``); evaluation uses the running ones.
+    ``momentum=None`` makes the running statistics a cumulative average (factor 1 / batches seen).
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.weight = Parameter(np.ones(num_features, dtype=np.float32)) if affine else None
+        self.bias = _empty_parameter(num_features) if affine else None
+        stats = track_running_stats
+        self.register_buffer("running_mean", Tensor(np.zeros(num_features, dtype=np.float32)) if stats else None)
+        self.register_buffer("running_var", Tensor(np.ones(num_features, dtype=np.float32)) if stats else None)
+        self.register_buffer("num_batches_tracked", Tensor(np.array(0, dtype=np.int64)) if stats else None)
+
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            init.zeros_(self.running_mean)
+            init.ones_(self.running_var)
+            init.zeros_(self.num_batches_tracked)
+
+    def forward(self, x):
+        if x.ndim != 4:
+            raise ValueError(f"BatchNorm2d: expected a 4-D input (N, C, H, W), got shape {x.shape}")
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.data += 1
+            if self.momentum is None:
+                factor = 1.0 / float(self.num_batches_tracked.item())
+        use_batch_stats = self.training or not self.track_running_stats
+        keep = not self.training or self.track_running_stats
+        return F.batch_norm(x, self.running_mean if keep else None, self.running_var if keep else None,
+                            self.weight, self.bias, use_batch_stats, factor, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+# --------------------------------------------------------------------------- layers without parameters
+_REQUIRED = object()
+
+
+class _Functional(Module):
+    """A layer that calls one function of ``F`` with the arguments it was built with. ``names`` and
+    ``defaults`` give the constructor's parameters in PyTorch's order; they are passed to ``fn`` by
+    name."""
+    fn = None
+    names = ()
+    defaults = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        cls = type(self).__name__
+        if len(args) > len(self.names) or set(kwargs) - set(self.names):
+            raise TypeError(f"{cls}: unexpected arguments {args}, {kwargs}; the parameters are {self.names}")
+        values = dict(zip(self.names, self.defaults))
+        values.update(zip(self.names, args))
+        values.update(kwargs)
+        missing = [n for n, v in values.items() if v is _REQUIRED]
+        if missing:
+            raise TypeError(f"{cls}: missing required argument(s) {missing}")
+        self.__dict__.update(values)
+
+    def forward(self, x):
+        return type(self).fn(x, **{n: getattr(self, n) for n in self.names})
+
+    def extra_repr(self):
+        return ", ".join(f"{n}={getattr(self, n)!r}" for n in self.names)
+
+
+class MaxPool2d(_Functional):
+    fn = staticmethod(F.max_pool2d)
+    names = ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode")
+    defaults = (_REQUIRED, None, 0, 1, False, False)
+
+
+class AvgPool2d(_Functional):
+    fn = staticmethod(F.avg_pool2d)
+    names = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")
+    defaults = (_REQUIRED, None, 0, False, True, None)
+
+
+class AdaptiveAvgPool2d(_Functional):
+    fn = staticmethod(F.adaptive_avg_pool2d)
+    names = ("output_size",)
+    defaults = (_REQUIRED,)
+
+
+class Upsample(_Functional):
+    fn = staticmethod(F.interpolate)
+    names = ("size", "scale_factor", "mode", "align_corners")
+    defaults = (None, None, "nearest", None)
+
+
+class LeakyReLU(_Functional):
+    fn = staticmethod(F.leaky_relu)
+    names = ("negative_slope",)
+    defaults = (0.01,)
+
+
+class Flatten(_Functional):
+    fn = staticmethod(F.flatten)
+    names = ("start_dim", "end_dim")
+    defaults = (1, -1)
+
+
+class Dropout(Module):
+    """Zero elements with probability p while training (scaling the rest by 1/(1-p)); identity in eval."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        if not 0 <= p <= 1:
+            raise ValueError(f"Dropout: p must be a probability between 0 and 1, got {p!r}")
+        self.p = p
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return F.relu(x)
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class Identity(Module):
+    """Returns its input; accepts (and ignores) any constructor arguments, as PyTorch's."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return x
