@@ -1,0 +1,291 @@
+"""Run the CUDA kernels (``kernels/*.cu``) on the CPU, for the device "emu" and for the kernel tests.
+
+The same ``.cu`` text that NVRTC compiles for a GPU is compiled by g++ against ``kernels/emu_shim.h``
+(CUDA's qualifiers, built-in indices, ``__half``, atomics and ``__syncthreads`` for the CPU) into a
+shared library, loaded with ctypes. A launch runs every thread of every block, in C++: one after
+another for kernels without barriers, and as one fiber per CUDA thread for a file that uses
+``__syncthreads`` (each fiber runs to the barrier, then the next one runs).
+
+``EmuModule(code).get_function(name)`` is called like ``cupy.RawModule(...).get_function(name)``:
+``kernel(grid, block, args)`` with NumPy arrays for pointers and NumPy scalars for values. It checks
+what a GPU would not report, or would report as a crash or silently wrong numbers:
+
+- each array's dtype against the kernel's C signature, and that it is C-contiguous;
+- each scalar's exact C type: a Python ``float`` for a ``float`` parameter is a bug on a GPU (CuPy
+  passes it as a double), so only ``np.float32(x)`` is accepted there, ``np.int32(n)`` for ``int``;
+- the launch: block size against the limits and the kernel's ``__launch_bounds__``;
+- out-of-bounds accesses: each array is copied into a buffer with guard bytes before and after it.
+  The guards hold 0xFF bytes (NaN as float, -1 as int), so an out-of-bounds read poisons the result,
+  and a write that changes a guard raises an error after the launch;
+- data races: a byte of an output that two threads change without an atomic (and, within a block,
+  without a ``__syncthreads`` between them). This compares memory after every thread, so it runs
+  when it is cheap (small launches) or when asked for with ``check_races=True``.
+
+Compiled libraries are cached by source hash in ``<project>/.cache/emu``.
+"""
+import ctypes
+import re
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .nvrtc import KERNEL_DIR, cache_dir, headers_text, source_hash, write_atomically
+
+GUARD_BYTES = 1024        # guard bytes on each side of every array argument
+GUARD_VALUE = 0xFF
+RACE_CHECK_BUDGET = 2e7   # auto race check when threads x writable bytes is at most this
+MAX_THREADS_PER_BLOCK = 1024
+MAX_BLOCK_DIM = (1024, 1024, 64)
+MAX_GRID_DIM = (2**31 - 1, 65535, 65535)
+CXX_FLAGS = ("-std=c++17", "-O2", "-fPIC", "-shared", "-w")
+
+# C type (as written in a kernel signature, without const and *) -> NumPy dtype.
+C_TYPES = {
+    "__half": np.float16, "float": np.float32, "double": np.float64,
+    "int": np.int32, "unsigned int": np.uint32, "long long": np.int64, "unsigned long long": np.uint64,
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    ctype: str        # e.g. "float", "__half", "int"
+    pointer: bool
+    const: bool
+
+    @property
+    def dtype(self):
+        return np.dtype(C_TYPES[self.ctype])
+
+    def __str__(self):
+        return f"{'const ' if self.const else ''}{self.ctype}{'*' if self.pointer else ''} {self.name}"
+
+
+@dataclass(frozen=True)
+class KernelSignature:
+    name: str
+    params: tuple
+    max_threads: int  # from __launch_bounds__, else the hardware limit
+
+
+_KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\(\s*(\d+)[^)]*\)\s*)?'
+                     r'(\w+)\s*\(([^)]*)\)')
+
+
+def _strip_comments(code):
+    return re.sub(r"/\*.*?\*/", " ", re.sub(r"//[^\n]*", " ", code), flags=re.S)
+
+
+def _parse_param(text, kernel):
+    match = re.fullmatch(r"(.*?)(\w+)", " ".join(text.split()))
+    if match is None:
+        raise ValueError(f"emulator: cannot read parameter {text!r} of kernel {kernel}")
+    type_text, name = match.groups()
+    tokens = type_text.replace("*", " * ").split()
+    ctype = " ".join(t for t in tokens if t not in ("const", "*", "__restrict__"))
+    if ctype not in C_TYPES or tokens.count("*") > 1:
+        raise ValueError(f"emulator: kernel {kernel} has parameter {text.strip()!r} of a type the emulator "
+                         f"does not support; supported: {sorted(C_TYPES)} and pointers to them")
+    return Param(name, ctype, pointer="*" in tokens, const="const" in tokens)
+
+
+def parse_kernels(code):
+    """The ``extern "C" __global__`` kernels of a CUDA source, with their parameters."""
+    kernels = []
+    for bound, name, params in _KERNEL.findall(_strip_comments(code)):
+        parsed = tuple(_parse_param(p, name) for p in params.split(",") if p.strip())
+        kernels.append(KernelSignature(name, parsed, int(bound) if bound else MAX_THREADS_PER_BLOCK))
+    return kernels
+
+
+def _launch_function(kernel, use_fibers):
+    """C++ for ``emu_launch_<kernel>``: unpack the argument slots and run the kernel over the grid."""
+    args = ", ".join(f"*reinterpret_cast<{'const ' if p.const else ''}{p.ctype}{'*' if p.pointer else ''}*>"
+                     f"(args[{i}])" for i, p in enumerate(kernel.params))
+    return (f'extern "C" int emu_launch_{kernel.name}(void** args, const unsigned int* dims, int race_check,\n'
+            f'                                      emu::Region* regions, int n_regions) {{\n'
+            f'    const std::function<void()> body = [args]() {{ {kernel.name}({args}); }};\n'
+            f'    return emu::launch(dims, {int(use_fibers)}, race_check, regions, n_regions, body);\n'
+            f'}}\n')
+
+
+@lru_cache(maxsize=None)
+def _compiler_version():
+    return subprocess.run(["g++", "-dumpfullversion"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _compile(translation_unit, filename):
+    """The path of the shared library for ``translation_unit``, compiling it on a cache miss."""
+    flags = CXX_FLAGS + (f"-I{KERNEL_DIR}", "-include", str(KERNEL_DIR / "emu_shim.h"))
+    key = source_hash(translation_unit, headers_text(), " ".join(flags), _compiler_version())
+    library = cache_dir("emu") / f"{key}.so"
+    if library.is_file():
+        return library
+    source = library.with_suffix(".cpp")
+    write_atomically(source, translation_unit.encode())
+    tmp = library.with_name(f".{key}.{id(source)}.so")
+    result = subprocess.run(["g++", *flags, "-x", "c++", str(source), "-o", str(tmp)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"emulator: g++ could not compile {filename}:\n{result.stderr}")
+    tmp.replace(library)
+    return library
+
+
+class _Region(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("size", ctypes.c_size_t)]
+
+
+class EmuModule:
+    """A CUDA source compiled for the CPU; the emulator's ``cupy.RawModule``."""
+
+    def __init__(self, code, name="kernel.cu"):
+        self.name = name
+        self.kernels = {k.name: k for k in parse_kernels(code)}
+        if not self.kernels:
+            raise ValueError(f"emulator: {name} defines no extern \"C\" __global__ kernel")
+        self.uses_barriers = "__syncthreads" in _strip_comments(code)
+        launchers = "".join(_launch_function(k, self.uses_barriers) for k in self.kernels.values())
+        unit = f'#line 1 "{name}"\n{code}\n#line 1 "emu_launchers"\n{launchers}'
+        self._library = ctypes.CDLL(str(_compile(unit, name)))
+        self._library.emu_last_error.restype = ctypes.c_char_p
+
+    def get_function(self, name):
+        if name not in self.kernels:
+            raise ValueError(f"emulator: {self.name} has no kernel {name!r}; it has {sorted(self.kernels)}")
+        launch = getattr(self._library, f"emu_launch_{name}")
+        launch.restype = ctypes.c_int
+        return EmuKernel(self, self.kernels[name], launch)
+
+
+def _dim3(value, what, kernel):
+    dims = (value,) if np.isscalar(value) else tuple(value)
+    if not 1 <= len(dims) <= 3 or not all(isinstance(d, (int, np.integer)) and d >= 1 for d in dims):
+        raise ValueError(f"{kernel}: {what} must be a positive int or a tuple of 1 to 3 positive ints, got {value!r}")
+    return tuple(int(d) for d in dims) + (1,) * (3 - len(dims))
+
+
+class _Staged:
+    """An array argument copied between guard bytes; ``slot`` holds the pointer the kernel receives."""
+
+    def __init__(self, array):
+        self.array = array
+        self.nbytes = array.nbytes
+        self.buffer = np.full(self.nbytes + 2 * GUARD_BYTES, GUARD_VALUE, dtype=np.uint8)
+        self.interior[:] = array.reshape(-1).view(np.uint8)
+        self.address = self.buffer.ctypes.data + GUARD_BYTES
+        self.slot = np.array([self.address], dtype=np.uintp)
+
+    @property
+    def interior(self):
+        return self.buffer[GUARD_BYTES:GUARD_BYTES + self.nbytes]
+
+    def guard_damage(self):
+        """Byte offsets (relative to the array's start and end) of changed guard bytes, or None."""
+        before = np.flatnonzero(self.buffer[:GUARD_BYTES] != GUARD_VALUE)
+        after = np.flatnonzero(self.buffer[GUARD_BYTES + self.nbytes:] != GUARD_VALUE)
+        if before.size == 0 and after.size == 0:
+            return None
+        return (int(before[0]) - GUARD_BYTES if before.size else None), (int(after[-1]) if after.size else None)
+
+    def copy_back(self):
+        self.array.reshape(-1).view(np.uint8)[:] = self.interior
+
+
+class EmuKernel:
+    """One kernel of an EmuModule: ``kernel(grid, block, args)`` as with ``cupy.RawKernel``."""
+
+    def __init__(self, module, signature, launch):
+        self.module, self.signature, self._launch = module, signature, launch
+        self.name = signature.name
+
+    def __call__(self, grid, block, args, shared_mem=0, check_races=None):
+        grid, block = self._check_launch(grid, block, shared_mem)
+        args = tuple(args)
+        params = self.signature.params
+        if len(args) != len(params):
+            raise TypeError(f"{self.name}: takes {len(params)} arguments ({', '.join(map(str, params))}), "
+                            f"got {len(args)}")
+        staged, slots = [], []
+        for param, arg in zip(params, args):
+            if param.pointer:
+                self._check_array(param, arg, staged)
+                staged.append((param, _Staged(arg)))
+                slots.append(staged[-1][1].slot)
+            else:
+                slots.append(np.array(self._check_scalar(param, arg)))
+        writable = [s for p, s in staged if not p.const]
+        regions = (_Region * max(len(writable), 1))(*[_Region(s.address, s.nbytes) for s in writable])
+        threads = int(np.prod(grid)) * int(np.prod(block))
+        if check_races is None:
+            check_races = threads * sum(s.nbytes for s in writable) <= RACE_CHECK_BUDGET
+        pointers = (ctypes.c_void_p * max(len(slots), 1))(*[s.ctypes.data for s in slots])
+        dims = (ctypes.c_uint * 6)(*grid, *block)
+        failed = self._launch(pointers, dims, int(check_races), regions, len(writable))
+        self._check_guards(staged)
+        if failed:
+            raise RuntimeError(f"{self.name}: {self.module._library.emu_last_error().decode()} "
+                               f"(grid {grid}, block {block})")
+        for s in writable:
+            s.copy_back()
+
+    def _check_launch(self, grid, block, shared_mem):
+        grid, block = _dim3(grid, "grid", self.name), _dim3(block, "block", self.name)
+        if shared_mem:
+            raise ValueError(f"{self.name}: the emulator supports static __shared__ arrays only, "
+                             f"not shared_mem={shared_mem} bytes of dynamic shared memory")
+        limit = self.signature.max_threads
+        if int(np.prod(block)) > limit or any(b > m for b, m in zip(block, MAX_BLOCK_DIM)):
+            raise ValueError(f"{self.name}: block {block} has {int(np.prod(block))} threads; at most {limit} "
+                             f"are allowed (per-dimension limits {MAX_BLOCK_DIM}); a GPU refuses this launch")
+        if any(g > m for g, m in zip(grid, MAX_GRID_DIM)):
+            raise ValueError(f"{self.name}: grid {grid} exceeds the limits {MAX_GRID_DIM}")
+        return grid, block
+
+    def _check_array(self, param, arg, staged):
+        if not isinstance(arg, np.ndarray):
+            raise TypeError(f"{self.name}: argument {param.name} ({param}) must be a NumPy array on the emulator, "
+                            f"got {type(arg).__name__}")
+        if arg.dtype != param.dtype:
+            raise TypeError(f"{self.name}: argument {param.name} ({param}) needs dtype {param.dtype}, got "
+                            f"{arg.dtype}; convert it with .astype(np.{param.dtype})")
+        if not arg.flags.c_contiguous:
+            raise ValueError(f"{self.name}: argument {param.name} (shape {arg.shape}, strides {arg.strides}) is "
+                             f"not C-contiguous; a kernel sees only the pointer, so pass "
+                             f"np.ascontiguousarray(...)")
+        if not param.const and not arg.flags.writeable:
+            raise ValueError(f"{self.name}: output argument {param.name} is a read-only array")
+        for other_param, other in staged:
+            if np.may_share_memory(arg, other.array):
+                raise ValueError(f"{self.name}: arguments {other_param.name} and {param.name} share memory; the "
+                                 f"emulator needs distinct buffers")
+
+    def _check_scalar(self, param, arg):
+        if not isinstance(arg, np.generic) or arg.dtype != param.dtype:
+            got = f"{type(arg).__name__}" if not isinstance(arg, np.generic) else f"np.{arg.dtype}"
+            raise TypeError(f"{self.name}: argument {param.name} is a C {param.ctype}, so pass "
+                            f"np.{param.dtype}(value); got {got} {arg!r}. (On a GPU, CuPy would pass a Python "
+                            f"int as a 64-bit integer and a float as a double, and the kernel would read "
+                            f"garbage.)")
+        return arg
+
+    def _check_guards(self, staged):
+        for param, s in staged:
+            damage = s.guard_damage()
+            if damage is not None:
+                before, after = damage
+                where = []
+                if before is not None:
+                    where.append(f"{-before} bytes before its start")
+                if after is not None:
+                    where.append(f"up to {after + 1} bytes past its end")
+                raise RuntimeError(f"{self.name}: out-of-bounds write to argument {param.name} ({param}, "
+                                   f"{s.nbytes} bytes): {' and '.join(where)}")
+
+
+@lru_cache(maxsize=None)
+def load(code, name="kernel.cu"):
+    """An EmuModule for ``code``, compiled (or found in the cache) once per process."""
+    return EmuModule(code, name)

@@ -1,0 +1,284 @@
+// emu_shim.h: just enough CUDA for g++ to compile the kernels/*.cu files and run them on the CPU.
+//
+// The emulator (emulator.py) force-includes this header before a kernel file and appends one launch
+// function per kernel (emu_launch_<kernel>), which call emu::launch below. A CUDA thread becomes one
+// call of the kernel function with threadIdx/blockIdx set; kernels that use __syncthreads() run
+// every thread of a block as a fiber (ucontext), switching at each barrier.
+//
+// What it models: the qualifiers, dim3 and the built-in indices, __half as _Float16 rounded after
+// every operation, the half/float/int bit conversions, atomics, __syncthreads (with a check that
+// every thread of the block reaches the same barrier), and -ftz=true (float denormals flushed).
+// What it checks besides: data races on global memory, i.e. a byte that two threads change without
+// an atomic, where two threads of one block race only between the same pair of barriers.
+#pragma once
+#define TGCV_EMU 1
+
+#include <math.h>  // libstdc++'s math.h brings the float overloads (exp(float), ...) as in CUDA
+#include <stdint.h>
+#include <string.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <ucontext.h>
+#include <xmmintrin.h>
+
+#include <functional>
+#include <memory>
+#include <unordered_set>
+#include <vector>
+
+// ------------------------------------------------------------------ qualifiers and built-ins
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline __attribute__((always_inline))
+#define __launch_bounds__(...)
+#define __shared__ static  // one copy per kernel function; blocks run one after another, so it is per block
+
+struct dim3 {
+    unsigned int x, y, z;
+    constexpr dim3(unsigned int x_ = 1, unsigned int y_ = 1, unsigned int z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+typedef dim3 uint3;
+
+inline thread_local uint3 threadIdx, blockIdx;
+inline thread_local dim3 blockDim, gridDim;
+
+// ------------------------------------------------------------------ bit conversions
+template <typename To, typename From>
+__forceinline__ To emu_bit_cast(From v) {
+    static_assert(sizeof(To) == sizeof(From), "bit cast between types of different sizes");
+    To out;
+    memcpy(&out, &v, sizeof(To));
+    return out;
+}
+__forceinline__ float __int_as_float(int v) { return emu_bit_cast<float>(v); }
+__forceinline__ unsigned int __float_as_uint(float v) { return emu_bit_cast<unsigned int>(v); }
+__forceinline__ long long __double_as_longlong(double v) { return emu_bit_cast<long long>(v); }
+
+// ------------------------------------------------------------------ __half
+// Stored as _Float16 (IEEE binary16, like the GPU's). Arithmetic converts both operands to float,
+// operates, and rounds back to half: for + - * / the float result is exact or correctly rounded at
+// 24 bits, so rounding it once more to 11 bits equals the GPU's correctly rounded half operation.
+struct __half {
+    _Float16 v;
+    __half() = default;
+    __half(float f) : v((_Float16)f) {}
+    operator float() const { return (float)v; }
+};
+static_assert(sizeof(__half) == 2, "__half must be 2 bytes, as on the GPU");
+
+__forceinline__ float __half2float(__half h) { return (float)h.v; }
+__forceinline__ __half __float2half(float f) { return __half(f); }  // round to nearest even
+__forceinline__ unsigned short __half_as_ushort(__half h) { return emu_bit_cast<unsigned short>(h); }
+__forceinline__ __half operator+(__half a, __half b) { return __half((float)a + (float)b); }
+__forceinline__ __half operator-(__half a, __half b) { return __half((float)a - (float)b); }
+__forceinline__ __half operator*(__half a, __half b) { return __half((float)a * (float)b); }
+__forceinline__ __half operator/(__half a, __half b) { return __half((float)a / (float)b); }
+__forceinline__ __half operator-(__half a) { return __half(-(float)a); }
+
+// ------------------------------------------------------------------ the emulator's runtime
+namespace emu {
+
+// A global-memory buffer the kernel may write (a non-const pointer argument).
+struct Region {
+    unsigned char* data;
+    size_t size;
+};
+
+// Who last changed each byte of a writable buffer, for the race check.
+struct Writer {
+    long long thread = -1;  // flat thread index in the grid; -1: nobody yet
+    long long block = -1;
+    int epoch = 0;          // how many barriers the block had passed
+};
+
+struct State {
+    char error[1024] = "";
+    bool in_fiber = false, race_check = false;
+    long long thread = 0, block = 0;  // the running thread, flat in the grid, and its block
+    int epoch = 0;
+    std::vector<Region> regions;
+    std::vector<std::vector<unsigned char>> snapshots;
+    std::vector<std::vector<Writer>> writers;
+    std::unordered_set<const unsigned char*> atomic_bytes;
+};
+inline thread_local State state;
+
+inline void fail(const char* message) {
+    if (state.error[0] == '\0') snprintf(state.error, sizeof state.error, "%s", message);
+}
+
+// Atomics run on one OS thread here, so they are plain read-modify-writes; the race check exempts
+// the bytes they touch.
+template <typename T>
+inline void note_atomic(T* address) {
+    if (!state.race_check) return;
+    const unsigned char* p = reinterpret_cast<const unsigned char*>(address);
+    for (size_t i = 0; i < sizeof(T); ++i) state.atomic_bytes.insert(p + i);
+}
+
+// Compare every writable buffer with its snapshot: each changed byte was written by the thread that
+// just ran. A byte changed by another thread of another block, or of this block since the last
+// barrier, is a race.
+inline void check_writes() {
+    for (size_t r = 0; r < state.regions.size(); ++r) {
+        unsigned char* now = state.regions[r].data;
+        unsigned char* before = state.snapshots[r].data();
+        for (size_t i = 0; i < state.regions[r].size; ++i) {
+            if (now[i] == before[i]) continue;
+            before[i] = now[i];
+            if (state.atomic_bytes.count(now + i)) continue;
+            Writer& w = state.writers[r][i];
+            const bool ordered = w.thread == -1 || w.thread == state.thread ||
+                                 (w.block == state.block && w.epoch != state.epoch);
+            if (!ordered) {
+                char message[512];
+                snprintf(message, sizeof message,
+                         "data race: byte %zu of writable argument #%zu was changed by thread %lld and "
+                         "then by thread %lld (flat indices in the grid) with no atomic and no "
+                         "__syncthreads() ordering them",
+                         i, r, w.thread, state.thread);
+                fail(message);
+            }
+            w.thread = state.thread;
+            w.block = state.block;
+            w.epoch = state.epoch;
+        }
+    }
+}
+
+struct Fiber {
+    ucontext_t context;
+    uint3 index;
+    enum { RUNNABLE, AT_BARRIER, DONE } status;
+};
+
+struct Scheduler {
+    ucontext_t context;
+    Fiber* current = nullptr;
+    const std::function<void()>* body = nullptr;
+};
+inline thread_local Scheduler scheduler;
+
+inline void fiber_main() {
+    (*scheduler.body)();
+    scheduler.current->status = Fiber::DONE;  // returning resumes the scheduler (uc_link)
+}
+
+// Unflatten a thread index inside a block, or a block index inside a grid (x fastest).
+inline uint3 unflatten(long long i, dim3 d) {
+    return uint3((unsigned)(i % d.x), (unsigned)(i / d.x % d.y), (unsigned)(i / ((long long)d.x * d.y)));
+}
+
+inline long long flat_size(dim3 d) { return (long long)d.x * d.y * d.z; }
+
+inline void run_block_serially(const std::function<void()>& body, long long threads) {
+    for (long long t = 0; t < threads; ++t) {
+        threadIdx = unflatten(t, blockDim);
+        state.thread = state.block * threads + t;
+        body();
+        if (state.race_check) check_writes();
+    }
+}
+
+// Every thread of the block is a fiber; each runs until its next __syncthreads() (or its end), then the
+// next one runs. When all have arrived, the barrier opens and the round repeats.
+inline void run_block_as_fibers(const std::function<void()>& body, long long threads,
+                                std::vector<Fiber>& fibers, char* stacks, size_t stack_size) {
+    scheduler.body = &body;
+    state.epoch = 0;
+    for (long long t = 0; t < threads; ++t) {
+        Fiber& f = fibers[t];
+        getcontext(&f.context);
+        f.context.uc_stack.ss_sp = stacks + t * stack_size;
+        f.context.uc_stack.ss_size = stack_size;
+        f.context.uc_link = &scheduler.context;
+        makecontext(&f.context, fiber_main, 0);
+        f.index = unflatten(t, blockDim);
+        f.status = Fiber::RUNNABLE;
+    }
+    state.in_fiber = true;
+    for (;;) {
+        long long waiting = 0, done = 0;
+        for (long long t = 0; t < threads; ++t) {
+            Fiber& f = fibers[t];
+            if (f.status == Fiber::RUNNABLE) {
+                scheduler.current = &f;
+                threadIdx = f.index;
+                state.thread = state.block * threads + t;
+                swapcontext(&scheduler.context, &f.context);
+                if (state.race_check) check_writes();
+            }
+            waiting += f.status == Fiber::AT_BARRIER;
+            done += f.status == Fiber::DONE;
+        }
+        if (waiting == 0) break;
+        if (done > 0) {
+            fail("barrier divergence: some threads of a block returned while others wait at __syncthreads(); "
+                 "every thread of a block must reach every barrier");
+            break;
+        }
+        for (long long t = 0; t < threads; ++t) fibers[t].status = Fiber::RUNNABLE;
+        ++state.epoch;
+    }
+    state.in_fiber = false;
+}
+
+// Run body() once per thread of the grid. Returns 0, or 1 with the message in emu_last_error().
+inline int launch(const unsigned int* dims, int use_fibers, int race_check, Region* regions, int n_regions,
+                  const std::function<void()>& body) {
+    state.error[0] = '\0';
+    gridDim = dim3(dims[0], dims[1], dims[2]);
+    blockDim = dim3(dims[3], dims[4], dims[5]);
+    state.race_check = race_check != 0;
+    state.regions.assign(regions, regions + n_regions);
+    state.snapshots.clear();
+    state.writers.clear();
+    state.atomic_bytes.clear();
+    if (state.race_check) {
+        for (const Region& r : state.regions) {
+            state.snapshots.emplace_back(r.data, r.data + r.size);
+            state.writers.emplace_back(r.size);
+        }
+    }
+    const long long threads = flat_size(blockDim), blocks = flat_size(gridDim);
+    const size_t stack_size = 64 * 1024;
+    std::vector<Fiber> fibers(use_fibers ? threads : 0);
+    std::unique_ptr<char[]> stacks(use_fibers ? new char[threads * stack_size] : nullptr);  // not zeroed
+    const unsigned int csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x8040);  // FTZ and DAZ: float denormals flushed to zero, as CuPy's -ftz=true does
+    for (long long b = 0; b < blocks && state.error[0] == '\0'; ++b) {
+        blockIdx = unflatten(b, gridDim);
+        state.block = b;
+        if (use_fibers) run_block_as_fibers(body, threads, fibers, stacks.get(), stack_size);
+        else run_block_serially(body, threads);
+    }
+    _mm_setcsr(csr);
+    return state.error[0] != '\0';
+}
+
+}  // namespace emu
+
+// The shim is included once per emulated module (one translation unit), so this is defined once.
+extern "C" const char* emu_last_error() { return emu::state.error; }
+
+inline void __syncthreads() {
+    if (!emu::state.in_fiber) {
+        emu::fail("__syncthreads() in a kernel launched without fibers: the emulator runs a file's "
+                  "kernels as fibers only when its source mentions __syncthreads");
+        return;
+    }
+    emu::scheduler.current->status = emu::Fiber::AT_BARRIER;
+    swapcontext(&emu::scheduler.current->context, &emu::scheduler.context);
+}
+
+// ------------------------------------------------------------------ atomics (return the old value)
+template <typename T>
+inline T emu_atomic_add(T* address, T value) {
+    emu::note_atomic(address);
+    const T old = *address;
+    *address = old + value;
+    return old;
+}
+inline float atomicAdd(float* address, float value) { return emu_atomic_add(address, value); }
+inline double atomicAdd(double* address, double value) { return emu_atomic_add(address, value); }
