@@ -1,14 +1,18 @@
 """The emulator itself: CUDA semantics on the CPU (indices, barriers, half precision, flush-to-zero)
 and the checks a GPU would not make (argument types, contiguity, out-of-bounds writes, data races).
 
-Each test compiles a tiny kernel written here; the real kernels are tested in test_kernels.py.
+Most tests compile a tiny kernel written here (the real kernels are tested in test_kernels.py);
+the last ones run a whole training step of the engine on the device "emu" against "cpu".
 """
 import subprocess
 
 import numpy as np
 import pytest
 
-from tinygrad_cv.backend import emulator, nvrtc
+import tinygrad_cv as tg
+from tinygrad_cv import functional as F
+from tinygrad_cv import nn, optim
+from tinygrad_cv.backend import emulator, launch, nvrtc
 
 i32, f32 = np.int32, np.float32
 
@@ -271,3 +275,54 @@ def test_modules_are_cached_by_source_hash(monkeypatch):
 def test_compile_errors_show_the_kernel_file_and_line():
     with pytest.raises(RuntimeError, match=r"broken.cu:3"):
         emulator.EmuModule('extern "C" __global__ void k(int* x) {\n\n  undefined_call(x);\n}', "broken.cu")
+
+
+# ------------------------------------------------------------------------------ the engine on "emu"
+HOT_STEPS = ("im2col", "col2im", "max_pool2d", "max_pool2d_backward", "batch_norm_statistics",
+             "bce_with_logits", "bce_with_logits_backward", "roi_align", "roi_align_backward")
+
+
+def training_step(device, dtype):
+    """One SGD step of a small detector-like net: conv, batch norm, ReLU, max-pool, conv, RoIAlign,
+    BCE with logits. Returns the loss, the gradients, and the parameters and buffers after the step."""
+    tg.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(6, 4, 3, padding=1)).to(device=device, dtype=dtype)
+    optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    rng = np.random.default_rng(0)
+    x = tg.Tensor(rng.standard_normal((2, 3, 12, 12)), dtype=dtype, device=device)
+    boxes = tg.Tensor([[0, 1.0, 2.0, 9.5, 10.0], [1, 0.0, 0.0, 12.0, 12.0], [1, 3.3, 1.2, 7.7, 8.8]],
+                      dtype=dtype, device=device)
+    target = tg.Tensor(rng.random((3, 4)) > 0.5, dtype=dtype, device=device)
+    features = model(x)  # (2, 4, 6, 6)
+    pooled = F.roi_align(features, boxes, 2, spatial_scale=0.5, sampling_ratio=2, aligned=True)
+    loss = F.binary_cross_entropy_with_logits(pooled.mean((2, 3)), target)
+    optimizer.zero_grad()
+    loss.backward()
+    grads = [p.grad.numpy() for p in model.parameters()]
+    optimizer.step()
+    state = [t.numpy() for t in model.parameters()] + [t.numpy() for _, t in model.named_buffers()]
+    return loss.item(), grads, state
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    """Counts the calls of each launcher that the ops dispatch to."""
+    calls = dict.fromkeys(HOT_STEPS, 0)
+    for name in HOT_STEPS:
+        def counted(*args, _launch=getattr(launch, name), _name=name, **kwargs):
+            calls[_name] += 1
+            return _launch(*args, **kwargs)
+        monkeypatch.setattr(launch, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-4), (np.float64, 1e-10)])
+def test_a_training_step_on_emu_matches_cpu(dtype, tol, kernel_calls):
+    cpu = training_step("cpu", dtype)
+    assert set(kernel_calls.values()) == {0}, "the cpu device must not launch CUDA kernels"
+    emu = training_step("emu", dtype)
+    assert all(kernel_calls.values()), f"some hot steps did not run their CUDA kernel on emu: {kernel_calls}"
+    assert emu[0] == pytest.approx(cpu[0], rel=tol)
+    for got, expected in zip(emu[1] + emu[2], cpu[1] + cpu[2]):
+        np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)

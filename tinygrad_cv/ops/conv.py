@@ -23,6 +23,7 @@ import numbers
 import numpy as np
 
 from ..autograd import Function
+from ..backend import launch
 from ..tensor import Tensor
 from . import linalg, shape
 from ._util import matmul_arrays
@@ -49,18 +50,22 @@ def pad2d(xp, x, padding, value=0):
     return xp.pad(x, ((0, 0), (0, 0)) + tuple(padding), mode="constant", constant_values=value)
 
 
-def im2col(xp, x, kernel, stride, padding, dilation, out_size=None):
+def im2col(xp, x, kernel, stride, padding, dilation, out_size=None, device="cpu"):
     """Unfold the sliding windows of x (N, C, H, W) into cols of shape (N, C, kh, kw, Ho, Wo):
 
         cols[n, c, i, j, y, x] = xpad[n, c, y*sh + i*dh, x*sw + j*dw]
 
     where xpad is x zero-padded by ``padding`` = ((top, bottom), (left, right)). ``out_size``
     (Ho, Wo) defaults to ``output_size``. cols is C-contiguous, so it reshapes for free to
-    (N, G, C/G*kh*kw, Ho*Wo). One strided copy per kernel offset.
+    (N, G, C/G*kh*kw, Ho*Wo). One strided copy per kernel offset; on 'cuda' and 'emu', the CUDA
+    kernel in backend/kernels/im2col.cu (same layout).
     """
     n, c = x.shape[:2]
     kh, kw = kernel
     out_size = tuple(out_size or output_size(x.shape[2:], kernel, stride, padding, dilation))
+    if device != "cpu":
+        top_left = (padding[0][0], padding[1][0])
+        return launch.im2col(x, kernel, stride, top_left, dilation, out_size).reshape((n, c, kh, kw) + out_size)
     xpad = pad2d(xp, x, padding)
     cols = xp.empty((n, c, kh, kw) + out_size, dtype=x.dtype)
     for i in range(kh):
@@ -69,17 +74,21 @@ def im2col(xp, x, kernel, stride, padding, dilation, out_size=None):
     return cols
 
 
-def col2im(xp, cols, size, stride, padding, dilation):
+def col2im(xp, cols, size, stride, padding, dilation, device="cpu"):
     """The adjoint of ``im2col``: fold cols (N, C, kh, kw, Ho, Wo) back into x of shape (N, C, H, W)
     with (H, W) = ``size``, summing the values that overlapping windows put on the same pixel:
 
         xpad[n, c, y*sh + i*dh, x*sw + j*dw] += cols[n, c, i, j, y, x];   x = xpad without padding
 
-    One strided add per kernel offset (windows of one offset never overlap each other).
+    One strided add per kernel offset (windows of one offset never overlap each other); on 'cuda'
+    and 'emu', the CUDA kernel in backend/kernels/im2col.cu.
     """
     n, c, kh, kw, ho, wo = cols.shape
     (top, bottom), (left, right) = padding
     h, w = size
+    if device != "cpu":
+        flat = cols.reshape(n, c * kh * kw, ho * wo)
+        return launch.col2im(flat, (n, c, h, w), (kh, kw), stride, (top, left), dilation, out_size=(ho, wo))
     xpad = xp.zeros((n, c, h + top + bottom, w + left + right), dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
@@ -139,32 +148,33 @@ def conv_weight_gemm(xp, dout, cols, groups):
     return xp.matmul(g, c.swapaxes(2, 3)).sum(axis=0)
 
 
-def conv_forward(xp, x, w, window, groups, out_size=None):
+def conv_forward(xp, x, w, window, groups, out_size=None, device="cpu"):
     """The convolution of x (N, C, H, W) with w (O, C/G, kh, kw): im2col + GEMM, block by block."""
     kernel = window[0]
     out_size = tuple(out_size or output_size(x.shape[2:], *window))
     out = xp.empty((x.shape[0], w.shape[0]) + out_size, dtype=x.dtype)
     for block in batch_blocks(x.shape[0], _cols_bytes(x, kernel, out_size)):
-        conv_gemm(xp, im2col(xp, x[block], *window, out_size), w, groups, out=out[block])
+        conv_gemm(xp, im2col(xp, x[block], *window, out_size, device=device), w, groups, out=out[block])
     return out
 
 
-def conv_input_grad(xp, dout, w, window, groups, size):
+def conv_input_grad(xp, dout, w, window, groups, size, device="cpu"):
     """dx (N, C, H, W) of a convolution from dout (N, O, Ho, Wo): w^T @ dout, then col2im."""
     dx = xp.empty(dout.shape[:1] + (w.shape[1] * groups,) + tuple(size), dtype=dout.dtype)
     bytes_per_sample = dx.shape[1] * w.shape[2] * w.shape[3] * dout.shape[2] * dout.shape[3] * dout.dtype.itemsize
     for block in batch_blocks(dout.shape[0], bytes_per_sample):
-        dx[block] = col2im(xp, conv_gemm_transposed(xp, dout[block], w, groups), size, *window[1:])
+        dx[block] = col2im(xp, conv_gemm_transposed(xp, dout[block], w, groups), size, *window[1:], device=device)
     return dx
 
 
-def conv_weight_grad(xp, x, dout, window, groups, weight_shape):
+def conv_weight_grad(xp, x, dout, window, groups, weight_shape, device="cpu"):
     """dw of a convolution of x with output gradient dout; the columns of x are recomputed here,
     block by block, rather than kept from the forward pass."""
     out_size = dout.shape[2:]
     dw = 0
     for block in batch_blocks(x.shape[0], _cols_bytes(x, window[0], out_size)):
-        dw = dw + conv_weight_gemm(xp, dout[block], im2col(xp, x[block], *window, out_size), groups)
+        cols = im2col(xp, x[block], *window, out_size, device=device)
+        dw = dw + conv_weight_gemm(xp, dout[block], cols, groups)
     return dw.reshape(weight_shape).astype(x.dtype, copy=False)
 
 
@@ -193,13 +203,13 @@ class Conv2d(Function):
     def forward(ctx, x, w, b=None, *, window, groups):
         ctx.save(x, w)
         ctx.window, ctx.groups = window, groups
-        return _add_bias(conv_forward(ctx.xp, x, w, window, groups), b)
+        return _add_bias(conv_forward(ctx.xp, x, w, window, groups, device=ctx.device), b)
 
     def backward(ctx, dout):
         x, w = ctx.saved
-        xp, window, groups = ctx.xp, ctx.window, ctx.groups
-        dx = conv_input_grad(xp, dout, w, window, groups, x.shape[2:]) if ctx.needs_input_grad[0] else None
-        dw = conv_weight_grad(xp, x, dout, window, groups, w.shape) if ctx.needs_input_grad[1] else None
+        xp, window, groups, device = ctx.xp, ctx.window, ctx.groups, ctx.device
+        dx = conv_input_grad(xp, dout, w, window, groups, x.shape[2:], device) if ctx.needs_input_grad[0] else None
+        dw = conv_weight_grad(xp, x, dout, window, groups, w.shape, device) if ctx.needs_input_grad[1] else None
         return _with_bias_grad(ctx, dout, (dx, dw))
 
 
@@ -209,13 +219,13 @@ class ConvTranspose2d(Function):
     def forward(ctx, x, w, b=None, *, window, groups, size):
         ctx.save(x, w)
         ctx.window, ctx.groups = window, groups
-        return _add_bias(conv_input_grad(ctx.xp, x, w, window, groups, size), b)
+        return _add_bias(conv_input_grad(ctx.xp, x, w, window, groups, size, ctx.device), b)
 
     def backward(ctx, dout):
         x, w = ctx.saved
-        xp, window, groups = ctx.xp, ctx.window, ctx.groups
-        dx = conv_forward(xp, dout, w, window, groups, x.shape[2:]) if ctx.needs_input_grad[0] else None
-        dw = conv_weight_grad(xp, dout, x, window, groups, w.shape) if ctx.needs_input_grad[1] else None
+        xp, window, groups, device = ctx.xp, ctx.window, ctx.groups, ctx.device
+        dx = conv_forward(xp, dout, w, window, groups, x.shape[2:], device) if ctx.needs_input_grad[0] else None
+        dw = conv_weight_grad(xp, dout, x, window, groups, w.shape, device) if ctx.needs_input_grad[1] else None
         return _with_bias_grad(ctx, dout, (dx, dw))
 
 

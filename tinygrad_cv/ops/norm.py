@@ -4,6 +4,7 @@ import numbers
 import numpy as np
 
 from ..autograd import Function
+from ..backend import launch
 from ..random import generator
 from ..tensor import Tensor
 from ._util import accumulate_dtype
@@ -20,9 +21,12 @@ def _channel_sum(a):
     return a.sum(axis=2).sum(axis=0)
 
 
-def batch_norm_stats(xp, x):
+def batch_norm_stats(xp, x, device="cpu"):
     """Per-channel mean and biased variance of x (N, C, *) over every axis but 1, in float32 for
-    float16 inputs. Two passes (mean, then mean squared deviation): no cancellation."""
+    float16 inputs. Two passes (mean, then mean squared deviation): no cancellation. On 'cuda' and
+    'emu', one pass of the CUDA kernel in backend/kernels/batchnorm.cu (shifted sums)."""
+    if device != "cpu":
+        return launch.batch_norm_statistics(x)
     v = _channels_view(x).astype(accumulate_dtype(x.dtype) or x.dtype, copy=False)
     count = v.shape[0] * v.shape[2]
     mean = _channel_sum(v) / count
@@ -105,7 +109,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if count <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input "
                              f"shape {input.shape}")
-        mean, var = batch_norm_stats(xp, input.data)
+        mean, var = batch_norm_stats(xp, input.data, input.device)
         if running_mean is not None:
             _update_running(running_mean, mean, momentum)
         if running_var is not None:

@@ -7,6 +7,7 @@ Adaptive average pooling is separable: y = A_h @ x @ A_w^T with averaging matric
 import numpy as np
 
 from ..autograd import Function
+from ..backend import launch
 from ..tensor import Tensor
 from ._util import matmul_arrays
 from .conv import check_4d, offset_slices, pad2d, pair
@@ -80,15 +81,23 @@ def plane_indices(xp, argmax, width, kernel, stride, padding, dilation):
 
 
 class MaxPool2d(Function):
-    """y = max over each window; the gradient goes to the window's (first) arg-max."""
+    """y = max over each window; the gradient goes to the window's (first) arg-max.
+
+    On 'cuda' and 'emu' the CUDA kernels in backend/kernels/pool.cu run both passes; their argmax
+    holds plane indices h*W + w instead of window offsets."""
     def forward(ctx, x, *, window, out_size):
-        y, argmax = max_pool_forward(ctx.xp, x, *window, out_size)
+        if ctx.device != "cpu":
+            y, argmax = launch.max_pool2d(x, *window, out_size=out_size)
+        else:
+            y, argmax = max_pool_forward(ctx.xp, x, *window, out_size)
         ctx.save(argmax)
         ctx.window, ctx.size = window, x.shape[2:]
         return y
 
     def backward(ctx, dy):
         (argmax,) = ctx.saved
+        if ctx.device != "cpu":
+            return launch.max_pool2d_backward(dy, argmax, dy.shape[:2] + tuple(ctx.size), *ctx.window)
         return max_pool_backward(ctx.xp, dy, argmax, ctx.size, *ctx.window)
 
 

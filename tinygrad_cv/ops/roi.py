@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function
+from ..backend import launch
 from ..tensor import Tensor
 from ._util import accumulate_dtype
 
@@ -166,15 +167,22 @@ def roi_align_backward(xp, grad, rois, input_shape, output_size, spatial_scale, 
 
 
 class RoIAlign(Function):
-    """out[k, c] = A_y[k] x[b_k, c] A_x[k]^T;  dx[b, c] = sum_k A_y[k]^T dout[k, c] A_x[k]  (boxes get no gradient)."""
+    """out[k, c] = A_y[k] x[b_k, c] A_x[k]^T;  dx[b, c] = sum_k A_y[k]^T dout[k, c] A_x[k]  (boxes get no gradient).
+
+    On 'cuda' and 'emu' the CUDA kernels in backend/kernels/roi_align.cu run both passes (one thread
+    per output, atomic adds backward; coordinates in float32 for float16/float32 inputs)."""
     def forward(ctx, x, rois, output_size, spatial_scale, sampling_ratio, aligned):
         ctx.save(rois)
         ctx.input_shape = x.shape
         ctx.params = (output_size, spatial_scale, sampling_ratio, aligned)
+        if ctx.device != "cpu":
+            return launch.roi_align(x, rois, *ctx.params)
         return roi_align_forward(ctx.xp, x, rois, *ctx.params)
 
     def backward(ctx, grad):
         (rois,) = ctx.saved
+        if ctx.device != "cpu":
+            return launch.roi_align_backward(grad, rois, ctx.input_shape, *ctx.params[1:])
         return roi_align_backward(ctx.xp, grad, rois, ctx.input_shape, *ctx.params)
 
 
