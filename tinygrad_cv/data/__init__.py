@@ -1,0 +1,21 @@
+"""The data layer: files -> samples -> transformed, batched, normalised Tensors on the device.
+
+    dataset.py     the Dataset protocol; samples are dicts (image, target, mask, boxes, ...)
+    image_io.py    read/write images and masks with Pillow; atomic writes
+    readers.py     CSV, text lists and COCO JSON, checked
+    transforms.py  seeded joint transforms (flips, dihedral, rotate, zoom, perspective, lighting),
+                   one resampling per sample; Normalize
+    loader.py      DataLoader (prefetching threads, reproducible), DataLoaders (train/valid/test -> Tensors)
+    block.py       the data block: get, split, label, transform, load
+    synthetic/     planet-like, camvid-like and COCO "shapes" datasets written in the real formats
+    show.py        show_batch figures
+"""
+from .block import (CocoLabel, DataRecipe, FolderLabel, FolderSplit, ListSplit, MaskLabel,  # noqa: F401
+                    RandomSplit, TagLabels, camvid_recipe, coco_recipe, image_files, planet_recipe)
+from .dataset import Dataset, ItemDataset  # noqa: F401
+from .image_io import (IMAGE_EXTENSIONS, ImageReadError, class_colors, read_image, read_mask,  # noqa: F401
+                       write_image, write_mask)
+from .loader import DataLoader, DataLoaders, DeviceLoader, batch_to_tensors, default_collate  # noqa: F401
+from .readers import Coco, csv_rows, read_lines  # noqa: F401
+from .transforms import (IMAGENET_STATS, Compose, Dihedral, Flip, Lighting, Normalize, Perspective,  # noqa: F401
+                         RandomCrop, Resize, Rotate, Zoom, aug_transforms, valid_transforms)

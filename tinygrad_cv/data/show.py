@@ -1,0 +1,56 @@
+"""``show_batch``: a grid figure of a raw batch (images with their tags or class, masks overlaid in
+class colours, boxes with their labels), saved to a PNG. Matplotlib is imported only in here, and
+used through its object API (no pyplot, no global figure state)."""
+import math
+
+import numpy as np
+
+from .image_io import atomic_write, class_colors
+
+
+def caption(batch, i, vocab=None):
+    """The title of sample ``i``: its class name, its tags (multi-hot target), or its name."""
+    if "target" not in batch:
+        return str(batch["name"][i]) if "name" in batch else ""
+    target = np.asarray(batch["target"][i])
+    names = vocab if vocab is not None else [str(k) for k in range(max(target.size, int(target.max()) + 1))]
+    if target.ndim == 1:                                   # multi-hot tags
+        return " ".join(names[k] for k in np.flatnonzero(target > 0.5))
+    return str(names[int(target)])
+
+
+def overlay(image, mask, alpha=0.45):
+    """The (H, W, 3) uint8 image blended with the class colours of an (H, W) index mask."""
+    colors = class_colors(int(mask.max()) + 1)[mask].astype(np.float32)
+    return (image.astype(np.float32) * (1 - alpha) + colors * alpha + 0.5).astype(np.uint8)
+
+
+def show_batch(batch, path, vocab=None, n=9, ncols=3):
+    """Save the first ``n`` samples of ``batch`` (a collated dict of NumPy arrays) as a grid to ``path``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    images = np.asarray(batch["image"])
+    n = min(n, len(images))
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    figure = Figure(figsize=(3 * ncols, 3.2 * nrows))
+    FigureCanvasAgg(figure)
+    for i in range(n):                                     # one panel per sample shown
+        axes = figure.add_subplot(nrows, ncols, i + 1)
+        shown = overlay(images[i], np.asarray(batch["mask"][i])) if "mask" in batch else images[i]
+        axes.imshow(shown)
+        axes.set_title(caption(batch, i, vocab), fontsize=8, wrap=True)
+        axes.axis("off")
+        if "boxes" in batch:
+            labels = batch["labels"][i] if "labels" in batch else np.zeros(len(batch["boxes"][i]), int)
+            colors = class_colors(int(max(labels, default=0)) + 2) / 255.0
+            for (x0, y0, x1, y1), label in zip(np.asarray(batch["boxes"][i]), labels):
+                axes.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=1.5,
+                                         edgecolor=colors[int(label) + 1]))
+                name = vocab[int(label)] if vocab is not None else str(int(label))
+                axes.text(x0, y0, name, fontsize=7, color="white", va="bottom",
+                          bbox={"facecolor": colors[int(label) + 1], "pad": 1, "lw": 0})
+    figure.tight_layout()
+    return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=90))
