@@ -1,0 +1,309 @@
+"""conv2d, conv_transpose2d and linear: forward against naive loops, gradients by gradcheck, the
+adjoint identity between the two convolutions, PyTorch as an extra oracle, and the error messages."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinygrad_cv as tg
+import tinygrad_cv.functional as F
+from conftest import DEVICES
+from tinygrad_cv.ops import conv as conv_module
+
+
+# ----------------------------------------------------------------------------- naive references
+def naive_conv2d(x, w, b, stride, padding, dilation, groups):
+    """Direct definition, one output pixel at a time: out[n, o, y, x] = sum_{c,i,j} w[o, c, i, j] *
+    xpad[n, g*Cg + c, y*s + i*d, x*s + j*d]."""
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    og = o // groups
+    xpad = np.zeros((n, c, h + 2 * ph, wd + 2 * pw))
+    xpad[:, :, ph:ph + h, pw:pw + wd] = x
+    ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    wo = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((n, o, ho, wo))
+    for oc in range(o):
+        g = oc // og
+        for y in range(ho):
+            for xx in range(wo):
+                patch = xpad[:, g * cg:(g + 1) * cg, y * sh:y * sh + dh * (kh - 1) + 1:dh,
+                             xx * sw:xx * sw + dw * (kw - 1) + 1:dw]
+                out[:, oc, y, xx] = (patch * w[oc]).sum(axis=(1, 2, 3))
+    return out if b is None else out + b[:, None, None]
+
+
+def naive_conv_transpose2d(x, w, b, stride, padding, output_padding, dilation, groups):
+    """Scatter definition: every input pixel adds x * w[c, o] to the window it maps to."""
+    (sh, sw), (ph, pw), (eh, ew), (dh, dw) = stride, padding, output_padding, dilation
+    n, c, h, wd = x.shape
+    _, og, kh, kw = w.shape
+    cg = c // groups
+    ho = (h - 1) * sh - 2 * ph + dh * (kh - 1) + eh + 1
+    wo = (wd - 1) * sw - 2 * pw + dw * (kw - 1) + ew + 1
+    full = np.zeros((n, og * groups, ho + 2 * ph + sh + dh * kh, wo + 2 * pw + sw + dw * kw))
+    for ic in range(c):
+        g = ic // cg
+        for y in range(h):
+            for xx in range(wd):
+                for i in range(kh):
+                    for j in range(kw):
+                        full[:, g * og:(g + 1) * og, y * sh + i * dh, xx * sw + j * dw] += \
+                            x[:, ic, y, xx, None] * w[ic, :, i, j]
+    out = full[:, :, ph:ph + ho, pw:pw + wo]
+    return out if b is None else out + b[:, None, None]
+
+
+# ----------------------------------------------------------------------------- strategies
+@st.composite
+def conv_cases(draw, transposed=False):
+    groups = draw(st.sampled_from([1, 2]))
+    c = groups * draw(st.integers(1, 2))
+    o = groups * draw(st.integers(1, 2))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    if transposed:
+        extra = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
+        size = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+        out = [(n - 1) * s - 2 * p + d * (k - 1) + e + 1
+               for n, s, p, d, k, e in zip(size, stride, padding, dilation, (kh, kw), extra)]
+        if min(out) < 1:
+            padding = (0, 0)
+        return dict(n=draw(st.integers(1, 2)), c=c, o=o, size=size, kernel=(kh, kw), stride=stride,
+                    padding=padding, dilation=dilation, groups=groups, output_padding=extra,
+                    bias=draw(st.booleans()))
+    size = tuple(draw(st.integers(max(1, d * (k - 1) + 1 - 2 * p), 7))
+                 for k, d, p in zip((kh, kw), dilation, padding))
+    return dict(n=draw(st.integers(1, 2)), c=c, o=o, size=size, kernel=(kh, kw), stride=stride, padding=padding,
+                dilation=dilation, groups=groups, bias=draw(st.booleans()))
+
+
+def conv_arrays(case, rng, transposed=False):
+    x = rng.standard_normal((case["n"], case["c"]) + case["size"])
+    wshape = ((case["c"], case["o"] // case["groups"]) if transposed else
+              (case["o"], case["c"] // case["groups"])) + case["kernel"]
+    w = rng.standard_normal(wshape)
+    b = rng.standard_normal(case["o"]) if case["bias"] else None
+    return x, w, b
+
+
+def tensors(*arrays, requires_grad=False, dtype=None, device="cpu"):
+    return [None if a is None else tg.Tensor(a if dtype is None else a.astype(dtype), device=device,
+                                             requires_grad=requires_grad) for a in arrays]
+
+
+def conv_kwargs(case):
+    return dict(stride=case["stride"], padding=case["padding"], dilation=case["dilation"], groups=case["groups"])
+
+
+def transpose_kwargs(case):
+    return dict(conv_kwargs(case), output_padding=case["output_padding"])
+
+
+# ----------------------------------------------------------------------------- conv2d
+@given(case=conv_cases(), seed=st.integers(0, 1000))
+def test_conv2d_forward_matches_naive_loop(case, seed):
+    x, w, b = conv_arrays(case, np.random.default_rng(seed))
+    got = F.conv2d(*tensors(x, w, b), **conv_kwargs(case)).numpy()
+    expected = naive_conv2d(x, w, b, case["stride"], case["padding"], case["dilation"], case["groups"])
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+
+
+@given(case=conv_cases(), seed=st.integers(0, 1000))
+def test_conv2d_gradcheck(case, seed):
+    x, w, b = conv_arrays(case, np.random.default_rng(seed))
+    inputs = tensors(x, w, b, requires_grad=True)
+    assert tg.gradcheck(lambda *t: F.conv2d(*t, **conv_kwargs(case)), [t for t in inputs if t is not None])
+
+
+def test_conv2d_depthwise_matches_per_channel_convolution():
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 4, 6, 5)), rng.standard_normal((8, 1, 3, 3))  # channel multiplier 2
+    got = F.conv2d(*tensors(x, w), padding=1, groups=4).numpy()
+    for o in range(8):
+        single = naive_conv2d(x[:, o // 2:o // 2 + 1], w[o:o + 1], None, (1, 1), (1, 1), (1, 1), 1)
+        np.testing.assert_allclose(got[:, o:o + 1], single, rtol=1e-10, atol=1e-10)
+    assert tg.gradcheck(lambda a, b: F.conv2d(a, b, padding=1, groups=4), tensors(x, w, requires_grad=True))
+
+
+@pytest.mark.parametrize("kernel, dilation", [((3, 3), 1), ((2, 4), 1), ((3, 2), 2)])
+def test_conv2d_same_and_valid_padding(kernel, dilation):
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((1, 2, 7, 6)), rng.standard_normal((3, 2) + kernel)
+    same = F.conv2d(*tensors(x, w), padding="same", dilation=dilation)
+    assert same.shape == (1, 3, 7, 6)
+    # 'same' pads d*(k-1) in total, the odd pixel at the end (bottom/right), as PyTorch
+    totals = [dilation * (k - 1) for k in kernel]
+    xpad = np.pad(x, ((0, 0), (0, 0)) + tuple((t // 2, t - t // 2) for t in totals))
+    expected = naive_conv2d(xpad, w, None, (1, 1), (0, 0), (dilation, dilation), 1)
+    np.testing.assert_allclose(same.numpy(), expected, rtol=1e-10, atol=1e-10)
+    valid = F.conv2d(*tensors(x, w), padding="valid", dilation=dilation).numpy()
+    np.testing.assert_allclose(valid, naive_conv2d(x, w, None, (1, 1), (0, 0), (dilation,) * 2, 1), atol=1e-10)
+
+
+def test_conv2d_batch_blocks_do_not_change_the_result(monkeypatch):
+    """With a tiny workspace every sample is its own block; the result must not move."""
+    rng = np.random.default_rng(2)
+    x, w, b = rng.standard_normal((5, 3, 9, 8)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    gy = rng.standard_normal((5, 4, 9, 8))
+
+    def run():
+        xt, wt, bt = tensors(x, w, b, requires_grad=True)
+        F.conv2d(xt, wt, bt, padding=1).backward(gy)
+        return xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy()
+
+    whole = run()
+    monkeypatch.setattr(conv_module, "WORKSPACE_BYTES", 1)
+    assert len(conv_module.batch_blocks(5, 100)) == 5
+    for a, b_ in zip(whole, run()):
+        np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_conv2d_float16_and_float32_close_to_float64(device):
+    rng = np.random.default_rng(3)
+    x, w, b = rng.standard_normal((2, 8, 10, 9)), rng.standard_normal((6, 4, 3, 3)) * 0.2, rng.standard_normal(6)
+    reference = naive_conv2d(x, w, b, (2, 1), (1, 1), (1, 1), 2)
+    for dtype, tol in ((np.float32, 1e-5), (np.float16, 2e-2)):
+        inputs = tensors(x, w, b, dtype=dtype, device=device)
+        out = F.conv2d(*inputs, stride=(2, 1), padding=1, groups=2)
+        assert out.dtype == dtype and out.device == device
+        np.testing.assert_allclose(out.numpy().astype(np.float64), reference, rtol=tol, atol=tol * 4)
+
+
+def test_conv2d_float16_gradients_close_to_float64():
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((3, 4, 6, 6)), rng.standard_normal((5, 4, 3, 3)) * 0.2
+    gy = rng.standard_normal((3, 5, 6, 6))
+    grads = {}
+    for dtype in (np.float64, np.float16):
+        xt, wt = tensors(x, w, requires_grad=True, dtype=dtype)
+        F.conv2d(xt, wt, padding=1).backward(gy.astype(dtype))
+        grads[dtype] = (xt.grad.numpy().astype(np.float64), wt.grad.numpy().astype(np.float64))
+    for half, full in zip(grads[np.float16], grads[np.float64]):
+        np.testing.assert_allclose(half, full, rtol=2e-2, atol=2e-2 * np.abs(full).max())
+
+
+# ----------------------------------------------------------------------------- conv_transpose2d
+@given(case=conv_cases(transposed=True), seed=st.integers(0, 1000))
+def test_conv_transpose2d_forward_matches_naive_scatter(case, seed):
+    x, w, b = conv_arrays(case, np.random.default_rng(seed), transposed=True)
+    got = F.conv_transpose2d(*tensors(x, w, b), **transpose_kwargs(case)).numpy()
+    expected = naive_conv_transpose2d(x, w, b, case["stride"], case["padding"], case["output_padding"],
+                                      case["dilation"], case["groups"])
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+
+
+@given(case=conv_cases(transposed=True), seed=st.integers(0, 1000))
+def test_conv_transpose2d_gradcheck(case, seed):
+    x, w, b = conv_arrays(case, np.random.default_rng(seed), transposed=True)
+    inputs = [t for t in tensors(x, w, b, requires_grad=True) if t is not None]
+    assert tg.gradcheck(lambda *t: F.conv_transpose2d(*t, **transpose_kwargs(case)), inputs)
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_conv_transpose2d_gradcheck_strides_with_output_padding(stride):
+    rng = np.random.default_rng(stride)
+    x, w, b = rng.standard_normal((2, 4, 3, 4)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(6)
+    for extra in range(stride):
+        f = lambda a, c, d: F.conv_transpose2d(a, c, d, stride=stride, padding=1, output_padding=extra, groups=2)
+        out = f(*tensors(x, w, b))
+        assert out.shape == (2, 6, (3 - 1) * stride - 2 + 3 + extra, (4 - 1) * stride - 2 + 3 + extra)
+        assert tg.gradcheck(f, tensors(x, w, b, requires_grad=True))
+
+
+@given(case=conv_cases(), seed=st.integers(0, 1000))
+def test_conv_transpose2d_is_the_adjoint_of_conv2d(case, seed):
+    """<conv2d(x, w), y> = <x, conv_transpose2d(y, w)> for the same weight and geometry."""
+    rng = np.random.default_rng(seed)
+    x, w, _ = conv_arrays(case, rng)
+    y = F.conv2d(*tensors(x, w), **conv_kwargs(case))
+    probe = rng.standard_normal(y.shape)
+    h, wd = case["size"]
+    # output_padding (< stride) recovers the rows/columns that the stride dropped
+    extra = [(n + 2 * p - d * (k - 1) - 1) % s
+             for n, p, d, k, s in zip((h, wd), case["padding"], case["dilation"], case["kernel"], case["stride"])]
+    back = F.conv_transpose2d(*tensors(probe, w), output_padding=tuple(extra), **conv_kwargs(case))
+    assert back.shape == x.shape
+    np.testing.assert_allclose(np.sum(y.numpy() * probe), np.sum(x * back.numpy()), rtol=1e-10, atol=1e-9)
+
+
+# ----------------------------------------------------------------------------- linear
+def test_linear_matches_numpy_and_gradcheck():
+    rng = np.random.default_rng(5)
+    x, w, b = rng.standard_normal((4, 3, 5)), rng.standard_normal((2, 5)), rng.standard_normal(2)
+    np.testing.assert_allclose(F.linear(*tensors(x, w, b)).numpy(), x @ w.T + b, rtol=1e-12)
+    np.testing.assert_allclose(F.linear(*tensors(x, w)).numpy(), x @ w.T, rtol=1e-12)
+    assert tg.gradcheck(F.linear, tensors(x, w, b, requires_grad=True))
+
+
+# ----------------------------------------------------------------------------- PyTorch as an extra oracle
+@pytest.mark.parametrize("kwargs", [dict(stride=2, padding=1), dict(padding="same", dilation=2),
+                                    dict(stride=(1, 2), padding=(2, 0), dilation=(2, 1), groups=3)])
+def test_conv2d_matches_pytorch(kwargs):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    x, w, b = rng.standard_normal((2, 6, 9, 8)), rng.standard_normal((9, 6 // kwargs.get("groups", 1), 3, 2)), \
+        rng.standard_normal(9)
+    ours = tensors(x, w, b, requires_grad=True)
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    out, ref = F.conv2d(*ours, **kwargs), torch.nn.functional.conv2d(*theirs, **kwargs)
+    gy = rng.standard_normal(out.shape)
+    out.backward(gy)
+    ref.backward(torch.tensor(gy))
+    np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), rtol=1e-10, atol=1e-10)
+    for a, t in zip(ours, theirs):
+        np.testing.assert_allclose(a.grad.numpy(), t.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_conv_transpose2d_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    x, w, b = rng.standard_normal((2, 4, 5, 3)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal(6)
+    kwargs = dict(stride=(2, 3), padding=(1, 0), output_padding=(1, 2), groups=2, dilation=(1, 2))
+    ours = tensors(x, w, b, requires_grad=True)
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    out, ref = F.conv_transpose2d(*ours, **kwargs), torch.nn.functional.conv_transpose2d(*theirs, **kwargs)
+    gy = rng.standard_normal(out.shape)
+    out.backward(gy)
+    ref.backward(torch.tensor(gy))
+    np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), rtol=1e-10, atol=1e-10)
+    for a, t in zip(ours, theirs):
+        np.testing.assert_allclose(a.grad.numpy(), t.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+# ----------------------------------------------------------------------------- errors
+def _x(*shape):
+    return tg.zeros(*shape)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: F.conv2d(_x(1, 3, 5, 5), _x(8, 4, 3, 3)),
+     r"conv2d: input has 3 channels but weight expects 4 \(weight shape \(8, 4, 3, 3\), groups=1\)"),
+    (lambda: F.conv2d(_x(1, 6, 5, 5), _x(8, 2, 3, 3), groups=4),
+     r"conv2d: groups=4 must divide the input's channels.*\(1, 6, 5, 5\).*\(8, 2, 3, 3\)"),
+    (lambda: F.conv2d(_x(1, 3, 4, 4), _x(2, 3, 5, 5), padding=0),
+     r"conv2d: the kernel 5x5 .* is larger than the padded input 4x4"),
+    (lambda: F.conv2d(_x(1, 3, 4, 4), _x(2, 3, 3, 3), stride=0), r"conv2d: stride must be >= 1, got 0"),
+    (lambda: F.conv2d(_x(1, 3, 4, 4), _x(2, 3, 3, 3), padding=-1), r"conv2d: padding must be >= 0"),
+    (lambda: F.conv2d(_x(1, 3, 4, 4), _x(2, 3, 3, 3), stride=2, padding="same"),
+     r"conv2d: padding='same' needs stride 1"),
+    (lambda: F.conv2d(_x(1, 3, 4, 4), _x(2, 3, 3, 3), _x(3)), r"conv2d: bias must have shape \(2,\).*got \(3,\)"),
+    (lambda: F.conv2d(_x(3, 4, 4), _x(2, 3, 3, 3)), r"conv2d: input must be 4-D .* got shape \(3, 4, 4\)"),
+    (lambda: F.conv_transpose2d(_x(1, 4, 3, 3), _x(4, 2, 3, 3), stride=2, output_padding=2),
+     r"conv_transpose2d: output_padding \(2, 2\) must be smaller than stride \(2, 2\)"),
+    (lambda: F.conv_transpose2d(_x(1, 3, 3, 3), _x(4, 2, 3, 3)),
+     r"conv_transpose2d: input has 3 channels but weight expects 4"),
+])
+def test_bad_arguments_raise_clear_errors(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_dtype_mismatch_is_a_type_error():
+    with pytest.raises(TypeError, match=r"conv2d: input and weight must have the same floating dtype, got "
+                                        r"float64 and float32"):
+        F.conv2d(tg.zeros(1, 1, 3, 3, dtype=np.float64), tg.zeros(1, 1, 3, 3))

@@ -1,0 +1,283 @@
+"""Losses: forward against NumPy formulas (naive per-sample loops for the class losses), hand-worked
+values, gradchecks, PyTorch as an extra oracle, and the error messages."""
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import tinygrad_cv as tg
+import tinygrad_cv.functional as F
+from conftest import DEVICES
+
+REDUCE = {"mean": np.mean, "sum": np.sum, "none": lambda a: a}
+
+
+def tensors(*arrays, requires_grad=False):
+    return [tg.Tensor(a, requires_grad=requires_grad) for a in arrays]
+
+
+# ----------------------------------------------------------------------------- binary cross entropy
+def naive_bce_with_logits(x, t, w=None, pos_weight=None):
+    """-(pw t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))), evaluated in float64 without tricks."""
+    p = 1 / (1 + np.exp(-x))
+    pw = 1 if pos_weight is None else pos_weight
+    loss = -(pw * t * np.log(p) + (1 - t) * np.log(1 - p))
+    return loss if w is None else loss * w
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_bce_with_logits_matches_the_definition(reduction):
+    rng = np.random.default_rng(0)
+    x, t, w, pw = rng.standard_normal((4, 3)) * 3, rng.random((4, 3)), rng.random((4, 3)), rng.uniform(0.5, 3, 3)
+    got = F.binary_cross_entropy_with_logits(*tensors(x, t), weight=tg.Tensor(w), reduction=reduction,
+                                             pos_weight=tg.Tensor(pw))
+    np.testing.assert_allclose(got.numpy(), REDUCE[reduction](naive_bce_with_logits(x, t, w, pw)), rtol=1e-10)
+
+
+def test_bce_with_logits_is_stable_for_large_logits():
+    x = tg.Tensor(np.array([1000.0, -1000.0, 1000.0, -1000.0], dtype=np.float32), requires_grad=True)
+    t = tg.Tensor(np.array([1.0, 0.0, 0.0, 1.0], dtype=np.float32))
+    loss = F.binary_cross_entropy_with_logits(x, t, reduction="none")
+    np.testing.assert_allclose(loss.numpy(), [0, 0, 1000, 1000])
+    loss.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [0, 0, 1, -1])
+
+
+@given(seed=st.integers(0, 1000), with_pos_weight=st.booleans())
+def test_bce_with_logits_gradcheck(seed, with_pos_weight):
+    rng = np.random.default_rng(seed)
+    inputs = tensors(rng.standard_normal((3, 4)) * 2, rng.random((3, 4)), rng.uniform(0.5, 2, 4),
+                     requires_grad=True)
+    if with_pos_weight:
+        f = lambda x, t, pw: F.binary_cross_entropy_with_logits(x, t, pos_weight=pw, reduction="sum")
+    else:
+        f, inputs = (lambda x, t: F.binary_cross_entropy_with_logits(x, t, reduction="sum")), inputs[:2]
+    assert tg.gradcheck(f, inputs)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_bce_on_probabilities_clamps_logs_at_minus_100(reduction):
+    p = np.array([0.0, 1.0, 0.3, 0.9])
+    t = np.array([1.0, 0.0, 0.5, 1.0])
+    log_p, log_q = np.maximum(np.log(np.maximum(p, 1e-300)), -100), np.maximum(np.log(np.maximum(1 - p, 1e-300)), -100)
+    expected = -(t * log_p + (1 - t) * log_q)
+    np.testing.assert_allclose(expected[:2], [100, 100])
+    got = F.binary_cross_entropy(*tensors(p, t), reduction=reduction)
+    np.testing.assert_allclose(got.numpy(), REDUCE[reduction](expected), rtol=1e-12)
+
+
+@given(seed=st.integers(0, 1000))
+def test_bce_gradcheck(seed):
+    rng = np.random.default_rng(seed)
+    p, t = tensors(rng.uniform(0.05, 0.95, (3, 4)), rng.random((3, 4)), requires_grad=True)
+    assert tg.gradcheck(lambda a, b: F.binary_cross_entropy(a, b, weight=tg.Tensor(np.arange(4.0))), [p, t])
+
+
+# ----------------------------------------------------------------------------- cross entropy and nll
+def naive_cross_entropy(x, target, weight, ignore_index, reduction, smoothing):
+    """Loop over samples with scores moved to the last axis; PyTorch's weighted-mean denominator."""
+    c = x.shape[1]
+    scores = np.moveaxis(x, 1, -1).reshape(-1, c)
+    target = target.reshape(-1)
+    w = np.ones(c) if weight is None else weight
+    losses, denominator = [], 0.0
+    for s, t in zip(scores, target):
+        if t == ignore_index:
+            losses.append(0.0)
+            continue
+        logp = s - np.log(np.sum(np.exp(s)))
+        losses.append(-(1 - smoothing) * w[t] * logp[t] - smoothing / c * np.sum(w * logp))
+        denominator += w[t]
+    losses = np.array(losses)
+    if reduction == "none":
+        return losses.reshape(x.shape[:1] + x.shape[2:])
+    return losses.sum() / np.float64(denominator) if reduction == "mean" else losses.sum()
+
+
+@st.composite
+def class_cases(draw):
+    spatial = draw(st.sampled_from([(), (3,), (2, 3)]))
+    n, c = draw(st.integers(1, 4)), draw(st.integers(2, 5))
+    rng = np.random.default_rng(draw(st.integers(0, 1000)))
+    x = rng.standard_normal((n, c) + spatial) * 2
+    target = rng.integers(0, c, (n,) + spatial)
+    target.reshape(-1)[0] = -100 if draw(st.booleans()) else target.reshape(-1)[0]
+    if target.size > 1:
+        target.reshape(-1)[1] = int(rng.integers(0, c))  # at least one sample is not ignored
+    weight = rng.uniform(0.2, 2, c) if draw(st.booleans()) else None
+    return dict(x=x, target=target, weight=weight, reduction=draw(st.sampled_from(["mean", "sum", "none"])),
+                smoothing=draw(st.sampled_from([0.0, 0.1, 0.5])))
+
+
+def ce(case, x):
+    weight = None if case["weight"] is None else tg.Tensor(case["weight"])
+    return F.cross_entropy(x, tg.Tensor(case["target"]), weight=weight, reduction=case["reduction"],
+                           label_smoothing=case["smoothing"])
+
+
+def nothing_to_average(case):
+    """A single ignored target with reduction 'mean': 0 / 0, NaN as in PyTorch."""
+    return case["target"].size == 1 and case["target"].item() == -100 and case["reduction"] == "mean"
+
+
+@given(case=class_cases())
+def test_cross_entropy_matches_naive_loop(case):
+    expected = naive_cross_entropy(case["x"], case["target"], case["weight"], -100, case["reduction"],
+                                   case["smoothing"])
+    with np.errstate(invalid="ignore"):
+        got = ce(case, tg.Tensor(case["x"])).numpy()
+    assert np.isnan(got) if nothing_to_average(case) else not np.isnan(got).any()
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+@given(case=class_cases())
+def test_cross_entropy_gradcheck(case):
+    assume(not nothing_to_average(case))
+    assert tg.gradcheck(lambda x: ce(case, x), [tg.Tensor(case["x"], requires_grad=True)])
+
+
+def test_cross_entropy_hand_worked():
+    # scores (0, log 3): softmax (1/4, 3/4); class 1 costs log(4/3), class 0 costs log 4
+    x = tg.Tensor(np.array([[0.0, np.log(3.0)], [0.0, np.log(3.0)]]), requires_grad=True)
+    loss = F.cross_entropy(x, tg.Tensor(np.array([1, 0])), weight=tg.Tensor(np.array([1.0, 3.0])))
+    np.testing.assert_allclose(loss.item(), (3 * np.log(4 / 3) + 1 * np.log(4)) / (3 + 1))
+    loss.backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.array([[3 * 0.25, 3 * (0.75 - 1)], [0.25 - 1, 0.75]]) / 4)
+
+
+def test_cross_entropy_with_probability_targets():
+    rng = np.random.default_rng(1)
+    x, q = rng.standard_normal((4, 3, 2)), rng.dirichlet(np.ones(3), (4, 2)).transpose(0, 2, 1)
+    logp = x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+    expected = -(q * logp).sum(axis=1).mean()
+    np.testing.assert_allclose(F.cross_entropy(*tensors(x, q)).numpy(), expected, rtol=1e-12)
+    assert tg.gradcheck(lambda a: F.cross_entropy(a, tg.Tensor(q), label_smoothing=0.2),
+                        [tg.Tensor(x, requires_grad=True)])
+
+
+@given(case=class_cases())
+def test_nll_loss_matches_naive_loop_and_gradcheck(case):
+    assume(not nothing_to_average(case))
+    logp = case["x"] - np.log(np.exp(case["x"]).sum(axis=1, keepdims=True))
+    weight = None if case["weight"] is None else tg.Tensor(case["weight"])
+    f = lambda t: F.nll_loss(t, tg.Tensor(case["target"]), weight=weight, reduction=case["reduction"])
+    # nll of log-probabilities is cross entropy without smoothing
+    expected = naive_cross_entropy(case["x"], case["target"], case["weight"], -100, case["reduction"], 0.0)
+    np.testing.assert_allclose(f(tg.Tensor(logp)).numpy(), expected, rtol=1e-10, atol=1e-12)
+    assert tg.gradcheck(f, [tg.Tensor(logp, requires_grad=True)])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_cross_entropy_float16_close_to_float64(device):
+    rng = np.random.default_rng(2)
+    x, target = rng.standard_normal((4, 5, 3, 3)) * 3, rng.integers(0, 5, (4, 3, 3))
+    expected = naive_cross_entropy(x.astype(np.float16).astype(np.float64), target, None, -100, "mean", 0.1)
+    got = F.cross_entropy(tg.Tensor(x.astype(np.float16), device=device), tg.Tensor(target, device=device),
+                          label_smoothing=0.1)
+    assert got.dtype == np.float16 and got.device == device
+    np.testing.assert_allclose(float(got.item()), expected, rtol=2e-3)
+
+
+# ----------------------------------------------------------------------------- dice
+def test_dice_loss_hand_worked():
+    # one pixel per image, two classes, equal scores: p = (1/2, 1/2) everywhere
+    x = tg.Tensor(np.zeros((2, 2, 1, 1)), requires_grad=True)
+    target = tg.Tensor(np.array([[[0]], [[0]]]))
+    # class 0: intersection 1, sum p 1, sum y 2 -> (2 + 1)/(3 + 1); class 1: (0 + 1)/(1 + 0 + 1)
+    expected = 1 - ((3 / 4) + (1 / 2)) / 2
+    np.testing.assert_allclose(F.dice_loss(x, target).item(), expected)
+    np.testing.assert_allclose(F.dice_loss(x, target, eps=0.0).item(), 1 - ((2 / 3) + 0) / 2)
+
+
+def test_dice_loss_is_zero_for_a_confident_correct_prediction_and_gradcheck():
+    target = np.random.default_rng(3).integers(0, 3, (2, 4, 4))
+    perfect = np.moveaxis(np.eye(3)[target], -1, 1) * 50.0
+    assert F.dice_loss(tg.Tensor(perfect), tg.Tensor(target)).item() < 1e-6
+    x = tg.Tensor(np.random.default_rng(4).standard_normal((2, 3, 4, 4)), requires_grad=True)
+    assert tg.gradcheck(lambda t: F.dice_loss(t, tg.Tensor(target)), [x])
+
+
+# ----------------------------------------------------------------------------- regression losses
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("beta", [1.0, 0.3, 0.0])
+def test_regression_losses_match_numpy(reduction, beta):
+    rng = np.random.default_rng(5)
+    x, t = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    d = x - t
+    huber = np.where(np.abs(d) < beta, 0.5 * d ** 2 / max(beta, 1e-300), np.abs(d) - 0.5 * beta)
+    np.testing.assert_allclose(F.mse_loss(*tensors(x, t), reduction=reduction).numpy(), REDUCE[reduction](d ** 2))
+    np.testing.assert_allclose(F.l1_loss(*tensors(x, t), reduction=reduction).numpy(), REDUCE[reduction](np.abs(d)))
+    np.testing.assert_allclose(F.smooth_l1_loss(*tensors(x, t), reduction=reduction, beta=beta).numpy(),
+                               REDUCE[reduction](huber), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["mse_loss", "l1_loss", "smooth_l1_loss"])
+def test_regression_losses_gradcheck(name):
+    rng = np.random.default_rng(6)
+    x = rng.choice([-1.0, 1.0], (3, 4)) * rng.uniform(0.2, 2, (3, 4))  # away from the kinks at d = 0, +-1
+    t = np.zeros((3, 4))
+    assert tg.gradcheck(lambda a, b: getattr(F, name)(a, b), tensors(x, t, requires_grad=True))
+
+
+# ----------------------------------------------------------------------------- PyTorch as an extra oracle
+def test_losses_match_pytorch():
+    torch = pytest.importorskip("torch")
+    tf = torch.nn.functional
+    rng = np.random.default_rng(7)
+    x, cls = rng.standard_normal((3, 4, 2, 2)), rng.integers(0, 4, (3, 2, 2))
+    cls[0, 0, 0] = 2
+    cls[1, 1, 1] = -100
+    w = rng.uniform(0.5, 2, 4)
+    probs, t = rng.uniform(0.05, 0.95, (3, 4)), rng.random((3, 4))
+    cases = [
+        (lambda a: F.cross_entropy(a, tg.Tensor(cls), tg.Tensor(w), label_smoothing=0.2),
+         lambda a: tf.cross_entropy(a, torch.tensor(cls), torch.tensor(w), label_smoothing=0.2), x),
+        (lambda a: F.cross_entropy(a, tg.Tensor(cls), reduction="none"),
+         lambda a: tf.cross_entropy(a, torch.tensor(cls), reduction="none"), x),
+        (lambda a: F.binary_cross_entropy_with_logits(a, tg.Tensor(t), pos_weight=tg.Tensor(w)),
+         lambda a: tf.binary_cross_entropy_with_logits(a, torch.tensor(t), pos_weight=torch.tensor(w)), x[:, :, 0, 0]),
+        (lambda a: F.binary_cross_entropy(a, tg.Tensor(t)),
+         lambda a: tf.binary_cross_entropy(a, torch.tensor(t)), probs),
+        (lambda a: F.smooth_l1_loss(a, tg.Tensor(t), beta=0.5),
+         lambda a: tf.smooth_l1_loss(a, torch.tensor(t), beta=0.5), probs),
+    ]
+    for ours, theirs, array in cases:
+        a, b = tg.Tensor(array, requires_grad=True), torch.tensor(array, requires_grad=True)
+        out, ref = ours(a), theirs(b)
+        gy = rng.standard_normal(out.shape)
+        out.backward(gy)
+        ref.backward(torch.tensor(gy))
+        np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- errors
+def _scores(*shape):
+    return tg.zeros(*shape)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: F.cross_entropy(_scores(4, 3), tg.Tensor(np.zeros(5, dtype=np.int64))), ValueError,
+     r"cross_entropy: target shape \(5,\) does not match input shape \(4, 3\); expected \(4,\)"),
+    (lambda: F.cross_entropy(_scores(4, 3), tg.Tensor(np.zeros(4, dtype=np.float32))), TypeError,
+     r"cross_entropy: target must hold integer class indices \(int64\) of shape \(4,\), got dtype float32"),
+    (lambda: F.cross_entropy(_scores(4, 3), tg.Tensor(np.array([0, 1, 3, 2]))), ValueError,
+     r"cross_entropy: target holds class index 3, outside \[0, 3\) for input of shape \(4, 3\) \(ignore_index=-100\)"),
+    (lambda: F.nll_loss(_scores(2, 3, 4), tg.Tensor(np.array([[0, 1, 2, -1], [0, 0, 0, 0]]))), ValueError,
+     r"nll_loss: target holds class index -1, outside \[0, 3\)"),
+    (lambda: F.cross_entropy(_scores(4, 3), tg.Tensor(np.zeros(4, dtype=np.int64)), weight=tg.ones(2)), ValueError,
+     r"cross_entropy: weight must be a Tensor of shape \(3,\), one per class, got \(2,\)"),
+    (lambda: F.cross_entropy(_scores(4, 3), tg.Tensor(np.zeros(4, dtype=np.int64)), reduction="avg"), ValueError,
+     r"cross_entropy: reduction must be one of \('mean', 'sum', 'none'\), got 'avg'"),
+    (lambda: F.binary_cross_entropy(tg.Tensor(np.array([0.5, 1.5])), tg.zeros(2)), ValueError,
+     r"binary_cross_entropy: input must hold probabilities in \[0, 1\], but its values span \[0.5, 1.5\]"),
+    (lambda: F.binary_cross_entropy_with_logits(_scores(4, 3), tg.zeros(4)), ValueError,
+     r"binary_cross_entropy_with_logits: target shape \(4,\) must equal input shape \(4, 3\)"),
+    (lambda: F.mse_loss(_scores(4, 3), tg.zeros(3, 4)), ValueError,
+     r"mse_loss: target shape \(3, 4\) must equal input shape \(4, 3\)"),
+    (lambda: F.dice_loss(_scores(2, 3, 4, 4), tg.Tensor(np.full((2, 4, 4), 3))), ValueError,
+     r"dice_loss: target holds class index 3, outside \[0, 3\)"),
+])
+def test_bad_arguments_raise_clear_errors(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
