@@ -393,3 +393,18 @@ def test_predict_normalises_a_raw_image_like_the_loaders():
     image = np.array([[[10], [200]], [[128], [255]]], dtype=np.uint8)
     expected = learn.model(tg.tensor(((image.astype(np.float32) - 128) / 64).reshape(1, 4)))[0]
     np.testing.assert_allclose(learn.predict(image).numpy(), expected.numpy(), rtol=1e-6)
+
+
+def test_freeze_keeps_batch_norm_trainable_unless_told_otherwise():
+    from tinygrad_cv import functional as F
+    from train_fixtures import TinyCNN, image_dls
+    for train_bn in (True, False):
+        tg.manual_seed(0)
+        learn = Learner(image_dls(), TinyCNN(), F.cross_entropy, train_bn=train_bn, progress=False)
+        learn.freeze()
+        before = weights(learn.model)
+        learn.fit(1, lr=1e-2)
+        after = weights(learn.model)
+        assert np.array_equal(before["body.0.weight"], after["body.0.weight"])       # frozen conv
+        assert not np.array_equal(before["head.2.weight"], after["head.2.weight"])   # trained head
+        assert np.array_equal(before["body.1.weight"], after["body.1.weight"]) != train_bn

@@ -5,7 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from tinygrad_cv.train import Callback, LossScaler
+import tinygrad_cv as tg
+from tinygrad_cv.train import Callback, Learner, LossScaler
 from train_fixtures import make_learner
 
 
@@ -136,3 +137,27 @@ def test_to_fp32_turns_it_off():
     probe = Probe()
     learn.fit(1, lr=1e-2, cbs=[probe])
     assert probe.weight_dtypes == {np.dtype(np.float32)} and learn.loss_scale is None
+
+
+def test_batch_norm_keeps_float32_weights_and_statistics_in_a_cnn():
+    from tinygrad_cv import functional as F
+    from train_fixtures import TinyCNN, image_dls
+    seen = {}
+
+    class Look(Callback):
+        order = 16
+
+        def after_pred(self):
+            conv, bn = self.learn.model.body[0], self.learn.model.body[1]
+            seen.setdefault("conv", set()).add(conv.weight.dtype)
+            seen.setdefault("bn", set()).add(bn.weight.dtype)
+            seen.setdefault("stats", set()).add(bn.running_mean.dtype)
+            seen.setdefault("bn_out", set()).add(bn(conv(self.learn.xb[0])).dtype)
+
+    tg.manual_seed(0)
+    learn = Learner(image_dls(), TinyCNN(), F.cross_entropy, progress=False).to_fp16(init_scale=2.0 ** 8)
+    learn.fit(2, lr=1e-2, cbs=[Look()])
+    f16, f32 = np.dtype(np.float16), np.dtype(np.float32)
+    assert seen == {"conv": {f16}, "bn": {f32}, "stats": {f32}, "bn_out": {f16}}
+    assert all(p.dtype == f32 for p in learn.model.parameters())
+    assert learn.recorder.values[-1]["valid_loss"] < learn.recorder.values[0]["train_loss"]

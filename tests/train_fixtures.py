@@ -79,3 +79,32 @@ def make_learner(seed=0, dropout=0.0, **kwargs):
     tg.manual_seed(seed)
     kwargs.setdefault("progress", False)
     return Learner(make_dls(), MLP(dropout=dropout), cross_entropy, **kwargs)
+
+
+class TinyCNN(Module):
+    """conv-bn-relu, conv-bn-relu, pool, linear: the layers mixed precision and freezing care about."""
+
+    def __init__(self, n_classes=3):
+        super().__init__()
+        from tinygrad_cv import nn
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                                  nn.Conv2d(8, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8),
+                                  nn.ReLU())
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, n_classes))
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+    def layer_groups(self):
+        return [self.body, self.head]
+
+
+def image_dls(n=96, size=8, batch_size=16, seed=0):
+    """Images whose class is the brightest of three colour channels."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.standard_normal((n, 3, size, size)).astype(np.float32) * 0.5
+    x[np.arange(n), y] += 1.0
+    cut = n * 3 // 4
+    return Loaders(ShufflingLoader(x[:cut], y[:cut], batch_size),
+                   ShufflingLoader(x[cut:], y[cut:], batch_size, shuffle=False))

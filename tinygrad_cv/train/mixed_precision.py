@@ -14,6 +14,7 @@ S is halved; after ``growth_interval`` clean steps in a row S is doubled.
 """
 import numpy as np
 
+from ..nn import BatchNorm2d
 from ..tensor import Tensor
 from .callbacks import Callback, CancelStepException
 
@@ -49,8 +50,8 @@ class LossScaler:
 
 
 def is_norm_layer(module):
-    """Batch-norm layers (BatchNorm1d, BatchNorm2d, ...): trained in float32, and kept trainable by freeze."""
-    return type(module).__name__.startswith("BatchNorm")
+    """Batch-norm layers: trained in float32 under mixed precision, and kept trainable by ``freeze``."""
+    return isinstance(module, BatchNorm2d)
 
 
 def _half(x):
