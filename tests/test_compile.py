@@ -31,9 +31,10 @@ def entry_points(name):
 def assert_within_limits(usage, name, arch, compiler):
     assert set(usage) == entry_points(name), f"{compiler} reported kernels {sorted(usage)} for {name}.cu"
     for kernel, r in usage.items():
-        assert r.registers <= MAX_REGISTERS, f"{kernel} uses {r.registers} registers on sm_{arch} ({compiler})"
+        where = f"on sm_{arch} ({compiler})"
+        assert r.registers <= MAX_REGISTERS, f"{kernel} uses {r.registers} registers {where}"
         assert r.spill_stores == 0 and r.spill_loads == 0, \
-            f"{kernel} spills {r.spill_stores} bytes stored / {r.spill_loads} loaded on sm_{arch} ({compiler})"
+            f"{kernel} spills {r.spill_stores} bytes stored / {r.spill_loads} loaded {where}"
 
 
 def test_every_kernel_file_is_checked():
@@ -67,11 +68,12 @@ def nvcc_resource_usage(name, arch, tmp_path):
     """Compile kernels/<name>.cu with nvcc (its own cuda_fp16.h) and return ptxas's report, cached."""
     source = nvrtc.read_kernel(name)
     version = subprocess.run(["nvcc", "--version"], capture_output=True, text=True).stdout
-    log_path = nvrtc.cache_dir("nvcc") / f"{nvrtc.source_hash(source, nvrtc.headers_text(), version, arch)}.log"
+    key = nvrtc.source_hash(source, nvrtc.headers_text(), version, arch)
+    log_path = nvrtc.cache_dir("nvcc") / f"{key}.log"
     if not log_path.is_file():
-        result = subprocess.run(["nvcc", "-cubin", f"-arch=sm_{arch}", "-Xptxas", "-v", f"-I{nvrtc.KERNEL_DIR}",
-                                 str(nvrtc.KERNEL_DIR / f"{name}.cu"), "-o", str(tmp_path / f"{name}.cubin")],
-                                capture_output=True, text=True)
+        command = ["nvcc", "-cubin", f"-arch=sm_{arch}", "-Xptxas", "-v", f"-I{nvrtc.KERNEL_DIR}",
+                   str(nvrtc.KERNEL_DIR / f"{name}.cu"), "-o", str(tmp_path / f"{name}.cubin")]
+        result = subprocess.run(command, capture_output=True, text=True)
         assert result.returncode == 0, f"nvcc could not compile {name}.cu for sm_{arch}:\n{result.stderr}"
         nvrtc.write_atomically(log_path, (result.stdout + result.stderr).encode())
     return nvrtc.resource_usage(log_path.read_text())

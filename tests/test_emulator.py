@@ -226,8 +226,8 @@ extern "C" __global__ void flag_any_negative(const float* x, int* flag, int n) {
 
 def test_a_plain_add_from_many_threads_is_a_data_race():
     x = np.arange(1, 65, dtype=f32)
-    with pytest.raises(RuntimeError, match=r"data race: byte \d+ of writable argument #0 .* thread 0 and then by "
-                                           "thread 1"):
+    with pytest.raises(RuntimeError, match=r"data race: byte \d+ of writable argument #0 .* thread 0 and "
+                                           "then by thread 1"):
         kernel(SUMS, "plain_sum")((2,), (32,), (x, np.zeros(1, f32), i32(64)))
 
 

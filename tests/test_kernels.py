@@ -260,7 +260,8 @@ def bce_inputs(dtype, rng, n=300):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_bce_with_logits_forward(dtype, device, block, rng):
     x, t = bce_inputs(dtype, rng)
-    loss = launch.bce_with_logits(on(x, device), on(t, device), out=nan_array(x.shape, dtype, device), block=block)
+    out = nan_array(x.shape, dtype, device)
+    loss = launch.bce_with_logits(on(x, device), on(t, device), out=out, block=block)
     x64, t64 = x.astype(F64), t.astype(F64)
     assert_close(loss, np.logaddexp(0, x64) - x64 * t64, dtype)  # softplus(x) - x t
 
@@ -332,7 +333,8 @@ def bilinear_weights(y, x, height, width):
     if x0 >= width - 1:
         x0, x = width - 1, float(width - 1)
     ly, lx = y - y0, x - x0
-    return [((y0, x0), (1 - ly) * (1 - lx)), ((y0, x1), (1 - ly) * lx), ((y1, x0), ly * (1 - lx)), ((y1, x1), ly * lx)]
+    return [((y0, x0), (1 - ly) * (1 - lx)), ((y0, x1), (1 - ly) * lx),
+            ((y1, x0), ly * (1 - lx)), ((y1, x1), ly * lx)]
 
 
 def roi_boxes(dtype):
@@ -356,7 +358,8 @@ def check_roi_align_backward(device, case=ROI_CASES[0], dtype=np.float32, block=
     size, scale, ratio, aligned = case
     boxes = roi_boxes(dtype)
     gy = np.random.default_rng(2).standard_normal((len(boxes), ROI_INPUT[1]) + size).astype(dtype)
-    gx = launch.roi_align_backward(on(gy, device), on(boxes, device), ROI_INPUT, scale, ratio, aligned, block=block)
+    gx = launch.roi_align_backward(on(gy, device), on(boxes, device), ROI_INPUT, scale, ratio, aligned,
+                                   block=block)
     assert gx.dtype == dtype
     m = roi_align_matrix(ROI_INPUT, boxes.astype(F64), size, scale, ratio, aligned)
     assert_close(gx, np.einsum("kpqnhw,kcpq->nchw", m, gy.astype(F64)), dtype)
@@ -383,7 +386,8 @@ def test_roi_align_backward_is_the_adjoint_of_forward(case, device, rng):
 
 
 def test_roi_align_never_launches_more_threads_than_its_launch_bounds():
-    y = launch.roi_align(np.ones((1, 1, 4, 4), np.float32), np.array([[0, 0, 0, 3, 3]], np.float32), 2, block=1024)
+    boxes = np.array([[0, 0, 0, 3, 3]], np.float32)
+    y = launch.roi_align(np.ones((1, 1, 4, 4), np.float32), boxes, 2, block=1024)
     np.testing.assert_allclose(y, 1)
 
 
@@ -404,7 +408,7 @@ def test_has_nonfinite(size, dtype, device, block, rng):
             assert launch.has_nonfinite(arrays, block=block) == (not np.isfinite(broken).all())
 
 
-# =========================================================================================== batch-norm statistics
+# =========================================================================================== batch-norm stats
 @pytest.mark.parametrize("device", KERNEL_DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(4, 3, 5, 7), (2, 5, 1, 1), (3, 2, 33)])
@@ -427,7 +431,8 @@ def test_batch_norm_statistics_needs_a_power_of_two_block():
 
 # =========================================================================================== launcher checks
 def test_unsupported_dtype_is_refused():
-    with pytest.raises(TypeError, match="im2col: the CUDA kernels take float16, float32 or float64 arrays, got int64"):
+    with pytest.raises(TypeError, match="im2col: the CUDA kernels take float16, float32 or float64 arrays, "
+                                        "got int64"):
         launch.im2col(np.ones((1, 1, 3, 3), np.int64), 2)
 
 
@@ -439,10 +444,13 @@ def test_sizes_beyond_int32_are_refused():
 # =========================================================================================== seeded bugs
 SEEDED_BUGS = [
     # (kernel file, original text, buggy text, check that must now fail, what the failure is)
-    ("im2col", "w >= 0 && w < W", "w >= 0 && w <= W", check_im2col, AssertionError),            # off-by-one
-    ("im2col", "out += plane;", "out += WO;", check_im2col, (AssertionError, RuntimeError)),      # wrong stride
+    # off-by-one: reads one column past the row (the next row's first pixel, or NaN guard bytes)
+    ("im2col", "w >= 0 && w < W", "w >= 0 && w <= W", check_im2col, AssertionError),
+    # wrong stride down the column: values land in the wrong rows (or two threads write one element)
+    ("im2col", "out += plane;", "out += WO;", check_im2col, (AssertionError, RuntimeError)),
+    # a plain add where several threads add to one pixel: the emulator's race check
     ("roi_align", "atomicAdd(plane + row_lo + sx.lo, share_lo * (1 - sx.frac));",
-     "plane[row_lo + sx.lo] += share_lo * (1 - sx.frac);", check_roi_align_backward, RuntimeError),  # no atomic
+     "plane[row_lo + sx.lo] += share_lo * (1 - sx.frac);", check_roi_align_backward, RuntimeError),
 ]
 
 
@@ -466,3 +474,27 @@ def test_a_missing_atomic_is_reported_as_a_data_race(monkeypatch):
     monkeypatch.setattr(launch, "_module", lambda f, device: buggy)
     with pytest.raises(RuntimeError, match="roi_align_backward_f32: data race"):
         check_roi_align_backward("emu")
+
+
+# =========================================================================================== the benchmark
+def test_bench_devices_quick_reports_every_kernel(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_devices.py"
+    out = tmp_path / "devices.json"
+    subprocess.run([sys.executable, str(script), "--quick", "--json", str(out)], check=True,
+                   capture_output=True)
+    report = json.loads(out.read_text())
+    kernels = {k.name.rsplit("_", 1)[0] for f in nvrtc.kernel_names()
+               for k in emulator.parse_kernels(nvrtc.read_kernel(f))}
+    assert kernels <= {r["kernel"].split()[0] for r in report["roofline"]}
+    assert all((r["cuda_ms"] is None) == (report["gpu"] is None) and r["cpu_ms"] > 0 for r in report["ops"])
+    # bias + ReLU forward on (2, 16, 56, 56) float32 moves x and y (4 bytes each) and the 16 biases
+    row = next(r for r in report["roofline"]
+               if r["kernel"] == "bias_relu_forward" and r["dtype"] == "float32")
+    moved = 4 * (2 * 2 * 16 * 56 * 56 + 16)
+    assert row["mbytes"] == pytest.approx(moved / 1e6)
+    assert row["h100_us"] == pytest.approx(moved / 3.35e12 * 1e6)

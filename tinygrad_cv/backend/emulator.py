@@ -104,8 +104,8 @@ def _launch_function(kernel, use_fibers):
     """C++ for ``emu_launch_<kernel>``: unpack the argument slots and run the kernel over the grid."""
     args = ", ".join(f"*reinterpret_cast<{'const ' if p.const else ''}{p.ctype}{'*' if p.pointer else ''}*>"
                      f"(args[{i}])" for i, p in enumerate(kernel.params))
-    return (f'extern "C" int emu_launch_{kernel.name}(void** args, const unsigned int* dims, int race_check,\n'
-            f'                                      emu::Region* regions, int n_regions) {{\n'
+    return (f'extern "C" int emu_launch_{kernel.name}(void** args, const unsigned int* dims,\n'
+            f'                                      int race_check, emu::Region* regions, int n_regions) {{\n'
             f'    const std::function<void()> body = [args]() {{ {kernel.name}({args}); }};\n'
             f'    return emu::launch(dims, {int(use_fibers)}, race_check, regions, n_regions, body);\n'
             f'}}\n')
@@ -113,7 +113,8 @@ def _launch_function(kernel, use_fibers):
 
 @lru_cache(maxsize=None)
 def _compiler_version():
-    return subprocess.run(["g++", "-dumpfullversion"], capture_output=True, text=True, check=True).stdout.strip()
+    version = subprocess.run(["g++", "-dumpfullversion"], capture_output=True, text=True, check=True)
+    return version.stdout.strip()
 
 
 def _compile(translation_unit, filename):
@@ -163,7 +164,8 @@ class EmuModule:
 def _dim3(value, what, kernel):
     dims = (value,) if np.isscalar(value) else tuple(value)
     if not 1 <= len(dims) <= 3 or not all(isinstance(d, (int, np.integer)) and d >= 1 for d in dims):
-        raise ValueError(f"{kernel}: {what} must be a positive int or a tuple of 1 to 3 positive ints, got {value!r}")
+        raise ValueError(f"{kernel}: {what} must be a positive int or a tuple of 1 to 3 positive ints, "
+                         f"got {value!r}")
     return tuple(int(d) for d in dims) + (1,) * (3 - len(dims))
 
 
@@ -188,7 +190,8 @@ class _Staged:
         after = np.flatnonzero(self.buffer[GUARD_BYTES + self.nbytes:] != GUARD_VALUE)
         if before.size == 0 and after.size == 0:
             return None
-        return (int(before[0]) - GUARD_BYTES if before.size else None), (int(after[-1]) if after.size else None)
+        first_before = int(before[0]) - GUARD_BYTES if before.size else None
+        return first_before, (int(after[-1]) if after.size else None)
 
     def copy_back(self):
         self.array.reshape(-1).view(np.uint8)[:] = self.interior
@@ -246,29 +249,29 @@ class EmuKernel:
 
     def _check_array(self, param, arg, staged):
         if not isinstance(arg, np.ndarray):
-            raise TypeError(f"{self.name}: argument {param.name} ({param}) must be a NumPy array on the emulator, "
-                            f"got {type(arg).__name__}")
+            raise TypeError(f"{self.name}: argument {param.name} ({param}) must be a NumPy array on the "
+                            f"emulator, got {type(arg).__name__}")
         if arg.dtype != param.dtype:
             raise TypeError(f"{self.name}: argument {param.name} ({param}) needs dtype {param.dtype}, got "
                             f"{arg.dtype}; convert it with .astype(np.{param.dtype})")
         if not arg.flags.c_contiguous:
-            raise ValueError(f"{self.name}: argument {param.name} (shape {arg.shape}, strides {arg.strides}) is "
-                             f"not C-contiguous; a kernel sees only the pointer, so pass "
+            raise ValueError(f"{self.name}: argument {param.name} (shape {arg.shape}, strides {arg.strides}) "
+                             f"is not C-contiguous; a kernel sees only the pointer, so pass "
                              f"np.ascontiguousarray(...)")
         if not param.const and not arg.flags.writeable:
             raise ValueError(f"{self.name}: output argument {param.name} is a read-only array")
         for other_param, other in staged:
             if np.may_share_memory(arg, other.array):
-                raise ValueError(f"{self.name}: arguments {other_param.name} and {param.name} share memory; the "
-                                 f"emulator needs distinct buffers")
+                raise ValueError(f"{self.name}: arguments {other_param.name} and {param.name} share memory; "
+                                 f"the emulator needs distinct buffers")
 
     def _check_scalar(self, param, arg):
         if not isinstance(arg, np.generic) or arg.dtype != param.dtype:
             got = f"{type(arg).__name__}" if not isinstance(arg, np.generic) else f"np.{arg.dtype}"
             raise TypeError(f"{self.name}: argument {param.name} is a C {param.ctype}, so pass "
-                            f"np.{param.dtype}(value); got {got} {arg!r}. (On a GPU, CuPy would pass a Python "
-                            f"int as a 64-bit integer and a float as a double, and the kernel would read "
-                            f"garbage.)")
+                            f"np.{param.dtype}(value); got {got} {arg!r}. (On a GPU, CuPy would pass a "
+                            f"Python int as a 64-bit integer and a float as a double, and the kernel would "
+                            f"read garbage.)")
         return arg
 
     def _check_guards(self, staged):

@@ -74,8 +74,8 @@ def _output(xp, out, shape, dtype, op):
     if out is None:
         return xp.empty(shape, dtype)
     if out.shape != tuple(shape) or out.dtype != dtype or not out.flags.c_contiguous:
-        raise ValueError(f"{op}: out must be a C-contiguous {np.dtype(dtype)} array of shape {tuple(shape)}, got "
-                         f"{out.dtype} {out.shape}")
+        raise ValueError(f"{op}: out must be a C-contiguous {np.dtype(dtype)} array of shape {tuple(shape)}, "
+                         f"got {out.dtype} {out.shape}")
     return out
 
 
@@ -85,8 +85,8 @@ def _pair(value):
 
 def conv_output_size(size, kernel_size, stride, padding, dilation):
     """Output (height, width) of a convolution or pooling window sweep (floor mode)."""
-    return tuple((n + 2 * p - d * (k - 1) - 1) // s + 1
-                 for n, k, s, p, d in zip(size, _pair(kernel_size), _pair(stride), _pair(padding), _pair(dilation)))
+    window = zip(size, _pair(kernel_size), _pair(stride), _pair(padding), _pair(dilation))
+    return tuple((n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, s, p, d in window)
 
 
 def _window(kernel_size, stride, padding, dilation):
@@ -165,7 +165,8 @@ def max_pool2d_backward(gy, argmax, input_shape, kernel_size, stride=None, paddi
     gx = _output(xp, out, (n, c, h, w), gy.dtype, "max_pool2d_backward")
     _kernel("pool", "max_pool2d_backward", gy, "max_pool2d_backward")(
         (_blocks(n * c * h * w, block),), (block,),
-        (gy, argmax, gx) + _ints(n * c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, op="max_pool2d_backward"))
+        (gy, argmax, gx) + _ints(n * c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
+                                 op="max_pool2d_backward"))
     return gx
 
 
@@ -247,7 +248,8 @@ def roi_align(x, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, align
     block = min(block, ROI_ALIGN_MAX_BLOCK)
     _kernel("roi_align", "roi_align_forward", x, "roi_align")(
         (_blocks(k * c * ph * pw, block),), (block,),
-        (x, boxes, y) + _ints(c, h, w, k, ph, pw, op="roi_align") + (scale,) + _ints(ratio, aligned, op="roi_align"))
+        (x, boxes, y) + _ints(c, h, w, k, ph, pw, op="roi_align") + (scale,)
+        + _ints(ratio, aligned, op="roi_align"))
     return y
 
 
@@ -287,14 +289,15 @@ def has_nonfinite(arrays, block=DEFAULT_BLOCK):
     return bool(int(flag[0]))
 
 
-# ---------------------------------------------------------------------------------------- batch-norm statistics
+# ---------------------------------------------------------------------------------------- batch-norm stats
 def batch_norm_statistics(x, block=DEFAULT_BLOCK):
     """Per-channel mean and biased variance of x (N, C, ...) over every axis but 1, in the accumulation
     dtype (float32 for float16 input). ``block`` must be a power of two <= 1024."""
     xp = _xp(x)
     x = xp.ascontiguousarray(x)
     if x.ndim < 2 or x.size == 0:
-        raise ValueError(f"batch_norm_statistics: x must be a non-empty (N, C, ...) array, got shape {x.shape}")
+        raise ValueError(f"batch_norm_statistics: x must be a non-empty (N, C, ...) array, got shape "
+                         f"{x.shape}")
     if block & (block - 1) or not 1 <= block <= 1024:
         raise ValueError(f"batch_norm_statistics: block must be a power of two <= 1024 (the kernel halves it "
                          f"at each reduction step), got {block}")

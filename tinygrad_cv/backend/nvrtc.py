@@ -146,7 +146,8 @@ def resource_usage(log):
     for name, report in zip(pieces[1::2], pieces[2::2]):
         frame, registers = _FRAME.search(report), _REGISTERS.search(report)
         if frame is None or registers is None:
-            raise ValueError(f"resource_usage: no register/spill report for kernel {name} in the log:\n{report}")
+            raise ValueError(f"resource_usage: no register/spill report for kernel {name} in the log:\n"
+                             f"{report}")
         stack, stores, loads = map(int, frame.groups())
         usage[name] = Resources(int(registers.group(1)), stores, loads, stack)
     return usage
