@@ -162,6 +162,37 @@ def test_conv2d_batch_blocks_do_not_change_the_result(monkeypatch):
         np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("kwargs", [dict(padding=1), dict(padding="same", dilation=2), dict(padding=(0, 3)),
+                                    dict(padding=(2, 1), dilation=(1, 2), groups=2), dict(padding=3)])
+def test_stride1_input_gradient_by_gather_equals_the_scatter(kwargs, monkeypatch):
+    """With many input channels, stride 1's dx is a convolution with the flipped kernel; it must equal
+    the general w^T @ dout + col2im route (padding=3 exceeds the kernel's reach: scatter both times)."""
+    rng = np.random.default_rng(8)
+    groups = kwargs.get("groups", 1)
+    x, w = rng.standard_normal((2, 16 * groups, 5, 6)), rng.standard_normal((3 * groups, 16, 3, 2))
+    assert w.shape[1] >= conv_module.GATHER_MIN_CHANNELS
+    gy = rng.standard_normal(F.conv2d(*tensors(x, w), **kwargs).shape)
+
+    def dx():
+        xt, wt = tensors(x, w, requires_grad=True)
+        F.conv2d(xt, wt, **kwargs).backward(gy)
+        return xt.grad.numpy()
+
+    gathered = dx()
+    monkeypatch.setattr(conv_module, "GATHER_MIN_CHANNELS", 10 ** 9)
+    np.testing.assert_allclose(gathered, dx(), rtol=1e-10, atol=1e-10)
+    assert tg.gradcheck(lambda a, b: F.conv2d(a, b, **kwargs), tensors(x, w, requires_grad=True))
+
+
+def test_conv_transpose2d_stride1_with_many_channels_matches_naive():
+    rng = np.random.default_rng(9)
+    x, w, b = rng.standard_normal((2, 4, 3, 4)), rng.standard_normal((4, 16, 3, 3)), rng.standard_normal(16)
+    got = F.conv_transpose2d(*tensors(x, w, b), padding=1)
+    expected = naive_conv_transpose2d(x, w, b, (1, 1), (1, 1), (0, 0), (1, 1), 1)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-10, atol=1e-10)
+    assert tg.gradcheck(lambda *t: F.conv_transpose2d(*t, padding=1), tensors(x, w, b, requires_grad=True))
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_conv2d_float16_and_float32_close_to_float64(device):
     rng = np.random.default_rng(3)

@@ -102,7 +102,6 @@ def _float32_if_half(a):
     return a.astype(np.float32) if a.dtype == np.float16 else a
 
 
-
 # The products run over blocks of the batch whose columns take at most WORKSPACE_BYTES (one sample at
 # least): the temporary memory stays bounded, and the columns are still in cache when the GEMM reads them.
 WORKSPACE_BYTES = 4 << 20
@@ -158,12 +157,46 @@ def conv_forward(xp, x, w, window, groups, out_size=None, device="cpu"):
     return out
 
 
+# Below this many input channels per group the gather's GEMM (that many rows) runs too slowly.
+GATHER_MIN_CHANNELS = 16
+
+
+def flipped_kernel(w, groups):
+    """w (O, C/G, kh, kw) -> (C, O/G, kh, kw): in and out channels swapped within each group and the
+    window turned by 180 degrees, the kernel of a stride-1 convolution's input gradient."""
+    o, cg, kh, kw = w.shape
+    flipped = w.reshape(groups, o // groups, cg, kh, kw)[..., ::-1, ::-1].swapaxes(1, 2)
+    return flipped.reshape(groups * cg, o // groups, kh, kw)
+
+
+def _gather_padding(window):
+    """Padding of dout that makes dx a plain convolution (stride 1): the kernel's reach d*(k-1) minus
+    the forward padding, per side; None where that is negative or the stride is not 1."""
+    kernel, stride, padding, dilation = window
+    reach = [d * (k - 1) for k, d in zip(kernel, dilation)]
+    pads = tuple((r - lo, r - hi) for r, (lo, hi) in zip(reach, padding))
+    if stride != (1, 1) or any(p < 0 for side in pads for p in side):
+        return None
+    return pads
+
+
 def conv_input_grad(xp, dout, w, window, groups, size, device="cpu"):
-    """dx (N, C, H, W) of a convolution from dout (N, O, Ho, Wo): w^T @ dout, then col2im."""
+    """dx (N, C, H, W) of a convolution from dout (N, O, Ho, Wo).
+
+    With stride 1, dx is itself a convolution: of dout, padded by d*(k-1) - padding, with the
+    flipped kernel. That is a gather (im2col + GEMM), faster than the general route, a scatter:
+    dcols = w^T @ dout, then col2im. The gather is taken for kernels larger than 1x1 with at least
+    GATHER_MIN_CHANNELS input channels per group.
+    """
+    pads = _gather_padding(window)
+    if pads is not None and w.shape[1] >= GATHER_MIN_CHANNELS and w.shape[2:] != (1, 1):
+        gather_window = (window[0], (1, 1), pads, window[3])
+        return conv_forward(xp, dout, flipped_kernel(w, groups), gather_window, groups, size, device)
     dx = xp.empty(dout.shape[:1] + (w.shape[1] * groups,) + tuple(size), dtype=dout.dtype)
-    bytes_per_sample = dx.shape[1] * w.shape[2] * w.shape[3] * dout.shape[2] * dout.shape[3] * dout.dtype.itemsize
+    bytes_per_sample = _cols_bytes(dx, w.shape[2:], dout.shape[2:])
     for block in batch_blocks(dout.shape[0], bytes_per_sample):
-        dx[block] = col2im(xp, conv_gemm_transposed(xp, dout[block], w, groups), size, *window[1:], device=device)
+        dcols = conv_gemm_transposed(xp, dout[block], w, groups)
+        dx[block] = col2im(xp, dcols, size, *window[1:], device=device)
     return dx
 
 
