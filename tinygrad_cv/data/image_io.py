@@ -11,6 +11,7 @@ names the file. Pillow is imported inside the functions, so ``import tinygrad_cv
 """
 import os
 import threading
+from pathlib import Path
 
 import numpy as np
 
@@ -65,7 +66,7 @@ def read_mask(path):
 
 # --------------------------------------------------------------------------- writing
 def atomic_write(path, write):
-    """Run ``write(tmp_path)`` and then rename ``tmp_path`` onto ``path``.
+    """Run ``write(tmp_path)`` and then rename ``tmp_path`` onto ``path``; return ``path`` as a Path.
 
     The rename is atomic on one file system, so a reader sees either the old file or the complete
     new one. The temporary name is unique per process and thread; it is removed if ``write`` fails.
@@ -79,7 +80,7 @@ def atomic_write(path, write):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    return path
+    return Path(path)
 
 
 _FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".gif": "GIF",

@@ -208,7 +208,7 @@ class Lighting:
             raise TypeError(f"Lighting: expected a uint8 image, got {image.dtype}; apply it before any "
                             f"conversion to float")
         shift = rng.uniform(-self.brightness, self.brightness)
-        log_c = -math.log(1 - self.contrast)
+        log_c = abs(math.log(1 - self.contrast))
         factor = math.exp(rng.uniform(-log_c, log_c))
         levels = np.arange(256) / 255.0
         table = np.clip(((levels - 0.5) * factor + 0.5 + shift) * 255 + 0.5, 0, 255).astype(np.uint8)

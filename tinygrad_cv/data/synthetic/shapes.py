@@ -48,41 +48,41 @@ def _vivid_color(rng, background):
 
 
 def draw_shapes(rng, size):
-    """One image: (size, size, 3) uint8, the category of each instance, and its (size, size) owner
-    map (0 = background, k = instance k, 1-based)."""
+    """One image: (size, size, 3) uint8; its instances, [{"category": 1..3, "area": pixels of the
+    whole shape}, ...]; and the (size, size) owner map (0 = background, k = instance k, 1-based)."""
     canvas = Canvas(size, size, owner=0)
     low, high = rng.uniform(0.1, 0.9, (2, 3)).astype(np.float32) * 0.6 + 0.2
     t = ((canvas.x + canvas.y) / (2 * size))[..., None]
     canvas.paint(1.0, textured(low * (1 - t) + high * t, fractal_noise(rng, size, size, 4, 3), 0.4))
     background = canvas.image.mean(axis=(0, 1))
     wanted = rng.integers(1, 5)
-    categories, full, visible = [], [], np.zeros(0)
+    instances, visible = [], np.zeros(0)
     for _ in range(40):                                         # placement attempts
-        if len(categories) == wanted:
+        if len(instances) == wanted:
             break
         radius = rng.uniform(0.09, 0.2) * size
         cx, cy = rng.uniform(radius, size - radius, 2)
         category = int(rng.integers(1, 4))
         view = canvas.around(cx, cy, 1.7 * radius)
         alpha = shape_alpha(view, category, cx, cy, radius, rng.uniform(0, 2 * np.pi))
-        covered = np.bincount(view.owner[alpha >= 0.5], minlength=len(categories) + 1)[1:]
-        if np.any(visible - covered < (1 - MAX_HIDDEN) * np.array(full)):
+        covered = np.bincount(view.owner[alpha >= 0.5], minlength=len(instances) + 1)[1:]
+        if np.any(visible - covered < (1 - MAX_HIDDEN) * np.array([i["area"] for i in instances])):
             continue
         view.paint(alpha, textured(_vivid_color(rng, background), fractal_noise(rng, view.height, view.width, 3, 2),
-                                   0.15), len(categories) + 1)
-        categories.append(category)
-        full.append(int(np.sum(alpha >= 0.5)))
-        visible = np.bincount(canvas.owner.ravel(), minlength=len(categories) + 1)[1:]
+                                   0.15), len(instances) + 1)
+        instances.append({"category": category, "area": int(np.sum(alpha >= 0.5))})
+        visible = np.bincount(canvas.owner.ravel(), minlength=len(instances) + 1)[1:]
     canvas.image += rng.normal(0, 0.01, canvas.image.shape).astype(np.float32)
-    return canvas.to_uint8(), categories, canvas.owner
+    return canvas.to_uint8(), instances, canvas.owner
 
 
-def coco_annotations(categories, owner, image_id, first_id):
-    """COCO annotations of one image's instances, from its owner map."""
+def coco_annotations(instances, owner, image_id, first_id):
+    """COCO annotations of one image's instances, from its owner map (the visible pixels)."""
     annotations = []
-    for k, category in enumerate(categories, start=1):
+    for k, instance in enumerate(instances, start=1):
         rle = encode(owner == k)
-        annotations.append({"id": first_id + len(annotations), "image_id": image_id, "category_id": category,
+        annotations.append({"id": first_id + len(annotations), "image_id": image_id,
+                            "category_id": instance["category"],
                             "segmentation": rle, "area": int(np.sum(owner == k)),
                             "bbox": [float(v) for v in to_bbox(rle)], "iscrowd": 0})
     return annotations
@@ -97,11 +97,11 @@ def make_shapes(out, n=500, size=128, seed=0):
     out = prepare(out, ["images", "annotations"], stale=["images/shapes_*.png", "annotations/instances.json"])
     images, annotations = [], []
     for i in range(n):
-        image, categories, owner = draw_shapes(np.random.default_rng([seed, i]), size)
+        image, instances, owner = draw_shapes(np.random.default_rng([seed, i]), size)
         name = f"shapes_{i:05d}.png"
         write_image(out / "images" / name, image)
         images.append({"id": i + 1, "file_name": name, "height": size, "width": size})
-        annotations += coco_annotations(categories, owner, i + 1, len(annotations) + 1)
+        annotations += coco_annotations(instances, owner, i + 1, len(annotations) + 1)
     coco = {"info": {"description": "tinygrad_cv synthetic shapes", "version": "1.0"},
             "images": images, "annotations": annotations, "categories": list(SHAPE_CATEGORIES)}
     write_text(out / "annotations" / "instances.json", json.dumps(coco))

@@ -1,0 +1,194 @@
+"""DataLoader, collate, worker processes, DataLoaders and the batch -> Tensor step."""
+import multiprocessing
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import tinygrad_cv.data as D
+from tinygrad_cv.data import workers
+from tinygrad_cv.data.image_io import ImageReadError
+
+
+def toy_dataset(n=23, size=12, fail_at=None):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, size, size, 3)).astype(np.uint8)
+
+    def load(i):
+        if i == fail_at:
+            raise ImageReadError(f"read_image: cannot read 'bad_{i}.png'")
+        boxes = np.tile(np.array([[0, 0, 1 + i % 5, 2]], np.float32), (1 + i % 2, 1))   # one or two boxes
+        return {"image": images[i], "mask": (images[i, ..., 0] % 4).astype(np.uint8), "target": np.int64(i % 3),
+                "boxes": boxes, "labels": np.ones(len(boxes), np.int64), "name": f"item{i}"}
+    return D.ItemDataset(range(n), load)
+
+
+def assert_same_batches(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert x.keys() == y.keys()
+        for key in x:
+            if isinstance(x[key], list):
+                assert len(x[key]) == len(y[key])
+                for u, v in zip(x[key], y[key]):
+                    np.testing.assert_array_equal(u, v)
+            else:
+                np.testing.assert_array_equal(x[key], y[key])
+
+
+# --------------------------------------------------------------------------- collate
+def test_default_collate_stacks_fixed_keys_and_lists_variable_ones():
+    ds = toy_dataset()
+    batch = D.default_collate([ds[0], ds[1], ds[2]])
+    assert batch["image"].shape == (3, 12, 12, 3) and batch["mask"].shape == (3, 12, 12)
+    assert batch["target"].tolist() == [0, 1, 2]
+    assert isinstance(batch["boxes"], list) and [len(b) for b in batch["boxes"]] == [1, 2, 1]
+    assert batch["name"] == ["item0", "item1", "item2"]
+
+
+def test_default_collate_errors_name_key_and_shapes():
+    with pytest.raises(ValueError, match=r"'image' has shapes \[\(2, 2, 3\), \(3, 2, 3\)\]"):
+        D.default_collate([{"image": np.zeros((2, 2, 3))}, {"image": np.zeros((3, 2, 3))}])
+    with pytest.raises(ValueError, match="different keys"):
+        D.default_collate([{"image": 1}, {"image": 1, "mask": 2}])
+
+
+# --------------------------------------------------------------------------- order and reproducibility
+def test_batches_cover_the_dataset_in_a_seeded_order():
+    loader = D.DataLoader(toy_dataset(), batch_size=5, shuffle=True, seed=4)
+    assert len(loader) == 5
+    first = np.concatenate(loader.batch_indices(0))
+    assert sorted(first.tolist()) == list(range(23))
+    assert first.tolist() != list(range(23))
+    assert first.tolist() != np.concatenate(loader.batch_indices(1)).tolist()
+    again = D.DataLoader(toy_dataset(), batch_size=5, shuffle=True, seed=4)
+    assert np.concatenate(again.batch_indices(0)).tolist() == first.tolist()
+    dropping = D.DataLoader(toy_dataset(), batch_size=5, drop_last=True, seed=4)
+    assert len(dropping) == 4 and [len(b["target"]) for b in dropping] == [5, 5, 5, 5]
+
+
+def test_epochs_advance_and_one_batch_does_not():
+    loader = D.DataLoader(toy_dataset(), batch_size=4, shuffle=True, seed=1, transform=D.aug_transforms(8))
+    peek = loader.one_batch()
+    epoch0 = list(loader)
+    assert loader.epoch == 1
+    np.testing.assert_array_equal(peek["image"], epoch0[0]["image"])
+    epoch1 = list(loader)
+    assert not np.array_equal(epoch0[0]["target"], epoch1[0]["target"]) or \
+        not np.array_equal(epoch0[0]["image"], epoch1[0]["image"])
+
+
+def test_same_batches_whatever_the_number_of_workers():
+    transform = D.aug_transforms(10, flip_vert=True, max_lighting=0.3)
+    serial = D.DataLoader(toy_dataset(), batch_size=4, shuffle=True, seed=9, transform=transform)
+    parallel = D.DataLoader(toy_dataset(), batch_size=4, shuffle=True, seed=9, transform=transform, num_workers=2,
+                            prefetch=1)
+    for _ in range(2):                                     # two epochs: the epoch is part of every seed
+        assert_same_batches(list(serial), list(parallel))
+
+
+def test_sample_transform_depends_on_seed_epoch_and_index_only():
+    a = D.DataLoader(toy_dataset(), batch_size=23, shuffle=True, seed=2, transform=D.aug_transforms(10))
+    b = D.DataLoader(toy_dataset(), batch_size=23, shuffle=False, seed=2, transform=D.aug_transforms(10))
+    batch_a, batch_b = next(iter(a)), next(iter(b))
+    order = a.batch_indices(0)[0]
+    np.testing.assert_array_equal(batch_a["image"], batch_b["image"][order])
+
+
+def test_generator_or_global_seed_makes_loaders_reproducible():
+    import tinygrad_cv as tg
+    tg.manual_seed(5)
+    first = D.DataLoader(toy_dataset(), shuffle=True).seed
+    tg.manual_seed(5)
+    assert D.DataLoader(toy_dataset(), shuffle=True).seed == first
+    seeds = [D.DataLoader(toy_dataset(), generator=np.random.default_rng(3)).seed for _ in range(2)]
+    assert seeds[0] == seeds[1]
+
+
+# --------------------------------------------------------------------------- workers
+def test_worker_errors_reach_the_caller_with_their_type_and_message():
+    loader = D.DataLoader(toy_dataset(fail_at=13), batch_size=4, num_workers=2)
+    with pytest.raises(ImageReadError, match="bad_13.png"):
+        list(loader)
+    assert multiprocessing.active_children() == []
+
+
+def test_leaving_an_epoch_early_stops_the_workers():
+    loader = D.DataLoader(toy_dataset(), batch_size=2, num_workers=2)
+    start = time.perf_counter()
+    for _ in loader:
+        break
+    assert time.perf_counter() - start < 10
+    assert multiprocessing.active_children() == []
+
+
+def test_pack_round_trips_without_pickle():
+    batch = {"image": np.arange(24, dtype=np.uint8).reshape(2, 2, 2, 3), "target": np.array([1.5, 2.5]),
+             "boxes": [np.zeros((0, 4), np.float32), np.ones((2, 4), np.float32)], "name": ["a", "b"],
+             "pair": (np.int64(3), "x")}
+    back = workers.unpack(workers.pack(batch))
+    assert back.keys() == batch.keys() and back["name"] == ["a", "b"] and back["pair"][1] == "x"
+    assert isinstance(back["pair"], tuple) and back["pair"][0] == 3
+    assert back["image"].dtype == np.uint8 and back["boxes"][0].shape == (0, 4)
+    np.testing.assert_array_equal(back["boxes"][1], batch["boxes"][1])
+    with pytest.raises(TypeError, match="object array"):
+        workers.pack({"thing": object()})
+
+
+# --------------------------------------------------------------------------- errors
+def test_loader_arguments_are_checked():
+    with pytest.raises(ValueError, match="empty"):
+        D.DataLoader(D.ItemDataset([], lambda i: i))
+    with pytest.raises(ValueError, match="batch_size"):
+        D.DataLoader(toy_dataset(), batch_size=0)
+    with pytest.raises(ValueError, match="no batch at all"):
+        D.DataLoader(toy_dataset(), batch_size=30, drop_last=True)
+    with pytest.raises(ValueError, match="num_workers"):
+        D.DataLoader(toy_dataset(), num_workers=-1)
+
+
+# --------------------------------------------------------------------------- to Tensors
+def test_batch_to_tensors_normalises_and_types():
+    batch = D.default_collate([toy_dataset()[i] for i in range(3)])
+    normalize = D.Normalize([0.5, 0.4, 0.3], [0.2, 0.25, 0.3])
+    x, y = D.batch_to_tensors(batch, "cpu", normalize)
+    expected = ((batch["image"] / 255.0 - [0.5, 0.4, 0.3]) / [0.2, 0.25, 0.3]).transpose(0, 3, 1, 2)
+    assert x.shape == (3, 3, 12, 12) and x.dtype == np.float32
+    np.testing.assert_allclose(x.numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert y.dtype == np.int64 and y.shape == (3, 12, 12)                   # the mask wins
+    del batch["mask"]
+    assert D.batch_to_tensors(batch)[1].numpy().tolist() == [0, 1, 2]
+    batch["target"] = np.eye(3, dtype=np.float32)
+    assert D.batch_to_tensors(batch)[1].dtype == np.float32
+    del batch["target"]
+    detections = D.batch_to_tensors(batch)[1]
+    assert len(detections) == 3 and detections[1]["boxes"].shape == (2, 4) and detections[1]["labels"].dtype == np.int64
+    del batch["boxes"], batch["labels"]
+    assert D.batch_to_tensors(batch)[1] is None
+
+
+def test_dataloaders_measure_stats_and_deliver_tensors(tmp_path):
+    ds = toy_dataset()
+    train = D.DataLoader(ds, batch_size=8, shuffle=True, seed=0)
+    valid = D.DataLoader(ds, batch_size=8, seed=1)
+    dls = D.DataLoaders(train, valid, device="emu", vocab=["a", "b", "c"], stats_batches=2)
+    images = np.concatenate([train.load_batch(b, 0)["image"] for b in train.batch_indices(0)[:2]]) / 255.0
+    np.testing.assert_allclose(dls.normalize.mean, images.reshape(-1, 3).mean(0), rtol=1e-9)
+    x, y = dls.one_batch()
+    assert x.device == "emu" and y.device == "emu" and dls.c == 3 and len(dls.train) == 3
+    assert sum(len(xb) for xb, _ in dls.valid) == 23
+    cpu = dls.to("cpu")
+    assert cpu.one_batch()[0].device == "cpu"
+    np.testing.assert_array_equal(cpu.normalize.mean, dls.normalize.mean)
+    path = dls.show_batch(tmp_path / "batch.png", n=4)
+    from PIL import Image
+    with Image.open(path) as figure:
+        assert figure.format == "PNG" and figure.size[0] > 100
+
+
+def test_import_does_not_load_matplotlib_or_pillow():
+    code = "import sys, tinygrad_cv, tinygrad_cv.data; print('matplotlib' in sys.modules, 'PIL' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.split() == ["False", "False"]

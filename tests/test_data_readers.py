@@ -1,0 +1,248 @@
+"""Image/mask I/O, CSV, text lists and COCO JSON: round trips, clear errors, and fuzzed broken files."""
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+import tinygrad_cv.data as D
+from tinygrad_cv.data import image_io
+from tinygrad_cv.data.coco_mask import encode
+
+RNG = np.random.default_rng(0)
+PIXELS = RNG.integers(0, 256, (6, 7, 3)).astype(np.uint8)
+
+
+def save(path, image, **options):
+    image.save(path, **options)
+    return path
+
+
+# --------------------------------------------------------------------------- images
+def test_read_image_modes(tmp_path):
+    np.testing.assert_array_equal(D.read_image(save(tmp_path / "rgb.png", Image.fromarray(PIXELS))), PIXELS)
+    rgba = np.concatenate([PIXELS, np.full((6, 7, 1), 7, np.uint8)], axis=2)
+    np.testing.assert_array_equal(D.read_image(save(tmp_path / "rgba.png", Image.fromarray(rgba, "RGBA"))), PIXELS)
+    grey = PIXELS[..., 0]
+    np.testing.assert_array_equal(D.read_image(save(tmp_path / "l.png", Image.fromarray(grey, "L"))),
+                                  np.repeat(grey[..., None], 3, axis=2))
+    palette = Image.fromarray(np.array([[0, 1], [2, 1]], np.uint8), "P")
+    palette.putpalette([10, 20, 30, 40, 50, 60, 70, 80, 90] + [0] * 759)
+    np.testing.assert_array_equal(D.read_image(save(tmp_path / "p.png", palette))[1],
+                                  [[70, 80, 90], [40, 50, 60]])
+    jpeg = D.read_image(save(tmp_path / "x.jpg", Image.fromarray(PIXELS), quality=95))
+    assert jpeg.shape == (6, 7, 3) and jpeg.dtype == np.uint8
+
+
+def test_masks_read_as_class_indices(tmp_path):
+    mask = RNG.integers(0, 32, (9, 8)).astype(np.uint8)
+    path = D.write_mask(tmp_path / "m_P.png", mask, n_classes=32)
+    with Image.open(path) as stored:
+        assert stored.mode == "P"
+    np.testing.assert_array_equal(D.read_mask(path), mask)                 # indices, not palette colours
+    np.testing.assert_array_equal(D.read_mask(save(tmp_path / "l.png", Image.fromarray(mask, "L"))), mask)
+    with pytest.raises(D.ImageReadError, match=r"rgb\.png.*mode 'RGB'"):
+        D.read_mask(save(tmp_path / "rgb.png", Image.fromarray(PIXELS)))
+
+
+def test_write_image_round_trip_and_atomicity(tmp_path, monkeypatch):
+    path = D.write_image(tmp_path / "a.png", PIXELS)
+    np.testing.assert_array_equal(D.read_image(path), PIXELS)
+    before = open(path, "rb").read()
+
+    def crash(self, *args, **kwargs):
+        raise KeyboardInterrupt("interrupted mid-write")
+    monkeypatch.setattr(Image.Image, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        D.write_image(path, PIXELS[::-1].copy())
+    assert open(path, "rb").read() == before                                # the old file is intact
+    assert sorted(os.listdir(tmp_path)) == ["a.png"]                        # and no temporary is left
+    with pytest.raises(TypeError, match="uint8"):
+        D.write_image(tmp_path / "b.png", PIXELS.astype(np.float32))
+    with pytest.raises(ValueError, match="extension"):
+        D.write_image(tmp_path / "b.xyz", PIXELS)
+
+
+def test_broken_images_raise_an_error_naming_the_file(tmp_path):
+    good = io.BytesIO()
+    Image.fromarray(np.tile(PIXELS, (8, 8, 1))).save(good, format="JPEG")
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(good.getvalue()[: len(good.getvalue()) // 2])
+    with pytest.raises(D.ImageReadError, match="truncated.jpg"):
+        D.read_image(truncated)
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(D.ImageReadError, match="text.png"):
+        D.read_image(tmp_path / "text.png")
+    with pytest.raises(D.ImageReadError, match="does not exist"):
+        D.read_image(tmp_path / "missing.png")
+
+
+def encoded(image, fmt):
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+SAMPLE_FILES = [encoded(Image.fromarray(PIXELS), "PNG"), encoded(Image.fromarray(PIXELS), "JPEG"),
+                encoded(Image.fromarray(PIXELS[..., 0], "L"), "PNG"),
+                encoded(Image.fromarray(PIXELS[..., 0] % 5, "P"), "PNG")]
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.integers(0, len(SAMPLE_FILES) - 1), cut=st.floats(0, 1),
+       flips=st.lists(st.tuples(st.floats(0, 1), st.integers(1, 255)), max_size=4))
+def test_fuzzed_image_files_either_read_or_raise_image_read_error(tmp_path, which, cut, flips):
+    data = bytearray(SAMPLE_FILES[which][: int(cut * len(SAMPLE_FILES[which])) + 1])
+    for position, xor in flips:
+        data[int(position * (len(data) - 1))] ^= xor
+    path = tmp_path / "fuzzed.png"
+    path.write_bytes(bytes(data))
+    for reader, ndim in ((D.read_image, 3), (D.read_mask, 2)):
+        try:
+            array = reader(path)
+        except D.ImageReadError as error:
+            assert "fuzzed.png" in str(error)
+        else:
+            assert array.ndim == ndim and array.dtype.kind in "ui"
+
+
+# --------------------------------------------------------------------------- CSV and text lists
+def test_csv_rows(tmp_path):
+    path = tmp_path / "train_v2.csv"
+    path.write_text("image_name,tags\ntrain_0,haze primary\n\ntrain_1, clear water \n")
+    assert D.csv_rows(path, ("image_name", "tags")) == [{"image_name": "train_0", "tags": "haze primary"},
+                                                         {"image_name": "train_1", "tags": "clear water"}]
+    path.write_text("name,tags\nx,clear\n")
+    with pytest.raises(ValueError, match=r"has columns \['name', 'tags'\] but not \['image_name'\]"):
+        D.csv_rows(path, ("image_name", "tags"))
+    path.write_text("image_name,tags\nx,clear,extra\ny,haze\n")
+    with pytest.raises(ValueError, match=r"1 rows do not have 2 fields.*lines \[2\]"):
+        D.csv_rows(path)
+    path.write_text("")
+    with pytest.raises(ValueError, match="is empty"):
+        D.csv_rows(path)
+    path.write_text("image_name,tags\n")
+    with pytest.raises(ValueError, match="no rows"):
+        D.csv_rows(path)
+    with pytest.raises(ValueError, match="does not exist"):
+        D.csv_rows(tmp_path / "nope.csv")
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_fuzzed_csv_and_lists_raise_only_value_errors(tmp_path, data):
+    path = tmp_path / "fuzzed.csv"
+    path.write_bytes(data)
+    for read in (lambda p: D.csv_rows(p, ("image_name", "tags")), D.read_lines):
+        try:
+            read(path)
+        except ValueError as error:
+            assert "fuzzed.csv" in str(error)
+
+
+def test_read_lines(tmp_path):
+    path = tmp_path / "codes.txt"
+    path.write_text("Sky\n\n Road \nVoid\n")
+    assert D.read_lines(path) == ["Sky", "Road", "Void"]
+    path.write_text("Sky\nRoad\nSky\n")
+    with pytest.raises(ValueError, match=r"\['Sky'\] more than once"):
+        D.read_lines(path)
+    path.write_text("\n \n")
+    with pytest.raises(ValueError, match="no names"):
+        D.read_lines(path)
+
+
+# --------------------------------------------------------------------------- COCO
+def coco_document():
+    mask = np.zeros((8, 10), np.uint8)
+    mask[2:5, 3:7] = 1
+    return {"images": [{"id": 7, "file_name": "a.png", "height": 8, "width": 10},
+                       {"id": 9, "file_name": "b.png", "height": 8, "width": 10}],
+            "categories": [{"id": 3, "name": "triangle"}, {"id": 1, "name": "square"}],
+            "annotations": [{"id": 1, "image_id": 7, "category_id": 3, "bbox": [3, 2, 4, 3], "area": 12,
+                             "segmentation": encode(mask), "iscrowd": 0},
+                            {"id": 2, "image_id": 7, "category_id": 1, "bbox": [0, 0, 2, 2], "area": 4,
+                             "segmentation": [[0, 0, 2, 0, 2, 2, 0, 2]], "iscrowd": 0},
+                            {"id": 3, "image_id": 7, "category_id": 1, "bbox": [5, 5, 2, 2], "area": 4,
+                             "segmentation": [[5, 5, 7, 5, 7, 7, 5, 7]], "iscrowd": 1}]}
+
+
+def test_coco_targets():
+    coco = D.Coco(coco_document())
+    assert coco.vocab == ["background", "square", "triangle"]
+    targets = coco.targets(coco.images[0])
+    np.testing.assert_array_equal(targets["boxes"], [[3, 2, 7, 5], [0, 0, 2, 2]])
+    assert targets["labels"].tolist() == [2, 1]                            # crowd annotation left out
+    assert targets["instance_masks"].shape == (2, 8, 10) and targets["instance_masks"][0].sum() == 12
+    assert targets["instance_masks"][1].sum() == 4
+    empty = coco.targets(coco.images[1])
+    assert empty["boxes"].shape == (0, 4) and empty["instance_masks"].shape == (0, 8, 10)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["annotations"][0].update(image_id=99), r"image_id 99, which is not among the 2 images"),
+    (lambda d: d["annotations"][0].update(category_id=5), r"category_id 5, not one of the categories \[1, 3\]"),
+    (lambda d: d["annotations"][0].update(bbox=[1, 2, -3, 4]), "bbox"),
+    (lambda d: d["annotations"][0].update(segmentation={"size": [8], "counts": "x"}), "segmentation"),
+    (lambda d: d["images"].append({"id": 7, "file_name": "c.png", "height": 8, "width": 10}), r"ids \[7\]"),
+    (lambda d: d.pop("categories"), "'categories'"),
+    (lambda d: d["images"][0].update(height=0), "height"),
+])
+def test_coco_errors(change, message):
+    document = coco_document()
+    change(document)
+    with pytest.raises(ValueError, match=message):
+        D.Coco(document, "instances.json")
+
+
+def test_coco_reads_files_and_checks_mask_sizes(tmp_path):
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps(coco_document()))
+    coco = D.Coco.read(path)
+    assert len(coco.images) == 2
+    document = coco_document()
+    document["annotations"][0]["segmentation"] = encode(np.zeros((4, 4), np.uint8))
+    with pytest.raises(ValueError, match=r"RLE size \[4, 4\] is not the image's \[8, 10\]"):
+        D.Coco(document).targets(document["images"][0])
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="instances.json.*not valid JSON"):
+        D.Coco.read(path)
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers(-10 ** 20, 10 ** 20) | st.floats() | st.text(max_size=5),
+                    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children,
+                                                                                       max_size=5), max_leaves=20)
+
+
+def mutated_documents():
+    """A valid document with one field somewhere replaced by arbitrary JSON."""
+    paths = [("images", 0, "id"), ("images", 0, "height"), ("annotations", 0, "bbox"),
+             ("annotations", 0, "segmentation"), ("annotations", 1, "segmentation"), ("annotations", 0, "image_id"),
+             ("categories", 0, "id"), ("annotations", 0), ("images",), ("annotations", 1, "iscrowd")]
+    return st.tuples(st.sampled_from(paths), JSON)
+
+
+@given(mutation=mutated_documents())
+def test_fuzzed_coco_documents_raise_only_value_errors(mutation):
+    path, value = mutation
+    document = coco_document()
+    node = document
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    try:
+        coco = D.Coco(document)
+        for record in coco.images:
+            coco.targets(record)
+    except ValueError:
+        pass
+
+
+def test_class_colors_are_distinct():
+    colors = image_io.class_colors(32)
+    assert colors.shape == (32, 3) and colors.dtype == np.uint8
+    assert len({tuple(c) for c in colors}) == 32
