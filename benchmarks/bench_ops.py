@@ -5,10 +5,10 @@ padding k//2, over (Cin, Cout, H, W, k) shapes from a U-Net/ResNet; then batch_n
 max_pool2d 2x2, bilinear interpolate (x2) and cross_entropy at U-Net sizes, forward+backward.
 
 Timings are the best of several rounds; each round times ours and PyTorch's back to back, so that
-both see the same load on a shared machine. PyTorch runs with as many threads as this process may
-use (NumPy's BLAS uses them all too).
+both see the same load on a shared machine. PyTorch runs with as many threads as NumPy's BLAS:
+OPENBLAS_NUM_THREADS if set, else every core this process may use.
 
-    python benchmarks/bench_ops.py [--json PATH] [--quick] [--rounds R]
+    [OPENBLAS_NUM_THREADS=1] python benchmarks/bench_ops.py [--json PATH] [--quick] [--rounds R]
 """
 import argparse
 import json
@@ -170,7 +170,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     parser.add_argument("--rounds", type=int, default=None, help="timing rounds per case (best is kept)")
     args = parser.parse_args()
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = int(os.environ.get("OPENBLAS_NUM_THREADS", cores))
     if torch is not None:
         torch.set_num_threads(threads)
     rng = np.random.default_rng(0)

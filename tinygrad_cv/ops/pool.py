@@ -2,15 +2,15 @@
 
 Max and average pooling loop over the kh*kw kernel offsets: offset (i, j) reads, for every output
 pixel at once, the strided slice xpad[..., y*sh + i*dh, x*sw + j*dw] (``conv.offset_slices``).
-Adaptive average pooling is separable: y = A_h @ x @ A_w^T with averaging matrices A.
+Adaptive average pooling is separable: y = A_h @ x @ A_w^T with averaging matrices A (resample.py).
 """
 import numpy as np
 
 from ..autograd import Function
 from ..backend import launch
 from ..tensor import Tensor
-from ._util import matmul_arrays
 from .conv import check_4d, offset_slices, pad2d, pair
+from .resample import resample2d
 
 
 # --------------------------------------------------------------------------- geometry
@@ -42,19 +42,29 @@ def _offsets(kernel):
 def max_pool_forward(xp, x, kernel, stride, padding, dilation, out_size):
     """y (N, C, Ho, Wo) = the max of each window of x (N, C, H, W), padded with -inf, and argmax
     (N, C, Ho, Wo), the window offset i*kw + j of the maximum (the smallest unsigned dtype that holds
-    kh*kw - 1). Ties keep the first offset in row-major order; a NaN wins (and propagates), as PyTorch.
+    kh*kw - 1). Ties keep the first offset in row-major order, as PyTorch; a NaN propagates to y and
+    the first NaN of the window is its argmax.
+
+    Arithmetic passes only (masked copies are several times slower in NumPy): y is a running maximum
+    over the offsets, then argmax is the first offset that attains it.
     """
     pads = _window_padding(x.shape[2:], kernel, stride, padding, dilation, out_size)
     xpad = pad2d(xp, x, pads, value=-np.inf)
-    offsets = _offsets(kernel)
-    y = xpad[(Ellipsis,) + offset_slices(*offsets[0], stride, dilation, out_size)].copy()
-    argmax = xp.zeros(y.shape, dtype=np.min_scalar_type(len(offsets) - 1))
-    for k, (i, j) in enumerate(offsets[1:], 1):
-        v = xpad[(Ellipsis,) + offset_slices(i, j, stride, dilation, out_size)]
-        better = v > y
-        better |= v != v  # NaN
-        xp.copyto(y, v, where=better)
-        xp.copyto(argmax, k, where=better)
+    views = [xpad[(Ellipsis,) + offset_slices(i, j, stride, dilation, out_size)] for i, j in _offsets(kernel)]
+    y = views[0].copy()
+    for v in views[1:]:
+        xp.maximum(y, v, out=y)
+    argmax = xp.zeros(y.shape, dtype=np.min_scalar_type(len(views) - 1))
+    unfound = xp.ones(y.shape, dtype=bool)
+    has_nan = bool(xp.isnan(y).any())
+    for k, v in enumerate(views[:-1]):
+        hit = v == y
+        if has_nan:
+            hit |= v != v                     # a NaN attains a NaN maximum
+        hit &= unfound
+        argmax += hit.astype(argmax.dtype) * argmax.dtype.type(k)
+        unfound &= ~hit
+    argmax += unfound.astype(argmax.dtype) * argmax.dtype.type(len(views) - 1)
     return y, argmax
 
 
@@ -65,9 +75,13 @@ def max_pool_backward(xp, dy, argmax, size, kernel, stride, padding, dilation):
     pads = _window_padding(size, kernel, stride, padding, dilation, out_size)
     (top, bottom), (left, right) = pads
     dxpad = xp.zeros(dy.shape[:2] + (size[0] + top + bottom, size[1] + left + right), dtype=dy.dtype)
-    zero = dy.dtype.type(0)
+    disjoint = all(s >= d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation))
     for k, (i, j) in enumerate(_offsets(kernel)):
-        dxpad[(Ellipsis,) + offset_slices(i, j, stride, dilation, out_size)] += xp.where(argmax == k, dy, zero)
+        target = dxpad[(Ellipsis,) + offset_slices(i, j, stride, dilation, out_size)]
+        if disjoint:  # no pixel is in two windows: write instead of read-add-write
+            xp.multiply(dy, argmax == k, out=target)
+        else:
+            target += dy * (argmax == k)
     return dxpad[:, :, top:top + size[0], left:left + size[1]]
 
 
@@ -150,18 +164,6 @@ def adaptive_bins(n, out):
     return inside / (end - start)[:, None]
 
 
-class AdaptiveAvgPool2d(Function):
-    """y = A_h @ x @ A_w^T;  dx = A_h^T @ dy @ A_w."""
-    def forward(ctx, x, *, out_size):
-        xp = ctx.xp
-        ctx.ah, ctx.aw = (xp.asarray(adaptive_bins(n, o).astype(x.dtype)) for n, o in zip(x.shape[2:], out_size))
-        return matmul_arrays(xp, ctx.ah, matmul_arrays(xp, x, ctx.aw.T))
-
-    def backward(ctx, dy):
-        xp = ctx.xp
-        return matmul_arrays(xp, ctx.ah.T, matmul_arrays(xp, dy, ctx.aw))
-
-
 # --------------------------------------------------------------------------- public wrappers
 def _check_pool_input(fn, x):
     check_4d(fn, "input", x)
@@ -231,5 +233,6 @@ def adaptive_avg_pool2d(input, output_size):
     if len(sizes) != 2 or any(not isinstance(o, int) or o < 1 for o in sizes):
         raise ValueError(f"adaptive_avg_pool2d: output_size must be a positive int or a pair of them, "
                          f"got {output_size!r}")
-    return AdaptiveAvgPool2d.apply(input, out_size=sizes)
+    rows, cols = (adaptive_bins(n, o) for n, o in zip(input.shape[2:], sizes))
+    return resample2d(input, rows, cols)
 

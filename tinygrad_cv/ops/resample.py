@@ -1,16 +1,17 @@
 """Resampling: ``interpolate`` (nearest, bilinear) and ``pixel_shuffle``.
 
-Nearest and bilinear resizing are separable: y = R_h x R_w^T, where each 1-D operator R (out, in)
-has at most two non-zeros per row. R is stored as *taps*: T pairs (index, weight) of shape (out,),
-so that applying it along an axis is T gathers, y[o] = sum_t weight[t, o] * x[index[t, o]]. The
-backward pass applies R^T, stored as taps too (one list per input position, padded with zero
-weights), so both directions are gathers; no scatter-add.
+Nearest and bilinear resizing, like adaptive average pooling, are separable linear maps:
+y = A_h @ x @ A_w^T, with one (out, in) matrix per spatial dim. The backward pass is
+dx = A_h^T @ dy @ A_w. The matrices are dense: each output pixel costs in_h + in_w multiply-adds
+instead of the 4 of a gather, but BLAS runs them faster than NumPy runs gathers and scatter-adds at
+the sizes of this project (a few hundred pixels), and the backward needs no scatter at all.
 
 Source coordinates follow PyTorch exactly, computed in float32 (float64 for float64 inputs):
   nearest:                       src = min(floor(dst * scale), in - 1)
   bilinear, align_corners=True:  src = dst * (in - 1) / (out - 1)
   bilinear, align_corners=False: src = max((dst + 0.5) * scale - 0.5, 0)
-where scale = 1 / scale_factor when a scale factor is given, else in / out.
+where scale = 1 / scale_factor when a scale factor is given, else in / out. Bilinear weights are
+1 - l and l on pixels h0 = floor(src) and min(h0 + 1, in - 1), l = src - h0.
 """
 import math
 import numbers
@@ -19,79 +20,67 @@ import numpy as np
 
 from ..autograd import Function
 from . import shape
+from ._util import matmul_arrays
 from .conv import check_4d
 
 
-# --------------------------------------------------------------------------- 1-D operators as taps
+# --------------------------------------------------------------------------- 1-D resampling matrices
 def _coordinate_dtype(dtype):
     return np.float64 if dtype == np.float64 else np.float32
 
 
-def nearest_taps(n_in, n_out, scale_factor, dtype):
-    """One tap: index (1, out) = min(floor(dst * scale), in - 1), weight 1."""
+def _scale(n_in, n_out, scale_factor, ft):
+    return ft(1.0 / scale_factor) if scale_factor else ft(n_in) / ft(n_out)
+
+
+def nearest_matrix(n_in, n_out, scale_factor, dtype):
+    """The (out, in) host matrix of nearest resampling: row o has a 1 at min(floor(o * scale), in - 1)."""
     ft = _coordinate_dtype(dtype)
-    scale = ft(1.0 / scale_factor) if scale_factor else ft(n_in) / ft(n_out)
-    index = np.minimum(np.floor(np.arange(n_out, dtype=ft) * scale).astype(np.int64), n_in - 1)
-    return index[None], np.ones((1, n_out), dtype=dtype)
+    src = np.floor(np.arange(n_out, dtype=ft) * _scale(n_in, n_out, scale_factor, ft)).astype(np.int64)
+    matrix = np.zeros((n_out, n_in), dtype=dtype)
+    matrix[np.arange(n_out), np.minimum(src, n_in - 1)] = 1
+    return matrix
 
 
-def bilinear_taps(n_in, n_out, scale_factor, align_corners, dtype):
-    """Two taps: index h0 = floor(src), h1 = min(h0 + 1, in - 1) with weights 1 - l and l, l = src - h0."""
+def bilinear_matrix(n_in, n_out, scale_factor, align_corners, dtype):
+    """The (out, in) host matrix of linear resampling: row o weighs h0 by 1 - l and h1 by l."""
     ft = _coordinate_dtype(dtype)
     dst = np.arange(n_out, dtype=ft)
     if align_corners:
         src = dst * (ft(n_in - 1) / ft(n_out - 1) if n_out > 1 else ft(0))
     else:
-        scale = ft(1.0 / scale_factor) if scale_factor else ft(n_in) / ft(n_out)
-        src = np.maximum((dst + ft(0.5)) * scale - ft(0.5), ft(0))
+        src = np.maximum((dst + ft(0.5)) * _scale(n_in, n_out, scale_factor, ft) - ft(0.5), ft(0))
     h0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
     h1 = h0 + (h0 < n_in - 1)
     lam = np.clip(src - h0, 0, 1).astype(ft)
-    return np.stack([h0, h1]), np.stack([1 - lam, lam]).astype(dtype)
-
-
-def transpose_taps(index, weight, n_in):
-    """The taps of R^T (in, out) from those of R: for each input position, the output positions
-    that read it, with their weights; rows are padded with index 0 and weight 0 to a common count."""
-    taps, n_out = index.shape
-    dst = np.tile(np.arange(n_out), taps)
-    src, w = index.reshape(-1), weight.reshape(-1)
-    order = np.argsort(src, kind="stable")
-    src, dst, w = src[order], dst[order], w[order]
-    first = np.searchsorted(src, np.arange(n_in))
-    rank = np.arange(src.size) - first[src]          # position of each entry within its input's list
-    count = max(1, int(rank.max()) + 1) if src.size else 1
-    t_index = np.zeros((count, n_in), dtype=np.int64)
-    t_weight = np.zeros((count, n_in), dtype=weight.dtype)
-    t_index[rank, src] = dst
-    t_weight[rank, src] = w
-    return t_index, t_weight
-
-
-def apply_taps(xp, x, index, weight, axis):
-    """y = R x along ``axis``: y[..., o, ...] = sum_t weight[t, o] * x[..., index[t, o], ...]."""
-    along = [1] * x.ndim
-    along[axis] = -1
-    y = xp.take(x, index[0], axis=axis) * weight[0].reshape(along)
-    for t in range(1, index.shape[0]):
-        y += xp.take(x, index[t], axis=axis) * weight[t].reshape(along)
-    return y
+    matrix = np.zeros((n_out, n_in), dtype=ft)
+    rows = np.arange(n_out)
+    matrix[rows, h0] += 1 - lam
+    matrix[rows, h1] += lam           # h1 == h0 at the last pixel: the weights add up to 1 there
+    return matrix.astype(dtype)
 
 
 class Resample2d(Function):
-    """y = R_h x R_w^T (applied as taps along H, then W);  dx = R_h^T dy R_w."""
+    """y = A_h @ x @ A_w^T for (N, C, H, W) inputs;  dx = A_h^T @ dy @ A_w."""
     def forward(ctx, x, *, rows, cols):
         ctx.rows, ctx.cols = rows, cols
-        return apply_taps(ctx.xp, apply_taps(ctx.xp, x, *rows[:2], axis=2), *cols[:2], axis=3)
+        return _apply(ctx.xp, x, rows, cols)
 
-    def backward(ctx, g):
-        return apply_taps(ctx.xp, apply_taps(ctx.xp, g, *ctx.cols[2:], axis=3), *ctx.rows[2:], axis=2)
+    def backward(ctx, dy):
+        return _apply(ctx.xp, dy, ctx.rows.T, ctx.cols.T)
 
 
-def _operator(xp, index, weight, n_in):
-    """Device copies of R's taps and of R^T's."""
-    t_index, t_weight = transpose_taps(index, weight, n_in)
-    return tuple(xp.asarray(a) for a in (index, weight, t_index, t_weight))
+def _apply(xp, x, rows, cols):
+    """rows (Ho, H) @ x (N, C, H, W) @ cols^T (W, Wo): one GEMM over all rows, then one per image."""
+    n, c, h, w = x.shape
+    along_w = matmul_arrays(xp, x.reshape(-1, w), cols.T).reshape(n, c, h, cols.shape[0])
+    return matmul_arrays(xp, rows, along_w)
+
+
+def resample2d(input, rows, cols):
+    """y = rows @ input @ cols^T with host matrices rows (Ho, H) and cols (Wo, W)."""
+    rows, cols = (input.xp.asarray(m.astype(input.dtype)) for m in (rows, cols))
+    return Resample2d.apply(input, rows=rows, cols=cols)
 
 
 # --------------------------------------------------------------------------- public wrappers
@@ -130,14 +119,12 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     out_size, factors = _output_size(fn, input, size, scale_factor)
     if recompute_scale_factor:
         factors = (None, None)
-    operators = []
-    for n_in, n_out, factor in zip(input.shape[2:], out_size, factors):
-        if mode == "nearest":
-            index, weight = nearest_taps(n_in, n_out, factor, input.dtype)
-        else:
-            index, weight = bilinear_taps(n_in, n_out, factor, bool(align_corners), input.dtype)
-        operators.append(_operator(input.xp, index, weight, n_in))
-    return Resample2d.apply(input, rows=operators[0], cols=operators[1])
+    if mode == "nearest":
+        rows, cols = (nearest_matrix(n, o, f, input.dtype) for n, o, f in zip(input.shape[2:], out_size, factors))
+    else:
+        rows, cols = (bilinear_matrix(n, o, f, bool(align_corners), input.dtype)
+                      for n, o, f in zip(input.shape[2:], out_size, factors))
+    return resample2d(input, rows, cols)
 
 
 def pixel_shuffle(input, upscale_factor):
