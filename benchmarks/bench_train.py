@@ -1,0 +1,203 @@
+"""Training-step speed and memory: ours against PyTorch CPU, same architecture, same thread count.
+
+  ResNet-ish: stem conv 3->32, basic blocks at 32, 64, 128, 256 channels (stride-2 downsampling),
+              global average pool, linear to 17, sigmoid BCE, SGD with momentum; batch 32 at 3x64x64.
+  U-Net:      our U-Net on that encoder; batch 8 at 3x128x128, 12 classes, cross-entropy.
+
+Each (framework, model) runs in its own process, so that peak memory is its own: we report the
+growth of the peak resident set over the resident set just before the first step.
+
+    python benchmarks/bench_train.py [--steps N] [--json PATH] [--quick]
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+CONFIGS = {"resnet": dict(batch=32, size=64, classes=17), "unet": dict(batch=8, size=128, classes=12)}
+
+
+def rss_mib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+
+
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def batch(cfg, kind):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((cfg["batch"], 3, cfg["size"], cfg["size"])).astype(np.float32)
+    if kind == "resnet":
+        y = (rng.random((cfg["batch"], cfg["classes"])) < 0.3).astype(np.float32)
+    else:
+        y = rng.integers(0, cfg["classes"], (cfg["batch"], cfg["size"], cfg["size"]))
+    return x, y
+
+
+# ------------------------------------------------------------------------------------------ ours
+def ours_step(kind, cfg):
+    import tinygrad_cv as tg
+    import tinygrad_cv.functional as F
+    from tinygrad_cv import optim
+    from tinygrad_cv.models import resnet_small, unet_resnet
+
+    tg.manual_seed(0)
+    model = resnet_small(17, width=32) if kind == "resnet" else unet_resnet(12, width=32)
+    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x, y = batch(cfg, kind)
+    x, y = tg.Tensor(x), tg.Tensor(y)
+    loss_fn = F.binary_cross_entropy_with_logits if kind == "resnet" else F.cross_entropy
+
+    def step():
+        loss = loss_fn(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return step, sum(p.numel() for p in model.parameters())
+
+
+# ------------------------------------------------------------------------------------------ PyTorch
+def torch_step(kind, cfg):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    torch.set_num_threads(os.cpu_count())
+
+    def conv_bn(cin, cout, k=3, stride=1, relu=True):
+        layers = [nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout)]
+        return nn.Sequential(*layers, nn.ReLU()) if relu else nn.Sequential(*layers)
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.convs = nn.Sequential(conv_bn(cin, cout, 3, stride), conv_bn(cout, cout, relu=False))
+            self.shortcut = nn.Identity() if stride == 1 and cin == cout else conv_bn(cin, cout, 1, stride, False)
+
+        def forward(self, x):
+            return torch.relu(self.convs(x) + self.shortcut(x))
+
+    widths = (32, 64, 128, 256)
+    body = [conv_bn(3, 32)] + [Block(c_in, c, 1 if i == 0 else 2)
+                               for i, (c_in, c) in enumerate(zip((32,) + widths[:-1], widths))]
+
+    def double(cin, cout):
+        return nn.Sequential(conv_bn(cin, cout), conv_bn(cout, cout))
+
+    class Up(nn.Module):
+        def __init__(self, cin, cskip, cout):
+            super().__init__()
+            self.up = nn.ConvTranspose2d(cin, cin // 2, 2, 2)
+            self.skip_bn = nn.BatchNorm2d(cskip)
+            self.convs = double(cin // 2 + cskip, cout)
+
+        def forward(self, x, skip):
+            return self.convs(torch.cat([torch.relu(self.up(x)), self.skip_bn(skip)], 1))
+
+    class UNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.ModuleList(body)
+            self.middle = double(256, 256)
+            self.decoder = nn.ModuleList([Up(256, 128, 128), Up(128, 64, 64), Up(64, 32, 32)])
+            self.final = nn.Sequential(double(32 + 3, 32), nn.Conv2d(32, 12, 1))
+
+        def forward(self, x):
+            feats, h = [], x
+            for stage in self.encoder:
+                h = stage(h)
+                feats.append(h)
+            h = self.middle(h)
+            for block, i in zip(self.decoder, (3, 2, 1)):
+                h = block(h, feats[i])
+            return self.final(torch.cat([h, x], 1))
+
+    if kind == "resnet":
+        model = nn.Sequential(*body, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(256, 17))
+        loss_fn = nn.functional.binary_cross_entropy_with_logits
+    else:
+        model, loss_fn = UNet(), nn.functional.cross_entropy
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x, y = (torch.from_numpy(a) for a in batch(cfg, kind))
+
+    def step():
+        loss = loss_fn(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return step, sum(p.numel() for p in model.parameters())
+
+
+def worker(framework, kind, steps):
+    """Run in a child process: time ``steps`` training steps after one warm-up, print JSON."""
+    cfg = CONFIGS[kind]
+    step, n_params = (ours_step if framework == "ours" else torch_step)(kind, cfg)
+    before = rss_mib()
+    step()  # warm-up (allocations, caches)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    print(json.dumps({"ms": 1000 * float(np.median(times)), "best_ms": 1000 * min(times),
+                      "peak_mib": peak_rss_mib() - before, "params": n_params}))
+
+
+def run_worker(framework, kind, steps):
+    out = subprocess.run([sys.executable, __file__, "--worker", framework, kind, "--steps", str(steps)],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{framework} {kind} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--json")
+    parser.add_argument("--quick", action="store_true", help="one timed step each")
+    parser.add_argument("--worker", nargs=2, metavar=("FRAMEWORK", "MODEL"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    steps = 1 if args.quick else args.steps
+    if args.worker:
+        return worker(*args.worker, steps)
+    try:
+        import torch  # noqa: F401
+        frameworks = ("ours", "torch")
+    except ImportError:
+        frameworks = ("ours",)
+        print("torch is not importable: showing our figures only (pip install torch==2.13.0)")
+    results = {}
+    print(f"training step, median of {steps} after a warm-up; {os.cpu_count()} threads")
+    print(f"{'model':<8}{'ours ms':>9}{'torch ms':>10}{'ratio':>7}{'ours MiB':>10}{'torch MiB':>11}{'ratio':>7}"
+          f"{'params (ours/torch)':>22}")
+    for kind in CONFIGS:
+        r = {fw: run_worker(fw, kind, steps) for fw in frameworks}
+        results[kind] = r
+        o = r["ours"]
+        line = f"{kind:<8}{o['ms']:>9.0f}"
+        if "torch" in r:
+            t = r["torch"]
+            line += (f"{t['ms']:>10.0f}{o['ms'] / t['ms']:>7.2f}{o['peak_mib']:>10.0f}{t['peak_mib']:>11.0f}"
+                     f"{o['peak_mib'] / t['peak_mib']:>7.2f}{o['params']:>12}/{t['params']}")
+        else:
+            line += f"{'':>17}{o['peak_mib']:>10.0f}"
+        print(line)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Lesson 8: semantic segmentation of street scenes with a U-Net (the CamVid task).
+
+Segmentation is classification of every pixel: the model outputs one score per class per pixel,
+(N, C, H, W), and the loss is the cross-entropy at each pixel. Pixels labelled Void (unlabelled in
+CamVid) are left out of the loss and of the accuracy.
+
+Why a U-Net: a classifier's encoder shrinks the image 8x or more while it learns *what* is there;
+an upsampled 16x16 map of a 128x128 image cannot draw a thin pole or a lane marking. The U-Net's
+decoder grows the map back and, at each size, joins the encoder's features of that size (the skip
+connections), which still know *where* things are. We train both and compare.
+
+    python lessons/08_camvid_unet.py [--quick] [--out DIR] [--data DIR]
+"""
+import argparse
+import os
+import time
+from functools import partial
+
+import numpy as np
+
+import tinygrad_cv as tg
+import tinygrad_cv.functional as F
+from tinygrad_cv import nn
+from tinygrad_cv.data import camvid_recipe, class_colors
+from tinygrad_cv.data.synthetic import make_camvid
+from tinygrad_cv.metrics import AccIgnore, MeanIoU
+from tinygrad_cv.models import resnet_small, unet_resnet
+from tinygrad_cv.train import Learner
+from lesson_utils import pyplot, save_figure
+
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("--quick", action="store_true", help="a small, fast run (used by the tests)")
+parser.add_argument("--out", default=os.path.join("out", "08_camvid_unet"))
+parser.add_argument("--data", default=os.path.join("out", "data", "camvid"), help="where the data is generated")
+args = parser.parse_args()
+os.makedirs(args.out, exist_ok=True)
+tg.manual_seed(0)
+
+n_images, size, batch, epochs, width = (24, 32, 8, 1, 8) if args.quick else (600, 128, 8, 12, 32)
+data_dir = os.path.join(args.out, "data") if args.quick else args.data
+
+# --- 1. The data: CamVid's layout ---------------------------------------------------------------
+# images/x.png, labels/x_P.png (one class index per pixel, a palette PNG), codes.txt (the 32 class
+# names; the index of a name is its pixel value) and valid.txt (the validation images).
+path = make_camvid(data_dir, n=n_images, size=size, seed=0)
+recipe = camvid_recipe(path)
+codes = [line.strip() for line in open(os.path.join(path, "codes.txt")) if line.strip()]
+void_code = codes.index("Void")
+print(recipe, f"\n{len(codes)} classes; Void is class {void_code}")
+dls = recipe.dataloaders(batch_size=batch, size=size, seed=0)
+print(f"figure: {dls.show_batch(os.path.join(args.out, 'batch.png'), n=6)}")
+
+# --- 2. Metrics that ignore Void ----------------------------------------------------------------
+# Pixel accuracy over non-void pixels, and the mean over classes of IoU = TP / (TP + FP + FN), which
+# a model cannot game by painting everything road.
+def metrics():
+    return [AccIgnore(void_code), MeanIoU(len(codes), void_code=void_code)]
+
+
+loss = partial(F.cross_entropy, ignore_index=void_code)
+
+# --- 3. The U-Net, trained with one-cycle and a long warm-up (pct_start=0.9, as in the lesson) ------
+started = time.time()
+unet = unet_resnet(len(codes), width=width)
+learn = Learner(dls, unet, loss, metrics=metrics(), path=args.out)
+learn.fit_one_cycle(epochs, 3e-3, pct_start=0.9)
+unet_minutes = (time.time() - started) / 60
+unet_scores = learn.validate()
+print(f"U-Net: void-ignoring accuracy {unet_scores['acc_ignore']:.3f}, mean IoU {unet_scores['mean_iou']:.3f} "
+      f"({unet_minutes:.1f} min)")
+
+
+# --- 4. An encoder alone -------------------------------------------------------------------------
+class EncoderOnly(nn.Module):
+    """The same ResNet encoder, a 1x1 convolution to class scores at 1/8 of the size, and a bilinear
+    upsampling to the input size: no decoder, no skips."""
+
+    def __init__(self, n_classes, width):
+        super().__init__()
+        self.body = resnet_small(1, width=width).body
+        self.classify = nn.Conv2d(8 * width, n_classes, 1)
+
+    def forward(self, x):
+        return F.interpolate(self.classify(self.body(x)), size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+tg.manual_seed(0)
+encoder_learn = Learner(dls, EncoderOnly(len(codes), width), loss, metrics=metrics(), path=args.out, progress=False)
+encoder_learn.fit_one_cycle(epochs, 3e-3, pct_start=0.9)
+encoder_scores = encoder_learn.validate()
+print(f"encoder only: void-ignoring accuracy {encoder_scores['acc_ignore']:.3f}, "
+      f"mean IoU {encoder_scores['mean_iou']:.3f}")
+
+# --- 5. Figures: predictions over the images -----------------------------------------------------
+x, y = dls.valid.one_batch()
+with tg.no_grad():
+    learn.model.eval()
+    encoder_learn.model.eval()
+    pred_unet = learn.model(x).argmax(1).numpy()
+    pred_enc = encoder_learn.model(x).argmax(1).numpy()
+images = dls.normalize.decode(x.numpy()) if hasattr(dls.normalize, "decode") else None
+colors = class_colors(len(codes))
+plt = pyplot()
+n = min(4, len(x))
+fig, axes = plt.subplots(n, 3, figsize=(9, 3 * n), squeeze=False)
+for row in range(n):
+    for col, (title, labels) in enumerate((("truth", y.numpy()[row]), ("U-Net", pred_unet[row]),
+                                           ("encoder only", pred_enc[row]))):
+        ax = axes[row, col]
+        if images is not None:
+            ax.imshow(images[row])
+        ax.imshow(colors[labels], alpha=0.6 if images is not None else 1.0)
+        ax.set_title(title)
+        ax.axis("off")
+save_figure(fig, args.out, "predictions.png")
+print(f"figure: {learn.recorder.plot_losses(os.path.join(args.out, 'losses.png'))}")
+print(f"figure: {learn.recorder.plot_lr(os.path.join(args.out, 'lr_schedule.png'))}")
+print(np.round([unet_scores["acc_ignore"], unet_scores["mean_iou"]], 3))
