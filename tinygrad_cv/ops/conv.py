@@ -57,8 +57,9 @@ def im2col(xp, x, kernel, stride, padding, dilation, out_size=None, device="cpu"
 
     where xpad is x zero-padded by ``padding`` = ((top, bottom), (left, right)). ``out_size``
     (Ho, Wo) defaults to ``output_size``. cols is C-contiguous, so it reshapes for free to
-    (N, G, C/G*kh*kw, Ho*Wo). One strided copy per kernel offset; on 'cuda' and 'emu', the CUDA
-    kernel in backend/kernels/im2col.cu (same layout).
+    (N, G, C/G*kh*kw, Ho*Wo). On the CPU the formula is a strided view of xpad (its strides are
+    read off the index: i moves dh rows, y moves sh rows, ...) copied once; on 'cuda' and 'emu', the
+    CUDA kernel in backend/kernels/im2col.cu (same layout).
     """
     n, c = x.shape[:2]
     kh, kw = kernel
@@ -67,11 +68,15 @@ def im2col(xp, x, kernel, stride, padding, dilation, out_size=None, device="cpu"
         top_left = (padding[0][0], padding[1][0])
         return launch.im2col(x, kernel, stride, top_left, dilation, out_size).reshape((n, c, kh, kw) + out_size)
     xpad = pad2d(xp, x, padding)
-    cols = xp.empty((n, c, kh, kw) + out_size, dtype=x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            cols[:, :, i, j] = xpad[(Ellipsis,) + offset_slices(i, j, stride, dilation, out_size)]
-    return cols
+    reach = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(out_size, stride, dilation, kernel)]
+    if any(r > p for r, p in zip(reach, xpad.shape[2:])):  # as_strided would read outside the array
+        raise ValueError(f"im2col: out_size {out_size} needs a padded input of at least {reach}, got "
+                         f"{xpad.shape[2:]}")
+    s_n, s_c, s_h, s_w = xpad.strides
+    (sh, sw), (dh, dw) = stride, dilation
+    windows = xp.lib.stride_tricks.as_strided(
+        xpad, (n, c, kh, kw) + out_size, (s_n, s_c, dh * s_h, dw * s_w, sh * s_h, sw * s_w), writeable=False)
+    return xp.ascontiguousarray(windows)
 
 
 def col2im(xp, cols, size, stride, padding, dilation, device="cpu"):
