@@ -137,6 +137,21 @@ def test_float_denormals_are_flushed_like_ftz():
     assert x[0] * f32(0.5) > 0, "the flush must not leak into NumPy after the launch"
 
 
+def test_denormals_are_flushed_inside_fibers_too():
+    """Fibers start through setcontext, which restores the floating-point control word it was created with."""
+    code = r'''
+    extern "C" __global__ void halve_after_barrier(const float* x, float* y) {
+        __shared__ float tile[32];
+        tile[threadIdx.x] = x[threadIdx.x];
+        __syncthreads();
+        y[threadIdx.x] = tile[threadIdx.x] * 0.5f;
+    }'''
+    x = np.full(32, 2e-38, f32)
+    y = np.full_like(x, np.nan)
+    kernel(code, "halve_after_barrier")((2,), (32,), (x, y))
+    np.testing.assert_array_equal(y, 0)
+
+
 # ------------------------------------------------------------------------------ argument checks
 def test_scalars_need_their_exact_c_type():
     x, y = np.ones(4, f32), np.zeros(4, f32)

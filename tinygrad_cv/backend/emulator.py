@@ -24,6 +24,7 @@ what a GPU would not report, or would report as a crash or silently wrong number
 Compiled libraries are cached by source hash in ``<project>/.cache/emu``.
 """
 import ctypes
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -39,7 +40,10 @@ RACE_CHECK_BUDGET = 2e7   # auto race check when threads x writable bytes is at 
 MAX_THREADS_PER_BLOCK = 1024
 MAX_BLOCK_DIM = (1024, 1024, 64)
 MAX_GRID_DIM = (2**31 - 1, 65535, 65535)
-CXX_FLAGS = ("-std=c++17", "-O2", "-fPIC", "-shared", "-w")
+# -mtls-dialect=gnu2: TLS descriptors make the kernels' reads of threadIdx & co. (thread-locals in a
+# shared library) a few instructions instead of a call to __tls_get_addr each. -U_FORTIFY_SOURCE: the
+# fortified longjmp refuses to jump between stacks, which is how the fibers switch.
+CXX_FLAGS = ("-std=c++17", "-O2", "-fPIC", "-shared", "-w", "-mtls-dialect=gnu2", "-U_FORTIFY_SOURCE")
 
 # C type (as written in a kernel signature, without const and *) -> NumPy dtype.
 C_TYPES = {
@@ -101,12 +105,14 @@ def parse_kernels(code):
 
 
 def _launch_function(kernel, use_fibers):
-    """C++ for ``emu_launch_<kernel>``: unpack the argument slots and run the kernel over the grid."""
+    """C++ for ``emu_launch_<kernel>``, which runs the kernel over the grid, and for ``emu_run_<kernel>``,
+    one thread's call of the kernel with the arguments unpacked from their slots."""
     args = ", ".join(f"*reinterpret_cast<{'const ' if p.const else ''}{p.ctype}{'*' if p.pointer else ''}*>"
                      f"(args[{i}])" for i, p in enumerate(kernel.params))
-    return (f'extern "C" int emu_launch_{kernel.name}(void** args, const unsigned int* dims,\n'
+    return (f'static void emu_run_{kernel.name}(void** args) {{ {kernel.name}({args}); }}\n'
+            f'extern "C" int emu_launch_{kernel.name}(void** args, const unsigned int* dims,\n'
             f'                                      int race_check, emu::Region* regions, int n_regions) {{\n'
-            f'    const std::function<void()> body = [args]() {{ {kernel.name}({args}); }};\n'
+            f'    const emu::Body body{{emu_run_{kernel.name}, args}};\n'
             f'    return emu::launch(dims, {int(use_fibers)}, race_check, regions, n_regions, body);\n'
             f'}}\n')
 
@@ -126,7 +132,7 @@ def _compile(translation_unit, filename):
         return library
     source = library.with_suffix(".cpp")
     write_atomically(source, translation_unit.encode())
-    tmp = library.with_name(f".{key}.{id(source)}.so")
+    tmp = library.with_name(f".{key}.{os.getpid()}.so")
     result = subprocess.run(["g++", *flags, "-x", "c++", str(source), "-o", str(tmp)],
                             capture_output=True, text=True)
     if result.returncode != 0:
@@ -175,7 +181,8 @@ class _Staged:
     def __init__(self, array):
         self.array = array
         self.nbytes = array.nbytes
-        self.buffer = np.full(self.nbytes + 2 * GUARD_BYTES, GUARD_VALUE, dtype=np.uint8)
+        self.buffer = np.empty(self.nbytes + 2 * GUARD_BYTES, dtype=np.uint8)
+        self.buffer[:GUARD_BYTES] = self.buffer[GUARD_BYTES + self.nbytes:] = GUARD_VALUE
         self.interior[:] = array.reshape(-1).view(np.uint8)
         self.address = self.buffer.ctypes.data + GUARD_BYTES
         self.slot = np.array([self.address], dtype=np.uintp)

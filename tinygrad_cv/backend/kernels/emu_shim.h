@@ -3,7 +3,9 @@
 // The emulator (emulator.py) force-includes this header before a kernel file and appends one launch
 // function per kernel (emu_launch_<kernel>), which call emu::launch below. A CUDA thread becomes one
 // call of the kernel function with threadIdx/blockIdx set; kernels that use __syncthreads() run
-// every thread of a block as a fiber (ucontext), switching at each barrier.
+// every thread of a block as a fiber, switching at each barrier. A fiber starts on its own stack
+// through ucontext (makecontext/setcontext); later switches use _setjmp/_longjmp, which unlike
+// swapcontext do not save the signal mask, i.e. make no system call.
 //
 // What it models: the qualifiers, dim3 and the built-in indices, __half as _Float16 rounded after
 // every operation, the half/float/int bit conversions, atomics, __syncthreads (with a check that
@@ -18,10 +20,10 @@
 #include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <setjmp.h>
 #include <ucontext.h>
 #include <xmmintrin.h>
 
-#include <functional>
 #include <memory>
 #include <unordered_set>
 #include <vector>
@@ -117,52 +119,90 @@ inline void note_atomic(T* address) {
     for (size_t i = 0; i < sizeof(T); ++i) state.atomic_bytes.insert(p + i);
 }
 
-// Compare every writable buffer with its snapshot: each changed byte was written by the thread that
-// just ran. A byte changed by another thread of another block, or of this block since the last
-// barrier, is a race.
+// Byte i of writable buffer r was just changed by the running thread: a race if another thread changed
+// it before, in another block or in this block since the last barrier (unless an atomic did).
+inline void note_write(State& s, size_t r, size_t i) {
+    if (s.atomic_bytes.count(s.regions[r].data + i)) return;
+    Writer& w = s.writers[r][i];
+    const bool ordered = w.thread == -1 || w.thread == s.thread || (w.block == s.block && w.epoch != s.epoch);
+    if (!ordered) {
+        char message[512];
+        snprintf(message, sizeof message,
+                 "data race: byte %zu of writable argument #%zu was changed by thread %lld and then by "
+                 "thread %lld (flat indices in the grid) with no atomic and no __syncthreads() ordering them",
+                 i, r, w.thread, s.thread);
+        fail(message);
+    }
+    w.thread = s.thread;
+    w.block = s.block;
+    w.epoch = s.epoch;
+}
+
+// Compare every writable buffer with its snapshot (64 bytes at a time, then byte by byte where they
+// differ): each changed byte was written by the thread that just ran.
 inline void check_writes() {
-    for (size_t r = 0; r < state.regions.size(); ++r) {
-        unsigned char* now = state.regions[r].data;
-        unsigned char* before = state.snapshots[r].data();
-        for (size_t i = 0; i < state.regions[r].size; ++i) {
-            if (now[i] == before[i]) continue;
-            before[i] = now[i];
-            if (state.atomic_bytes.count(now + i)) continue;
-            Writer& w = state.writers[r][i];
-            const bool ordered = w.thread == -1 || w.thread == state.thread ||
-                                 (w.block == state.block && w.epoch != state.epoch);
-            if (!ordered) {
-                char message[512];
-                snprintf(message, sizeof message,
-                         "data race: byte %zu of writable argument #%zu was changed by thread %lld and "
-                         "then by thread %lld (flat indices in the grid) with no atomic and no "
-                         "__syncthreads() ordering them",
-                         i, r, w.thread, state.thread);
-                fail(message);
+    State& s = state;
+    for (size_t r = 0; r < s.regions.size(); ++r) {
+        const unsigned char* now = s.regions[r].data;
+        unsigned char* before = s.snapshots[r].data();
+        const size_t size = s.regions[r].size;
+        for (size_t start = 0; start < size; start += 64) {
+            const size_t end = start + 64 < size ? start + 64 : size;
+            if (memcmp(now + start, before + start, end - start) == 0) continue;
+            for (size_t i = start; i < end; ++i) {
+                if (now[i] == before[i]) continue;
+                before[i] = now[i];
+                note_write(s, r, i);
             }
-            w.thread = state.thread;
-            w.block = state.block;
-            w.epoch = state.epoch;
         }
     }
 }
 
+// One body per CUDA thread of a block, on its own stack. A fiber is created once per launch and
+// serves the same threadIdx in every block: after the kernel returns it waits to run it again.
 struct Fiber {
-    ucontext_t context;
+    ucontext_t start;  // the first entry into fiber_main, on the fiber's stack
+    jmp_buf resume;    // where it waits: at a barrier, or done with this block
+    bool started;
     uint3 index;
     enum { RUNNABLE, AT_BARRIER, DONE } status;
 };
 
+// One CUDA thread's work: the generated emu_run_<kernel>(args) calls the kernel with its arguments.
+struct Body {
+    void (*run)(void** args);
+    void** args;
+    void operator()() const { run(args); }
+};
+
 struct Scheduler {
-    ucontext_t context;
+    jmp_buf resume;  // where the scheduler waits while a fiber runs
     Fiber* current = nullptr;
-    const std::function<void()>* body = nullptr;
+    const Body* body = nullptr;
 };
 inline thread_local Scheduler scheduler;
 
+// Switch from the running fiber back to the scheduler; returns when the scheduler resumes this fiber.
+inline void yield_to_scheduler() {
+    Fiber* self = scheduler.current;
+    if (_setjmp(self->resume) == 0) _longjmp(scheduler.resume, 1);
+}
+
 inline void fiber_main() {
-    (*scheduler.body)();
-    scheduler.current->status = Fiber::DONE;  // returning resumes the scheduler (uc_link)
+    for (;;) {  // one iteration per block
+        (*scheduler.body)();
+        scheduler.current->status = Fiber::DONE;
+        yield_to_scheduler();
+    }
+}
+
+// Run fiber f until it reaches a barrier or the end of the kernel.
+inline void run_fiber(Fiber& f) {
+    scheduler.current = &f;
+    if (_setjmp(scheduler.resume) != 0) return;  // back from the fiber
+    if (f.started) _longjmp(f.resume, 1);
+    f.started = true;
+    setcontext(&f.start);
 }
 
 // Unflatten a thread index inside a block, or a block index inside a grid (x fastest).
@@ -172,41 +212,56 @@ inline uint3 unflatten(long long i, dim3 d) {
 
 inline long long flat_size(dim3 d) { return (long long)d.x * d.y * d.z; }
 
-inline void run_block_serially(const std::function<void()>& body, long long threads) {
-    for (long long t = 0; t < threads; ++t) {
-        threadIdx = unflatten(t, blockDim);
-        state.thread = state.block * threads + t;
-        body();
-        if (state.race_check) check_writes();
+// The fibers of one launch, one per thread of a block, each with a 64 KiB stack.
+struct FiberPool {
+    static constexpr size_t stack_size = 64 * 1024;
+    std::vector<Fiber> fibers;
+    std::unique_ptr<char[]> stacks;  // not zeroed: only the pages a fiber uses are touched
+
+    FiberPool(long long threads, dim3 block) : fibers(threads), stacks(new char[threads * stack_size]) {
+        for (long long t = 0; t < threads; ++t) {
+            Fiber& f = fibers[t];
+            getcontext(&f.start);
+            f.start.uc_stack.ss_sp = stacks.get() + t * stack_size;
+            f.start.uc_stack.ss_size = stack_size;
+            f.start.uc_link = nullptr;
+            makecontext(&f.start, fiber_main, 0);
+            f.index = unflatten(t, block);
+            f.started = false;
+        }
     }
+};
+
+inline void run_block_serially(const Body& body, dim3 block) {
+    uint3& thread_index = threadIdx;  // look the thread-locals up once per block, not once per thread
+    State& s = state;
+    long long t = s.block * flat_size(block);
+    for (unsigned z = 0; z < block.z; ++z)
+        for (unsigned y = 0; y < block.y; ++y)
+            for (unsigned x = 0; x < block.x; ++x, ++t) {
+                thread_index = uint3(x, y, z);
+                s.thread = t;
+                body();
+                if (s.race_check) check_writes();
+            }
 }
 
 // Every thread of the block is a fiber; each runs until its next __syncthreads() (or its end), then the
 // next one runs. When all have arrived, the barrier opens and the round repeats.
-inline void run_block_as_fibers(const std::function<void()>& body, long long threads,
-                                std::vector<Fiber>& fibers, char* stacks, size_t stack_size) {
-    scheduler.body = &body;
+inline void run_block_as_fibers(FiberPool& pool) {
+    std::vector<Fiber>& fibers = pool.fibers;
+    const long long threads = (long long)fibers.size();
+    for (Fiber& f : fibers) f.status = Fiber::RUNNABLE;
     state.epoch = 0;
-    for (long long t = 0; t < threads; ++t) {
-        Fiber& f = fibers[t];
-        getcontext(&f.context);
-        f.context.uc_stack.ss_sp = stacks + t * stack_size;
-        f.context.uc_stack.ss_size = stack_size;
-        f.context.uc_link = &scheduler.context;
-        makecontext(&f.context, fiber_main, 0);
-        f.index = unflatten(t, blockDim);
-        f.status = Fiber::RUNNABLE;
-    }
     state.in_fiber = true;
     for (;;) {
         long long waiting = 0, done = 0;
         for (long long t = 0; t < threads; ++t) {
             Fiber& f = fibers[t];
             if (f.status == Fiber::RUNNABLE) {
-                scheduler.current = &f;
                 threadIdx = f.index;
                 state.thread = state.block * threads + t;
-                swapcontext(&scheduler.context, &f.context);
+                run_fiber(f);
                 if (state.race_check) check_writes();
             }
             waiting += f.status == Fiber::AT_BARRIER;
@@ -218,7 +273,7 @@ inline void run_block_as_fibers(const std::function<void()>& body, long long thr
                  "every thread of a block must reach every barrier");
             break;
         }
-        for (long long t = 0; t < threads; ++t) fibers[t].status = Fiber::RUNNABLE;
+        for (Fiber& f : fibers) f.status = Fiber::RUNNABLE;
         ++state.epoch;
     }
     state.in_fiber = false;
@@ -226,7 +281,7 @@ inline void run_block_as_fibers(const std::function<void()>& body, long long thr
 
 // Run body() once per thread of the grid. Returns 0, or 1 with the message in emu_last_error().
 inline int launch(const unsigned int* dims, int use_fibers, int race_check, Region* regions, int n_regions,
-                  const std::function<void()>& body) {
+                  const Body& body) {
     state.error[0] = '\0';
     gridDim = dim3(dims[0], dims[1], dims[2]);
     blockDim = dim3(dims[3], dims[4], dims[5]);
@@ -241,17 +296,17 @@ inline int launch(const unsigned int* dims, int use_fibers, int race_check, Regi
             state.writers.emplace_back(r.size);
         }
     }
-    const long long threads = flat_size(blockDim), blocks = flat_size(gridDim);
-    const size_t stack_size = 64 * 1024;
-    std::vector<Fiber> fibers(use_fibers ? threads : 0);
-    std::unique_ptr<char[]> stacks(use_fibers ? new char[threads * stack_size] : nullptr);  // not zeroed
+    const long long blocks = flat_size(gridDim);
     const unsigned int csr = _mm_getcsr();
     _mm_setcsr(csr | 0x8040);  // FTZ and DAZ: float denormals flushed to zero, as CuPy's -ftz=true does
+    // Created after the line above: setcontext restores the floating-point control word getcontext saw.
+    std::unique_ptr<FiberPool> pool(use_fibers ? new FiberPool(flat_size(blockDim), blockDim) : nullptr);
+    scheduler.body = &body;
     for (long long b = 0; b < blocks && state.error[0] == '\0'; ++b) {
         blockIdx = unflatten(b, gridDim);
         state.block = b;
-        if (use_fibers) run_block_as_fibers(body, threads, fibers, stacks.get(), stack_size);
-        else run_block_serially(body, threads);
+        if (use_fibers) run_block_as_fibers(*pool);
+        else run_block_serially(body, blockDim);
     }
     _mm_setcsr(csr);
     return state.error[0] != '\0';
@@ -268,8 +323,9 @@ inline void __syncthreads() {
                   "kernels as fibers only when its source mentions __syncthreads");
         return;
     }
-    emu::scheduler.current->status = emu::Fiber::AT_BARRIER;
-    swapcontext(&emu::scheduler.current->context, &emu::scheduler.context);
+    emu::Fiber* self = emu::scheduler.current;
+    self->status = emu::Fiber::AT_BARRIER;
+    if (_setjmp(self->resume) == 0) _longjmp(emu::scheduler.resume, 1);  // resumed when the barrier opens
 }
 
 // ------------------------------------------------------------------ atomics (return the old value)
