@@ -12,6 +12,10 @@ needs two more products of the same pieces:
     dw    = sum_n  dout[n] @ cols[n]^T       (cols recomputed from x, never kept: memory)
     dcols = w^T @ dout,   dx = col2im(dcols) (col2im, a scatter-add, is the adjoint of im2col)
 
+With stride 1, dx is also a plain convolution of dout with the flipped kernel, a gather that runs
+faster than the scatter; ``conv_input_grad`` takes it when there are enough input channels. Every
+product runs over blocks of the batch so that the columns stay small (and in cache).
+
 A transposed convolution is the adjoint of a convolution with respect to its input: its forward
 is conv2d's input gradient, and its backward is conv2d's forward and weight gradient.
 

@@ -21,6 +21,11 @@ def _channel_sum(a):
     return a.sum(axis=2).sum(axis=0)
 
 
+def _channel_dot(xp, a, b):
+    """Per-channel sum of a * b for (N, C, P) arrays, as N*C dot products: BLAS, and no product array."""
+    return xp.matmul(a[:, :, None, :], b[:, :, :, None])[:, :, 0, 0].sum(axis=0)
+
+
 def batch_norm_stats(xp, x, device="cpu"):
     """Per-channel mean and biased variance of x (N, C, *) over every axis but 1, in float32 for
     float16 inputs. Two passes (mean, then mean squared deviation): no cancellation. On 'cuda' and
@@ -31,8 +36,7 @@ def batch_norm_stats(xp, x, device="cpu"):
     count = v.shape[0] * v.shape[2]
     mean = _channel_sum(v) / count
     deviation = v - mean[:, None]
-    deviation *= deviation
-    return mean, _channel_sum(deviation) / count
+    return mean, _channel_dot(xp, deviation, deviation) / count
 
 
 class BatchNorm(Function):
@@ -54,23 +58,23 @@ class BatchNorm(Function):
 
     def backward(ctx, g):
         x, scale = ctx.saved
-        acc = ctx.mean.dtype
+        xp, acc = ctx.xp, ctx.mean.dtype
         gv = _channels_view(g).astype(acc, copy=False)
-        centred = _channels_view(x).astype(acc, copy=False) - ctx.mean[:, None]
         sum_g = _channel_sum(gv)
-        sum_g_xhat = _channel_sum(gv * centred) * ctx.invstd
-        dw = sum_g_xhat if ctx.needs_input_grad[1] else None
         db = sum_g if ctx.needs_input_grad[2] else None
+        dw = centred = None
+        if ctx.needs_input_grad[1] or (ctx.needs_input_grad[0] and ctx.batch_stats):
+            centred = _channels_view(x).astype(acc, copy=False) - ctx.mean[:, None]
+            sum_g_xhat = _channel_dot(xp, gv, centred) * ctx.invstd
+            dw = sum_g_xhat if ctx.needs_input_grad[1] else None
         if not ctx.needs_input_grad[0]:
             return None, dw, db
+        dx = gv * scale[:, None]
         if ctx.batch_stats:
             count = gv.shape[0] * gv.shape[2]
             centred *= (-scale * ctx.invstd * sum_g_xhat / count)[:, None]
-            centred += gv * scale[:, None]
-            centred -= (scale * sum_g / count)[:, None]
-            dx = centred
-        else:
-            dx = gv * scale[:, None]
+            dx += centred
+            dx -= (scale * sum_g / count)[:, None]
         return dx.reshape(x.shape).astype(x.dtype, copy=False), dw, db
 
 
