@@ -21,7 +21,9 @@ what a GPU would not report, or would report as a crash or silently wrong number
   without a ``__syncthreads`` between them). This compares memory after every thread, so it runs
   when it is cheap (small launches) or when asked for with ``check_races=True``.
 
-Compiled libraries are cached by source hash in ``<project>/.cache/emu``.
+Not modelled: warp-level primitives (``__shfl_*``, warp-synchronous code), dynamic shared memory,
+and races on shared memory (only global memory is compared). Compiled libraries are cached by source
+hash in ``<project>/.cache/emu``.
 """
 import ctypes
 import os

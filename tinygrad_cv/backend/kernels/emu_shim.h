@@ -8,19 +8,17 @@
 // swapcontext do not save the signal mask, i.e. make no system call.
 //
 // What it models: the qualifiers, dim3 and the built-in indices, __half as _Float16 rounded after
-// every operation, the half/float/int bit conversions, atomics, __syncthreads (with a check that
-// every thread of the block reaches the same barrier), and -ftz=true (float denormals flushed).
+// every operation, the half/float/int bit conversions, atomics, __syncthreads (with a check that no
+// thread of a block returns while others wait at a barrier), and -ftz=true (float denormals flushed).
 // What it checks besides: data races on global memory, i.e. a byte that two threads change without
 // an atomic, where two threads of one block race only between the same pair of barriers.
 #pragma once
 #define TGCV_EMU 1
 
 #include <math.h>  // libstdc++'s math.h brings the float overloads (exp(float), ...) as in CUDA
-#include <stdint.h>
-#include <string.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <setjmp.h>
+#include <stdio.h>
+#include <string.h>
 #include <ucontext.h>
 #include <xmmintrin.h>
 
