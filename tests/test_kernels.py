@@ -436,6 +436,20 @@ def test_unsupported_dtype_is_refused():
         launch.im2col(np.ones((1, 1, 3, 3), np.int64), 2)
 
 
+@pytest.mark.parametrize("device", KERNEL_DEVICES)
+def test_launchers_accept_non_contiguous_inputs(device, rng):
+    """Kernels see only a pointer: the launchers must hand them contiguous copies of strided views."""
+    x = rng.standard_normal((2, 3, 7, 6))
+    view = on(np.flip(x.copy(), axis=(2, 3)), device)[:, :, ::-1, ::-1]  # the same values, negative strides
+    assert not view.flags.c_contiguous
+    np.testing.assert_array_equal(backend.to_numpy(launch.im2col(view, 3, 1, 1)),
+                                  backend.to_numpy(launch.im2col(on(x, device), 3, 1, 1)))
+    bias = on(rng.standard_normal(6), device)
+    transposed = on(x, device).transpose(0, 3, 2, 1)  # (N, C=6, 7, 3), not contiguous
+    expected = np.maximum(x.transpose(0, 3, 2, 1) + backend.to_numpy(bias)[:, None, None], 0)
+    np.testing.assert_array_equal(backend.to_numpy(launch.bias_relu(transposed, bias)), expected)
+
+
 def test_sizes_beyond_int32_are_refused():
     with pytest.raises(ValueError, match="does not fit in a 32-bit int"):
         launch._ints(2**31, op="im2col")
