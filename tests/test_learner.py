@@ -408,3 +408,15 @@ def test_freeze_keeps_batch_norm_trainable_unless_told_otherwise():
         assert np.array_equal(before["body.0.weight"], after["body.0.weight"])       # frozen conv
         assert not np.array_equal(before["head.2.weight"], after["head.2.weight"])   # trained head
         assert np.array_equal(before["body.1.weight"], after["body.1.weight"]) != train_bn
+
+
+def test_the_small_cnn_lesson_runs_quick(tmp_path):
+    lesson = ROOT / "lessons" / "train_small_cnn.py"
+    result = subprocess.run([sys.executable, str(lesson), "--quick", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    for name in ("lr_find.png", "losses.png", "lr_schedule.png", "metrics.png", "results.png"):
+        assert os.path.getsize(tmp_path / name) > 1000, name
+        assert f"figure: {tmp_path / name}" in result.stdout
+    table = [line.split() for line in result.stdout.splitlines() if line.split()[:1] in (["0"], ["1"], ["2"])]
+    assert [row[0] for row in table] == ["0", "1", "2"]

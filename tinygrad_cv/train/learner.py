@@ -301,8 +301,9 @@ class Learner:
             return Tensor(normalize(array[None]), device=device)
         return Tensor(array[None].astype(np.float32), device=device)
 
-    def show_results(self, n=6, fname=None, act=None):
-        """A figure of ``n`` validation samples with their targets and predictions; returns the PNG path."""
+    def show_results(self, n=6, fname=None, act=None, thresh=0.5):
+        """A figure of ``n`` validation samples with their targets and predictions (tags where the predicted
+        probability exceeds ``thresh``); returns the PNG path (default path/results.png)."""
         from .show import show_results
         valid = self.dls.valid
         x, y = valid.one_batch() if hasattr(valid, "one_batch") else next(iter(valid))  # one_batch: no epoch
@@ -311,7 +312,7 @@ class Learner:
             pred = self._activation(act)(self.model(x))
         fname = fname if fname is not None else os.path.join(self.path, "results.png")
         vocab = getattr(self.dls, "vocab", None)
-        return show_results(x.numpy(), y.numpy(), pred.numpy(), fname, n=n, vocab=vocab)
+        return show_results(x.numpy(), y.numpy(), pred.numpy(), fname, n=n, vocab=vocab, thresh=thresh)
 
     # ------------------------------------------------------------------ the learning-rate finder
     def lr_find(self, start_lr=1e-7, end_lr=10.0, num_it=100, fname=None):
