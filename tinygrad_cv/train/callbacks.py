@@ -19,6 +19,8 @@ the loop by raising one of the Cancel exceptions below.
 """
 import numpy as np
 
+from ..optim import clip_grad_norm_
+
 
 class CancelStepException(Exception):
     """Skip this batch's optimiser step (the gradients are still cleared)."""
@@ -84,7 +86,6 @@ class GradientClip(Callback):
         self.max_norm, self.norm_type = max_norm, norm_type
 
     def after_backward(self):
-        from ..optim import clip_grad_norm_
         clip_grad_norm_(self.learn.model.parameters(), self.max_norm, self.norm_type)
 
 
