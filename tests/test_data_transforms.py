@@ -274,5 +274,7 @@ def test_bad_arguments_are_named():
         T.Resize((0, 4))
     with pytest.raises(ValueError, match="Normalize"):
         T.Normalize([0.5, 0.5], [0.2])
+    with pytest.raises(ValueError, match="Perspective: magnitude"):
+        T.Perspective(0.7)
     with pytest.raises(TypeError, match="uint8"):
         T.Lighting(p=1.0)({"image": np.zeros((2, 2, 3), np.float32)}, np.random.default_rng(0))

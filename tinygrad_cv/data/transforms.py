@@ -49,7 +49,8 @@ class Geometric:
 
 class Resize(Geometric):
     """Stretch the image to ``size`` (an int for a square, or (height, width)): the identity in
-    normalised coordinates, only the output grid changes."""
+    normalised coordinates, only the output grid changes. Sampling is bilinear without
+    antialiasing, so shrink by more than about 2x once, when the files are written, not here."""
 
     def __init__(self, size):
         self.size = (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
@@ -176,6 +177,9 @@ class Perspective(Geometric):
     CORNERS = np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
 
     def __init__(self, magnitude=0.2, p=0.75):
+        if not 0 <= magnitude < 0.5:
+            raise ValueError(f"Perspective: magnitude must be in [0, 0.5) (corners moved by up to a quarter of "
+                             f"the image), got {magnitude}")
         self.magnitude, self.p = magnitude, p
 
     def matrix(self, rng, height, width):
@@ -272,7 +276,7 @@ def source_coordinates(matrix, in_size, out_size, rows=None):
     u = m[0, 0] * cols + m[0, 1] * rows + m[0, 2]
     v = m[1, 0] * cols + m[1, 1] * rows + m[1, 2]
     if np.any(m[2, :2] != 0) or m[2, 2] != 1:             # a perspective warp: divide by w
-        w = m[2, 0] * cols + m[2, 1] * rows + m[2, 2]
+        w = np.maximum(m[2, 0] * cols + m[2, 1] * rows + m[2, 2], np.float32(1e-6))   # > 0: in front of the eye
         u, v = u / w, v / w
     return u, v
 
