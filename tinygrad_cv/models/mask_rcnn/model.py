@@ -1,0 +1,174 @@
+"""Mask R-CNN (He et al., 2017): Faster R-CNN's two stages plus a mask branch.
+
+    image -> backbone (ResNet body, stride 8) -> features
+    features -> RPN head -> objectness and deltas per anchor -> proposals (NMS, top N)
+    features + ROIs -> box head (RoIAlign 7x7) -> class and per-class box refinement
+    features + ROIs -> mask head (RoIAlign 14x14) -> a 28 x 28 mask per class
+
+Training samples anchors and ROIs against the ground truth (``targets.py``) and sums the five losses
+(``losses.py``); inference keeps the confident, non-overlapping boxes and pastes their masks back
+into the image (``inference.py``).
+"""
+import numpy as np
+
+from ... import functional as F
+from ... import nn
+from ...autograd import no_grad
+from ...random import generator
+from ...tensor import Tensor
+from ..resnet import BasicBlock, ResNet
+from .config import MaskRCNNConfig
+from .heads import BoxHead, MaskHead
+from .inference import paste_masks, select_detections
+from .losses import box_head_losses, mask_loss, rpn_losses, zero_loss
+from .rpn import RPNHead, make_anchors, propose
+from .targets import anchor_targets, collate_ground_truth, mask_targets, roi_targets
+
+
+def backbone_resnet(config, num_classes=1, multi_label=False):
+    """The ResNet whose ``.body`` is the Mask R-CNN backbone: the ImageNet stem (stride 4) and the
+    stages of config.backbone_widths / backbone_depths. Train it as a classifier first (with its own
+    head) to give Mask R-CNN a pretrained backbone, as Matterport starts from ImageNet weights."""
+    return ResNet(BasicBlock, config.backbone_depths, config.backbone_widths, num_classes,
+                  small_images=False, multi_label=multi_label)
+
+
+class MaskRCNN(nn.Module):
+    """A single-level Mask R-CNN. ``backbone`` is an nn.Sequential of ResNet stages (a ResNet's
+    ``.body``) giving config.backbone_widths[-1] channels at config.backbone_stride; by default a
+    fresh ``backbone_resnet(config).body``."""
+
+    def __init__(self, config=None, backbone=None):
+        super().__init__()
+        self.config = config = config or MaskRCNNConfig()
+        self.backbone = backbone if backbone is not None else backbone_resnet(config).body
+        channels, scale = config.backbone_widths[-1], 1.0 / config.backbone_stride
+        self.rpn = RPNHead(channels, config.rpn_channels, config.anchors_per_cell)
+        self.box_head = BoxHead(channels, config.num_classes, config.box_pool_size, config.box_head_units,
+                                scale, config.sampling_ratio)
+        self.mask_head = MaskHead(channels, config.num_classes, config.mask_pool_size,
+                                  config.mask_head_channels, scale, config.sampling_ratio)
+        self.anchors = make_anchors(config)
+
+    # ------------------------------------------------------------------ shared first stage
+    def features(self, images):
+        """The backbone's feature map of normalised images (N, 3, S, S), S = config.image_size."""
+        size = self.config.image_size
+        if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1:] != (3, size, size):
+            raise ValueError(f"MaskRCNN: images must be a Tensor (N, 3, {size}, {size}) (see "
+                             f"prepare_images), got {getattr(images, 'shape', type(images).__name__)}")
+        features = self.backbone(images)
+        expected = (self.config.backbone_widths[-1], self.config.feature_size, self.config.feature_size)
+        if features.shape[1:] != expected:
+            raise ValueError(f"MaskRCNN: the backbone gives features {features.shape[1:]}, but the config "
+                             f"expects {expected} (channels, and image_size / backbone_stride)")
+        return features
+
+    def forward(self, images, targets=None):
+        """The losses (a dict) when ``targets`` are given, else the detections (see ``detect``)."""
+        return self.detect(images) if targets is None else self.losses(images, targets)
+
+    # ------------------------------------------------------------------ training
+    def losses(self, images, targets, rng=None):
+        """The five losses for a batch: a dict of scalar Tensors (sum them to train).
+
+        ``targets``: one dict per image with 'boxes' (n, 4) (x1, y1, x2, y2), 'labels' (n,) in
+        1..num_classes-1 and 'instance_masks' (n, S, S), as ``Coco.targets`` gives them; n may be 0.
+        ``rng`` draws the anchor and ROI samples (default: the global seeded generator).
+        """
+        config, rng = self.config, rng or generator()
+        gt = collate_ground_truth(targets, config.image_size, config.num_classes)
+        if gt.masks is None:
+            raise ValueError("MaskRCNN.losses: targets need 'instance_masks' to train the mask head")
+        if len(targets) != images.shape[0]:
+            raise ValueError(f"MaskRCNN.losses: {images.shape[0]} images but {len(targets)} targets")
+        features = self.features(images)
+        logits, deltas = self.rpn(features)
+        labels, box_targets = anchor_targets(self.anchors, gt, len(targets), config, rng)
+        rpn_objectness, rpn_box = rpn_losses(logits, deltas, labels, box_targets, config.smooth_l1_beta)
+
+        proposals = propose(self.anchors, logits.numpy(), deltas.numpy(), config, config.rpn_post_nms_train)
+        rois = roi_targets(proposals, gt, len(targets), config, rng)
+        class_logits, box_deltas = self.box_head(features, rois.rois)
+        head_class, head_box = box_head_losses(class_logits, box_deltas, rois.labels, rois.box_targets,
+                                               config.smooth_l1_beta)
+        return {"rpn_objectness": rpn_objectness, "rpn_box": rpn_box, "head_class": head_class,
+                "head_box": head_box, "mask": self._mask_loss(features, rois, gt)}
+
+    def _mask_loss(self, features, rois, gt):
+        """The mask head runs on the positive ROIs only (the only ones with a mask to learn)."""
+        positive = np.flatnonzero(rois.labels > 0)
+        if positive.size == 0:
+            return zero_loss(features)
+        logits = self.mask_head(features, rois.rois[positive])
+        targets = mask_targets(gt.masks, rois.matched[positive], rois.rois[positive], self.config.mask_size)
+        return mask_loss(logits, rois.labels[positive], targets)
+
+    # ------------------------------------------------------------------ inference
+    def detect(self, images, score_threshold=None):
+        """Detections for each image: a list of dicts with 'boxes' (D, 4), 'labels' (D,), 'scores' (D,)
+        and 'masks' (D, S, S) bool, best score first. Runs in eval mode (batch norm uses its running
+        statistics) and without recording a graph; the training mode is restored afterwards."""
+        config = self.config
+        threshold = config.detection_score_threshold if score_threshold is None else score_threshold
+        was_training = self.training
+        self.eval()
+        try:
+            with no_grad():
+                features = self.features(images)
+                logits, deltas = self.rpn(features)
+                proposals = propose(self.anchors, logits.numpy(), deltas.numpy(), config,
+                                    config.rpn_post_nms_test)
+                class_logits, box_deltas = self.box_head(features, proposals)
+                found = select_detections(proposals, F.softmax(class_logits, 1).numpy(), box_deltas.numpy(),
+                                          config, threshold)
+                masks = self._masks(features, found)
+        finally:
+            self.train(was_training)
+        return [{"boxes": found.boxes[found.image == i], "labels": found.labels[found.image == i],
+                 "scores": found.scores[found.image == i], "masks": masks[found.image == i]}
+                for i in range(images.shape[0])]
+
+    def _masks(self, features, found):
+        """Each detection's mask for its class: sigmoid of the 28 x 28 logits, pasted into its box,
+        thresholded at config.mask_threshold."""
+        size = self.config.image_size
+        if len(found.boxes) == 0:
+            return np.zeros((0, size, size), dtype=bool)
+        logits = self.mask_head(features, found.rois()).numpy()
+        probabilities = 1 / (1 + np.exp(-logits[np.arange(len(found.labels)), found.labels]))
+        return paste_masks(probabilities, found.boxes, size, size) > self.config.mask_threshold
+
+    # ------------------------------------------------------------------ training stages
+    def set_trainable(self, layers):
+        """Train only the parameters of a stage: 'heads', '3+', 'all' (config.layer_patterns) or a
+        regular expression over parameter names, as Matterport's ``train(layers=...)``. Returns the
+        names now trainable. Batch norm layers whose parameters are frozen also stop updating their
+        running statistics (they run in eval mode while the model trains)."""
+        pattern = self.config.layer_patterns.get(layers, layers)
+        self.freeze()
+        trainable = self.unfreeze(pattern)
+        self.train(self.training)
+        return trainable
+
+    def train(self, mode=True):
+        super().train(mode)
+        if mode:
+            for module in self.modules():
+                if isinstance(module, nn.BatchNorm2d) and not module.weight.requires_grad:
+                    object.__setattr__(module, "training", False)
+        return self
+
+
+def prepare_images(images, config, device="cpu"):
+    """uint8 images (N, S, S, 3) (or a list of (S, S, 3)) -> the normalised float32 Tensor (N, 3, S, S)
+    the model takes: scaled to [0, 1], then (x - pixel_mean) / pixel_std per channel."""
+    array = np.stack([np.asarray(image) for image in images]) if isinstance(images, (list, tuple)) \
+        else np.asarray(images)
+    size = config.image_size
+    if array.ndim != 4 or array.shape[1:] != (size, size, 3):
+        raise ValueError(f"prepare_images: expected images of shape (N, {size}, {size}, 3) (RGB, "
+                         f"config.image_size), got {array.shape}; resize them to {size} x {size} first")
+    mean, std = np.asarray(config.pixel_mean), np.asarray(config.pixel_std)
+    normalised = (array.astype(np.float32) / 255 - mean) / std
+    return Tensor(normalised.transpose(0, 3, 1, 2).astype(np.float32), device=device)
