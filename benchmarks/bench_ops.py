@@ -4,9 +4,9 @@ conv2d forward and forward+backward (input, weight and bias gradients) at N=16, 
 padding k//2, over (Cin, Cout, H, W, k) shapes from a U-Net/ResNet; then batch_norm (training),
 max_pool2d 2x2, bilinear interpolate (x2) and cross_entropy at U-Net sizes, forward+backward.
 
-Timings are the best of several rounds; each round times ours and PyTorch's back to back, so that
-both see the same load on a shared machine. PyTorch runs with as many threads as NumPy's BLAS:
-OPENBLAS_NUM_THREADS if set, else every core this process may use.
+Timings are the best of several rounds, ours and PyTorch's timed apart (see ``best_times``).
+PyTorch runs with as many threads as NumPy's BLAS: OPENBLAS_NUM_THREADS if set, else every core
+this process may use.
 
     [OPENBLAS_NUM_THREADS=1] python benchmarks/bench_ops.py [--json PATH] [--quick] [--rounds R]
 """
@@ -29,18 +29,26 @@ except ImportError:
 CONV_SHAPES = [(3, 32, 128, 128, 3), (32, 32, 64, 64, 3), (64, 64, 32, 32, 3), (128, 128, 16, 16, 3),
                (64, 128, 32, 32, 1)]
 TARGET_WORST, TARGET_GEOMEAN = 2.0, 1.5
+SETTLE_SECONDS = 0.5
 
 
 def best_times(fns, rounds):
-    """Best seconds per call of each function, timing them in turn in every round."""
+    """Best seconds per call of each function over ``rounds`` calls (after one warm-up call).
+
+    The functions are timed one after the other, not interleaved, with a pause before each: a
+    library's idle threads keep spinning for a while after its last call (OpenMP in PyTorch,
+    OpenBLAS's pthreads under NumPy), and spinning threads would slow the other library down.
+    """
+    best = []
     for fn in fns:
-        fn()  # warm up (allocations, first-call overheads)
-    best = [math.inf] * len(fns)
-    for _ in range(rounds):
-        for i, fn in enumerate(fns):
+        time.sleep(SETTLE_SECONDS)
+        fn()
+        times = []
+        for _ in range(rounds):
             start = time.perf_counter()
             fn()
-            best[i] = min(best[i], time.perf_counter() - start)
+            times.append(time.perf_counter() - start)
+        best.append(min(times))
     return best
 
 

@@ -71,10 +71,13 @@ class Resample2d(Function):
 
 
 def _apply(xp, x, rows, cols):
-    """rows (Ho, H) @ x (N, C, H, W) @ cols^T (W, Wo): one GEMM over all rows, then one per image."""
-    n, c, h, w = x.shape
-    along_w = matmul_arrays(xp, x.reshape(-1, w), cols.T).reshape(n, c, h, cols.shape[0])
-    return matmul_arrays(xp, rows, along_w)
+    """rows (Ho, H) @ x (N, C, H, W) @ cols^T (W, Wo). The W side is one GEMM over every image row;
+    the H side is one small GEMM per image, so it runs where the images are narrower."""
+    def along_w(a):
+        return matmul_arrays(xp, a.reshape(-1, a.shape[-1]), cols.T).reshape(a.shape[:-1] + (cols.shape[0],))
+    if cols.shape[0] > x.shape[3]:
+        return along_w(matmul_arrays(xp, rows, x))
+    return matmul_arrays(xp, rows, along_w(x))
 
 
 def resample2d(input, rows, cols):
