@@ -29,26 +29,25 @@ except ImportError:
 CONV_SHAPES = [(3, 32, 128, 128, 3), (32, 32, 64, 64, 3), (64, 64, 32, 32, 3), (128, 128, 16, 16, 3),
                (64, 128, 32, 32, 1)]
 TARGET_WORST, TARGET_GEOMEAN = 2.0, 1.5
-SETTLE_SECONDS = 0.5
 
 
-def best_times(fns, rounds):
-    """Best seconds per call of each function over ``rounds`` calls (after one warm-up call).
+def best_times(fns, rounds, passes=3, settle=0.5):
+    """Best seconds per call of each function over ``passes`` passes of ``rounds`` calls each.
 
-    The functions are timed one after the other, not interleaved, with a pause before each: a
-    library's idle threads keep spinning for a while after its last call (OpenMP in PyTorch,
-    OpenBLAS's pthreads under NumPy), and spinning threads would slow the other library down.
+    Within a pass the functions are timed one after the other, not interleaved, each after a pause
+    of ``settle`` seconds: a library's idle threads keep spinning for a while after its last call (OpenMP in
+    PyTorch, OpenBLAS's pthreads under NumPy) and would slow the other library down. Several passes
+    give each library more than one window of the (shared, fluctuating) machine.
     """
-    best = []
-    for fn in fns:
-        time.sleep(SETTLE_SECONDS)
-        fn()
-        times = []
-        for _ in range(rounds):
-            start = time.perf_counter()
+    best = [math.inf] * len(fns)
+    for _ in range(passes):
+        for i, fn in enumerate(fns):
+            time.sleep(settle)
             fn()
-            times.append(time.perf_counter() - start)
-        best.append(min(times))
+            for _ in range(rounds):
+                start = time.perf_counter()
+                fn()
+                best[i] = min(best[i], time.perf_counter() - start)
     return best
 
 
@@ -136,10 +135,10 @@ def unet_cases(n, channels, size, classes, rng):
 
 
 # --------------------------------------------------------------------------- report
-def measure(cases, rounds):
+def measure(cases, rounds, settle):
     rows = []
     for name, kind, flops, ours, theirs in cases:
-        times = best_times([ours] + ([theirs] if torch is not None else []), rounds)
+        times = best_times([ours] + ([theirs] if torch is not None else []), rounds, settle=settle)
         row = {"op": name, "pass": kind, "ours_ms": times[0] * 1e3}
         if flops:
             row["ours_gflops"] = flops / times[0] / 1e9
@@ -176,7 +175,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", help="write the results to this file")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
-    parser.add_argument("--rounds", type=int, default=None, help="timing rounds per case (best is kept)")
+    parser.add_argument("--rounds", type=int, default=None, help="timed calls per pass (3 passes; best is kept)")
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     threads = int(os.environ.get("OPENBLAS_NUM_THREADS", cores))
@@ -184,17 +183,17 @@ def main():
         torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
     if args.quick:
-        rounds = args.rounds or 2
+        rounds = args.rounds or 1
         shapes = [(c, o, h // 8, w // 8, k) for c, o, h, w, k in CONV_SHAPES]
         cases = conv_cases(2, shapes, rng) + unet_cases(2, 8, 16, 12, rng)
     else:
-        rounds = args.rounds or 7
+        rounds = args.rounds or 3
         cases = conv_cases(16, CONV_SHAPES, rng) + unet_cases(8, 64, 128, 12, rng)
 
-    print(f"float32, {threads} threads, best of {rounds} rounds{'' if torch else '; torch absent'}")
+    print(f"float32, {threads} threads, best of 3 x {rounds} calls{'' if torch else '; torch absent'}")
     header = f"{'op':<42}{'pass':<9}{'ours ms':>9}{'GF/s':>8}"
     print(header + (f"{'torch ms':>10}{'GF/s':>8}{'ratio':>8}" if torch else ""))
-    rows = measure(cases, rounds)
+    rows = measure(cases, rounds, settle=0.0 if args.quick else 0.5)
     summary = conv_summary(rows) if torch is not None else {}
     if args.json:
         with open(args.json, "w") as f:
