@@ -67,7 +67,7 @@ def main():
     print(f"Planet-like pipeline, {n} images of {SIZE} px, batch {BATCH}, {os.cpu_count()} CPUs")
     print(f"{'num_workers':>11} {'images/s':>9}")
     for workers in args.workers:
-        rate = images_per_second(pipeline(path, workers), 1 if args.quick else 2)
+        rate = images_per_second(pipeline(path, workers), 1 if args.quick else 3)
         rows.append({"num_workers": workers, "images_per_s": rate})
         print(f"{workers:>11} {rate:>9.0f}")
     stages = stage_times(pipeline(path, 0), 32 if args.quick else 64)

@@ -152,3 +152,18 @@ def test_command_line(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "tinygrad_cv.data.synthetic", "planet", "--out", str(tmp_path),
                           "--n", "0"], capture_output=True, text=True)
     assert bad.returncode != 0 and "--n >= 1" in bad.stderr
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")      # raised inside pycocotools under NumPy 2
+def test_pycocotools_loads_the_shapes_file(tmp_path):
+    """An extra, independent check when pycocotools is installed: its COCO loader reads our file and
+    its own RLE decoder gives the masks our reader gives."""
+    coco_api = pytest.importorskip("pycocotools.coco")
+    out = synthetic.make_shapes(tmp_path, n=4, size=48, seed=6)
+    theirs = coco_api.COCO(str(out / "annotations" / "instances.json"))
+    ours = D.Coco.read(out / "annotations" / "instances.json")
+    assert sorted(theirs.getImgIds()) == [record["id"] for record in ours.images]
+    for record in ours.images:
+        annotations = theirs.loadAnns(theirs.getAnnIds(imgIds=record["id"]))
+        masks = np.stack([theirs.annToMask(a) for a in annotations])
+        np.testing.assert_array_equal(masks, ours.targets(record)["instance_masks"])

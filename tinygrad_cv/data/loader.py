@@ -6,7 +6,7 @@ sample's random transform from one seeded by (seed, epoch, index). No draw depen
 generator or on which worker loads the sample, so for a given seed the batches are the same
 whatever ``num_workers`` is.
 
-Workers (``num_workers`` > 0) are forked processes that send batches back as ``.npz`` bytes, never
+Workers (``num_workers`` > 0) are forked processes that send batches back as ``.npy`` records, never
 pickles (see workers.py).
 """
 import math

@@ -4,9 +4,9 @@ Why processes: preparing a sample is many short NumPy calls, and Python runs the
 time (threads measured here gave no speed-up at all); processes run truly in parallel.
 
 Why no pickle: a worker is forked, so it already holds the dataset and the transforms; requests
-are raw int64 bytes ([epoch, index, index, ...]) and answers are ``.npz`` bytes read back with
-``allow_pickle=False``: a JSON manifest of the batch's structure (dicts, lists, tuples, strings)
-plus its arrays. Nothing received can run code.
+are raw int64 bytes ([epoch, index, index, ...]) and answers are ``.npy`` records read back with
+``allow_pickle=False``: a JSON manifest of the batch's structure (dicts, lists, tuples, strings),
+then its arrays. Nothing received can run code.
 
 Batch b is asked of worker b % num_workers, and each worker answers in the order it was asked,
 so batches come back in order.
@@ -25,7 +25,8 @@ _ERRORS = {cls.__name__: cls for cls in (ImageReadError, ValueError, TypeError, 
 
 
 def pack(batch):
-    """``.npz`` bytes of a batch made of dicts (str keys), lists, tuples, strings and arrays."""
+    """Bytes of a batch made of dicts (str keys), lists, tuples, strings and arrays: ``.npy`` records,
+    the first a JSON manifest of the structure (as uint8), then one per array."""
     arrays = []
 
     def skeleton(node):
@@ -46,14 +47,17 @@ def pack(batch):
 
     manifest = np.frombuffer(json.dumps(skeleton(batch)).encode(), dtype=np.uint8)
     buffer = io.BytesIO()
-    np.savez(buffer, manifest, *arrays)
+    for array in (manifest, *arrays):                  # .npy records one after the other (no zip, no CRC)
+        np.save(buffer, array, allow_pickle=False)
     return buffer.getvalue()
 
 
 def unpack(data):
     """The batch ``pack`` encoded (arrays come back as arrays, numbers as 0-d arrays)."""
-    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-        arrays = [archive[f"arr_{i}"] for i in range(len(archive.files))]
+    buffer = io.BytesIO(data)
+    arrays = []
+    while buffer.tell() < len(data):
+        arrays.append(np.load(buffer, allow_pickle=False))
     manifest = json.loads(arrays[0].tobytes().decode())
 
     def build(node):

@@ -170,11 +170,11 @@ def paint_pole(canvas, rng, street, side):
     kerb = edge + 0.08 * (street.building_line[side] - edge)
     x, y = _ground_point(rng, street, kerb, kerb, 0.1)
     eye = street.eye(y)
-    top, size = y - rng.uniform(1.8, 3.0) * eye, max(4.0, 0.45 * eye)
+    top, size = y - rng.uniform(1.8, 3.0) * eye, max(5.0, 0.55 * eye)
     view = canvas.crop(x - size, top - 1, x + size + 1, y + 1)
     view.paint(rectangle(view, x, (y + top) / 2, max(2.0, 0.1 * eye), y - top), jitter(rng, (0.35, 0.35, 0.36)),
                C["Column_Pole"])
-    if rng.random() < 0.6:
+    if rng.random() < 0.85:
         sy = top + 0.3 * eye
         shape = rng.integers(3)
         if shape == 0:
@@ -257,11 +257,11 @@ def paint_traffic(canvas, rng, street):
         x, y = _ground_point(rng, street, street.road_edge[0] * 0.7 + street.vanish * 0.3,
                              street.road_edge[1] * 0.7 + street.vanish * 0.3, 0.08, 0.75)
         things.append((y, x, "car"))
-    for _ in range(rng.integers(0, 4)):
+    for _ in range(rng.integers(1, 5)):
         side = rng.integers(2)
         things.append((*_ground_point(rng, street, street.building_line[side], street.road_edge[side], 0.1)[::-1],
                        "pedestrian"))
-    if rng.random() < 0.3:
+    if rng.random() < 0.6:
         side = rng.integers(2)
         edge = street.road_edge[side]
         x, y = _ground_point(rng, street, edge, edge + 0.15 * (street.vanish - edge), 0.15)
@@ -289,7 +289,7 @@ def draw_scene(rng, width):
             paint_fence(canvas, rng, street, side)
         for _ in range(rng.integers(0, 3)):
             paint_tree(canvas, rng, street, side)
-        for _ in range(rng.integers(0, 3)):
+        for _ in range(rng.integers(1, 3)):
             paint_pole(canvas, rng, street, side)
     paint_clutter(canvas, rng, street)
     paint_traffic(canvas, rng, street)
