@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinygrad_cv as tg
+from conftest import DEVICES
 from tinygrad_cv.data import coco_mask
 from tinygrad_cv.models.mask_rcnn import MaskRCNN, MaskRCNNConfig, paste_masks, prepare_images
 from tinygrad_cv.models.mask_rcnn.heads import BoxHead, MaskHead
@@ -252,6 +253,20 @@ def test_select_detections_runs_nms_per_class_and_per_image():
     np.testing.assert_allclose(found.boxes[found.image == 1], [[2, 2, 12, 12]])
 
 
+def test_heads_losses_and_detection_take_zero_rois():
+    features = tg.randn(2, 3, 6, 6, requires_grad=True)
+    none, no_labels = np.zeros((0, 5)), np.zeros(0, dtype=np.int64)
+    box_head = BoxHead(3, 3, pool_size=2, units=5, spatial_scale=0.5, sampling_ratio=2)
+    mask_head = MaskHead(3, 3, pool_size=3, channels=4, spatial_scale=0.5, sampling_ratio=2)
+    class_logits, deltas = box_head(features, none)
+    assert class_logits.shape == (0, 3) and deltas.shape == (0, 3, 4)
+    classification, box = box_head_losses(class_logits, deltas, no_labels, np.zeros((0, 4)), 1.0)
+    assert classification.item() == 0 and box.item() == 0
+    assert mask_head(features, none).shape == (0, 3, 6, 6)
+    found = select_detections(none, np.zeros((0, 3)), np.zeros((0, 3, 4)), small_config(), 0.05)
+    assert found.boxes.shape == (0, 4) and found.labels.shape == (0,)
+
+
 # --------------------------------------------------------------------------- pasting masks
 def _paste_by_loops(mask, box, height, width):
     """Bilinear resize with np.interp, row by row then column by column, over the box's pixels."""
@@ -407,6 +422,29 @@ def test_model_losses_detections_and_an_empty_image():
         assert f["masks"].shape == (n, 32, 32) and f["masks"].dtype == bool
         assert n <= config.max_detections and (np.diff(f["scores"]) <= 0).all()
         assert ((f["labels"] >= 1) & (f["labels"] < 3)).all()
+
+
+@pytest.mark.parametrize("device", [d for d in DEVICES if d != "cpu"])
+def test_model_gives_the_same_losses_gradients_and_detections_on_every_device(device):
+    config = small_config()
+    model = MaskRCNN(config)
+    image, targets = square_and_disc()
+    results = []
+    for where in ("cpu", device):
+        model.to(where)
+        images = prepare_images([image, image[::-1].copy()], config, where)
+        losses = model.losses(images, [targets, empty_targets()], np.random.default_rng(0))
+        model.zero_grad()
+        sum(losses.values()).backward()
+        model.detect(images)                      # runs (an untrained model's ranking is all near-ties)
+        with tg.no_grad():
+            masks = model.mask_head(model.features(images), np.array([[0, 2, 3, 20, 25], [1, 8, 0, 30, 9.5]]))
+        results.append(({k: v.item() for k, v in losses.items()}, model.rpn.conv.weight.grad.numpy(),
+                         masks.numpy()))
+    (cpu_losses, cpu_grad, cpu_masks), (losses, grad, masks) = results
+    assert losses == pytest.approx(cpu_losses, rel=1e-5)
+    np.testing.assert_allclose(grad, cpu_grad, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(masks, cpu_masks, rtol=1e-4, atol=1e-6)
 
 
 def test_model_overfits_one_image_and_finds_both_objects():

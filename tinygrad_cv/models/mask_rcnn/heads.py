@@ -15,6 +15,7 @@ class BoxHead(nn.Module):
     def __init__(self, in_channels, num_classes, pool_size, units, spatial_scale, sampling_ratio):
         super().__init__()
         self.pool_size, self.spatial_scale, self.sampling_ratio = pool_size, spatial_scale, sampling_ratio
+        self.num_classes = num_classes
         self.fc1 = nn.Linear(in_channels * pool_size * pool_size, units)
         self.fc2 = nn.Linear(units, units)
         self.classes = nn.Linear(units, num_classes)
@@ -27,8 +28,8 @@ class BoxHead(nn.Module):
     def forward(self, features, rois):
         """features (N, C, H, W), rois (K, 5) -> class logits (K, num_classes), deltas (K, num_classes, 4)."""
         x = F.roi_align(features, rois, self.pool_size, self.spatial_scale, self.sampling_ratio, aligned=True)
-        x = F.relu(self.fc2(F.relu(self.fc1(x.flatten(1)))))
-        return self.classes(x), self.deltas(x).reshape(len(rois), -1, 4)
+        x = F.relu(self.fc2(F.relu(self.fc1(x.reshape(len(rois), self.fc1.in_features)))))
+        return self.classes(x), self.deltas(x).reshape(len(rois), self.num_classes, 4)
 
 
 class MaskHead(nn.Module):

@@ -38,7 +38,7 @@ def rpn_losses(logits, deltas, labels, box_targets, beta):
 def box_head_losses(class_logits, deltas, labels, box_targets, beta):
     """(classification loss, box loss) from class logits (K, C) and per-class deltas (K, C, 4):
     cross-entropy against the ROI labels, and smooth L1 on the deltas of each positive ROI's class."""
-    classification = F.cross_entropy(class_logits, labels)
+    classification = F.cross_entropy(class_logits, labels) if len(labels) else zero_loss(class_logits)
     positive = np.flatnonzero(labels > 0)
     box = box_regression_loss(deltas[positive, labels[positive]], box_targets[positive], beta)
     return classification, box

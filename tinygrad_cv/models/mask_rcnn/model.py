@@ -77,12 +77,12 @@ class MaskRCNN(nn.Module):
         ``rng`` draws the anchor and ROI samples (default: the global seeded generator).
         """
         config, rng = self.config, rng or generator()
+        features = self.features(images)
+        if len(targets) != images.shape[0]:
+            raise ValueError(f"MaskRCNN.losses: {images.shape[0]} images but {len(targets)} targets")
         gt = collate_ground_truth(targets, config.image_size, config.num_classes)
         if gt.masks is None:
             raise ValueError("MaskRCNN.losses: targets need 'instance_masks' to train the mask head")
-        if len(targets) != images.shape[0]:
-            raise ValueError(f"MaskRCNN.losses: {images.shape[0]} images but {len(targets)} targets")
-        features = self.features(images)
         logits, deltas = self.rpn(features)
         labels, box_targets = anchor_targets(self.anchors, gt, len(targets), config, rng)
         rpn_objectness, rpn_box = rpn_losses(logits, deltas, labels, box_targets, config.smooth_l1_beta)
@@ -135,8 +135,8 @@ class MaskRCNN(nn.Module):
         size = self.config.image_size
         if len(found.boxes) == 0:
             return np.zeros((0, size, size), dtype=bool)
-        logits = self.mask_head(features, found.rois()).numpy()
-        probabilities = 1 / (1 + np.exp(-logits[np.arange(len(found.labels)), found.labels]))
+        logits = self.mask_head(features, found.rois())
+        probabilities = F.sigmoid(logits[np.arange(len(found.labels)), found.labels]).numpy()
         return paste_masks(probabilities, found.boxes, size, size) > self.config.mask_threshold
 
     # ------------------------------------------------------------------ training stages
@@ -152,6 +152,7 @@ class MaskRCNN(nn.Module):
         return trainable
 
     def train(self, mode=True):
+        """As ``Module.train``, except that batch norm layers with frozen parameters stay in eval mode."""
         super().train(mode)
         if mode:
             for module in self.modules():

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from ... import functional as F
 from ...data import Coco, read_image
 from ...metrics import coco_evaluate, compute_ap, to_coco_results
 from ...optim import AdamW, clip_grad_norm_
@@ -58,49 +59,84 @@ def adamw(params, lr, weight_decay):
     return AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
-def train(model, samples, layers, epochs, lr, batch_size=8, weight_decay=1e-4, max_grad_norm=5.0,
-          flip=True, seed=0, device="cpu", log_every=10, opt_func=adamw):
-    """Train the parameters of ``layers`` ('heads', '3+', 'all' or a name pattern; see
-    ``MaskRCNN.set_trainable``) for ``epochs`` passes over ``samples`` (from ``load_coco_instances``).
+def fit(params, batch_losses, n_samples, epochs, lr, batch_size=8, weight_decay=1e-4, max_grad_norm=5.0,
+        seed=0, log_every=10, opt_func=adamw, name="fit"):
+    """The optimisation loop. Each epoch visits the samples in a random order, batch_size at a time;
+    ``batch_losses(indices, rng)`` returns a dict of scalar loss Tensors for a batch, and their sum
+    is backpropagated into ``params``.
 
     ``opt_func(params, lr, weight_decay)`` makes the optimiser (AdamW by default); the learning rate
     follows the one-cycle schedule peaking at ``lr``; the gradient norm is clipped at
-    ``max_grad_norm`` (Matterport's 5); half the images are flipped left to right at random.
-    Returns the history: one dict of loss values (and 'seconds') per step.
+    ``max_grad_norm`` (Matterport's 5). Returns the history: one dict of loss values (and
+    'seconds') per step.
     """
     rng = np.random.default_rng(seed)
-    model.set_trainable(layers)
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
     optimizer = opt_func(params, lr, weight_decay)
-    steps_per_epoch = len(samples) // batch_size
+    steps_per_epoch = n_samples // batch_size
     if steps_per_epoch == 0:
-        raise ValueError(f"train: {len(samples)} samples make no batch of {batch_size}; lower batch_size")
+        raise ValueError(f"{name}: {n_samples} samples make no batch of {batch_size}; lower batch_size")
     schedule = OneCycleLR(optimizer, lr, epochs=epochs, steps_per_epoch=steps_per_epoch)
     history, start = [], time.perf_counter()
     for epoch in range(epochs):
-        for indices in _batches(len(samples), batch_size, rng):
-            batch = [flip_horizontally(samples[i]) if flip and rng.random() < 0.5 else samples[i]
-                     for i in indices]
-            images = prepare_images([s["image"] for s in batch], model.config, device)
-            losses = model.losses(images, batch, rng)
-            total = sum(losses.values())
+        for indices in _batches(n_samples, batch_size, rng):
+            losses = batch_losses(indices, rng)
             optimizer.zero_grad()
-            total.backward()
+            sum(losses.values()).backward()
             clip_grad_norm_(params, max_grad_norm)
             optimizer.step()
             schedule.step()
-            history.append({**{k: v.item() for k, v in losses.items()},
-                            "seconds": time.perf_counter() - start})
+            seconds = time.perf_counter() - start
+            history.append({**{k: v.item() for k, v in losses.items()}, "seconds": seconds})
             if log_every and len(history) % log_every == 0:
-                _log(layers, epoch, len(history), history[-log_every:])
+                _log(name, epoch, len(history), history[-log_every:])
     return history
 
 
-def _log(layers, epoch, step, recent):
+def _images(samples, indices, config, flip, device, rng):
+    """The batch's samples, each flipped left to right with probability 1/2 when ``flip``, and their
+    images as the model's input Tensor."""
+    batch = [flip_horizontally(samples[i]) if flip and rng.random() < 0.5 else samples[i] for i in indices]
+    return prepare_images([s["image"] for s in batch], config, device), batch
+
+
+def train(model, samples, layers, epochs, lr, flip=True, device="cpu", **options):
+    """Train the parameters of ``layers`` ('heads', '3+', 'all' or a name pattern; see
+    ``MaskRCNN.set_trainable``) for ``epochs`` passes over ``samples`` (from ``load_coco_instances``)
+    on the sum of the model's five losses. ``options`` go to ``fit`` (batch_size, weight_decay,
+    max_grad_norm, seed, log_every, opt_func). Returns the history of the losses."""
+    model.set_trainable(layers)
+    model.train()
+
+    def batch_losses(indices, rng):
+        images, batch = _images(samples, indices, model.config, flip, device, rng)
+        return model.losses(images, batch, rng)
+    params = [p for p in model.parameters() if p.requires_grad]
+    return fit(params, batch_losses, len(samples), epochs, lr, name=layers, **options)
+
+
+def pretrain_backbone(resnet, samples, config, epochs, lr, flip=True, device="cpu", **options):
+    """Train a ResNet classifier (``backbone_resnet(config, config.num_classes - 1, multi_label=True)``)
+    to tell which classes appear in each image, with binary cross-entropy per class.
+
+    Matterport's Mask R-CNN starts from a backbone trained on ImageNet (or COCO); this is our
+    stand-in: a backbone that already responds to the shapes and colours of the data, and whose
+    batch norm statistics are those of these images. Pass ``resnet.body`` to ``MaskRCNN``."""
+    resnet.train()
+    n_classes = config.num_classes - 1
+
+    def batch_losses(indices, rng):
+        images, batch = _images(samples, indices, config, flip, device, rng)
+        present = np.zeros((len(batch), n_classes), dtype=np.float32)
+        rows = np.repeat(np.arange(len(batch)), [len(s["labels"]) for s in batch])
+        present[rows, np.concatenate([s["labels"] for s in batch]).astype(np.int64) - 1] = 1
+        return {"presence": F.binary_cross_entropy_with_logits(resnet(images), present)}
+    return fit(list(resnet.parameters()), batch_losses, len(samples), epochs, lr, name="backbone", **options)
+
+
+def _log(name, epoch, step, recent):
     """The mean of each loss over the recent steps."""
     mean = {k: np.mean([h[k] for h in recent]) for k in recent[0] if k != "seconds"}
-    print(f"[{layers}] epoch {epoch} step {step}: total {sum(mean.values()):.3f}  "
+    print(f"[{name}] epoch {epoch} step {step}: total {sum(mean.values()):.3f}  "
           + "  ".join(f"{k} {v:.3f}" for k, v in mean.items()) + f"  ({recent[-1]['seconds']:.0f} s)")
 
 
