@@ -1,0 +1,248 @@
+"""Lesson 11: instance segmentation with a small Mask R-CNN, on the synthetic "shapes" data.
+
+Semantic segmentation (lesson 8) gives every pixel a class. Instance segmentation also tells the
+objects apart: two overlapping circles are two masks, each with its own class and score. Mask R-CNN
+(He et al., 2017) does it in two stages:
+
+  1. a region proposal network (RPN) slides over the backbone's feature map and, at every cell,
+     scores a set of *anchor* boxes (several sizes and shapes) for "is there an object" and says
+     how to move each onto it; the best few hundred moved anchors are the *proposals*;
+  2. for each proposal (a region of interest, ROI), RoIAlign cuts a fixed-size grid of features out
+     of the feature map; a box head classifies it and refines its box, and a mask head paints a
+     28 x 28 mask for it, one per class.
+
+Training samples anchors and ROIs against the ground truth and adds five losses; see
+tinygrad_cv/models/mask_rcnn/. This lesson trains one on the CPU in a few minutes, the Matterport
+"shapes" notebook's way: the heads first (backbone frozen), then all the layers.
+
+    python lessons/11_instance_segmentation.py [--quick] [--out DIR] [--data DIR] [--image PATH]
+"""
+import argparse
+import os
+import time
+
+# NumPy's BLAS (OpenBLAS) splits every matrix product over threads. Our products are many and small
+# (a convolution over a few ROIs, a linear layer over 256 ROIs), and on a shared 2-core machine the
+# threads mostly wait for each other: with one thread a training step took 0.3 s instead of 5.7 s
+# when we measured it, other programs running. It must be set before NumPy is imported; an
+# OPENBLAS_NUM_THREADS of your own takes precedence.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+import tinygrad_cv as tg  # noqa: E402
+import tinygrad_cv.functional as F  # noqa: E402
+from tinygrad_cv.data import read_image  # noqa: E402
+from tinygrad_cv.data.synthetic import make_shapes  # noqa: E402
+from tinygrad_cv.metrics import format_summary  # noqa: E402
+from tinygrad_cv.models.mask_rcnn import (MaskRCNN, MaskRCNNConfig, backbone_resnet, evaluate,  # noqa: E402
+                                          load_coco_instances, predict, prepare_images, pretrain_backbone,
+                                          train)
+from lesson_utils import pyplot, save_figure  # noqa: E402
+
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("--quick", action="store_true", help="a small, fast run (used by the tests)")
+parser.add_argument("--out", default=os.path.join("out", "11_instance_segmentation"), help="figures go here")
+parser.add_argument("--data", default=os.path.join("out", "data", "shapes"), help="data folder")
+parser.add_argument("--image", help="an image file of your own to run the trained model on")
+args = parser.parse_args()
+os.makedirs(args.out, exist_ok=True)
+tg.manual_seed(0)
+plt = pyplot()
+
+if args.quick:
+    size, n_train, n_valid, batch, epochs = 64, 16, 4, 4, {"backbone": 1, "heads": 1, "all": 1}
+    data_dir = os.path.join(args.out, "data")
+else:
+    size, n_train, n_valid, batch, epochs = 128, 600, 100, 8, {"backbone": 3, "heads": 2, "all": 8}
+    data_dir = args.data
+
+# --- 1. The data --------------------------------------------------------------------------------------------
+# Coloured squares, circles and triangles on a textured background, written as a COCO instances
+# file: per object a category, a box [x, y, w, h] and a mask (run-length encoded). The training and
+# validation images come from different seeds. load_coco_instances gives one dict per image: the
+# image, 'boxes' (x1, y1, x2, y2), 'labels' (1 square, 2 circle, 3 triangle; 0 is the background)
+# and 'instance_masks', one full-size 0/1 mask per object.
+splits = {}
+for split, n, seed in [("train", n_train, 0), ("valid", n_valid, 1)]:
+    folder = make_shapes(os.path.join(data_dir, f"{split}_{size}px"), n=n, size=size, seed=seed)
+    json_path = os.path.join(folder, "annotations", "instances.json")
+    splits[split] = (*load_coco_instances(json_path, os.path.join(folder, "images")), json_path)
+train_samples, coco, _ = splits["train"]
+valid_samples, valid_coco, valid_json = splits["valid"]
+vocab = coco.vocab
+print(f"{len(train_samples)} training and {len(valid_samples)} validation images; classes {vocab[1:]}; "
+      f"{sum(len(s['labels']) for s in train_samples)} training objects")
+
+# --- 2. RoIPool against RoIAlign ----------------------------------------------------------------------------
+# Both cut a fixed grid (here 3 x 3 bins) out of a feature map for any box. RoIPool (Fast R-CNN)
+# rounds the box to whole feature cells and each bin to whole cells, then takes the maximum: at
+# stride 8 a rounding of half a cell moves the features by 4 image pixels, which hardly matters to a
+# class but ruins a mask. RoIAlign (Mask R-CNN) rounds nothing: each bin averages a few points
+# (2 x 2 here) read off the map by bilinear interpolation, so the output follows the box smoothly.
+def pool_bins(start, end, bins):
+    """RoIPool's bins along one axis, in whole cells [lo, hi): the box rounded to cells, at least one
+    cell long, bin p covering floor(p * s) .. ceil((p + 1) * s) cells from the start (s = length / bins)."""
+    start, end = np.floor(start + 0.5), np.floor(end + 0.5)
+    step = max(end - start + 1, 1) / bins
+    return [(start + np.floor(p * step), start + np.ceil((p + 1) * step)) for p in range(bins)]
+
+
+def draw_roi_comparison():
+    """One box on a small feature map: RoIPool's snapped bins, RoIAlign's exact bins and sample points,
+    how one output moves as the box slides, and the two 3 x 3 results."""
+    yy, xx = np.mgrid[:8, :8]
+    feature = np.sin(xx / 2.0) + np.cos(yy / 3.0) + 0.3 * xx     # a smooth 8 x 8 "feature map"
+    box, bins, samples = (1.3, 0.8, 6.1, 5.4), 3, 2
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4.2))
+    for ax, title in zip(axes[:2], ["RoIPool: the box and its bins snapped to cells",
+                                    "RoIAlign: exact bins, 2 x 2 bilinear samples each"]):
+        ax.imshow(feature, cmap="viridis", extent=(0, 8, 8, 0))
+        width, height = box[2] - box[0], box[3] - box[1]
+        ax.add_patch(plt.Rectangle(box[:2], width, height, fill=False, ec="white", ls="--", lw=2))
+        ax.set_title(title, fontsize=10)
+    for x_lo, x_hi in pool_bins(box[0], box[2], bins):
+        for y_lo, y_hi in pool_bins(box[1], box[3], bins):
+            axes[0].add_patch(plt.Rectangle((x_lo, y_lo), x_hi - x_lo, y_hi - y_lo, fill=False, ec="red"))
+    # aligned=True reads the map with pixel centres at half-integers, the coordinates drawn here
+    bin_w, bin_h = (box[2] - box[0]) / bins, (box[3] - box[1]) / bins
+    for p in range(bins + 1):
+        axes[1].plot([box[0] + p * bin_w] * 2, [box[1], box[3]], color="red", lw=1)
+        axes[1].plot([box[0], box[2]], [box[1] + p * bin_h] * 2, color="red", lw=1)
+    offsets = (np.arange(bins * samples) + 0.5) / samples
+    sx, sy = np.meshgrid(box[0] + offsets * bin_w, box[1] + offsets * bin_h)
+    axes[1].scatter(sx, sy, color="white", s=12)
+    # how bin (0, 0) responds when the box slides right by a fraction of a cell
+    shifts = np.linspace(0, 2, 81)
+    feature_t = tg.tensor(feature[None, None])
+    boxes = np.array([[0, box[0] + s, box[1], box[2] + s, box[3]] for s in shifts])   # (K, 5): image, box
+    pooled = F.roi_pool(feature_t, boxes, bins).numpy()[:, 0, 0, 0]
+    aligned = F.roi_align(feature_t, boxes, bins, sampling_ratio=samples, aligned=True).numpy()[:, 0, 0, 0]
+    axes[2].plot(shifts, pooled, label="RoIPool (max over snapped cells)")
+    axes[2].plot(shifts, aligned, label="RoIAlign (average of bilinear samples)")
+    axes[2].set_xlabel("box shifted right by (feature cells)")
+    axes[2].set_title("output of bin (0, 0) as the box slides", fontsize=10)
+    axes[2].legend(fontsize=8)
+    one = np.array([[0, *box]])
+    grids = [F.roi_pool(feature_t, one, bins).numpy()[0, 0],
+             F.roi_align(feature_t, one, bins, sampling_ratio=samples, aligned=True).numpy()[0, 0]]
+    side_by_side = np.concatenate([grids[0], np.full((bins, 1), np.nan), grids[1]], axis=1)
+    axes[3].imshow(side_by_side, cmap="viridis", vmin=feature.min(), vmax=feature.max())
+    axes[3].set_title("the 3 x 3 outputs: RoIPool | RoIAlign", fontsize=10)
+    axes[3].axis("off")
+    save_figure(fig, args.out, "roipool_vs_roialign.png")
+    plt.close(fig)
+
+
+draw_roi_comparison()
+
+# --- 3. A pretrained backbone -------------------------------------------------------------------------------
+# The backbone is a small ResNet body (stem + two stages) with one feature map at stride 8: 16 x 16
+# cells for a 128-pixel image. Matterport's starts from ImageNet or COCO weights, so that its
+# "heads first" stage trains new heads on features that already mean something. Our stand-in: train
+# the same ResNet, with a classifier head, to say which shapes each image contains (a multi-label
+# task, binary cross-entropy per class). It takes seconds, and it also leaves the batch norm layers
+# with running statistics of these images, which the frozen backbone will use in the heads stage.
+config = MaskRCNNConfig(num_classes=len(vocab), image_size=size)
+started = time.perf_counter()
+classifier = backbone_resnet(config, num_classes=len(vocab) - 1, multi_label=True)
+backbone_history = pretrain_backbone(classifier, train_samples, config, epochs["backbone"], 3e-3,
+                                     batch_size=2 * batch, log_every=25)
+print(f"backbone pretrained: presence loss {backbone_history[-1]['presence']:.3f}")
+
+# --- 4. The model -------------------------------------------------------------------------------------------
+# Each of the 16 x 16 cells has 5 anchor sizes (8 to 128 pixels) x 3 shapes (width/height 0.5, 1,
+# 2) = 15 anchors. Matterport uses a five-level feature pyramid instead; one level is far cheaper
+# and enough for objects of 20 to 50 pixels.
+model = MaskRCNN(config, backbone=classifier.body)
+print(f"{len(model.anchors)} anchors; {sum(p.numel() for p in model.parameters())} parameters")
+
+
+# --- 5. Training by stages ----------------------------------------------------------------------------------
+# model.losses(images, targets) returns the five losses of a batch:
+#   rpn_objectness  is each sampled anchor an object? (256 anchors per image, at most half positive)
+#   rpn_box         how to move the positive anchors onto their objects (smooth L1 on the deltas)
+#   head_class      the class of each sampled ROI (32 per image, a third positive) or background
+#   head_box        the refined box of positive ROIs, read from the deltas of their true class
+#   mask            per-pixel cross-entropy of the 28 x 28 mask of the true class, positive ROIs only
+# The train() loop sums them, backpropagates, clips the gradient norm at 5 and steps AdamW on a
+# one-cycle schedule. The stages follow Matterport: first only the heads (RPN, box and mask heads)
+# learn while the backbone is frozen (its batch norm statistics too), so that the large, random
+# gradients of brand-new heads do not wreck the pretrained features; then every layer, at a lower
+# learning rate.
+history = train(model, train_samples, "heads", epochs["heads"], 2e-3, batch_size=batch, log_every=25)
+heads_steps = len(history)
+history += train(model, train_samples, "all", epochs["all"], 1e-3, batch_size=batch, log_every=25, seed=1)
+minutes = (time.perf_counter() - started) / 60
+print(f"training: {len(backbone_history)} backbone steps, then {len(history)} Mask R-CNN steps of {batch} "
+      f"images, in {minutes:.1f} min")
+
+fig, ax = plt.subplots(figsize=(8, 4))
+for name in history[0]:
+    if name != "seconds":
+        values = np.array([h[name] for h in history])
+        smooth = np.convolve(values, np.ones(5) / 5, mode="valid") if len(values) >= 5 else values
+        ax.plot(smooth, label=name)
+ax.axvline(heads_steps, color="gray", ls=":", label="unfreeze all")
+ax.set_xlabel("step")
+ax.set_ylabel("loss (moving average of 5)")
+ax.legend(fontsize=8)
+save_figure(fig, args.out, "losses.png")
+plt.close(fig)
+
+# --- 6. Evaluation ------------------------------------------------------------------------------------------
+# COCO's mAP averages the precision over recall levels, classes and IoU thresholds 0.5 to 0.95: a
+# detection counts at threshold t when its mask (segm) or box (bbox) overlaps an unmatched object
+# of its class by IoU >= t. AP50 is the lenient end, AP75 the strict one. The Matterport notebook
+# reports the VOC-style AP at IoU 0.5 averaged over images.
+scores = evaluate(model, valid_samples, valid_coco, valid_json)
+print("masks (segm):\n" + format_summary(scores["segm"]))
+for kind in ("segm", "bbox"):
+    print(f"{kind}: " + "  ".join(f"{name} {scores[kind][name]:.3f}" for name in ("AP", "AP50", "AP75")))
+print(f"VOC mask AP50 (mean over images): {scores['voc_ap50']:.3f}; training took {minutes:.1f} min")
+
+# --- 7. Predictions -----------------------------------------------------------------------------------------
+# model.detect: proposals -> box head -> for every class its own refined box, scored by the class's
+# probability; per-class NMS; then the mask head on the kept boxes, and each detection's 28 x 28 mask
+# of its class resized bilinearly into its box and thresholded at 0.5.
+COLORS = np.array([[0.9, 0.1, 0.1], [0.1, 0.6, 1.0], [1.0, 0.8, 0.0], [0.2, 0.9, 0.3], [0.8, 0.3, 1.0]])
+
+
+def draw_instances(ax, image, found, title):
+    """The image with each detection's mask tinted, its box, and 'class score'."""
+    shown = image.astype(np.float64) / 255
+    for k, mask in enumerate(found["masks"]):
+        shown[mask] = 0.5 * shown[mask] + 0.5 * COLORS[k % len(COLORS)]
+    ax.imshow(shown)
+    for k, (x1, y1, x2, y2) in enumerate(found["boxes"]):
+        color = COLORS[k % len(COLORS)]
+        ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=color, lw=1.5))
+        score = f" {found['scores'][k]:.2f}" if "scores" in found else ""
+        ax.text(x1, y1 - 1, vocab[found["labels"][k]] + score, color="white", fontsize=7,
+                bbox=dict(facecolor=color, alpha=0.7, pad=1, lw=0))
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+
+
+shown = valid_samples[:4]
+detections = predict(model, shown, score_threshold=0.5)
+fig, axes = plt.subplots(2, len(shown), figsize=(3.2 * len(shown), 6.6), squeeze=False)
+for k, (sample, found) in enumerate(zip(shown, detections)):
+    truth = {"boxes": sample["boxes"], "labels": sample["labels"], "masks": sample["instance_masks"] > 0}
+    draw_instances(axes[0, k], sample["image"], truth, "ground truth")
+    draw_instances(axes[1, k], sample["image"], found, "predicted (score > 0.5)")
+save_figure(fig, args.out, "predictions.png")
+plt.close(fig)
+
+# --- 8. Your own image --------------------------------------------------------------------------------------
+# The model only knows 128-pixel images of flat shapes; any picture is resized to that square.
+if args.image:
+    from PIL import Image
+    picture = np.asarray(Image.fromarray(read_image(args.image)).resize((size, size), Image.BILINEAR))
+    found = model.detect(prepare_images([picture], config), score_threshold=0.5)[0]
+    named = [f"{vocab[c]} {s:.2f}" for c, s in zip(found["labels"], found["scores"])]
+    print(f"{args.image}: " + (", ".join(named) if named else "nothing found above 0.5"))
+    fig, ax = plt.subplots(figsize=(4, 4))
+    draw_instances(ax, picture, found, os.path.basename(args.image))
+    save_figure(fig, args.out, "your_image.png")
+    plt.close(fig)
