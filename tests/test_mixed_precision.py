@@ -161,3 +161,14 @@ def test_batch_norm_keeps_float32_weights_and_statistics_in_a_cnn():
     assert seen == {"conv": {f16}, "bn": {f32}, "stats": {f32}, "bn_out": {f16}}
     assert all(p.dtype == f32 for p in learn.model.parameters())
     assert learn.recorder.values[-1]["valid_loss"] < learn.recorder.values[0]["train_loss"]
+
+
+@pytest.mark.parametrize("device", ["cpu", "emu"])
+@pytest.mark.parametrize("bad", [None, np.inf, -np.inf, np.nan])
+def test_any_nonfinite_on_each_device(device, bad):
+    """The overflow check: NumPy on the CPU, the non-finite-check kernel on 'emu' (and 'cuda')."""
+    from tinygrad_cv.train.mixed_precision import any_nonfinite
+    grads = [np.ones((3, 5), np.float32), np.zeros(7, np.float32)]
+    if bad is not None:
+        grads[1][4] = bad
+    assert any_nonfinite([(device, g) for g in grads]) == (bad is not None)

@@ -14,6 +14,7 @@ S is halved; after ``growth_interval`` clean steps in a row S is doubled.
 """
 import numpy as np
 
+from ..backend import launch
 from ..nn import BatchNorm2d
 from ..tensor import Tensor
 from .callbacks import Callback, CancelStepException
@@ -110,11 +111,12 @@ class MixedPrecision(Callback):
     def after_backward(self):
         """Back to the float32 masters; their gradients unscaled in float32; skip the step on overflow."""
         self._leave_half()
-        inverse, found_inf = 1.0 / self.scaler.scale, False
+        inverse, grads = np.float32(1.0 / self.scaler.scale), []
         for p in self.learn.model.parameters():
             if p.grad is not None:
-                p.grad.data = p.grad.data.astype(np.float32) * np.float32(inverse)
-                found_inf = found_inf or not bool(p.xp.isfinite(p.grad.data).all())
+                p.grad.data = p.grad.data.astype(np.float32) * inverse
+                grads.append((p.device, p.grad.data))
+        found_inf = any_nonfinite(grads)
         self.scaler.update(found_inf)
         if found_inf:
             raise CancelStepException()
@@ -124,3 +126,11 @@ class MixedPrecision(Callback):
 
     def after_fit(self):
         self._leave_half()
+
+
+def any_nonfinite(device_arrays):
+    """True when any of the (device, array) pairs holds an inf or NaN: NumPy on the CPU; on 'cuda' and
+    'emu' the non-finite-check kernel, one flag for all arrays and one read back."""
+    on_cpu = [a for device, a in device_arrays if device == "cpu"]
+    on_gpu = [a for device, a in device_arrays if device != "cpu"]
+    return any(not bool(np.isfinite(a).all()) for a in on_cpu) or (bool(on_gpu) and launch.has_nonfinite(on_gpu))
