@@ -20,7 +20,7 @@ $(STAMP_DEV): pyproject.toml | $(PY)
 	touch $@ $(STAMP_RUN)
 
 demo: $(STAMP_RUN)
-	$(PY) lessons/01_tensors_autograd.py
+	$(PY) lessons/06_planet_multilabel.py
 
 lint: $(STAMP_DEV)
 	$(PY) -m ruff check tinygrad_cv tests lessons benchmarks
