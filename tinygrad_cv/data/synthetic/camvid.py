@@ -285,7 +285,7 @@ def draw_scene(rng, width):
     paint_ground(canvas, rng, street)
     paint_lane_markings(canvas, rng, street)
     for side in (0, 1):
-        if rng.random() < 0.35:
+        if rng.random() < 0.5:
             paint_fence(canvas, rng, street, side)
         for _ in range(rng.integers(0, 3)):
             paint_tree(canvas, rng, street, side)
