@@ -174,3 +174,9 @@ def test_bad_shapes_raise():
         B.nms(np.zeros((2, 4)), np.zeros(3), 0.5)
     with pytest.raises(ValueError, match="mask_iou"):
         B.mask_iou(np.zeros((2, 3, 3)), np.zeros((2, 3, 4)))
+
+
+def test_mask_iou_with_an_empty_stack_is_an_empty_matrix():
+    masks = np.zeros((2, 5, 6), dtype=bool)
+    assert B.mask_iou(masks[:0], masks).shape == (0, 2)
+    assert B.mask_iou(masks, masks[:0]).shape == (2, 0)

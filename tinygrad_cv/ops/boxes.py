@@ -87,8 +87,8 @@ def mask_iou(masks1, masks2):
     xp = _xp(masks1)
     pixels = masks1.shape[1] * masks1.shape[2]
     dtype = np.float32 if pixels < 2 ** 24 else np.float64   # counts of 0/1 stay exact below 2^24
-    flat1 = (masks1.reshape(len(masks1), -1) != 0).astype(dtype)
-    flat2 = (masks2.reshape(len(masks2), -1) != 0).astype(dtype)
+    flat1 = (masks1.reshape(len(masks1), pixels) != 0).astype(dtype)   # explicit size: N or M may be 0
+    flat2 = (masks2.reshape(len(masks2), pixels) != 0).astype(dtype)
     inter = flat1 @ flat2.T
     union = flat1.sum(axis=1)[:, None] + flat2.sum(axis=1)[None, :] - inter
     return _safe_ratio(xp, inter, union)
