@@ -237,8 +237,8 @@ def test_lr_find_sweeps_exponentially_and_restores_weights_and_optimiser(tmp_pat
     assert os.path.getsize(tmp_path / "lr_find.png") > 1000
 
 
-def test_lr_find_stops_when_the_loss_explodes():
-    learn = make_learner()
+def test_lr_find_stops_when_the_loss_explodes(tmp_path):
+    learn = make_learner(path=tmp_path)
     learn.lr_find(start_lr=1e-3, end_lr=1e5, num_it=100)
     finder = learn.lr_finder
     assert len(finder.losses) < 100
@@ -246,8 +246,8 @@ def test_lr_find_stops_when_the_loss_explodes():
     assert all(loss <= 4 * finder.best for loss in finder.losses[:-1])
 
 
-def test_lr_finder_smoothing_is_debiased():
-    learn = make_learner()
+def test_lr_finder_smoothing_is_debiased(tmp_path):
+    learn = make_learner(path=tmp_path)
     learn.lr_find(start_lr=1e-6, end_lr=1e-5, num_it=12)
     raw = learn.recorder.losses
     average, smoothed = 0.0, []
