@@ -90,7 +90,8 @@ print("im2col by strides == the loop definition == sliding_window_view")
 
 # The figure: the image and its patch matrix, with one window (output pixel (1, 2)) highlighted in both.
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [5, 9]})
-chosen = 1 * wo + 2
+chosen_row, chosen_col = 1, 2
+chosen = chosen_row * wo + chosen_col                                   # its column in the patch matrix
 axes[0].imshow(tiny[0, 0], cmap="Blues", alpha=0.35)
 axes[1].imshow(cols[0], cmap="Blues", alpha=0.35)
 window = cols[0][:, chosen].astype(int)
@@ -99,7 +100,7 @@ for (r, c), value in np.ndenumerate(tiny[0, 0].astype(int)):
                  color="tab:red" if value in window else "black")
 for (r, c), value in np.ndenumerate(cols[0].astype(int)):
     axes[1].text(c, r, value, ha="center", va="center", color="tab:red" if c == chosen else "black")
-axes[0].add_patch(plt.Rectangle((1.5, 0.5), 3, 3, fill=False, lw=2, ec="tab:red"))
+axes[0].add_patch(plt.Rectangle((chosen_col - 0.5, chosen_row - 0.5), 3, 3, fill=False, lw=2, ec="tab:red"))
 axes[1].add_patch(plt.Rectangle((chosen - 0.5, -0.5), 1, 9, fill=False, lw=2, ec="tab:red"))
 axes[0].set_title("5x5 image (values = positions)")
 axes[1].set_title("im2col: one 3x3 patch per column (9 = 3x3 outputs)")
