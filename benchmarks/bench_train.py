@@ -4,10 +4,12 @@
               global average pool, linear to 17, sigmoid BCE, SGD with momentum; batch 32 at 3x64x64.
   U-Net:      our U-Net on that encoder; batch 8 at 3x128x128, 12 classes, cross-entropy.
 
-Each (framework, model) runs in its own process, so that peak memory is its own: we report the
-growth of the peak resident set over the resident set just before the first step.
+Each (framework, model) runs in its own process, so that peak memory is its own (and idle threads of
+one library cannot slow the other): we report the growth of the peak resident set over the resident
+set just before the first step. PyTorch gets as many threads as NumPy's BLAS: OPENBLAS_NUM_THREADS if
+set, else every core.
 
-    python benchmarks/bench_train.py [--steps N] [--json PATH] [--quick]
+    [OPENBLAS_NUM_THREADS=1] python benchmarks/bench_train.py [--steps N] [--json PATH] [--quick]
 """
 import argparse
 import json
@@ -20,6 +22,10 @@ import time
 import numpy as np
 
 CONFIGS = {"resnet": dict(batch=32, size=64, classes=17), "unet": dict(batch=8, size=128, classes=12)}
+
+
+def threads():
+    return int(os.environ.get("OPENBLAS_NUM_THREADS", os.cpu_count()))
 
 
 def rss_mib():
@@ -72,7 +78,7 @@ def torch_step(kind, cfg):
     from torch import nn
 
     torch.manual_seed(0)
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(threads())
 
     def conv_bn(cin, cout, k=3, stride=1, relu=True):
         layers = [nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout)]
@@ -179,7 +185,7 @@ def main():
         frameworks = ("ours",)
         print("torch is not importable: showing our figures only (pip install torch==2.13.0)")
     results = {}
-    print(f"training step, median of {steps} after a warm-up; {os.cpu_count()} threads")
+    print(f"training step, median of {steps} after a warm-up; {threads()} thread(s)")
     print(f"{'model':<8}{'ours ms':>9}{'torch ms':>10}{'ratio':>7}{'ours MiB':>10}{'torch MiB':>11}{'ratio':>7}"
           f"{'params (ours/torch)':>22}")
     for kind in CONFIGS:
