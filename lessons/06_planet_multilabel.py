@@ -15,7 +15,6 @@ The steps, as in the fastai lesson:
 
     python lessons/06_planet_multilabel.py [--quick] [--out DIR] [--data DIR]
 """
-import argparse
 import os
 import time
 from functools import partial
@@ -30,20 +29,15 @@ from tinygrad_cv.data.synthetic import make_planet
 from tinygrad_cv.metrics import accuracy_multi, fbeta
 from tinygrad_cv.models import resnet_small
 from tinygrad_cv.train import Learner
-from lesson_utils import pyplot, save_figure
+from lesson_utils import parse_args, pyplot, save_figure
 
-parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("--quick", action="store_true", help="a small, fast run (used by the tests)")
-parser.add_argument("--out", default=os.path.join("out", "06_planet_multilabel"))
-parser.add_argument("--data", default=os.path.join("out", "data", "planet"), help="where the data is generated")
-args = parser.parse_args()
-os.makedirs(args.out, exist_ok=True)
+args = parse_args(__doc__, "06_planet_multilabel", data="planet")
 started = time.time()
 tg.manual_seed(0)
 
 # Sizes: the full run is what the README reports; --quick only proves that every step runs.
-n_images, small, large, batch = (96, 32, 48, 16) if args.quick else (2000, 64, 128, 64)
-epochs_small, epochs_large = (1, 1) if args.quick else (8, 4)
+n_images, small, large, batch = (48, 32, 48, 16) if args.quick else (2000, 64, 128, 64)
+epochs_small, epochs_large = (1, 1) if args.quick else (8, 2)
 data_dir = os.path.join(args.out, "data") if args.quick else args.data
 
 # --- 1. The data -------------------------------------------------------------------------------
@@ -72,7 +66,7 @@ print(f"figure: {dls.show_batch(os.path.join(args.out, 'batch.png'), n=8)}")
 # --- 2. The model and the loss -----------------------------------------------------------------
 # Multi-label: 17 independent yes/no questions. binary_cross_entropy_with_logits applies the sigmoid
 # inside the loss in a numerically stable form, so the model outputs raw logits.
-model = resnet_small(len(recipe.vocab), width=16 if args.quick else 32, multi_label=True)
+model = resnet_small(len(recipe.vocab), width=8 if args.quick else 16, multi_label=True)
 
 # `partial` fixes a metric's threshold: fbeta(pred, targ, beta=2, thresh=0.2) becomes a function of
 # (pred, targ) alone, which is what the Learner calls.
@@ -83,7 +77,7 @@ learn = Learner(dls, model, F.binary_cross_entropy_with_logits, metrics=[acc, f2
 # --- 3. The LR finder, then one-cycle ------------------------------------------------------------
 # Raise the learning rate exponentially batch after batch and watch the loss: pick a rate where it
 # still falls steeply, before it blows up. Weights are restored afterwards.
-suggestion = learn.lr_find(num_it=10 if args.quick else 100)
+suggestion = learn.lr_find(num_it=12 if args.quick else 100)
 print(f"LR finder suggests: valley {suggestion.valley:.2e}, steep {suggestion.steep:.2e}")
 print(f"figure: {os.path.join(args.out, 'lr_find.png')}")
 lr = float(np.clip(suggestion.valley, 1e-3, 1e-2))

@@ -11,7 +11,6 @@ connections), which still know *where* things are. We train both and compare.
 
     python lessons/08_camvid_unet.py [--quick] [--out DIR] [--data DIR]
 """
-import argparse
 import os
 import time
 from functools import partial
@@ -26,17 +25,12 @@ from tinygrad_cv.data.synthetic import make_camvid
 from tinygrad_cv.metrics import AccIgnore, MeanIoU
 from tinygrad_cv.models import resnet_small, unet_resnet
 from tinygrad_cv.train import Learner
-from lesson_utils import pyplot, save_figure
+from lesson_utils import parse_args, pyplot, save_figure
 
-parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("--quick", action="store_true", help="a small, fast run (used by the tests)")
-parser.add_argument("--out", default=os.path.join("out", "08_camvid_unet"))
-parser.add_argument("--data", default=os.path.join("out", "data", "camvid"), help="where the data is generated")
-args = parser.parse_args()
-os.makedirs(args.out, exist_ok=True)
+args = parse_args(__doc__, "08_camvid_unet", data="camvid")
 tg.manual_seed(0)
 
-n_images, size, batch, epochs, width = (24, 32, 8, 1, 8) if args.quick else (600, 128, 8, 12, 32)
+n_images, size, batch, epochs, width = (24, 32, 8, 1, 8) if args.quick else (600, 128, 8, 10, 16)
 data_dir = os.path.join(args.out, "data") if args.quick else args.data
 
 # --- 1. The data: CamVid's layout ---------------------------------------------------------------
@@ -47,7 +41,8 @@ recipe = camvid_recipe(path)
 codes = [line.strip() for line in open(os.path.join(path, "codes.txt")) if line.strip()]
 void_code = codes.index("Void")
 print(recipe, f"\n{len(codes)} classes; Void is class {void_code}")
-dls = recipe.dataloaders(batch_size=batch, size=size, seed=0)
+# CamVid frames are 4:3; (height, width) keeps that shape instead of squashing them square.
+dls = recipe.dataloaders(batch_size=batch, size=(3 * size // 4, size), seed=0)
 print(f"figure: {dls.show_batch(os.path.join(args.out, 'batch.png'), n=6)}")
 
 # --- 2. Metrics that ignore Void ----------------------------------------------------------------

@@ -17,7 +17,6 @@ tinygrad_cv/models/mask_rcnn/. This lesson trains one on the CPU in a few minute
 
     python lessons/11_instance_segmentation.py [--quick] [--out DIR] [--data DIR] [--image PATH]
 """
-import argparse
 import os
 import time
 
@@ -38,15 +37,10 @@ from tinygrad_cv.metrics import format_summary  # noqa: E402
 from tinygrad_cv.models.mask_rcnn import (MaskRCNN, MaskRCNNConfig, backbone_resnet, evaluate,  # noqa: E402
                                           load_coco_instances, predict, prepare_images, pretrain_backbone,
                                           train)
-from lesson_utils import pyplot, save_figure  # noqa: E402
+from lesson_utils import parse_args, pyplot, save_figure  # noqa: E402
 
-parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("--quick", action="store_true", help="a small, fast run (used by the tests)")
-parser.add_argument("--out", default=os.path.join("out", "11_instance_segmentation"), help="figures go here")
-parser.add_argument("--data", default=os.path.join("out", "data", "shapes"), help="data folder")
-parser.add_argument("--image", help="an image file of your own to run the trained model on")
-args = parser.parse_args()
-os.makedirs(args.out, exist_ok=True)
+args = parse_args(__doc__, "11_instance_segmentation", data="shapes", configure=lambda parser: parser.add_argument(
+    "--image", help="an image file of your own to run the trained model on"))
 tg.manual_seed(0)
 plt = pyplot()
 
