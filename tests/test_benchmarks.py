@@ -1,0 +1,19 @@
+"""The benchmarks keep running: each --quick run exits cleanly and writes its JSON results."""
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.mark.parametrize("name", ["bench_autograd", "bench_ops", "bench_data"])
+def test_benchmark_quick_run_writes_json(name, tmp_path):
+    out = tmp_path / "results.json"
+    result = subprocess.run([sys.executable, str(BENCHMARKS / f"{name}.py"), "--quick", "--json", str(out)],
+                            capture_output=True, text=True, timeout=300, cwd=BENCHMARKS.parent)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip(), f"{name} printed no table"
+    assert json.loads(out.read_text())
