@@ -9,6 +9,7 @@ Every differentiable op is a subclass of ``Function`` with two methods written a
 ``Function.apply(*tensors, **params)`` runs forward on the tensors' arrays and, when a gradient is
 wanted, links the result to ``ctx`` so that ``Tensor.backward`` can walk the graph back.
 """
+import abc
 import contextlib
 import gc
 
@@ -33,7 +34,7 @@ def no_grad():
         _grad_enabled = previous
 
 
-class Function:
+class Function(abc.ABC):
     """One differentiable op. Subclasses define ``forward`` and ``backward``; ``apply`` runs it."""
 
     def save(self, *arrays):
@@ -58,11 +59,13 @@ class Function:
             out._ctx = ctx
         return out
 
+    @abc.abstractmethod
     def forward(self, *arrays, **params):
-        raise NotImplementedError(f"{type(self).__name__} must define forward")
+        """The op on the inputs' arrays (through ``self.xp``); returns the output array."""
 
+    @abc.abstractmethod
     def backward(self, grad):
-        raise NotImplementedError(f"{type(self).__name__} must define backward")
+        """One gradient array (or None) per tensor input, given the gradient of the output."""
 
 
 def sum_to_shape(xp, grad, shape):

@@ -4,6 +4,7 @@ A ``Metric`` has ``reset()``, ``accumulate(pred, targ)`` (raw model outputs and 
 and ``value``. A plain function ``f(pred, targ) -> float`` becomes one through ``AvgMetric``, which
 weights each batch by its size, so the epoch's value is the mean over samples, not over batches.
 """
+import abc
 import functools
 
 import numpy as np
@@ -12,20 +13,23 @@ from .. import backend
 from ..tensor import Tensor
 
 
-class Metric:
+class Metric(abc.ABC):
     """Base class: subclasses define ``reset``, ``accumulate``, ``value`` and a ``name`` for tables."""
 
     name = "metric"
 
+    @abc.abstractmethod
     def reset(self):
-        raise NotImplementedError(f"{type(self).__name__} must define reset")
+        """Forget what was accumulated (called before each epoch)."""
 
+    @abc.abstractmethod
     def accumulate(self, pred, targ):
-        raise NotImplementedError(f"{type(self).__name__} must define accumulate")
+        """Add one batch's raw model outputs and targets."""
 
     @property
+    @abc.abstractmethod
     def value(self):
-        raise NotImplementedError(f"{type(self).__name__} must define value")
+        """The metric over everything accumulated since ``reset``."""
 
 
 class AvgMetric(Metric):

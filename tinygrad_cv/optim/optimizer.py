@@ -4,6 +4,7 @@ A subclass defines ``update(group, param, grad, state)``, which changes ``param.
 ``grad`` (an array) and the per-parameter ``state`` dict. ``step`` calls it for every parameter that
 has a gradient, on raw arrays: no graph is built and nothing loops over elements in Python.
 """
+import abc
 import numbers
 
 import numpy as np
@@ -12,7 +13,7 @@ from .. import backend
 from ..tensor import Tensor
 
 
-class Optimizer:
+class Optimizer(abc.ABC):
     """Base class. ``params`` is an iterable of Tensors, or a list of dicts (parameter groups), each
     with a ``"params"`` list and optional hyper-parameters overriding the defaults, as in PyTorch."""
 
@@ -75,8 +76,9 @@ class Optimizer:
                 if p.grad is not None:
                     self.update(group, p, p.grad.data, self.state.setdefault(p, {}))
 
+    @abc.abstractmethod
     def update(self, group, param, grad, state):
-        raise NotImplementedError(f"{type(self).__name__} must define update(group, param, grad, state)")
+        """Change ``param.data`` in place from ``grad`` and the per-parameter ``state`` dict."""
 
     # ------------------------------------------------------------------ schedules
     def get_momentum(self, group):
