@@ -201,6 +201,10 @@ extern "C" __global__ void shifted(const float* x, float* y, int n, int shift) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) y[i + shift] = x[i];
 }
+extern "C" __global__ void scales_one_too_many(const float* x, float* y, float f, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i <= n) y[i] = f * x[i];
+}
 extern "C" __global__ void reads_past(const float* x, float* y, int n) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) y[i] = x[i + 1];
@@ -214,6 +218,13 @@ def test_out_of_bounds_writes_are_caught(shift, where):
     with pytest.raises(RuntimeError, match=f"out-of-bounds write to argument y .*{where}"):
         kernel(OFF_BY_ONE, "shifted")((1,), (32,), (x, y, i32(10), i32(shift)))
     np.testing.assert_array_equal(y, 0)  # a failed launch does not copy its results back
+
+
+def test_a_write_of_poison_copied_from_another_guard_is_caught():
+    """x[n] is x's guard (NaN bits 0xFFFFFFFF) and f * NaN keeps those bits: y's guard must differ."""
+    x, y = np.ones(64, f32), np.zeros(64, f32)
+    with pytest.raises(RuntimeError, match="out-of-bounds write to argument y .*past its end"):
+        kernel(OFF_BY_ONE, "scales_one_too_many")((2,), (64,), (x, y, f32(2.0), i32(64)))
 
 
 def test_out_of_bounds_reads_see_nan():

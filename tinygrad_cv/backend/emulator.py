@@ -15,8 +15,10 @@ what a GPU would not report, or would report as a crash or silently wrong number
   passes it as a double), so only ``np.float32(x)`` is accepted there, ``np.int32(n)`` for ``int``;
 - the launch: block size against the limits and the kernel's ``__launch_bounds__``;
 - out-of-bounds accesses: each array is copied into a buffer with guard bytes before and after it.
-  The guards hold 0xFF bytes (NaN as float, -1 as int), so an out-of-bounds read poisons the result,
-  and a write that changes a guard raises an error after the launch;
+  The first array's guards hold 0xFF bytes (NaN as float, -1 as int), so an out-of-bounds read
+  poisons the result; each further array's guards hold another byte (0xFE, 0xFD, ...), so that even
+  a write copying one guard's bytes into another changes it, and any changed guard raises an error
+  after the launch;
 - data races: a byte of an output that two threads change without an atomic (and, within a block,
   without a ``__syncthreads`` between them). This compares memory after every thread, so it runs
   when it is cheap (small launches) or when asked for with ``check_races=True``.
@@ -180,11 +182,11 @@ def _dim3(value, what, kernel):
 class _Staged:
     """An array argument copied between guard bytes; ``slot`` holds the pointer the kernel receives."""
 
-    def __init__(self, array):
-        self.array = array
+    def __init__(self, array, guard):
+        self.array, self.guard = array, guard
         self.nbytes = array.nbytes
         self.buffer = np.empty(self.nbytes + 2 * GUARD_BYTES, dtype=np.uint8)
-        self.buffer[:GUARD_BYTES] = self.buffer[GUARD_BYTES + self.nbytes:] = GUARD_VALUE
+        self.buffer[:GUARD_BYTES] = self.buffer[GUARD_BYTES + self.nbytes:] = guard
         self.interior[:] = array.reshape(-1).view(np.uint8)
         self.address = self.buffer.ctypes.data + GUARD_BYTES
         self.slot = np.array([self.address], dtype=np.uintp)
@@ -195,8 +197,8 @@ class _Staged:
 
     def guard_damage(self):
         """Byte offsets (relative to the array's start and end) of changed guard bytes, or None."""
-        before = np.flatnonzero(self.buffer[:GUARD_BYTES] != GUARD_VALUE)
-        after = np.flatnonzero(self.buffer[GUARD_BYTES + self.nbytes:] != GUARD_VALUE)
+        before = np.flatnonzero(self.buffer[:GUARD_BYTES] != self.guard)
+        after = np.flatnonzero(self.buffer[GUARD_BYTES + self.nbytes:] != self.guard)
         if before.size == 0 and after.size == 0:
             return None
         first_before = int(before[0]) - GUARD_BYTES if before.size else None
@@ -224,7 +226,7 @@ class EmuKernel:
         for param, arg in zip(params, args):
             if param.pointer:
                 self._check_array(param, arg, staged)
-                staged.append((param, _Staged(arg)))
+                staged.append((param, _Staged(arg, GUARD_VALUE - len(staged) % 64)))
                 slots.append(staged[-1][1].slot)
             else:
                 slots.append(np.array(self._check_scalar(param, arg)))
