@@ -279,15 +279,7 @@ def test_conv2d_matches_pytorch(kwargs):
     rng = np.random.default_rng(6)
     x, w, b = rng.standard_normal((2, 6, 9, 8)), rng.standard_normal((9, 6 // kwargs.get("groups", 1), 3, 2)), \
         rng.standard_normal(9)
-    ours = tensors(x, w, b, requires_grad=True)
-    theirs = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
-    out, ref = F.conv2d(*ours, **kwargs), torch.nn.functional.conv2d(*theirs, **kwargs)
-    gy = rng.standard_normal(out.shape)
-    out.backward(gy)
-    ref.backward(torch.tensor(gy))
-    np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), rtol=1e-10, atol=1e-10)
-    for a, t in zip(ours, theirs):
-        np.testing.assert_allclose(a.grad.numpy(), t.grad.numpy(), rtol=1e-10, atol=1e-10)
+    assert_matches_torch(torch, F.conv2d, torch.nn.functional.conv2d, (x, w, b), rng, kwargs)
 
 
 def test_conv_transpose2d_matches_pytorch():
@@ -295,9 +287,14 @@ def test_conv_transpose2d_matches_pytorch():
     rng = np.random.default_rng(7)
     x, w, b = rng.standard_normal((2, 4, 5, 3)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal(6)
     kwargs = dict(stride=(2, 3), padding=(1, 0), output_padding=(1, 2), groups=2, dilation=(1, 2))
-    ours = tensors(x, w, b, requires_grad=True)
-    theirs = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
-    out, ref = F.conv_transpose2d(*ours, **kwargs), torch.nn.functional.conv_transpose2d(*theirs, **kwargs)
+    assert_matches_torch(torch, F.conv_transpose2d, torch.nn.functional.conv_transpose2d, (x, w, b), rng, kwargs)
+
+
+def assert_matches_torch(torch, ours_fn, torch_fn, arrays, rng, kwargs):
+    """Same float64 output and input gradients as PyTorch for a random upstream gradient."""
+    ours = tensors(*arrays, requires_grad=True)
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out, ref = ours_fn(*ours, **kwargs), torch_fn(*theirs, **kwargs)
     gy = rng.standard_normal(out.shape)
     out.backward(gy)
     ref.backward(torch.tensor(gy))
