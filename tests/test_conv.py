@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 import tinygrad_cv as tg
 import tinygrad_cv.functional as F
 from conftest import DEVICES
+from tinygrad_cv.backend import threads
 from tinygrad_cv.ops import conv as conv_module
 
 
@@ -144,22 +145,48 @@ def test_conv2d_same_and_valid_padding(kernel, dilation):
     np.testing.assert_allclose(valid, naive_conv2d(x, w, None, (1, 1), (0, 0), (dilation,) * 2, 1), atol=1e-10)
 
 
-def test_conv2d_batch_blocks_do_not_change_the_result(monkeypatch):
-    """With a tiny workspace every sample is its own block; the result must not move."""
+@pytest.mark.parametrize("workspace, n_threads", [(1, 1), (1, 2), (200, 2), (10**9, 1), (10**9, 3)])
+def test_conv_tiles_do_not_change_the_result(workspace, n_threads, monkeypatch):
+    """Tiles of one output row (workspace 1), of a few rows, or of whole batches, on one or several
+    threads: the convolution, its transpose and all their gradients must not move."""
     rng = np.random.default_rng(2)
     x, w, b = rng.standard_normal((5, 3, 9, 8)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
-    gy = rng.standard_normal((5, 4, 9, 8))
+    wt_ = rng.standard_normal((3, 2, 3, 3))
+    gy, gt = rng.standard_normal((5, 4, 5, 4)), rng.standard_normal((5, 2, 18, 15))
 
     def run():
-        xt, wt, bt = tensors(x, w, b, requires_grad=True)
-        F.conv2d(xt, wt, bt, padding=1).backward(gy)
-        return xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy()
+        xt, wt, bt, w2 = tensors(x, w, b, wt_, requires_grad=True)
+        F.conv2d(xt, wt, bt, stride=2, padding=1).backward(gy)
+        F.conv_transpose2d(xt, w2, stride=2, padding=1, output_padding=(1, 0)).backward(gt)
+        return xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy(), w2.grad.numpy()
 
     whole = run()
-    monkeypatch.setattr(conv_module, "WORKSPACE_BYTES", 1)
-    assert len(conv_module.batch_blocks(5, 100)) == 5
-    for a, b_ in zip(whole, run()):
+    monkeypatch.setattr(conv_module, "WORKSPACE_BYTES", workspace)
+    previous = threads.get_num_threads()
+    threads.set_num_threads(n_threads)
+    try:
+        tiled = run()
+    finally:
+        threads.set_num_threads(previous)
+    for a, b_ in zip(whole, tiled):
         np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n, rows, row_bytes, split", [(5, 9, 100, True), (5, 9, 100, False), (7, 3, 1, True),
+                                                      (1, 40, 10**6, True), (3, 1, 10**7, False)])
+@pytest.mark.parametrize("workspace", [1, 250, 10**4])
+def test_conv_tiles_cover_every_sample_and_row_once(n, rows, row_bytes, split, workspace, monkeypatch):
+    """The tiles partition samples x rows; a tile holds whole samples or one sample's band of rows, and
+    stays within the workspace unless one row (or, without splitting, one sample) is larger."""
+    monkeypatch.setattr(conv_module, "WORKSPACE_BYTES", workspace)
+    seen = np.zeros((n, rows), int)
+    for samples, band in conv_module.conv_tiles(n, rows, row_bytes, split):
+        seen[samples, band] += 1
+        nb, nr = samples.stop - samples.start, band.stop - band.start
+        assert nr == rows or nb == 1
+        smallest = row_bytes if split else row_bytes * rows
+        assert nb * nr * row_bytes <= max(workspace, smallest)
+    np.testing.assert_array_equal(seen, 1)
 
 
 @pytest.mark.parametrize("kwargs", [dict(padding=1), dict(padding="same", dilation=2), dict(padding=(0, 3)),
