@@ -4,7 +4,7 @@ import numbers
 import numpy as np
 
 from ..autograd import Function
-from ..backend import launch
+from ..backend import launch, threads
 from ..random import generator
 from ..tensor import Tensor
 from ._util import accumulate_dtype
@@ -28,15 +28,23 @@ def _channel_dot(xp, a, b):
 
 def batch_norm_stats(xp, x, device="cpu"):
     """Per-channel mean and biased variance of x (N, C, *) over every axis but 1, in float32 for
-    float16 inputs. Two passes (mean, then mean squared deviation): no cancellation. On 'cuda' and
-    'emu', one pass of the CUDA kernel in backend/kernels/batchnorm.cu (shifted sums)."""
+    float16 inputs. Two passes (mean, then mean squared deviation): no cancellation. On the CPU the
+    channels are split between the threads; on 'cuda' and 'emu', one pass of the CUDA kernel in
+    backend/kernels/batchnorm.cu (shifted sums)."""
     if device != "cpu":
         return launch.batch_norm_statistics(x)
-    v = _channels_view(x).astype(accumulate_dtype(x.dtype) or x.dtype, copy=False)
-    count = v.shape[0] * v.shape[2]
-    mean = _channel_sum(v) / count
-    deviation = v - mean[:, None]
-    return mean, _channel_dot(xp, deviation, deviation) / count
+    acc = accumulate_dtype(x.dtype) or x.dtype
+    xv = _channels_view(x)
+    count = xv.shape[0] * xv.shape[2]
+    mean, var = xp.empty(xv.shape[1], dtype=acc), xp.empty(xv.shape[1], dtype=acc)
+
+    def channels(cs):
+        v = xv[:, cs].astype(acc, copy=False)
+        mean[cs] = _channel_sum(v) / count
+        deviation = v - mean[cs, None]
+        var[cs] = _channel_dot(xp, deviation, deviation) / count
+    threads.parallel_map(channels, threads.split(xv.shape[1]))
+    return mean, var
 
 
 class BatchNorm(Function):
@@ -46,36 +54,46 @@ class BatchNorm(Function):
         dw = sum(g * xhat),  db = sum(g)
         dx = w * invstd * g                                          (mean, var constants: evaluation)
         dx = w * invstd * (g - sum(g)/M - xhat * sum(g * xhat)/M)    (batch statistics: training)
+    Every channel is independent, so on the CPU the channels are split between the threads.
     """
     def forward(ctx, x, w, b, *, mean, invstd, batch_stats):
         scale = w.astype(mean.dtype) * invstd
         shift = b.astype(mean.dtype) - mean * scale
         ctx.save(x, scale)
         ctx.mean, ctx.invstd, ctx.batch_stats = mean, invstd, batch_stats
-        y = _channels_view(x) * scale[:, None].astype(x.dtype)
-        y += shift[:, None].astype(x.dtype)
+        xv = _channels_view(x)
+        y = ctx.xp.empty_like(xv)
+
+        def channels(cs):
+            ctx.xp.multiply(xv[:, cs], scale[cs, None].astype(x.dtype), out=y[:, cs])
+            y[:, cs] += shift[cs, None].astype(x.dtype)
+        threads.parallel_map(channels, threads.split(xv.shape[1]), ctx.device)
         return y.reshape(x.shape)
 
     def backward(ctx, g):
         x, scale = ctx.saved
-        xp, acc = ctx.xp, ctx.mean.dtype
-        gv = _channels_view(g).astype(acc, copy=False)
-        sum_g = _channel_sum(gv)
-        db = sum_g if ctx.needs_input_grad[2] else None
-        dw = centred = None
-        if ctx.needs_input_grad[1] or (ctx.needs_input_grad[0] and ctx.batch_stats):
-            centred = _channels_view(x).astype(acc, copy=False) - ctx.mean[:, None]
-            sum_g_xhat = _channel_dot(xp, gv, centred) * ctx.invstd
-            dw = sum_g_xhat if ctx.needs_input_grad[1] else None
-        if not ctx.needs_input_grad[0]:
-            return None, dw, db
-        dx = gv * scale[:, None]
-        if ctx.batch_stats:
-            count = gv.shape[0] * gv.shape[2]
-            centred *= (-scale * ctx.invstd * sum_g_xhat / count)[:, None]
-            dx += centred
-            dx -= (scale * sum_g / count)[:, None]
-        return dx.reshape(x.shape).astype(x.dtype, copy=False), dw, db
+        xp, acc, need = ctx.xp, ctx.mean.dtype, ctx.needs_input_grad
+        gv, xv = _channels_view(g), _channels_view(x)
+        count = gv.shape[0] * gv.shape[2]
+        dx = xp.empty_like(xv) if need[0] else None
+        dw, db = xp.empty(xv.shape[1], dtype=acc), xp.empty(xv.shape[1], dtype=acc)
+
+        def channels(cs):
+            g_c = gv[:, cs].astype(acc, copy=False)
+            db[cs] = sum_g = _channel_sum(g_c)
+            if need[1] or (need[0] and ctx.batch_stats):
+                centred = xv[:, cs].astype(acc, copy=False) - ctx.mean[cs, None]
+                dw[cs] = sum_g_xhat = _channel_dot(xp, g_c, centred) * ctx.invstd[cs]
+            if not need[0]:
+                return
+            dx_c = g_c * scale[cs, None]
+            if ctx.batch_stats:
+                centred *= (-scale[cs] * ctx.invstd[cs] * sum_g_xhat / count)[:, None]
+                dx_c += centred
+                dx_c -= (scale[cs] * sum_g / count)[:, None]
+            dx[:, cs] = dx_c
+        threads.parallel_map(channels, threads.split(xv.shape[1]), ctx.device)
+        return (dx.reshape(x.shape) if need[0] else None), (dw if need[1] else None), (db if need[2] else None)
 
 
 def _check_channel_vector(name, t, channels, input_shape):
