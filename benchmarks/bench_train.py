@@ -6,10 +6,12 @@
 
 Each (framework, model) runs in its own process, so that peak memory is its own (and idle threads of
 one library cannot slow the other): we report the growth of the peak resident set over the resident
-set just before the first step. PyTorch gets as many threads as NumPy's BLAS: OPENBLAS_NUM_THREADS if
-set, else every core.
+set just before the first step. The processes of the two frameworks alternate for --rounds rounds of
+--steps timed steps each, so that a slow spell of a shared machine falls on both; the time is the
+median over all the timed steps. Both frameworks get the same number of threads: OPENBLAS_NUM_THREADS
+if set, else every core.
 
-    [OPENBLAS_NUM_THREADS=1] python benchmarks/bench_train.py [--steps N] [--json PATH] [--quick]
+    [OPENBLAS_NUM_THREADS=1] python benchmarks/bench_train.py [--steps N] [--rounds R] [--json PATH] [--quick]
 """
 import argparse
 import json
@@ -57,6 +59,7 @@ def ours_step(kind, cfg):
     from tinygrad_cv.models import resnet_small, unet_resnet
 
     tg.manual_seed(0)
+    tg.set_num_threads(threads())
     model = resnet_small(17, width=32) if kind == "resnet" else unet_resnet(12, width=32)
     opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x, y = batch(cfg, kind)
@@ -156,8 +159,8 @@ def worker(framework, kind, steps):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    print(json.dumps({"ms": 1000 * float(np.median(times)), "best_ms": 1000 * min(times),
-                      "peak_mib": peak_rss_mib() - before, "params": n_params}))
+    print(json.dumps({"times_ms": [1000 * t for t in times], "peak_mib": peak_rss_mib() - before,
+                      "params": n_params}))
 
 
 def run_worker(framework, kind, steps):
@@ -168,14 +171,29 @@ def run_worker(framework, kind, steps):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def measure(frameworks, kind, steps, rounds):
+    """{framework: {ms, best_ms, peak_mib, params}} over ``rounds`` alternating worker processes."""
+    runs = {fw: [] for fw in frameworks}
+    for _ in range(rounds):
+        for fw in frameworks:
+            runs[fw].append(run_worker(fw, kind, steps))
+    result = {}
+    for fw, rs in runs.items():
+        times = [t for r in rs for t in r["times_ms"]]
+        result[fw] = {"ms": float(np.median(times)), "best_ms": min(times),
+                      "peak_mib": max(r["peak_mib"] for r in rs), "params": rs[0]["params"]}
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per process")
+    parser.add_argument("--rounds", type=int, default=3, help="processes per framework, alternating")
     parser.add_argument("--json")
     parser.add_argument("--quick", action="store_true", help="one timed step each")
     parser.add_argument("--worker", nargs=2, metavar=("FRAMEWORK", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    steps = 1 if args.quick else args.steps
+    steps, rounds = (1, 1) if args.quick else (args.steps, args.rounds)
     if args.worker:
         return worker(*args.worker, steps)
     try:
@@ -185,11 +203,11 @@ def main():
         frameworks = ("ours",)
         print("torch is not importable: showing our figures only (pip install torch==2.13.0)")
     results = {}
-    print(f"training step, median of {steps} after a warm-up; {threads()} thread(s)")
+    print(f"training step, median of {rounds} x {steps} steps (each process warmed up by one); {threads()} thread(s)")
     print(f"{'model':<8}{'ours ms':>9}{'torch ms':>10}{'ratio':>7}{'ours MiB':>10}{'torch MiB':>11}{'ratio':>7}"
           f"{'params (ours/torch)':>22}")
     for kind in CONFIGS:
-        r = {fw: run_worker(fw, kind, steps) for fw in frameworks}
+        r = measure(frameworks, kind, steps, rounds)
         results[kind] = r
         o = r["ours"]
         line = f"{kind:<8}{o['ms']:>9.0f}"
