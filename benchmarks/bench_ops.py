@@ -5,8 +5,8 @@ padding k//2, over (Cin, Cout, H, W, k) shapes from a U-Net/ResNet; then batch_n
 max_pool2d 2x2, bilinear interpolate (x2) and cross_entropy at U-Net sizes, forward+backward.
 
 Timings are the best of several rounds, ours and PyTorch's timed apart (see ``best_times``).
-PyTorch runs with as many threads as NumPy's BLAS: OPENBLAS_NUM_THREADS if set, else every core
-this process may use.
+Both run on as many threads as NumPy's BLAS: OPENBLAS_NUM_THREADS if set, else every core this
+process may use.
 
     [OPENBLAS_NUM_THREADS=1] python benchmarks/bench_ops.py [--json PATH] [--quick] [--rounds R]
 """
@@ -179,6 +179,7 @@ def main():
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     threads = int(os.environ.get("OPENBLAS_NUM_THREADS", cores))
+    tg.set_num_threads(threads)
     if torch is not None:
         torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
