@@ -95,6 +95,11 @@ def _dim_shapes(strategy=None):
     return with_dim(shape if strategy is None else strategy).map(lambda sd: ((sd[0],), {"dim": sd[1]}))
 
 
+def bias_away_from_the_kink(rng, s, i):
+    """x (input 0) at least 0.2 from zero, the bias (input 1) within 0.1: x + b stays 0.1 from the kink."""
+    return away_from_zero(rng, s, i) if i == 0 else rng.uniform(-0.1, 0.1, size=s)
+
+
 def _sig(x):
     return 0.5 * (1 + np.tanh(x / 2))  # sigmoid by another formula than the op's
 
@@ -109,6 +114,8 @@ SPECS = [
     OpSpec("cos", F.cos, lambda x: np.sin(x + np.pi / 2), single(shape)),
     OpSpec("abs", F.abs, np.abs, single(shape), make=away_from_zero),
     OpSpec("relu", F.relu, lambda x: x * (x > 0), single(shape), make=away_from_zero),
+    OpSpec("bias_relu", F.bias_relu, lambda x, b: np.clip(np.moveaxis(np.moveaxis(x, 1, -1) + b, -1, 1), 0, None),
+           shape_2d_plus.map(lambda s: (s, (s[1],))), make=bias_away_from_the_kink),
     OpSpec("leaky_relu", lambda x: F.leaky_relu(x, 0.1), lambda x: np.where(x > 0, x, 0.1 * x),
            single(shape), make=away_from_zero),
     OpSpec("sigmoid", F.sigmoid, _sig, single(shape)),

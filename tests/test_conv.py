@@ -362,3 +362,33 @@ def test_dtype_mismatch_is_a_type_error():
     with pytest.raises(TypeError, match=r"conv2d: input and weight must have the same floating dtype, got "
                                         r"float64 and float32"):
         F.conv2d(tg.zeros(1, 1, 3, 3, dtype=np.float64), tg.zeros(1, 1, 3, 3))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shape", [(3, 4, 5, 2), (6, 5)])
+def test_bias_relu_equals_the_unfused_ops_with_their_gradients(device, shape):
+    """bias_relu against relu(x + b) on the CPU: the value and both gradients, on every device (on
+    'emu' through the kernels of activation.cu)."""
+    rng = np.random.default_rng(11)
+    x = rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.2, 2.0, size=shape)
+    b, g = rng.uniform(-0.1, 0.1, size=shape[1]), rng.standard_normal(shape)
+    xf, bf = (tg.Tensor(a, device=device, requires_grad=True) for a in (x, b))
+    fused = F.bias_relu(xf, bf)
+    fused.backward(tg.Tensor(g, device=device))
+    xu, bu = (tg.Tensor(a, requires_grad=True) for a in (x, b))
+    unfused = F.relu(xu + bu.reshape((1, -1) + (1,) * (len(shape) - 2)))
+    unfused.backward(tg.Tensor(g))
+    for a, b_ in ((fused, unfused), (xf.grad, xu.grad), (bf.grad, bu.grad)):
+        np.testing.assert_allclose(a.numpy(), b_.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("x_shape, b_shape, b_dtype, error, message", [
+    ((2, 3, 4), (4,), "float64", ValueError, r"bias_relu: input must be \(N, C, \.\.\.\) and bias \(C,\), got "
+                                             r"input \(2, 3, 4\) and bias \(4,\)"),
+    ((3,), (3,), "float64", ValueError, r"input must be \(N, C, \.\.\.\)"),
+    ((2, 3), (3,), "float32", TypeError, "bias_relu: bias dtype float32 differs from the input's float64"),
+])
+def test_bias_relu_rejects_a_bias_that_does_not_fit(x_shape, b_shape, b_dtype, error, message):
+    x, b = tg.zeros(*x_shape, dtype="float64"), tg.zeros(*b_shape, dtype=b_dtype)
+    with pytest.raises(error, match=message):
+        F.bias_relu(x, b)

@@ -8,7 +8,7 @@ Where each op lives:
   ops/shape.py        reshape view flatten permute transpose squeeze unsqueeze expand getitem
                       cat stack split chunk pad cast to_device
   ops/roi.py          roi_align roi_pool
-  ops/conv.py         linear conv2d conv_transpose2d
+  ops/conv.py         linear conv2d conv_transpose2d bias_relu
   ops/pool.py         max_pool2d avg_pool2d adaptive_avg_pool2d
   ops/norm.py         batch_norm dropout
   ops/resample.py     interpolate pixel_shuffle
@@ -23,7 +23,7 @@ from .ops.reduce import (amax, amin, argmax, argmin, log_softmax, logsumexp, mea
 from .ops.shape import (cast, cat, chunk, expand, flatten, getitem, pad, permute, reshape, split,  # noqa: F401
                         squeeze, stack, to_device, transpose, unsqueeze, view)
 from .ops.roi import roi_align, roi_pool  # noqa: F401
-from .ops.conv import conv2d, conv_transpose2d, linear  # noqa: F401
+from .ops.conv import bias_relu, conv2d, conv_transpose2d, linear  # noqa: F401
 from .ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d  # noqa: F401
 from .ops.norm import batch_norm, dropout  # noqa: F401
 from .ops.resample import interpolate, pixel_shuffle  # noqa: F401

@@ -1,4 +1,5 @@
-"""The learnable-layer ops: ``linear``, ``conv2d`` and ``conv_transpose2d``.
+"""The learnable-layer ops: ``linear``, ``conv2d`` and ``conv_transpose2d``, and ``bias_relu``, the
+bias add and ReLU that follow them, fused.
 
 A convolution is im2col followed by a matrix product. For an input x of shape (N, C, H, W), a
 weight w of shape (O, C/G, kh, kw) and G groups:
@@ -315,6 +316,26 @@ class ConvTranspose2d(Function):
         return _with_bias_grad(ctx, dout, (dx, dw))
 
 
+class BiasReLU(Function):
+    """y = max(x + b[c], 0), the bias b (C,) along axis 1 of x (N, C, ...);  dx = g * [y > 0],
+    db = dx summed over every axis but 1. The bias add and the ReLU that follow a learnable layer, in
+    one pass over memory instead of two; on 'cuda' and 'emu', the kernels in
+    backend/kernels/activation.cu."""
+    def forward(ctx, x, b):
+        if ctx.device != "cpu":
+            y = launch.bias_relu(x, b)
+        else:
+            y = x + b.reshape((1, -1) + (1,) * (x.ndim - 2))
+            ctx.xp.maximum(y, y.dtype.type(0), out=y)
+        ctx.save(y)
+        return y
+
+    def backward(ctx, g):
+        y = ctx.saved[0]
+        dx = launch.bias_relu_backward(g, y) if ctx.device != "cpu" else g * (y > 0)
+        return dx, (bias_grad(dx) if ctx.needs_input_grad[1] else None)
+
+
 # --------------------------------------------------------------------------- argument checks
 def pair(value, fn, name, minimum):
     """An int or a pair of ints as a pair, each at least ``minimum``."""
@@ -420,6 +441,21 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     tensors = (input, weight) if bias is None else (input, weight, bias)
     window = (kernel, stride, ((ph, ph), (pw, pw)), dilation)
     return ConvTranspose2d.apply(*tensors, window=window, groups=groups, size=size)
+
+
+def bias_relu(input, bias):
+    """relu(input + bias), the bias (C,) added along axis 1 of input (N, C, ...): the bias add and
+    the ReLU after a layer, fused into one op, e.g. ``F.bias_relu(F.linear(x, w), b)`` for
+    ``F.relu(F.linear(x, w, b))``."""
+    if not isinstance(input, Tensor) or not isinstance(bias, Tensor):
+        raise TypeError(f"bias_relu: input and bias must be Tensors, got {type(input).__name__} and "
+                        f"{type(bias).__name__}")
+    if input.ndim < 2 or bias.shape != (input.shape[1],):
+        raise ValueError(f"bias_relu: input must be (N, C, ...) and bias (C,), got input {input.shape} and "
+                         f"bias {bias.shape}")
+    if bias.dtype != input.dtype:
+        raise TypeError(f"bias_relu: bias dtype {bias.dtype} differs from the input's {input.dtype}")
+    return BiasReLU.apply(input, bias)
 
 
 def linear(input, weight, bias=None):

@@ -3,7 +3,7 @@
 // x and y have layout (N, C, L) flattened to n = N*C*L elements (L = H*W for images), bias has C:
 //
 //     forward:   y = max(x + bias[c], 0)         (a NaN stays NaN, as with numpy.maximum)
-//     backward:  gx = gy * [y > 0]               (gbias = gx summed over N and L, done by the launcher)
+//     backward:  gx = gy * [y > 0]               (gbias = gx summed over N and L: the op, BiasReLU in ops/conv.py)
 //
 // Both are elementwise: one thread per element in a grid-stride loop.
 #include "common.h"

@@ -28,7 +28,9 @@ class BoxHead(nn.Module):
     def forward(self, features, rois):
         """features (N, C, H, W), rois (K, 5) -> class logits (K, num_classes), deltas (K, num_classes, 4)."""
         x = F.roi_align(features, rois, self.pool_size, self.spatial_scale, self.sampling_ratio, aligned=True)
-        x = F.relu(self.fc2(F.relu(self.fc1(x.reshape(len(rois), self.fc1.in_features)))))
+        x = x.reshape(len(rois), self.fc1.in_features)
+        for fc in (self.fc1, self.fc2):  # relu(fc(x)), with the bias add and the ReLU fused into one op
+            x = F.bias_relu(F.linear(x, fc.weight), fc.bias)
         return self.classes(x), self.deltas(x).reshape(len(rois), self.num_classes, 4)
 
 
