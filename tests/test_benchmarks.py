@@ -9,7 +9,7 @@ import pytest
 BENCHMARKS = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-@pytest.mark.parametrize("name", ["bench_autograd", "bench_ops", "bench_data"])
+@pytest.mark.parametrize("name", ["bench_autograd", "bench_ops", "bench_data", "bench_train"])
 def test_benchmark_quick_run_writes_json(name, tmp_path):
     out = tmp_path / "results.json"
     result = subprocess.run([sys.executable, str(BENCHMARKS / f"{name}.py"), "--quick", "--json", str(out)],
