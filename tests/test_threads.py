@@ -133,3 +133,52 @@ def test_batch_norm_gives_the_same_numbers_on_any_thread_count(n_threads):
         n_threads(count)
         for a, b_ in zip(one, run()):
             np.testing.assert_array_equal(a, b_)
+
+
+def test_callers_on_several_threads_share_the_pool_and_blas_is_restored_after_the_last(n_threads):
+    if not blas_threads():
+        pytest.skip("threadpoolctl finds no BLAS library")
+    n_threads(2)
+    before = blas_threads()
+    first_inside, second_done = threading.Event(), threading.Event()
+    seen = {}
+
+    def first():  # enters, waits until the second caller has come and gone, then leaves
+        def item(i):
+            if i == 0:  # holds one pool thread; the other serves the second caller
+                first_inside.set()
+                second_done.wait(10)
+            return blas_threads()
+        seen["first"] = threads.parallel_map(item, range(2))
+
+    def second():
+        first_inside.wait(10)
+        seen["second"] = threads.parallel_map(lambda _: blas_threads(), range(2))
+        seen["between"] = blas_threads()  # the first caller is still inside: still one thread
+        second_done.set()
+    callers = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join(20)
+    ones = [1] * len(before)
+    assert seen["first"] == [ones, ones] and seen["second"] == [ones, ones]
+    assert seen["between"] == ones
+    assert blas_threads() == before
+
+
+def test_a_caller_on_another_thread_after_the_main_one_also_gets_blas_on_one_thread(n_threads):
+    """threadpoolctl gives control of OpenBLAS to the first thread that sets it; a later caller on
+    another thread must still get one BLAS thread inside, and the setting back afterwards."""
+    if not blas_threads():
+        pytest.skip("threadpoolctl finds no BLAS library")
+    n_threads(2)
+    before = blas_threads()
+    threads.parallel_map(abs, range(2))  # the main thread sets and restores first
+    seen = {}
+    caller = threading.Thread(target=lambda: seen.update(inside=threads.parallel_map(lambda _: blas_threads(),
+                                                                                     range(2))))
+    caller.start()
+    caller.join(10)
+    assert seen["inside"] == [[1] * len(before)] * 2
+    assert blas_threads() == before

@@ -8,19 +8,24 @@ Two levels (our threads, each asking BLAS for all the cores) would oversubscribe
 multi-threaded BLAS alone leaves the copies of im2col and col2im on one core.
 
 The count is, first to last: ``set_num_threads(n)``, the environment variable
-TINYGRAD_CV_NUM_THREADS, the cores this process may run on.
+TINYGRAD_CV_NUM_THREADS, the cores this process may run on. Several threads of a program may call
+the ops at once: they share the pool, and BLAS gets its own setting back when the last one is done.
 """
+import contextlib
 import numbers
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from threadpoolctl import ThreadpoolController
+from threadpoolctl import OpenBLASController, ThreadpoolController
 
 _num_threads = None
 _pool = None
-_blas = None
 _in_worker = threading.local()
+_lock = threading.Lock()      # guards the pool's creation and the BLAS limit's users
+_blas = None                  # (the ThreadpoolController, its active limit, how many callers are inside)
+_blas_limit = None
+_blas_users = 0
 
 
 def get_num_threads():
@@ -61,17 +66,42 @@ def parallel_map(fn, items, device="cpu"):
     one thread each. Runs in order on the calling thread for a device other than 'cpu' (a GPU runs its
     own kernels in parallel; the emulator runs one at a time), when there is one thread or one item,
     or when called from inside another parallel_map (no nesting, so no deadlock)."""
-    global _pool, _blas
+    global _pool
     items = list(items)
     threads = get_num_threads()
     if device != "cpu" or threads == 1 or len(items) < 2 or getattr(_in_worker, "active", False):
         return [fn(item) for item in items]
-    if _pool is None:
-        _pool = ThreadPoolExecutor(threads, thread_name_prefix="tinygrad_cv")
-    if _blas is None:
-        _blas = ThreadpoolController()
-    with _blas.limit(limits=1, user_api="blas"):
-        return list(_pool.map(_run_in_worker, [fn] * len(items), items))
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(threads, thread_name_prefix="tinygrad_cv")
+        pool = _pool
+    with _blas_on_one_thread():
+        return list(pool.map(_run_in_worker, [fn] * len(items), items))
+
+
+@contextlib.contextmanager
+def _blas_on_one_thread():
+    """BLAS on one thread inside; the first caller in sets the limit, the last one out restores it.
+
+    Those two may be different Python threads. threadpoolctl lets only one thread at a time set
+    OpenBLAS's process-wide count (the first to try, until it lets go), so each of them takes that
+    control: _lock already keeps our callers from fighting over it."""
+    global _blas, _blas_limit, _blas_users
+    with _lock:
+        if _blas_users == 0:
+            _blas = _blas or ThreadpoolController()
+            OpenBLASController.clear_controlling_thread(force=True)
+            _blas_limit = _blas.limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                OpenBLASController.clear_controlling_thread(force=True)
+                _blas_limit.restore_original_limits()
+                OpenBLASController.clear_controlling_thread()
 
 
 def split(n):
