@@ -70,11 +70,11 @@ def test_an_exception_in_an_item_reaches_the_caller(n_threads):
     assert threads.parallel_map(lambda i: -i, range(3)) == [0, -1, -2]
 
 
-@pytest.mark.parametrize("n, parts", [(10, 3), (2, 4), (7, 1), (1, 2), (64, 2)])
+@pytest.mark.parametrize("n, parts", [(10, 3), (2, 4), (7, 1), (1, 2), (64, 2), (0, 2)])
 def test_split_covers_the_range_in_nearly_equal_slices(n, parts, n_threads):
     n_threads(parts)
     slices = threads.split(n)
-    assert len(slices) == min(n, parts)
+    assert len(slices) == max(1, min(n, parts))
     assert [i for s in slices for i in range(n)[s]] == list(range(n))
     assert max(s.stop - s.start for s in slices) - min(s.stop - s.start for s in slices) <= 1
 
@@ -113,6 +113,25 @@ def test_a_forked_child_runs_its_own_pool(n_threads):
     _, status = os.waitpid(pid, 0)
     assert os.read(read, 1) == b"1" and status == 0
     os.close(read)
+
+
+def test_max_pool_gives_the_same_numbers_on_any_thread_count(n_threads):
+    rng = np.random.default_rng(6)
+    x = rng.permutation(5 * 3 * 9 * 8).reshape(5, 3, 9, 8).astype(np.float64)  # no ties
+    g = rng.standard_normal((5, 3, 5, 4))
+
+    def run():
+        xt = tg.Tensor(x, requires_grad=True)
+        y = F.max_pool2d(xt, 3, stride=2, padding=1)
+        y.backward(tg.Tensor(g))
+        return y.numpy(), xt.grad.numpy()
+
+    n_threads(1)
+    one = run()
+    for count in (2, 3, 5, 8):
+        n_threads(count)
+        for a, b_ in zip(one, run()):
+            np.testing.assert_array_equal(a, b_)
 
 
 def test_batch_norm_gives_the_same_numbers_on_any_thread_count(n_threads):

@@ -105,8 +105,9 @@ def _blas_on_one_thread():
 
 
 def split(n):
-    """range(n) cut into as many slices as threads (fewer if n is smaller), of nearly equal lengths."""
-    parts = min(n, get_num_threads())
+    """range(n) cut into as many slices as threads (fewer if n is smaller, one if n is 0), of nearly
+    equal lengths."""
+    parts = max(1, min(n, get_num_threads()))
     bounds = [n * k // parts for k in range(parts + 1)]
     return [slice(lo, hi) for lo, hi in zip(bounds, bounds[1:])]
 

@@ -7,7 +7,7 @@ Adaptive average pooling is separable: y = A_h @ x @ A_w^T with averaging matric
 import numpy as np
 
 from ..autograd import Function
-from ..backend import launch
+from ..backend import launch, threads
 from ..tensor import Tensor
 from .conv import check_4d, offset_slices, pad2d, pair
 from .resample import resample2d
@@ -98,12 +98,15 @@ class MaxPool2d(Function):
     """y = max over each window; the gradient goes to the window's (first) arg-max.
 
     On 'cuda' and 'emu' the CUDA kernels in backend/kernels/pool.cu run both passes; their argmax
-    holds plane indices h*W + w instead of window offsets."""
+    holds plane indices h*W + w instead of window offsets. On the CPU the samples are split between
+    the threads."""
     def forward(ctx, x, *, window, out_size):
         if ctx.device != "cpu":
             y, argmax = launch.max_pool2d(x, *window, out_size=out_size)
         else:
-            y, argmax = max_pool_forward(ctx.xp, x, *window, out_size)
+            parts = threads.parallel_map(lambda s: max_pool_forward(ctx.xp, x[s], *window, out_size),
+                                         threads.split(x.shape[0]))
+            y, argmax = (ctx.xp.concatenate(arrays) for arrays in zip(*parts))
         ctx.save(argmax)
         ctx.window, ctx.size = window, x.shape[2:]
         return y
@@ -112,7 +115,8 @@ class MaxPool2d(Function):
         (argmax,) = ctx.saved
         if ctx.device != "cpu":
             return launch.max_pool2d_backward(dy, argmax, dy.shape[:2] + tuple(ctx.size), *ctx.window)
-        return max_pool_backward(ctx.xp, dy, argmax, ctx.size, *ctx.window)
+        return ctx.xp.concatenate(threads.parallel_map(
+            lambda s: max_pool_backward(ctx.xp, dy[s], argmax[s], ctx.size, *ctx.window), threads.split(dy.shape[0])))
 
 
 # --------------------------------------------------------------------------- average pooling
