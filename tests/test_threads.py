@@ -115,6 +115,16 @@ def test_a_forked_child_runs_its_own_pool(n_threads):
     os.close(read)
 
 
+def assert_same_on_any_thread_count(run, n_threads, counts):
+    """run() returns arrays; they must be identical on 1 thread and on each of ``counts``."""
+    n_threads(1)
+    one = run()
+    for count in counts:
+        n_threads(count)
+        for a, b in zip(one, run()):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_max_pool_gives_the_same_numbers_on_any_thread_count(n_threads):
     rng = np.random.default_rng(6)
     x = rng.permutation(5 * 3 * 9 * 8).reshape(5, 3, 9, 8).astype(np.float64)  # no ties
@@ -126,12 +136,7 @@ def test_max_pool_gives_the_same_numbers_on_any_thread_count(n_threads):
         y.backward(tg.Tensor(g))
         return y.numpy(), xt.grad.numpy()
 
-    n_threads(1)
-    one = run()
-    for count in (2, 3, 5, 8):
-        n_threads(count)
-        for a, b_ in zip(one, run()):
-            np.testing.assert_array_equal(a, b_)
+    assert_same_on_any_thread_count(run, n_threads, (2, 3, 5, 8))
 
 
 def test_batch_norm_gives_the_same_numbers_on_any_thread_count(n_threads):
@@ -146,12 +151,7 @@ def test_batch_norm_gives_the_same_numbers_on_any_thread_count(n_threads):
         y.backward(tg.Tensor(g))
         return y.numpy(), xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy(), mean.numpy(), var.numpy()
 
-    n_threads(1)
-    one = run()
-    for count in (2, 3, 7, 9):
-        n_threads(count)
-        for a, b_ in zip(one, run()):
-            np.testing.assert_array_equal(a, b_)
+    assert_same_on_any_thread_count(run, n_threads, (2, 3, 7, 9))
 
 
 def test_callers_on_several_threads_share_the_pool_and_blas_is_restored_after_the_last(n_threads):
