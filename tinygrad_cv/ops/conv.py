@@ -81,12 +81,13 @@ WORKSPACE_BYTES = 2 << 20
 def conv_tiles(n, out_rows, bytes_per_row, split_rows):
     """(samples, rows) slice pairs covering n samples of out_rows output rows, where one output row of
     one sample has bytes_per_row bytes of columns. Whole samples are grouped while they fit; a sample
-    larger than the workspace is cut into bands of rows when ``split_rows`` (else it is a tile alone)."""
+    larger than the workspace is cut into bands of rows of (nearly) equal height when ``split_rows``
+    (else it is a tile alone)."""
     per_sample = bytes_per_row * out_rows
     if per_sample > WORKSPACE_BYTES and split_rows:
-        band = max(1, WORKSPACE_BYTES // bytes_per_row)
-        return [(slice(i, i + 1), slice(r, min(out_rows, r + band))) for i in range(n)
-                for r in range(0, out_rows, band)]
+        bands = -(-out_rows // max(1, WORKSPACE_BYTES // bytes_per_row))
+        edges = [out_rows * k // bands for k in range(bands + 1)]  # bands of equal height, within one row
+        return [(slice(i, i + 1), slice(lo, hi)) for i in range(n) for lo, hi in zip(edges, edges[1:])]
     step = max(1, min(WORKSPACE_BYTES // per_sample, -(-n // threads.get_num_threads())))
     return [(slice(i, min(n, i + step)), slice(0, out_rows)) for i in range(0, n, step)]
 
