@@ -188,7 +188,7 @@ def measure(frameworks, kind, steps, rounds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per process")
-    parser.add_argument("--rounds", type=int, default=3, help="processes per framework, alternating")
+    parser.add_argument("--rounds", type=int, default=5, help="processes per framework, alternating")
     parser.add_argument("--json")
     parser.add_argument("--quick", action="store_true", help="one timed step each")
     parser.add_argument("--worker", nargs=2, metavar=("FRAMEWORK", "MODEL"), help=argparse.SUPPRESS)
