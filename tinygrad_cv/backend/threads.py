@@ -113,9 +113,10 @@ def split(n):
 
 
 def _forget_pool_in_child():
-    """A forked child (a DataLoader worker) has no pool threads: it starts a pool of its own if needed."""
-    global _pool
-    _pool = None
+    """A forked child (a DataLoader worker) has none of the parent's other threads: no pool threads,
+    and no caller inside a parallel region that could hold the lock. It starts afresh if it needs to."""
+    global _pool, _lock, _blas_users
+    _pool, _lock, _blas_users = None, threading.Lock(), 0
 
 
 os.register_at_fork(after_in_child=_forget_pool_in_child)
