@@ -1,7 +1,8 @@
 """CPU threads: how many the CPU ops use, and the one way they use them.
 
-The heavy CPU ops (the convolutions' products) cut the batch into blocks and run the blocks on a
-pool of threads. NumPy releases the GIL inside its copies, ufunc loops and BLAS calls, so the blocks
+The heavy CPU ops (the convolutions' products over tiles of samples and rows, batch norm over
+groups of channels, max pooling over groups of samples) cut their work into blocks and run the
+blocks on a pool of threads. NumPy releases the GIL inside its copies, ufunc loops and BLAS calls, so the blocks
 really run at once. While they run, BLAS is held to one thread per call: one level of parallelism,
 over the batch, as in PyTorch's CPU convolution (parallel over samples, a single-threaded GEMM each).
 Two levels (our threads, each asking BLAS for all the cores) would oversubscribe the machine; and a
