@@ -180,3 +180,15 @@ def test_network_matches_pytorch_with_the_same_weights():
         np.testing.assert_allclose(ours(tg.Tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(),
                                    rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(ours[1].running_var.numpy(), theirs[1].running_var.numpy(), rtol=1e-12)
+
+
+def test_calling_a_module_without_forward_names_it_and_says_what_to_do():
+    class Holder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = nn.Linear(2, 2)
+
+    for module, name in ((Holder(), "Holder"), (nn.ModuleList([nn.ReLU()]), "ModuleList")):
+        with pytest.raises(TypeError, match=f"{name} has no forward method, so it cannot be called; define "
+                                            r"forward\(self, \.\.\.\)"):
+            module(tg.zeros(1, 2))

@@ -50,11 +50,14 @@ class Module:
         self.__dict__.setdefault("_buffer_names", set()).add(name)
         setattr(self, name, tensor)
 
-    def forward(self, *args, **kwargs):
-        raise NotImplementedError(f"{type(self).__name__} must define forward")
-
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        """Run the subclass's ``forward``. Containers such as ModuleList hold modules without
+        computing anything themselves, so a Module need not have one; calling one that has none fails."""
+        forward = getattr(self, "forward", None)
+        if forward is None:
+            raise TypeError(f"{type(self).__name__} has no forward method, so it cannot be called; define "
+                            f"forward(self, ...) in the subclass, or call the modules it holds")
+        return forward(*args, **kwargs)
 
     # ------------------------------------------------------------------ traversal
     def named_modules(self, prefix=""):
