@@ -51,6 +51,18 @@ def batch(cfg, kind):
     return x, y
 
 
+def training_step(model, opt, loss_fn, x, y):
+    """(step, parameter count): step() runs one training step and returns the loss. Both frameworks
+    spell it the same way."""
+    def step():
+        loss = loss_fn(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return step, sum(p.numel() for p in model.parameters())
+
+
 # ------------------------------------------------------------------------------------------ ours
 def ours_step(kind, cfg):
     import tinygrad_cv as tg
@@ -65,14 +77,7 @@ def ours_step(kind, cfg):
     x, y = batch(cfg, kind)
     x, y = tg.Tensor(x), tg.Tensor(y)
     loss_fn = F.binary_cross_entropy_with_logits if kind == "resnet" else F.cross_entropy
-
-    def step():
-        loss = loss_fn(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss.item()
-    return step, sum(p.numel() for p in model.parameters())
+    return training_step(model, opt, loss_fn, x, y)
 
 
 # ------------------------------------------------------------------------------------------ PyTorch
@@ -138,14 +143,7 @@ def torch_step(kind, cfg):
         model, loss_fn = UNet(), nn.functional.cross_entropy
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x, y = (torch.from_numpy(a) for a in batch(cfg, kind))
-
-    def step():
-        loss = loss_fn(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss.item()
-    return step, sum(p.numel() for p in model.parameters())
+    return training_step(model, opt, loss_fn, x, y)
 
 
 def worker(framework, kind, steps):
