@@ -4,8 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
+STAMP_TORCH := $(VENV)/.installed-torch
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-torch lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +20,10 @@ $(STAMP_DEV): pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[dev,gpu]'
 	touch $@ $(STAMP_RUN)
 
+$(STAMP_TORCH): pyproject.toml $(STAMP_DEV)
+	$(PY) -m pip install -q -e '.[dev,gpu,torch]'
+	touch $@
+
 demo: $(STAMP_RUN)
 	$(PY) lessons/06_planet_multilabel.py
 
@@ -27,6 +32,10 @@ lint: $(STAMP_DEV)
 
 test: lint
 	$(PY) -m pytest
+
+# The PyTorch and torchvision comparisons only (marked `torch` by tests/conftest.py); none may skip.
+test-torch: $(STAMP_TORCH)
+	TINYGRAD_CV_REQUIRE_TORCH=1 $(PY) -m pytest -m torch
 
 bench: $(STAMP_DEV)
 	$(PY) benchmarks/bench_autograd.py

@@ -1,5 +1,8 @@
-"""Shared test settings: hypothesis profiles and the device list every parametrized test runs over."""
+"""Shared test settings: hypothesis profiles, the device list every parametrized test runs over, and the
+``torch`` marker of the PyTorch comparisons."""
+import inspect
 import os
+import re
 
 import numpy as np
 import pytest
@@ -25,3 +28,41 @@ DEVICES = [
 def _seed():
     tg.manual_seed(0)
     np.random.seed(0)
+
+
+# ----------------------------------------------------------------------------- PyTorch comparisons
+# A test that compares against PyTorch (it calls pytest.importorskip("torch") or "torchvision", or its
+# module imports torch) is marked ``torch``, so that ``make test-torch`` runs exactly those with
+# ``-m torch``. There TINYGRAD_CV_REQUIRE_TORCH=1 is set, and a comparison skipped because torch or
+# torchvision cannot be imported fails instead: a green run means every comparison ran.
+_TORCH_IMPORT = re.compile(r"""importorskip\(\s*["']torch(vision)?["']""")
+
+
+def _compares_with_torch(item):
+    function = getattr(item, "function", None)
+    if function is None:
+        return False
+    if inspect.ismodule(getattr(inspect.getmodule(function), "torch", None)):
+        return True
+    return _TORCH_IMPORT.search(inspect.getsource(function)) is not None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _compares_with_torch(item):
+            item.add_marker(pytest.mark.torch)
+
+
+def _torch_required():
+    return os.environ.get("TINYGRAD_CV_REQUIRE_TORCH") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if _torch_required() and report.skipped and item.get_closest_marker("torch") is not None \
+            and "torch" in str(report.longrepr):
+        report.outcome = "failed"
+        report.longrepr = f"{item.nodeid}: a PyTorch comparison was skipped ({report.longrepr}) " \
+                          f"although TINYGRAD_CV_REQUIRE_TORCH=1 asks for every comparison to run"
