@@ -201,3 +201,25 @@ def test_a_caller_on_another_thread_after_the_main_one_also_gets_blas_on_one_thr
     caller.join(10)
     assert seen["inside"] == [[1] * len(before)] * 2
     assert blas_threads() == before
+
+
+def test_without_sched_getaffinity_every_core_counts(monkeypatch):
+    """macOS and Windows have no os.sched_getaffinity: the count falls back to os.cpu_count()."""
+    monkeypatch.setattr(threads, "_num_threads", None)
+    monkeypatch.delenv("TINYGRAD_CV_NUM_THREADS", raising=False)
+    monkeypatch.delattr(os, "sched_getaffinity")
+    monkeypatch.setattr(os, "cpu_count", lambda: 5)
+    assert tg.get_num_threads() == 5
+    monkeypatch.setattr(threads, "_num_threads", None)
+    monkeypatch.setattr(os, "cpu_count", lambda: None)  # "undeterminable", as the docs allow
+    assert tg.get_num_threads() == 1
+
+
+def test_the_backend_imports_where_os_has_no_register_at_fork(monkeypatch):
+    """Windows has no os.register_at_fork: importing the thread module must not need it."""
+    import importlib.util
+    monkeypatch.delattr(os, "register_at_fork")
+    spec = importlib.util.spec_from_file_location("threads_without_fork", threads.__file__)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.parallel_map(lambda k: k * k, range(4)) == [0, 1, 4, 9]

@@ -29,13 +29,21 @@ _blas_limit = None
 _blas_users = 0
 
 
+def usable_cores():
+    """The cores this process may run on: its CPU affinity where the system has one (Linux), else
+    every core (macOS and Windows have no ``os.sched_getaffinity``)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def get_num_threads():
     """The number of threads the CPU ops run on."""
     global _num_threads
     if _num_threads is None:
         env = os.environ.get("TINYGRAD_CV_NUM_THREADS")
         if env is None:
-            _num_threads = len(os.sched_getaffinity(0))
+            _num_threads = usable_cores()
         elif env.strip().isdigit() and int(env) >= 1:
             _num_threads = int(env)
         else:
@@ -120,4 +128,5 @@ def _forget_pool_in_child():
     _pool, _lock, _blas_users = None, threading.Lock(), 0
 
 
-os.register_at_fork(after_in_child=_forget_pool_in_child)
+if hasattr(os, "register_at_fork"):  # Windows has no fork, so no child can inherit the pool there
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
