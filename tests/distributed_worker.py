@@ -119,6 +119,25 @@ def learner():
             "figure": rec.plot_losses(), "n_batches": len(dls.train)}
 
 
+def fp16():
+    """Mixed precision, with an overflow put into rank 1's gradients at the first step only."""
+    from tinygrad_cv.train import Callback, Learner
+
+    class OverflowOnRank1(Callback):
+        order = 11  # after backward, before DataParallel (12) averages the gradients
+
+        def after_backward(self):
+            if dist.rank() == 1 and self.learn.train_iter == 0:
+                next(self.learn.model.parameters()).grad.data[...] = np.inf
+
+    learn = Learner(learner_data(batch_size=4, reference=False), small_cnn(), F.binary_cross_entropy_with_logits,
+                    opt_func=partial(optim.SGD, momentum=0.9), lr=0.05, progress=False, cbs=[OverflowOnRank1()])
+    learn.to_fp16()
+    learn.fit(1)
+    return {"skipped": learn.mixed_precision.scaler.skipped_steps, "scale": learn.loss_scale,
+            "params": _flat(learn.model)}
+
+
 def crash():
     if dist.rank() == 1:
         raise RuntimeError("boom on purpose")

@@ -386,6 +386,15 @@ def test_learner_on_two_ranks_matches_one_process_with_the_doubled_batch(out):
 
 
 @needs_mpi
+def test_mixed_precision_ranks_agree_to_skip_an_overflowing_step(out):
+    ranks = _ranks("fp16", out)
+    for res in ranks:
+        assert int(res["skipped"]) == 1 and float(res["scale"]) == 2.0 ** 15  # rank 0 skipped rank 1's overflow
+    assert np.all(np.isfinite(ranks[0]["params"]))
+    np.testing.assert_array_equal(ranks[0]["params"], ranks[1]["params"])
+
+
+@needs_mpi
 def test_a_rank_that_raises_aborts_every_rank(tmp_path):
     result = _launch("crash", tmp_path, timeout=60)
     assert result.returncode != 0
