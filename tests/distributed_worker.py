@@ -30,6 +30,8 @@ def collectives():
     dist.all_reduce(whole[:, ::2])  # a strided view, reduced in place of the caller's array
     res["strided"] = whole
     res["bcast"] = dist.broadcast(np.full(4, float(r)), root=1)
+    res["scalar"] = dist.all_reduce(np.array(r + 1.0))
+    res["half_mean"] = dist.all_reduce(np.full(2, 40000 + 64 * r, dtype=np.float16), "mean")  # sum > fp16 max
     return res
 
 

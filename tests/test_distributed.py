@@ -303,6 +303,8 @@ def test_all_reduce_and_broadcast_on_two_ranks(out):
         strided[:, ::2] = np.arange(12.0).reshape(3, 4)[:, ::2] * 3
         np.testing.assert_array_equal(res["strided"], strided)
         np.testing.assert_array_equal(res["bcast"], np.ones(4))
+        assert res["scalar"].shape == () and float(res["scalar"]) == 3.0
+        assert res["half_mean"].dtype == np.float16 and res["half_mean"].tolist() == [40032.0] * 2
 
 
 @needs_mpi

@@ -179,10 +179,13 @@ def _array_of(name, x):
 
 
 def _in_place(world, array, collective):
-    """Run ``collective(comm, contiguous_array)`` and leave the result in ``array`` itself."""
+    """Run ``collective(comm, contiguous_array)`` and leave the result in ``array`` itself. MPI has no float16:
+    host float16 arrays travel (and are summed) as float32."""
     comm = world.comm_for(array)
-    xp = backend.get_xp(backend.device_of_array(array))
-    buffer = xp.ascontiguousarray(array)
+    device = backend.device_of_array(array)
+    xp = backend.get_xp(device)
+    on_host_half = device != "cuda" and array.dtype == xp.float16
+    buffer = array.astype(xp.float32) if on_host_half else xp.ascontiguousarray(array)
     collective(comm, buffer)
     if buffer is not array:
         array[...] = buffer
@@ -204,10 +207,14 @@ def all_reduce(x, op="sum"):
                         f"and divide")
     world = init()
     if world.size > 1:
-        _in_place(world, array, lambda comm, buffer: comm.all_reduce(buffer, "sum" if op == "mean" else op))
-        if op == "mean":
-            array /= array.dtype.type(world.size)
+        _in_place(world, array, lambda comm, buffer: _reduce(comm, buffer, op, world.size))
     return x
+
+
+def _reduce(comm, buffer, op, size):
+    comm.all_reduce(buffer, "sum" if op == "mean" else op)
+    if op == "mean":
+        buffer /= buffer.dtype.type(size)
 
 
 def broadcast(x, root=0):
