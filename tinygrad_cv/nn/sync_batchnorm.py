@@ -14,14 +14,15 @@ from .layers import BatchNorm2d
 
 def global_batch_stats(xp, x):
     """(mean, biased var, M) per channel of x (N, C, *) over every rank's values, in float32 for float16:
-    the sums of x and the counts all-reduced first, then those of (x - mean)^2 (two passes, no
+    the sums of x and the counts all-reduced first (as float64), then those of (x - mean)^2 (two passes, no
     cancellation)."""
     acc = xp.dtype(accumulate_dtype(x.dtype) or x.dtype)
     xv = x.reshape(x.shape[0], x.shape[1], -1).astype(acc, copy=False)
     channels = x.shape[1]
-    sums = dist.all_reduce(xp.concatenate([xv.sum(axis=(0, 2)), xp.full(1, xv.shape[0] * xv.shape[2], dtype=acc)]))
+    local = xp.concatenate([xv.sum(axis=(0, 2)).astype(xp.float64), xp.full(1, xv.shape[0] * xv.shape[2], xp.float64)])
+    sums = dist.all_reduce(local)  # float64: the count stays exact and the sums lose nothing in transit
     count = int(sums[channels])
-    mean = sums[:channels] / acc.type(count)
+    mean = (sums[:channels] / count).astype(acc)
     centred = xv - mean[:, None]
     var = dist.all_reduce((centred * centred).sum(axis=(0, 2))) / acc.type(count)
     return mean, var, count
