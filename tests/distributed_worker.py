@@ -43,6 +43,11 @@ def parameters():
     res = {"before": _flat(model)}
     dist.broadcast_parameters(model)
     res["after"] = _flat(model)
+    caller = np.full(3, r + 10.0)
+    holder = nn.Sequential()
+    holder.p = nn.Parameter(caller)  # shares the caller's array
+    dist.broadcast_parameters(holder)
+    res["caller"], res["holder"] = caller, holder.p.numpy()
     wrong = nn.Sequential(nn.Linear(4, 5 + r))
     try:
         dist.broadcast_parameters(wrong)

@@ -313,7 +313,9 @@ def test_broadcast_parameters_on_two_ranks(out):
     assert not np.array_equal(ranks[0]["before"], ranks[1]["before"])
     for res in ranks:
         np.testing.assert_array_equal(res["after"], ranks[0]["before"])  # parameters and buffers
+        np.testing.assert_array_equal(res["holder"], np.full(3, 10.0))
         assert "broadcast_parameters: the model on rank(s) [1] differs from rank 0's" in str(res["mismatch"])
+    np.testing.assert_array_equal(ranks[1]["caller"], np.full(3, 11.0))  # the caller's array was not written
     assert "rank 1 has '0.weight (6, 4) float32' where rank 0 has '0.weight (5, 4) float32'" in str(
         ranks[1]["mismatch"])
 

@@ -233,10 +233,10 @@ def _state(module):
 
 
 def broadcast_parameters(module, root=0):
-    """Every parameter and buffer (batch norm's running statistics) of ``module`` becomes rank ``root``'s, in
-    place. First checks that every rank holds the same names, shapes and dtypes, and raises ValueError on
-    every rank, naming the first difference, when one does not (a mismatched model would otherwise
-    receive garbage or hang). Returns the module."""
+    """Every parameter and buffer (batch norm's running statistics) of ``module`` becomes rank ``root``'s (new
+    arrays in the same Tensors). First checks that every rank holds the same names, shapes and dtypes, and
+    raises ValueError on every rank, naming the first difference, when one does not (a mismatched model
+    would otherwise receive garbage or hang). Returns the module."""
     world = init()
     _check_root("broadcast_parameters", root, world.size)
     if world.size == 1:
@@ -244,7 +244,7 @@ def broadcast_parameters(module, root=0):
     state = _state(module)
     _check_same_layout(world, state, root)
     for _, tensor in state:
-        broadcast(tensor.data, root)
+        tensor.data = broadcast(tensor.data.copy(), root)  # a copy: a parameter may share a caller's array
     return module
 
 
