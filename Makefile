@@ -17,11 +17,11 @@ $(STAMP_RUN): pyproject.toml | $(PY)
 	touch $@
 
 $(STAMP_DEV): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[dev,gpu]'
+	$(PY) -m pip install -q -e '.[dev,gpu,distributed]'
 	touch $@ $(STAMP_RUN)
 
 $(STAMP_TORCH): pyproject.toml $(STAMP_DEV)
-	$(PY) -m pip install -q -e '.[dev,gpu,torch]'
+	$(PY) -m pip install -q -e '.[dev,gpu,distributed,torch]'
 	touch $@
 
 demo: $(STAMP_RUN)

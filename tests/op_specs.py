@@ -12,6 +12,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 import tinygrad_cv.functional as F
+from tinygrad_cv.nn.sync_batchnorm import sync_batch_norm
 
 # ----------------------------------------------------------------------------- shape strategies
 dims = st.integers(1, 4)
@@ -100,6 +101,13 @@ def bias_away_from_the_kink(rng, s, i):
     return away_from_zero(rng, s, i) if i == 0 else rng.uniform(-0.1, 0.1, size=s)
 
 
+def _batch_norm_ref(x, w, b, eps=1e-5):
+    """Normalise each channel (axis 1) by its mean and biased variance over the other axes."""
+    c = np.moveaxis(x, 1, 0).reshape(x.shape[1], -1)
+    y = (c - c.mean(axis=1, keepdims=True)) / np.sqrt(c.var(axis=1, keepdims=True) + eps) * w[:, None] + b[:, None]
+    return np.moveaxis(y.reshape((x.shape[1], x.shape[0]) + x.shape[2:]), 0, 1)
+
+
 def _sig(x):
     return 0.5 * (1 + np.tanh(x / 2))  # sigmoid by another formula than the op's
 
@@ -156,6 +164,9 @@ SPECS = [
     OpSpec("softmax", lambda x, dim: F.softmax(x, dim), lambda x, dim: _softmax(x, dim), _dim_shapes()),
     OpSpec("log_softmax", lambda x, dim: F.log_softmax(x, dim), lambda x, dim: np.log(_softmax(x, dim)),
            _dim_shapes()),
+    # ------------------------------------------------------------ normalisation over the ranks (a world of one here)
+    OpSpec("sync_batch_norm", lambda x, w, b: sync_batch_norm(x, None, None, w, b, training=True), _batch_norm_ref,
+           st.tuples(st.integers(2, 4), dims, st.integers(2, 3)).map(lambda s: (s, (s[1],), (s[1],)))),
     # ------------------------------------------------------------ shape ops
     OpSpec("reshape", lambda x: x.reshape(-1), lambda x: x.ravel(), single(shape)),
     OpSpec("transpose", lambda x: x.transpose(0, -1), lambda x: np.swapaxes(x, 0, -1), single(shape)),

@@ -6,6 +6,7 @@
     transforms.py  seeded joint transforms (flips, dihedral, rotate, zoom, perspective, lighting),
                    one resampling per sample; Normalize
     loader.py      DataLoader (prefetching threads, reproducible), DataLoaders (train/valid/test -> Tensors)
+    sampler.py     DistributedSampler: each rank's share of the indices, as PyTorch's
     block.py       the data block: get, split, label, transform, load
     synthetic/     planet-like, camvid-like and COCO "shapes" datasets written in the real formats
     show.py        show_batch figures
@@ -17,5 +18,6 @@ from .image_io import (IMAGE_EXTENSIONS, ImageReadError, class_colors, read_imag
                        write_image, write_mask)
 from .loader import DataLoader, DataLoaders, DeviceLoader, batch_to_tensors, default_collate  # noqa: F401
 from .readers import Coco, csv_rows, read_lines  # noqa: F401
+from .sampler import DistributedSampler  # noqa: F401
 from .transforms import (IMAGENET_STATS, Compose, Dihedral, Flip, Lighting, Normalize, Perspective,  # noqa: F401
                          RandomCrop, Resize, Rotate, Zoom, aug_transforms, valid_transforms)

@@ -58,10 +58,14 @@ class DataLoader:
     Each ``for batch in loader`` is one epoch; the epoch number advances at the start of each one
     (``set_epoch`` sets it). ``seed`` (or one integer drawn from ``generator``, or else from the
     global generator of ``tinygrad_cv.random``) fixes the shuffles and the transforms.
+
+    ``sampler`` (e.g. a DistributedSampler), an iterable of dataset indices with a ``len``, gives the order
+    instead of ``shuffle`` (the two exclude each other, as in PyTorch); if it has ``set_epoch``, the loader
+    calls it with the epoch at the start of each one (PyTorch leaves that call to the user).
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, collate_fn=None, seed=None,
-                 generator=None, num_workers=0, transform=None, prefetch=2):
+                 generator=None, num_workers=0, transform=None, prefetch=2, sampler=None):
         if len(dataset) == 0:
             raise ValueError("DataLoader: the dataset is empty (len 0); check the folder, CSV or split "
                              "that produced it")
@@ -72,15 +76,18 @@ class DataLoader:
         if drop_last and batch_size > len(dataset):
             raise ValueError(f"DataLoader: drop_last=True with batch_size {batch_size} and only {len(dataset)} "
                              f"samples gives no batch at all; lower batch_size or set drop_last=False")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle; the sampler gives "
+                             "the order (e.g. DistributedSampler(dataset, shuffle=True)), so pass shuffle=False")
         if seed is None:
             seed = int((generator or global_generator()).integers(2 ** 63))
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, int(batch_size), shuffle, drop_last
         self.collate_fn = collate_fn or default_collate
         self.seed, self.num_workers, self.transform = int(seed), int(num_workers), transform
-        self.prefetch, self.epoch = max(1, int(prefetch)), 0
+        self.prefetch, self.epoch, self.sampler = max(1, int(prefetch)), 0, sampler
 
     def __len__(self):
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def set_epoch(self, epoch):
@@ -89,7 +96,14 @@ class DataLoader:
     def batch_indices(self, epoch):
         """The sample indices of every batch of ``epoch``, in order."""
         n = len(self.dataset)
-        order = np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
+        if self.sampler is not None:
+            if hasattr(self.sampler, "set_epoch"):
+                self.sampler.set_epoch(epoch)
+            order = np.fromiter(self.sampler, dtype=np.int64)
+        elif self.shuffle:
+            order = np.random.default_rng([self.seed, epoch]).permutation(n)
+        else:
+            order = np.arange(n)
         return [order[start:start + self.batch_size] for start in range(0, len(self) * self.batch_size,
                                                                          self.batch_size)]
 

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from .. import distributed as dist
 from ..autograd import no_grad
 from ..metrics.base import as_metric
 from ..nn import Module
@@ -26,6 +27,7 @@ from ..optim.lr_scheduler import combined_cos
 from ..tensor import Tensor
 from . import checkpoint
 from .callbacks import CancelFitException, CancelStepException, CancelValidException, ParamScheduler
+from .distributed import DataParallel
 from .lr_finder import LRFinder
 from .mixed_precision import MixedPrecision, is_norm_layer
 from .progress import ProgressCallback
@@ -54,7 +56,9 @@ class Learner:
         self.path, self.model_dir, self.train_bn = os.fspath(path), model_dir, train_bn
         self.opt, self.mixed_precision, self.cbs = None, None, []
         self.recorder = Recorder()
-        self.add_cbs([self.recorder] + ([ProgressCallback()] if progress else []) + list(cbs))
+        parallel = [DataParallel()] if dist.world_size() > 1 else []  # mpiexec -n N: see train/distributed.py
+        progress = [ProgressCallback()] if progress and dist.rank() == 0 else []
+        self.add_cbs([self.recorder] + progress + parallel + list(cbs))
         if getattr(dls, "device", None) is not None:
             model.to(dls.device)
         self.epoch, self.n_epoch, self.iter, self.train_iter, self.pct_train = 0, 1, 0, 0, 0.0
@@ -362,8 +366,12 @@ class Learner:
             self.create_opt()
         extra = {"loaders": loader_epochs(self.dls),
                  "callbacks": {cb.name: cb.state_dict() for cb in self.cbs if hasattr(cb, "state_dict")}}
-        return checkpoint.save_checkpoint(self.checkpoint_path(name), self.model,
-                                          self.opt if with_opt else None, epoch=self.epoch, extra=extra)
+        path = self.checkpoint_path(name)
+        if dist.rank() == 0:  # data parallel: the ranks hold the same weights; one writes, all may then load
+            path = checkpoint.save_checkpoint(path, self.model, self.opt if with_opt else None, epoch=self.epoch,
+                                              extra=extra)
+        dist.barrier()
+        return path
 
     def load(self, name, with_opt=True, restore_rng=True):
         """Load a checkpoint written by ``save``; ``learn.epoch`` becomes the epoch it was saved after."""

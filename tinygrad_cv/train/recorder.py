@@ -3,6 +3,7 @@ table) and draws it as PNG figures. It is always among a Learner's callbacks, as
 import math
 import os
 
+from .. import distributed as dist
 from .callbacks import Callback
 
 
@@ -37,7 +38,10 @@ def new_figure(n_axes=1, width=6.0, height=4.0):
 
 
 def save_figure(figure, path):
-    """Write ``figure`` as the PNG ``path`` (creating its folder); returns the path."""
+    """Write ``figure`` as the PNG ``path`` (creating its folder); returns the path. Under data parallelism
+    only rank 0 writes."""
+    if dist.rank() != 0:
+        return path
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     figure.savefig(path, format="png", dpi=100, bbox_inches="tight")
     return path
