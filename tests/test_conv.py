@@ -347,7 +347,7 @@ def _x(*shape):
     (lambda: F.conv2d(_x(1, 3, 4, 4), _x(2, 3, 3, 3), stride=2, padding="same"),
      r"conv2d: padding='same' needs stride 1"),
     (lambda: F.conv2d(_x(1, 3, 4, 4), _x(2, 3, 3, 3), _x(3)), r"conv2d: bias must have shape \(2,\).*got \(3,\)"),
-    (lambda: F.conv2d(_x(3, 4, 4), _x(2, 3, 3, 3)), r"conv2d: input must be 4-D .* got shape \(3, 4, 4\)"),
+    (lambda: F.conv2d(_x(4, 4), _x(2, 3, 3, 3)), r"conv2d: input must be 4-D .* or 3-D .* got shape \(4, 4\)"),
     (lambda: F.conv_transpose2d(_x(1, 4, 3, 3), _x(4, 2, 3, 3), stride=2, output_padding=2),
      r"conv_transpose2d: output_padding \(2, 2\) must be smaller than stride \(2, 2\)"),
     (lambda: F.conv_transpose2d(_x(1, 3, 3, 3), _x(4, 2, 3, 3)),

@@ -9,7 +9,9 @@ import numpy as np
 from ..autograd import Function
 from ..backend import launch, threads
 from ..tensor import Tensor
-from .conv import check_4d, offset_slices, pad2d, pair
+import numbers
+
+from .conv import batched, offset_slices, pad2d, pair, unbatched
 from .resample import resample2d
 
 
@@ -170,9 +172,11 @@ def adaptive_bins(n, out):
 
 # --------------------------------------------------------------------------- public wrappers
 def _check_pool_input(fn, x):
-    check_4d(fn, "input", x)
+    """x as a 4-D batch (see ``conv.batched``: a 3-D input is one unbatched sample) and whether it was one."""
+    x, was_unbatched = batched(fn, x)
     if x.dtype.kind != "f":
         raise TypeError(f"{fn}: input must be a floating tensor, got {x.dtype}")
+    return x, was_unbatched
 
 
 def _pool_window(fn, kernel_size, stride, padding, dilation):
@@ -199,44 +203,60 @@ def _pool_out_size(fn, x, kernel, stride, padding, dilation, ceil_mode):
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Max over sliding windows, as ``torch.nn.functional.max_pool2d``. With ``return_indices``,
-    also the flat index h*W + w (in the input plane) of each maximum."""
-    _check_pool_input("max_pool2d", input)
+    also the flat index h*W + w (in the input plane) of each maximum. A 3-D input is one unbatched
+    (C, H, W) sample and gives 3-D results."""
+    input, was_unbatched = _check_pool_input("max_pool2d", input)
     kernel, stride, padding, dilation = _pool_window("max_pool2d", kernel_size, stride, padding, dilation)
     out_size = _pool_out_size("max_pool2d", input, kernel, stride, padding, dilation, ceil_mode)
-    out = MaxPool2d.apply(input, window=(kernel, stride, padding, dilation), out_size=out_size)
+    out = unbatched(MaxPool2d.apply(input, window=(kernel, stride, padding, dilation), out_size=out_size),
+                    was_unbatched)
     if not return_indices:
         return out
     _, argmax = max_pool_forward(input.xp, input.data, kernel, stride, padding, dilation, out_size)
     indices = plane_indices(input.xp, argmax, input.shape[3], kernel, stride, padding, dilation)
-    return out, Tensor(indices, device=input.device)
+    return out, Tensor(indices[0] if was_unbatched else indices, device=input.device)
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
     """Mean over sliding windows, as ``torch.nn.functional.avg_pool2d`` (count_include_pad=True and
-    ceil_mode=False by default; ``divisor_override`` replaces every divisor)."""
-    _check_pool_input("avg_pool2d", input)
+    ceil_mode=False by default; ``divisor_override``, a non-zero int, replaces every divisor). A 3-D
+    input is one unbatched (C, H, W) sample and gives a 3-D result."""
+    input, was_unbatched = _check_pool_input("avg_pool2d", input)
     kernel, stride, padding, dilation = _pool_window("avg_pool2d", kernel_size, stride, padding, 1)
     out_size = _pool_out_size("avg_pool2d", input, kernel, stride, padding, dilation, ceil_mode)
     if divisor_override is not None:
+        if not isinstance(divisor_override, numbers.Integral) or isinstance(divisor_override, bool):
+            raise TypeError(f"avg_pool2d: divisor_override must be an int (or None), got {divisor_override!r}")
         if divisor_override == 0:
-            raise ValueError("avg_pool2d: divisor_override must be non-zero")
+            raise ValueError("avg_pool2d: divisor_override must be non-zero, got 0")
         divisor = input.dtype.type(divisor_override)
     else:
         divisor = avg_pool_divisor(input.shape[2:], kernel, stride, padding, out_size, count_include_pad)
         divisor = input.xp.asarray(divisor.astype(input.dtype))
-    return AvgPool2d.apply(input, window=(kernel, stride, padding, dilation), out_size=out_size, divisor=divisor)
+    out = AvgPool2d.apply(input, window=(kernel, stride, padding, dilation), out_size=out_size, divisor=divisor)
+    return unbatched(out, was_unbatched)
 
 
 def adaptive_avg_pool2d(input, output_size):
     """Average over PyTorch's adaptive bins so that the output is (N, C) + output_size; an int means
-    a square output and None keeps that dim's input size."""
-    _check_pool_input("adaptive_avg_pool2d", input)
-    sizes = (output_size, output_size) if output_size is None or isinstance(output_size, int) else output_size
-    sizes = tuple(n if o is None else o for n, o in zip(input.shape[2:], sizes))
-    if len(sizes) != 2 or any(not isinstance(o, int) or o < 1 for o in sizes):
-        raise ValueError(f"adaptive_avg_pool2d: output_size must be a positive int or a pair of them, "
-                         f"got {output_size!r}")
+    a square output and None keeps that dim's input size. Bin i of n pixels into o covers
+    [floor(i*n/o), ceil((i+1)*n/o)), so bins overlap when o does not divide n. A 3-D input is one
+    unbatched (C, H, W) sample and gives a 3-D result."""
+    input, was_unbatched = _check_pool_input("adaptive_avg_pool2d", input)
+    sizes = adaptive_output_size("adaptive_avg_pool2d", input.shape[2:], output_size)
     rows, cols = (adaptive_bins(n, o) for n, o in zip(input.shape[2:], sizes))
-    return resample2d(input, rows, cols)
+    return unbatched(resample2d(input, rows, cols), was_unbatched)
+
+
+def adaptive_output_size(fn, size, output_size):
+    """output_size (an int, or a pair of ints or None) as a pair of positive ints; None keeps the input's size."""
+    sizes = (output_size, output_size) if output_size is None or isinstance(output_size, numbers.Integral) \
+        else tuple(output_size) if isinstance(output_size, (tuple, list)) else ()
+    if len(sizes) == 2:
+        sizes = tuple(n if o is None else o for n, o in zip(size, sizes))
+    if len(sizes) != 2 or any(not isinstance(o, numbers.Integral) or isinstance(o, bool) or o < 1 for o in sizes):
+        raise ValueError(f"{fn}: output_size must be a positive int or a pair of them (None keeps the input's "
+                         f"size), got {output_size!r}")
+    return tuple(int(o) for o in sizes)
 
