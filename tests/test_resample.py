@@ -152,10 +152,10 @@ def test_pixel_shuffle_matches_its_definition_and_gradcheck():
 @pytest.mark.parametrize("call, message", [
     (lambda x: F.interpolate(x), r"interpolate: give exactly one of size and scale_factor"),
     (lambda x: F.interpolate(x, size=4, scale_factor=2), r"interpolate: give exactly one of size and scale_factor"),
-    (lambda x: F.interpolate(x, size=4, mode="bicubic"), r"interpolate: mode must be 'nearest' or 'bilinear'"),
+    (lambda x: F.interpolate(x, size=4, mode="trilinear"), r"interpolate: mode 'trilinear' does not apply to a 4-D"),
     (lambda x: F.interpolate(x, size=4, align_corners=True), r"interpolate: align_corners can only be set"),
     (lambda x: F.interpolate(x, scale_factor=0.1), r"interpolate: scale_factor 0.1 makes the input .* empty"),
-    (lambda x: F.interpolate(x, size=(0, 2)), r"interpolate: size must be a positive int or a pair"),
+    (lambda x: F.interpolate(x, size=(0, 2)), r"interpolate: size must be a positive int or a sequence of 2"),
     (lambda x: F.pixel_shuffle(x, 2), r"pixel_shuffle: the 3 input channels .* must be divisible by "
                                       r"upscale_factor\*\*2 = 4"),
 ])

@@ -12,7 +12,7 @@ from ..tensor import Tensor
 import numbers
 
 from .conv import batched, offset_slices, pad2d, pair, unbatched
-from .resample import resample2d
+from .resample import adaptive_bins, resample2d
 
 
 # --------------------------------------------------------------------------- geometry
@@ -156,18 +156,6 @@ class AvgPool2d(Function):
         for i, j in _offsets(kernel):
             dxpad[(Ellipsis,) + offset_slices(i, j, stride, dilation, dy.shape[2:])] += share
         return dxpad[:, :, top:top + h, left:left + w]
-
-
-# --------------------------------------------------------------------------- adaptive pooling
-def adaptive_bins(n, out):
-    """The (out, n) host matrix that averages PyTorch's adaptive bins:
-    bin i covers [floor(i*n/out), ceil((i+1)*n/out))."""
-    i = np.arange(out)
-    start = (i * n) // out
-    end = -((-(i + 1) * n) // out)
-    pixel = np.arange(n)
-    inside = (pixel >= start[:, None]) & (pixel < end[:, None])
-    return inside / (end - start)[:, None]
 
 
 # --------------------------------------------------------------------------- public wrappers
