@@ -247,6 +247,12 @@ class AdaptiveAvgPool2d(_Functional):
     defaults = (_REQUIRED,)
 
 
+class AdaptiveMaxPool2d(_Functional):
+    fn = staticmethod(F.adaptive_max_pool2d)
+    names = ("output_size", "return_indices")
+    defaults = (_REQUIRED, False)
+
+
 class Upsample(_Functional):
     fn = staticmethod(F.interpolate)
     names = ("size", "scale_factor", "mode", "align_corners", "recompute_scale_factor")

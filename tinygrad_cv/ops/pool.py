@@ -1,11 +1,15 @@
-"""Pooling: ``max_pool2d``, ``avg_pool2d`` and ``adaptive_avg_pool2d``, with PyTorch's geometry.
+"""Pooling: ``max_pool2d``, ``avg_pool2d``, ``adaptive_avg_pool2d`` and ``adaptive_max_pool2d``,
+with PyTorch's geometry; each takes (N, C, H, W) batches or one unbatched (C, H, W) sample.
 
 Max and average pooling loop over the kh*kw kernel offsets: offset (i, j) reads, for every output
 pixel at once, the strided slice xpad[..., y*sh + i*dh, x*sw + j*dw] (``conv.offset_slices``).
 Adaptive average pooling is separable: y = A_h @ x @ A_w^T with averaging matrices A (resample.py).
+Adaptive max pooling loops over the oh*ow bins, bin (i, j) covering rows [floor(i*H/oh),
+ceil((i+1)*H/oh)) and the columns likewise.
 """
 import numpy as np
 
+from .. import backend
 from ..autograd import Function
 from ..backend import launch, threads
 from ..tensor import Tensor
@@ -158,6 +162,45 @@ class AvgPool2d(Function):
         return dxpad[:, :, top:top + h, left:left + w]
 
 
+# --------------------------------------------------------------------------- adaptive max pooling
+def adaptive_bounds(n, out):
+    """PyTorch's adaptive bins of n pixels into out: [(floor(i*n/out), ceil((i+1)*n/out)) for each i]."""
+    return [((i * n) // out, -((-(i + 1) * n) // out)) for i in range(out)]
+
+
+def adaptive_max_forward(xp, x, out_size):
+    """y (N, C, oh, ow), the max of x (N, C, H, W) over each adaptive bin, and the flat index h*W + w
+    of the bin's first maximum in row-major order (a NaN counts as the maximum)."""
+    n, c, h, w = x.shape
+    y = xp.empty((n, c) + out_size, dtype=x.dtype)
+    indices = xp.empty((n, c) + out_size, dtype=np.int64)
+    for i, (top, bottom) in enumerate(adaptive_bounds(h, out_size[0])):
+        for j, (left, right) in enumerate(adaptive_bounds(w, out_size[1])):
+            patch = x[:, :, top:bottom, left:right].reshape(n, c, -1)
+            best = patch.argmax(axis=2)
+            y[:, :, i, j] = xp.take_along_axis(patch, best[..., None], axis=2)[..., 0]
+            indices[:, :, i, j] = (top + best // (right - left)) * w + left + best % (right - left)
+    return y, indices
+
+
+class AdaptiveMaxPool2d(Function):
+    """y[n, c, i, j] = the max of x[n, c] over bin (i, j); the gradient goes to the bin's (first)
+    arg-max, summed where overlapping bins pick the same pixel."""
+    def forward(ctx, x, *, out_size):
+        y, indices = adaptive_max_forward(ctx.xp, x, out_size)
+        ctx.save(indices)
+        ctx.size = x.shape[2:]
+        return y
+
+    def backward(ctx, dy):
+        (indices,) = ctx.saved
+        n, c = dy.shape[:2]
+        dx = ctx.xp.zeros((n * c, ctx.size[0] * ctx.size[1]), dtype=dy.dtype)
+        planes = ctx.xp.arange(n * c)[:, None]
+        backend.add_at(ctx.xp, dx, (planes, indices.reshape(n * c, -1)), dy.reshape(n * c, -1))
+        return dx.reshape((n, c) + tuple(ctx.size))
+
+
 # --------------------------------------------------------------------------- public wrappers
 def _check_pool_input(fn, x):
     """x as a 4-D batch (see ``conv.batched``: a 3-D input is one unbatched sample) and whether it was one."""
@@ -235,6 +278,20 @@ def adaptive_avg_pool2d(input, output_size):
     sizes = adaptive_output_size("adaptive_avg_pool2d", input.shape[2:], output_size)
     rows, cols = (adaptive_bins(n, o) for n, o in zip(input.shape[2:], sizes))
     return unbatched(resample2d(input, rows, cols), was_unbatched)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Max over PyTorch's adaptive bins (as ``adaptive_avg_pool2d``'s), as
+    ``torch.nn.functional.adaptive_max_pool2d``; with ``return_indices``, also the flat index
+    h*W + w (in the input plane) of each maximum."""
+    fn = "adaptive_max_pool2d"
+    input, was_unbatched = _check_pool_input(fn, input)
+    sizes = adaptive_output_size(fn, input.shape[2:], output_size)
+    out = AdaptiveMaxPool2d.apply(input, out_size=sizes)
+    if not return_indices:
+        return unbatched(out, was_unbatched)
+    _, indices = adaptive_max_forward(input.xp, input.data, sizes)
+    return unbatched(out, was_unbatched), unbatched(Tensor(indices, device=input.device), was_unbatched)
 
 
 def adaptive_output_size(fn, size, output_size):
