@@ -258,7 +258,7 @@ def roi_pool_forward(xp, x, rois, output_size, spatial_scale):
                rows[:, None, :, :, None, None], cols[:, None, None, None, :, :]]
     real = rows_real[:, None, :, :, None, None] & cols_real[:, None, None, None, :, :]
     values = xp.where(real, values, -xp.inf).transpose(0, 1, 2, 4, 3, 5)
-    values = values.reshape(values.shape[:4] + (-1,))                  # (K, C, out_h, out_w, B_h * B_w)
+    values = values.reshape(values.shape[:4] + (values.shape[4] * values.shape[5],))  # (K, C, out_h, out_w, B_h*B_w)
     best = values.argmax(axis=-1)                                      # first maximum in row-major order
     k = xp.arange(len(rois))[:, None, None, None]
     ph, pw = xp.arange(output_size[0])[:, None], xp.arange(output_size[1])
