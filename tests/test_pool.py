@@ -271,6 +271,18 @@ def test_unbatched_return_indices_are_3d():
         np.testing.assert_array_equal(indices.numpy(), batched.numpy()[0])
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("fn, kwargs", [("max_pool2d", dict(kernel_size=2)), ("avg_pool2d", dict(kernel_size=2)),
+                                        ("adaptive_avg_pool2d", dict(output_size=3)),
+                                        ("adaptive_max_pool2d", dict(output_size=3))])
+def test_empty_batch_gives_an_empty_result_and_gradient(device, fn, kwargs):
+    x = tg.Tensor(np.zeros((0, 3, 4, 4)), device=device, requires_grad=True)
+    out = getattr(F, fn)(x, **kwargs)
+    assert out.shape == ((0, 3, 2, 2) if "kernel_size" in kwargs else (0, 3, 3, 3))
+    out.sum().backward()
+    assert x.grad.shape == x.shape
+
+
 def test_avg_pool_divisor_override_gradcheck():
     x = np.random.default_rng(4).standard_normal((2, 2, 5, 6))
     assert tg.gradcheck(lambda t: F.avg_pool2d(t, (3,), 2, 1, True, False, divisor_override=-4),

@@ -176,7 +176,7 @@ def adaptive_max_forward(xp, x, out_size):
     indices = xp.empty((n, c) + out_size, dtype=np.int64)
     for i, (top, bottom) in enumerate(adaptive_bounds(h, out_size[0])):
         for j, (left, right) in enumerate(adaptive_bounds(w, out_size[1])):
-            patch = x[:, :, top:bottom, left:right].reshape(n, c, -1)
+            patch = x[:, :, top:bottom, left:right].reshape(n, c, (bottom - top) * (right - left))
             best = patch.argmax(axis=2)
             y[:, :, i, j] = xp.take_along_axis(patch, best[..., None], axis=2)[..., 0]
             indices[:, :, i, j] = (top + best // (right - left)) * w + left + best % (right - left)
@@ -197,7 +197,8 @@ class AdaptiveMaxPool2d(Function):
         n, c = dy.shape[:2]
         dx = ctx.xp.zeros((n * c, ctx.size[0] * ctx.size[1]), dtype=dy.dtype)
         planes = ctx.xp.arange(n * c)[:, None]
-        backend.add_at(ctx.xp, dx, (planes, indices.reshape(n * c, -1)), dy.reshape(n * c, -1))
+        bins = dy.shape[2] * dy.shape[3]
+        backend.add_at(ctx.xp, dx, (planes, indices.reshape(n * c, bins)), dy.reshape(n * c, bins))
         return dx.reshape((n, c) + tuple(ctx.size))
 
 
