@@ -46,6 +46,20 @@ def _reduce(loss, reduction):
     return reduce.sum(loss) if reduction == "sum" else loss
 
 
+def _broadcast_weight(fn, name, weight, input, shape_):
+    """``weight`` as a Tensor of the input's dtype that broadcasts to ``shape_``, or None."""
+    if weight is None:
+        return None
+    weight = weight if isinstance(weight, Tensor) else Tensor(weight, dtype=input.dtype, device=input.device)
+    try:
+        fits = np.broadcast_shapes(weight.shape, shape_) == tuple(shape_)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"{fn}: {name} of shape {weight.shape} does not broadcast to the input's shape {shape_}")
+    return weight
+
+
 def _weighted(loss, weight):
     return loss if weight is None else loss * weight
 
@@ -93,8 +107,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     fn = "binary_cross_entropy_with_logits"
     _check_reduction(fn, reduction)
     target = _same_shape_target(fn, input, target)
-    if pos_weight is not None and not isinstance(pos_weight, Tensor):
-        pos_weight = Tensor(pos_weight, dtype=input.dtype, device=input.device)
+    weight = _broadcast_weight(fn, "weight", weight, input, input.shape)
+    pos_weight = _broadcast_weight(fn, "pos_weight", pos_weight, input, input.shape)
     tensors = (input, target) if pos_weight is None else (input, target, pos_weight)
     return _reduce(_weighted(BinaryCrossEntropyWithLogits.apply(*tensors), weight), reduction)
 
@@ -123,6 +137,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     fn = "binary_cross_entropy"
     _check_reduction(fn, reduction)
     target = _same_shape_target(fn, input, target)
+    weight = _broadcast_weight(fn, "weight", weight, input, input.shape)
     if input.numel() and bool(((input.data < 0) | (input.data > 1)).any()):
         raise ValueError(f"{fn}: input must hold probabilities in [0, 1], but its values span "
                          f"[{float(input.data.min()):.4g}, {float(input.data.max()):.4g}] (shape {input.shape}); "
