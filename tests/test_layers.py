@@ -350,3 +350,21 @@ def test_new_modules_call_their_functional_op():
     np.testing.assert_array_equal(up(x).numpy(), F.interpolate(x, scale_factor=1.7, mode="bicubic",
                                                                recompute_scale_factor=True).numpy())
     assert nn.MaxPool2d(2)(x[0]).shape == (3, 3, 3)
+
+
+def test_conv_transpose2d_output_size_picks_the_output_padding():
+    """Stride 2 reaches two sizes from a 4x4 input, 7 and 8 (PyTorch's forward(x, output_size))."""
+    up = nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1).to(dtype=np.float64)
+    x = tg.Tensor(np.random.default_rng(46).standard_normal((1, 3, 4, 4)))
+    for size in ((7, 8), [1, 2, 8, 7], (8, 8)):
+        out = up(x, output_size=size)
+        assert out.shape[2:] == tuple(size[-2:])
+        extra = tuple(o - 7 for o in size[-2:])
+        np.testing.assert_array_equal(out.numpy(), F.conv_transpose2d(x, up.weight, up.bias, 2, 1, extra).numpy())
+    assert up(x[0], output_size=(8, 7)).shape == (2, 8, 7)
+    with pytest.raises(ValueError, match=r"ConvTranspose2d: output_size \(9, 9\) is not reachable from an input of "
+                                         r"spatial size \(4, 4\): the sizes range from \(7, 7\) to \(8, 8\)"):
+        up(x, output_size=(9, 9))
+    for bad in ((8,), 8, (8.0, 8)):
+        with pytest.raises(ValueError, match=r"ConvTranspose2d: output_size must be 2 ints \(H, W\) or 4"):
+            up(x, output_size=bad)

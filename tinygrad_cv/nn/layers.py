@@ -144,9 +144,28 @@ class ConvTranspose2d(Module):
     def reset_parameters(self):
         _init_weight_and_bias(self.weight, self.bias)
 
-    def forward(self, x):
-        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
-                                  self.groups, self.dilation)
+    def forward(self, x, output_size=None):
+        """``output_size`` ((H, W), or (N, C, H, W)) picks the output_padding that gives that size, as
+        PyTorch: a strided transposed convolution has ``stride`` possible output sizes per dim."""
+        extra = self.output_padding if output_size is None else self._output_padding(x, output_size)
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, extra, self.groups,
+                                  self.dilation)
+
+    def _output_padding(self, x, output_size):
+        """size - min_size per dim, min_size = (n - 1)*s - 2p + d(k - 1) + 1, for a size in [min, min + s)."""
+        name = "ConvTranspose2d"
+        sizes = tuple(output_size) if isinstance(output_size, (tuple, list)) else ()
+        if len(sizes) not in (2, 4) or not all(isinstance(o, numbers.Integral) and not isinstance(o, bool)
+                                                for o in sizes):
+            raise ValueError(f"{name}: output_size must be 2 ints (H, W) or 4 (N, C, H, W), got {output_size!r}")
+        sizes = sizes[-2:]
+        smallest = tuple((n - 1) * s - 2 * p + d * (k - 1) + 1 for n, s, p, d, k in
+                         zip(x.shape[-2:], self.stride, self.padding, self.dilation, self.kernel_size))
+        if any(not lo <= o < lo + s for o, lo, s in zip(sizes, smallest, self.stride)):
+            largest = tuple(lo + s - 1 for lo, s in zip(smallest, self.stride))
+            raise ValueError(f"{name}: output_size {sizes} is not reachable from an input of spatial size "
+                             f"{x.shape[-2:]}: the sizes range from {smallest} to {largest}")
+        return tuple(o - lo for o, lo in zip(sizes, smallest))
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
