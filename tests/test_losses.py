@@ -155,6 +155,41 @@ def test_cross_entropy_with_probability_targets():
                         [tg.Tensor(x, requires_grad=True)])
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_probability_targets_with_weight_and_smoothing(reduction):
+    """l_i = -sum_c w_c q_ic logp_ic with q = (1 - e) target + e / C; 'mean' divides by N (PyTorch),
+    by a loop over samples."""
+    rng = np.random.default_rng(35)
+    x, q, w, e = rng.standard_normal((4, 3, 2)), rng.dirichlet(np.ones(3), (4, 2)).transpose(0, 2, 1), \
+        rng.uniform(0.5, 2, 3), 0.3
+    losses = np.zeros((4, 2))
+    for n in range(4):
+        for p in range(2):
+            logp = x[n, :, p] - np.log(np.exp(x[n, :, p]).sum())
+            losses[n, p] = -sum(w[c] * ((1 - e) * q[n, c, p] + e / 3) * logp[c] for c in range(3))
+    expected = {"mean": losses.mean(), "sum": losses.sum(), "none": losses}[reduction]
+    f = lambda t: F.cross_entropy(t, tg.Tensor(q), tg.Tensor(w), reduction=reduction, label_smoothing=e)
+    np.testing.assert_allclose(f(tg.Tensor(x)).numpy(), expected, rtol=1e-12)
+    assert tg.gradcheck(f, [tg.Tensor(x, requires_grad=True)])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_probability_targets_with_weight_and_smoothing_match_pytorch(reduction):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(36)
+    x, w = rng.standard_normal((4, 3, 2)), rng.uniform(0.5, 2, 3)
+    q = rng.dirichlet(np.ones(3), (4, 2)).transpose(0, 2, 1)
+    ours, theirs = tg.Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    out = F.cross_entropy(ours, tg.Tensor(q), tg.Tensor(w), reduction=reduction, label_smoothing=0.3)
+    ref = torch.nn.functional.cross_entropy(theirs, torch.tensor(q), torch.tensor(w), reduction=reduction,
+                                            label_smoothing=0.3)
+    gy = rng.standard_normal(out.shape)
+    out.backward(gy)
+    ref.backward(torch.tensor(gy))
+    np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
 @given(case=class_cases())
 def test_nll_loss_matches_naive_loop_and_gradcheck(case):
     assume(not nothing_to_average(case))
