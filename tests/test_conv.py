@@ -473,6 +473,12 @@ def test_int_or_pair_arguments_refuse_other_types_by_name(op, arg, value):
         getattr(F, op)(x, w, **{arg: value})
 
 
+@pytest.mark.parametrize("groups", [0, True, 1.0])
+def test_groups_must_be_a_positive_int(groups):
+    with pytest.raises(ValueError, match=rf"conv2d: groups must be a positive int, got {groups!r}"):
+        F.conv2d(_x(1, 2, 5, 5), _x(2, 2, 3, 3), groups=groups)
+
+
 def test_input_that_is_neither_3d_nor_4d_is_refused():
     for shape in ((5, 5), (1, 1, 3, 5, 5)):
         with pytest.raises(ValueError, match=r"conv2d: input must be 4-D \(N, C, H, W\) or 3-D \(C, H, W\)"):

@@ -387,7 +387,7 @@ def _check_conv_operands(fn, x, w, b, groups, transposed):
     check_4d(fn, "weight", w)
     if x.dtype.kind != "f" or w.dtype != x.dtype:
         raise TypeError(f"{fn}: input and weight must have the same floating dtype, got {x.dtype} and {w.dtype}")
-    if not isinstance(groups, numbers.Integral) or groups < 1:
+    if not isinstance(groups, numbers.Integral) or isinstance(groups, bool) or groups < 1:
         raise ValueError(f"{fn}: groups must be a positive int, got {groups!r}")
     if x.shape[1] % groups or w.shape[0] % groups:
         raise ValueError(f"{fn}: groups={groups} must divide the input's channels and the weight's dim 0 "
