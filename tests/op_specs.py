@@ -112,6 +112,76 @@ def _sig(x):
     return 0.5 * (1 + np.tanh(x / 2))  # sigmoid by another formula than the op's
 
 
+# ----------------------------------------------------------------------------- vision-op references
+# Written as loops or with NumPy's own padding, independently of the ops' matrices and strides.
+def _np_conv_same(x, w):
+    """Unbatched (C, H, W) cross-correlation with 'same' padding, the odd pixel at the bottom/right."""
+    (kh, kw), (h, wd) = w.shape[2:], x.shape[1:]
+    xpad = np.pad(x, ((0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2)))
+    out = np.zeros((w.shape[0], h, wd))
+    for i in range(h):
+        for j in range(wd):
+            out[:, i, j] = np.tensordot(w, xpad[:, i:i + kh, j:j + kw], axes=3)
+    return out
+
+
+def _np_avg_pool_ceil_divisor(x, k, s, divisor):
+    """Unbatched avg pool with ceil_mode (the last window may hang off the edge) and a fixed divisor."""
+    out_h, out_w = (-(-(n - k) // s) + 1 for n in x.shape[1:])
+    return np.array([[[x[c, i * s:i * s + k, j * s:j * s + k].sum() / divisor for j in range(out_w)]
+                      for i in range(out_h)] for c in range(x.shape[0])])
+
+
+def _np_adaptive(x, out, reduce_fn):
+    """Unbatched adaptive pooling over bins [floor(i*n/out), ceil((i+1)*n/out))."""
+    (h, w), (oh, ow) = x.shape[1:], out
+    bins = [[(i * n // o, -(-(i + 1) * n // o)) for i in range(o)] for n, o in ((h, oh), (w, ow))]
+    return np.array([[[reduce_fn(x[c, r0:r1, c0:c1]) for c0, c1 in bins[1]] for r0, r1 in bins[0]]
+                     for c in range(x.shape[0])])
+
+
+def _np_cubic(d):
+    a, d = -0.75, abs(d)
+    return ((a + 2) * d - (a + 3)) * d * d + 1 if d <= 1 else ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+
+
+def _np_resize_1d(line, n_out, mode):
+    """Resize a 1-D array by PyTorch's rules (align_corners False, scale in / out), one output at a time."""
+    n = len(line)
+    scale = n / n_out
+    out = []
+    for o in range(n_out):
+        if mode == "nearest-exact":
+            out.append(line[min(int(np.floor((o + 0.5) * scale)), n - 1)])
+        elif mode == "linear":
+            src = max((o + 0.5) * scale - 0.5, 0.0)
+            lo = min(int(np.floor(src)), n - 1)
+            out.append(line[lo] + (src - lo) * (line[min(lo + 1, n - 1)] - line[lo]))
+        elif mode == "bicubic":
+            src = (o + 0.5) * scale - 0.5
+            lo = int(np.floor(src))
+            out.append(sum(_np_cubic(src - (lo + k)) * line[min(max(lo + k, 0), n - 1)] for k in (-1, 0, 1, 2)))
+        else:  # area
+            out.append(line[o * n // n_out:-(-(o + 1) * n // n_out)].mean())
+    return np.array(out)
+
+
+def _np_resize(x, size, mode):
+    """(N, C, L) along L, or (N, C, H, W) along W then H (each mode here is separable)."""
+    x = np.apply_along_axis(_np_resize_1d, -1, x, size[-1], mode)
+    return x if len(size) == 1 else np.apply_along_axis(_np_resize_1d, -2, x, size[0], mode)
+
+
+@st.composite
+def conv_unbatched_shapes(draw):
+    c, o = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    k = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    return (c, draw(st.integers(1, 5)), draw(st.integers(1, 5))), (o, c) + k
+
+
+image_3d = st.tuples(dims, st.integers(3, 6), st.integers(3, 6))  # (C, H, W), each side >= 3 for reflect
+
+
 SPECS = [
     # ------------------------------------------------------------ elementwise, unary
     OpSpec("neg", lambda x: -x, lambda x: -x, single(shape)),
@@ -194,6 +264,36 @@ SPECS = [
     OpSpec("pad", lambda x: F.pad(x, (1, 2, 0, 1), value=0.5),
            lambda x: np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, 1), (1, 2)], constant_values=0.5),
            single(shape_2d_plus)),
+    # ------------------------------------------------------------ vision ops: unbatched inputs, pad and resize modes
+    OpSpec("conv2d_unbatched_same", lambda x, w: F.conv2d(x, w, padding="same"), _np_conv_same,
+           conv_unbatched_shapes(), fp16_rtol=5e-2),
+    # a 2x2 window at stride 1 over n + 2 padded pixels is the adaptive bin of n + 2 into n + 1 outputs
+    OpSpec("max_pool2d_unbatched", lambda x: F.max_pool2d(x, (2,), stride=1, padding=1),
+           lambda x: _np_adaptive(np.pad(x, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf),
+                                  (x.shape[1] + 1, x.shape[2] + 1), np.max),
+           single(image_3d), make=distinct),
+    OpSpec("avg_pool2d_ceil_divisor", lambda x: F.avg_pool2d(x, (2,), stride=(2,), ceil_mode=True, divisor_override=3),
+           lambda x: _np_avg_pool_ceil_divisor(x, 2, 2, 3), single(image_3d)),
+    OpSpec("adaptive_avg_pool2d_uneven", lambda x: F.adaptive_avg_pool2d(x, (2, None)),
+           lambda x: _np_adaptive(x, (2, x.shape[2]), np.mean), single(image_3d)),
+    OpSpec("adaptive_max_pool2d", lambda x: F.adaptive_max_pool2d(x, (2, 3)),
+           lambda x: _np_adaptive(x, (2, 3), np.max), single(image_3d), make=distinct),
+    OpSpec("pad_reflect", lambda x: F.pad(x, (2, 1, 0, 2), mode="reflect"),
+           lambda x: np.pad(x, ((0, 0), (0, 2), (2, 1)), mode="reflect"), single(image_3d)),
+    OpSpec("pad_replicate", lambda x: F.pad(x, (3, 1, 2, 0), mode="replicate"),
+           lambda x: np.pad(x, ((0, 0), (2, 0), (3, 1)), mode="edge"), single(image_3d)),
+    OpSpec("pad_circular", lambda x: F.pad(x, (1, 3, 2, 1), mode="circular"),
+           lambda x: np.pad(x, ((0, 0), (2, 1), (1, 3)), mode="wrap"), single(image_3d)),
+    OpSpec("pad_constant_crop", lambda x: F.pad(x, (-1, 2, 1, -2), value=1.5),
+           lambda x: np.pad(x, ((0, 0), (1, 0), (0, 2)), constant_values=1.5)[:, :-2, 1:], single(image_3d)),
+    OpSpec("interpolate_nearest_exact", lambda x: F.interpolate(x[None], size=(5, 2), mode="nearest-exact")[0],
+           lambda x: _np_resize(x[None], (5, 2), "nearest-exact")[0], single(image_3d)),
+    OpSpec("interpolate_bicubic", lambda x: F.interpolate(x[None], size=(7, 2), mode="bicubic")[0],
+           lambda x: _np_resize(x[None], (7, 2), "bicubic")[0], single(image_3d)),
+    OpSpec("interpolate_area", lambda x: F.interpolate(x[None], size=(2, 4), mode="area")[0],
+           lambda x: _np_resize(x[None], (2, 4), "area")[0], single(image_3d)),
+    OpSpec("interpolate_linear_1d", lambda x: F.interpolate(x, size=7, mode="linear"),
+           lambda x: _np_resize(x, (7,), "linear"), single(image_3d)),
 ]
 
 SPECS_BY_NAME = {s.name: s for s in SPECS}

@@ -347,7 +347,7 @@ def _x(*shape):
     (lambda: F.conv2d(_x(1, 3, 4, 4), _x(2, 3, 3, 3), stride=2, padding="same"),
      r"conv2d: padding='same' needs stride 1"),
     (lambda: F.conv2d(_x(1, 3, 4, 4), _x(2, 3, 3, 3), _x(3)), r"conv2d: bias must have shape \(2,\).*got \(3,\)"),
-    (lambda: F.conv2d(_x(3, 4, 4), _x(2, 3, 3, 3)), r"conv2d: input must be 4-D .* got shape \(3, 4, 4\)"),
+    (lambda: F.conv2d(_x(4, 4), _x(2, 3, 3, 3)), r"conv2d: input must be 4-D .* or 3-D .* got shape \(4, 4\)"),
     (lambda: F.conv_transpose2d(_x(1, 4, 3, 3), _x(4, 2, 3, 3), stride=2, output_padding=2),
      r"conv_transpose2d: output_padding \(2, 2\) must be smaller than stride \(2, 2\)"),
     (lambda: F.conv_transpose2d(_x(1, 3, 3, 3), _x(4, 2, 3, 3)),
@@ -392,3 +392,101 @@ def test_bias_relu_rejects_a_bias_that_does_not_fit(x_shape, b_shape, b_dtype, e
     x, b = tg.zeros(*x_shape, dtype="float64"), tg.zeros(*b_shape, dtype=b_dtype)
     with pytest.raises(error, match=message):
         F.bias_relu(x, b)
+
+
+# ----------------------------------------------------------------------------- unbatched, empty and odd arguments
+@pytest.mark.parametrize("device", DEVICES)
+def test_unbatched_input_is_one_sample_with_its_gradients(device):
+    """A (C, H, W) input gives (O, Ho, Wo), equal to the naive loop on a batch of one, and the input
+    gradient is 3-D too; on 'emu' through the im2col/col2im kernels."""
+    rng = np.random.default_rng(21)
+    x, w, b = rng.standard_normal((3, 6, 5)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal(4)
+    wt = rng.standard_normal((3, 2, 2, 3))
+    xs, ws, bs, wts = tensors(x, w, b, wt, requires_grad=True, device=device)
+    out = F.conv2d(xs, ws, bs, stride=(2,), padding=(1,))
+    expected = naive_conv2d(x[None], w, b, (2, 2), (1, 1), (1, 1), 1)[0]
+    assert out.shape == expected.shape == (4, 3, 3)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10, atol=1e-10)
+    up = F.conv_transpose2d(xs, wts, stride=2, output_padding=(1,))
+    np.testing.assert_allclose(up.numpy(), naive_conv_transpose2d(x[None], wt, None, (2, 2), (0, 0), (1, 1),
+                                                                   (1, 1), 1)[0], rtol=1e-10, atol=1e-10)
+    (out.sum() + up.sum()).backward()
+    assert xs.grad.shape == x.shape and ws.grad.shape == w.shape
+    batched = tensors(x[None], w, b, wt, requires_grad=True)
+    (F.conv2d(*batched[:3], stride=2, padding=1).sum() + F.conv_transpose2d(batched[0], batched[3], stride=2,
+                                                                           output_padding=1).sum()).backward()
+    for ours, theirs in zip((xs, ws, bs, wts), batched):
+        np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy().reshape(ours.shape), rtol=1e-10)
+
+
+def test_unbatched_gradcheck():
+    rng = np.random.default_rng(22)
+    x, w = tensors(rng.standard_normal((2, 5, 4)), rng.standard_normal((3, 2, 2, 2)), requires_grad=True)
+    assert tg.gradcheck(lambda a, b: F.conv2d(a, b, padding="same", dilation=(2,)), [x, w])
+    assert tg.gradcheck(lambda a, b: F.conv_transpose2d(a, b[:2], stride=(2, 1)), [x, w])
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
+def test_unbatched_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(23)
+    x, w = rng.standard_normal((3, 7, 6)), rng.standard_normal((4, 3, 2, 3))
+    assert_matches_torch(torch, F.conv2d, torch.nn.functional.conv2d, (x, w), rng,
+                         dict(padding="same", stride=(1,)))
+    assert_matches_torch(torch, F.conv_transpose2d, torch.nn.functional.conv_transpose2d,
+                         (rng.standard_normal((4, 3, 2)), w), rng, dict(stride=(2,), output_padding=(1,)))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_empty_batch_gives_empty_outputs_and_zero_parameter_gradients(device):
+    """PyTorch's answer for N = 0: an empty output of the right shape; dx empty, dw and db zero."""
+    rng = np.random.default_rng(24)
+    w, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    for conv, x_shape, out_shape in ((F.conv2d, (0, 3, 6, 6), (0, 4, 4, 4)),
+                                     (F.conv_transpose2d, (0, 4, 5, 5), (0, 3, 11, 11))):
+        xs, ws, bs = tensors(np.zeros(x_shape), w, b[:3] if conv is F.conv_transpose2d else b,
+                             requires_grad=True, device=device)
+        out = conv(xs, ws, bs, stride=2) if conv is F.conv_transpose2d else conv(xs, ws, bs, padding=0)
+        assert out.shape == out_shape
+        out.sum().backward()
+        assert xs.grad.shape == x_shape
+        np.testing.assert_array_equal(ws.grad.numpy(), np.zeros(w.shape))
+        np.testing.assert_array_equal(bs.grad.numpy(), np.zeros(bs.shape))
+
+
+def test_one_element_tuples_mean_the_same_value_for_both_dims():
+    rng = np.random.default_rng(25)
+    x, w = tensors(rng.standard_normal((1, 2, 7, 7)), rng.standard_normal((3, 2, 3, 3)))
+    np.testing.assert_array_equal(F.conv2d(x, w, stride=(2,), padding=[1], dilation=(2,)).numpy(),
+                                  F.conv2d(x, w, stride=2, padding=1, dilation=2).numpy())
+
+
+@pytest.mark.parametrize("op, arg, value", [
+    ("conv2d", "stride", 1.5), ("conv2d", "stride", True), ("conv2d", "padding", (1, 2, 3)),
+    ("conv2d", "dilation", "2"), ("conv2d", "padding", None), ("conv2d", "stride", (1.0, 1)),
+    ("conv_transpose2d", "stride", 1.5), ("conv_transpose2d", "padding", 0.5),
+    ("conv_transpose2d", "output_padding", 0.5), ("conv_transpose2d", "dilation", (1, 2, 1)),
+])
+def test_int_or_pair_arguments_refuse_other_types_by_name(op, arg, value):
+    x, w = (_x(1, 3, 5, 5), _x(4, 3, 3, 3)) if op == "conv2d" else (_x(1, 4, 5, 5), _x(4, 3, 3, 3))
+    with pytest.raises(TypeError, match=rf"{op}: {arg} must be an int or a pair of ints, got"):
+        getattr(F, op)(x, w, **{arg: value})
+
+
+@pytest.mark.parametrize("groups", [0, True, 1.0])
+def test_groups_must_be_a_positive_int(groups):
+    with pytest.raises(ValueError, match=rf"conv2d: groups must be a positive int, got {groups!r}"):
+        F.conv2d(_x(1, 2, 5, 5), _x(2, 2, 3, 3), groups=groups)
+
+
+def test_input_that_is_neither_3d_nor_4d_is_refused():
+    for shape in ((5, 5), (1, 1, 3, 5, 5)):
+        with pytest.raises(ValueError, match=r"conv2d: input must be 4-D \(N, C, H, W\) or 3-D \(C, H, W\)"):
+            F.conv2d(_x(*shape), _x(2, 3, 3, 3))
+
+
+def test_linear_bias_that_does_not_fit_names_linear_and_both_shapes():
+    with pytest.raises(ValueError, match=r"linear: bias must have shape \(4,\).*weight \(4, 3\), got \(5,\)"):
+        F.linear(_x(2, 3), _x(4, 3), _x(5))
+    with pytest.raises(TypeError, match="linear: bias must be a Tensor, got ndarray"):
+        F.linear(_x(2, 3), _x(4, 3), np.zeros(4))

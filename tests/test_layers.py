@@ -192,3 +192,179 @@ def test_calling_a_module_without_forward_names_it_and_says_what_to_do():
         with pytest.raises(TypeError, match=f"{name} has no forward method, so it cannot be called; define "
                                             r"forward\(self, \.\.\.\)"):
             module(tg.zeros(1, 2))
+
+
+# ----------------------------------------------------------------------------- pad modes and padding_mode
+NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def test_pad_modes_hand_worked():
+    x = tg.Tensor(np.arange(1.0, 5.0).reshape(1, 1, 4))        # 1 2 3 4
+    expected = {"reflect": [3, 2, 1, 2, 3, 4, 3], "replicate": [1, 1, 1, 2, 3, 4, 4],
+                "circular": [3, 4, 1, 2, 3, 4, 1], "constant": [7, 7, 1, 2, 3, 4, 7]}
+    for mode, values in expected.items():
+        kwargs = dict(value=7.0) if mode == "constant" else {}
+        np.testing.assert_array_equal(F.pad(x, (2, 1), mode=mode, **kwargs).numpy().ravel(), values, err_msg=mode)
+    # negative amounts crop; circular crops first and wraps around what is left (PyTorch)
+    np.testing.assert_array_equal(F.pad(x, (-1, 2), mode="circular").numpy().ravel(), [2, 3, 4, 2, 3])
+    np.testing.assert_array_equal(F.pad(x, (-1, 2), mode="reflect").numpy().ravel(), [2, 3, 4, 3, 2])
+    np.testing.assert_array_equal(F.pad(x, (1, -3)).numpy().ravel(), [0, 1])
+
+
+def test_pad_gradient_sums_over_the_copies():
+    x = tg.Tensor(np.zeros((1, 1, 3)), requires_grad=True)
+    F.pad(x, (2, 2), mode="reflect").backward(np.arange(7.0).reshape(1, 1, 7))  # sources 2 1 0 1 2 1 0
+    np.testing.assert_array_equal(x.grad.numpy().ravel(), [2 + 6, 1 + 3 + 5, 0 + 4])
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_pad_modes_of_3_dims_and_gradcheck(mode):
+    x = np.random.default_rng(41).standard_normal((1, 2, 3, 4, 5))
+    out = F.pad(tg.Tensor(x), (1, 2, 2, 0, 1, 1), mode=mode)
+    expected = np.pad(x, ((0, 0), (0, 0), (1, 1), (2, 0), (1, 2)), mode=NUMPY_PAD_MODE[mode])
+    np.testing.assert_array_equal(out.numpy(), expected)
+    assert tg.gradcheck(lambda t: F.pad(t, (2, 1, 0, 2), mode=mode), [tg.Tensor(x[0, 0], requires_grad=True)])
+
+
+def test_pad_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(42)
+    cases = [((2, 3, 5, 6), (1, 2, 3, 4)), ((3, 5, 6), (4, 5)), ((2, 3, 5), (4, 0)), ((2, 3, 5, 6), (-1, 2, 3, -2)),
+             ((2, 2, 3, 4, 5), (1, 2, 0, 1, 2, 2)), ((2, 3, 5, 6), (5, 5, 4, 4))]
+    for shape, pad in cases:
+        for mode in ("constant", "reflect", "replicate", "circular"):
+            if mode == "reflect" and max(pad) >= min(shape[-len(pad) // 2:]):
+                continue
+            x = rng.standard_normal(shape)
+            ours, theirs = tg.Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+            kwargs = dict(value=0.5) if mode == "constant" else {}
+            out, ref = F.pad(ours, pad, mode, **kwargs), torch.nn.functional.pad(theirs, pad, mode, **kwargs)
+            gy = rng.standard_normal(out.shape)
+            out.backward(gy)
+            ref.backward(torch.tensor(gy))
+            np.testing.assert_array_equal(out.numpy(), ref.detach().numpy(), err_msg=f"{mode} {pad}")
+            np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-12, err_msg=f"{mode} {pad}")
+
+
+@pytest.mark.parametrize("shape, pad, kwargs, error, message", [
+    ((3, 5, 6), (1, 2.5), {}, TypeError, r"pad: pad must be a tuple of ints"),
+    ((3, 5, 6), (1,), {}, ValueError, r"pad: expected \(before, after\) pairs for at most 3 dims"),
+    ((3, 5, 6), (-4, -3), {}, ValueError, r"pad: padding \(-4, -3\) of input \(3, 5, 6\) leaves a negative size"),
+    ((3, 5, 6), (6, 0), dict(mode="reflect"), ValueError, r"pad: mode 'reflect' needs each padding smaller than"),
+    ((3, 5, 6), (7, 0), dict(mode="circular"), ValueError, r"pad: mode 'circular' needs each padding at most"),
+    ((5, 6), (1, 1, 1, 1), dict(mode="reflect"), ValueError, r"2 pair\(s\) need a 3-D or 4-D input, got shape"),
+    ((1, 2, 5, 6), (1, 1), dict(mode="replicate"), ValueError, r"1 pair\(s\) need a 2-D or 3-D input"),
+    ((3, 5, 6), (1, 1), dict(mode="reflect", value=0.0), ValueError, r"pad: mode 'reflect' takes no value"),
+    ((3, 5, 6), (1, 1), dict(mode="wrap"), ValueError, r"pad: mode must be one of \('constant', 'reflect'"),
+])
+def test_pad_arguments_checked_as_pytorch(shape, pad, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        F.pad(tg.zeros(*shape), pad, **kwargs)
+
+
+def naive_conv(xpad, w, b):
+    """Stride-1, no-padding cross-correlation by loops over the output pixels."""
+    kh, kw = w.shape[2:]
+    out = np.zeros((xpad.shape[0], w.shape[0], xpad.shape[2] - kh + 1, xpad.shape[3] - kw + 1))
+    for i in range(out.shape[2]):
+        for j in range(out.shape[3]):
+            out[:, :, i, j] = np.einsum("nchw,ochw->no", xpad[:, :, i:i + kh, j:j + kw], w) + b
+    return out
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("padding, kernel", [(1, 3), ((2, 1), (3, 2)), ("same", (4, 3)), ("valid", 2)])
+def test_conv2d_padding_mode_pads_with_the_mode(padding_mode, padding, kernel):
+    """Conv2d's padding filled by padding_mode, against np.pad and a loop; 'same' puts the odd pixel
+    of an even kernel at the bottom/right."""
+    rng = np.random.default_rng(43)
+    conv = nn.Conv2d(2, 3, kernel, padding=padding, padding_mode=padding_mode).to(dtype=np.float64)
+    x = rng.standard_normal((2, 2, 5, 6))
+    kh, kw = conv.kernel_size
+    widths = {"same": ((kh - 1) // 2, kh // 2, (kw - 1) // 2, kw // 2), "valid": (0, 0, 0, 0)}.get(
+        padding, (conv.padding[0],) * 2 + (conv.padding[1],) * 2)
+    np_mode = {"zeros": "constant", **NUMPY_PAD_MODE}[padding_mode]
+    xpad = np.pad(x, ((0, 0), (0, 0), widths[:2], widths[2:]), mode=np_mode)
+    expected = naive_conv(xpad, conv.weight.numpy(), conv.bias.numpy())
+    np.testing.assert_allclose(conv(tg.Tensor(x)).numpy(), expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(conv(tg.Tensor(x[0])).numpy(), expected[0], rtol=1e-10, atol=1e-12)  # unbatched
+    assert tg.gradcheck(lambda t: conv(t), [tg.Tensor(x, requires_grad=True)])
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
+def test_conv2d_padding_mode_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(44)
+    x = rng.standard_normal((2, 3, 7, 8))
+    for padding_mode in ("reflect", "replicate", "circular"):
+        for kwargs in (dict(kernel_size=3, padding=(2, 1), dilation=(1, 2)), dict(kernel_size=(2, 4), padding="same")):
+            ours = nn.Conv2d(3, 4, padding_mode=padding_mode, **kwargs).to(dtype=np.float64)
+            theirs = torch.nn.Conv2d(3, 4, padding_mode=padding_mode, **kwargs).double()
+            theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+            np.testing.assert_allclose(ours(tg.Tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(),
+                                       rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: nn.Conv2d(3, 4, 0), ValueError, r"Conv2d: kernel_size must be >= 1, got 0"),
+    (lambda: nn.Conv2d(-3, 4, 3), ValueError, r"Conv2d: in_channels must be a positive int, got -3"),
+    (lambda: nn.Conv2d(3, 0, 3), ValueError, r"Conv2d: out_channels must be a positive int, got 0"),
+    (lambda: nn.Conv2d(3.0, 4, 3), TypeError, r"Conv2d: in_channels must be a positive int, got 3.0"),
+    (lambda: nn.Conv2d(4, 4, 3, groups=0), ValueError, r"Conv2d: groups must be a positive int, got 0"),
+    (lambda: nn.Conv2d(4, 6, 3, groups=4), ValueError, r"Conv2d: groups=4 must divide both in_channels=4 and "
+                                                      r"out_channels=6"),
+    (lambda: nn.Conv2d(3, 4, 3, stride=1.5), TypeError, r"Conv2d: stride must be an int or a pair of ints"),
+    (lambda: nn.Conv2d(3, 4, 3, padding=-1), ValueError, r"Conv2d: padding must be >= 0"),
+    (lambda: nn.Conv2d(3, 4, 3, padding="full"), ValueError, r"Conv2d: padding must be an int, a pair, 'same'"),
+    (lambda: nn.Conv2d(3, 4, 3, padding="same", stride=2), ValueError, r"Conv2d: padding='same' needs stride 1"),
+    (lambda: nn.Conv2d(3, 4, 3, padding_mode="wrap"), ValueError, r"Conv2d: padding_mode must be one of"),
+    (lambda: nn.ConvTranspose2d(3, 4, (2, 0)), ValueError, r"ConvTranspose2d: kernel_size must be >= 1"),
+    (lambda: nn.ConvTranspose2d(3, -4, 2), ValueError, r"ConvTranspose2d: out_channels must be a positive int"),
+    (lambda: nn.ConvTranspose2d(3, 4, 2, output_padding=0.5), TypeError,
+     r"ConvTranspose2d: output_padding must be an int or a pair of ints"),
+    (lambda: nn.ConvTranspose2d(3, 4, 2, padding_mode="reflect"), ValueError,
+     r"ConvTranspose2d: only padding_mode='zeros' is supported"),
+])
+def test_conv_modules_refuse_nonsensical_sizes(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_conv_modules_keep_their_geometry_as_pairs_and_take_unbatched_input():
+    conv = nn.Conv2d(2, 3, 3, stride=2, padding=1, dilation=(1,))
+    assert (conv.kernel_size, conv.stride, conv.padding, conv.dilation) == ((3, 3), (2, 2), (1, 1), (1, 1))
+    assert conv(tg.zeros(2, 9, 9)).shape == (3, 5, 5)
+    up = nn.ConvTranspose2d(3, 2, 2, stride=2)
+    assert (up.stride, up.padding, up.output_padding) == ((2, 2), (0, 0), (0, 0))
+    assert up(tg.zeros(3, 4, 4)).shape == (2, 8, 8)
+
+
+def test_new_modules_call_their_functional_op():
+    rng = np.random.default_rng(45)
+    x = tg.Tensor(rng.standard_normal((2, 3, 7, 6)))
+    out, indices = nn.AdaptiveMaxPool2d((3, None), return_indices=True)(x)
+    expected, expected_indices = F.adaptive_max_pool2d(x, (3, None), return_indices=True)
+    np.testing.assert_array_equal(out.numpy(), expected.numpy())
+    np.testing.assert_array_equal(indices.numpy(), expected_indices.numpy())
+    up = nn.Upsample(scale_factor=1.7, mode="bicubic", recompute_scale_factor=True)
+    np.testing.assert_array_equal(up(x).numpy(), F.interpolate(x, scale_factor=1.7, mode="bicubic",
+                                                               recompute_scale_factor=True).numpy())
+    assert nn.MaxPool2d(2)(x[0]).shape == (3, 3, 3)
+
+
+def test_conv_transpose2d_output_size_picks_the_output_padding():
+    """Stride 2 reaches two sizes from a 4x4 input, 7 and 8 (PyTorch's forward(x, output_size))."""
+    up = nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1).to(dtype=np.float64)
+    x = tg.Tensor(np.random.default_rng(46).standard_normal((1, 3, 4, 4)))
+    for size in ((7, 8), [1, 2, 8, 7], (8, 8)):
+        out = up(x, output_size=size)
+        assert out.shape[2:] == tuple(size[-2:])
+        extra = tuple(o - 7 for o in size[-2:])
+        np.testing.assert_array_equal(out.numpy(), F.conv_transpose2d(x, up.weight, up.bias, 2, 1, extra).numpy())
+    assert up(x[0], output_size=(8, 7)).shape == (2, 8, 7)
+    with pytest.raises(ValueError, match=r"ConvTranspose2d: output_size \(9, 9\) is not reachable from an input of "
+                                         r"spatial size \(4, 4\): the sizes range from \(7, 7\) to \(8, 8\)"):
+        up(x, output_size=(9, 9))
+    for bad in ((8,), 8, (8.0, 8)):
+        with pytest.raises(ValueError, match=r"ConvTranspose2d: output_size must be 2 ints \(H, W\) or 4"):
+            up(x, output_size=bad)

@@ -155,6 +155,41 @@ def test_cross_entropy_with_probability_targets():
                         [tg.Tensor(x, requires_grad=True)])
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_probability_targets_with_weight_and_smoothing(reduction):
+    """l_i = -sum_c w_c q_ic logp_ic with q = (1 - e) target + e / C; 'mean' divides by N (PyTorch),
+    by a loop over samples."""
+    rng = np.random.default_rng(35)
+    x, q, w, e = rng.standard_normal((4, 3, 2)), rng.dirichlet(np.ones(3), (4, 2)).transpose(0, 2, 1), \
+        rng.uniform(0.5, 2, 3), 0.3
+    losses = np.zeros((4, 2))
+    for n in range(4):
+        for p in range(2):
+            logp = x[n, :, p] - np.log(np.exp(x[n, :, p]).sum())
+            losses[n, p] = -sum(w[c] * ((1 - e) * q[n, c, p] + e / 3) * logp[c] for c in range(3))
+    expected = {"mean": losses.mean(), "sum": losses.sum(), "none": losses}[reduction]
+    f = lambda t: F.cross_entropy(t, tg.Tensor(q), tg.Tensor(w), reduction=reduction, label_smoothing=e)
+    np.testing.assert_allclose(f(tg.Tensor(x)).numpy(), expected, rtol=1e-12)
+    assert tg.gradcheck(f, [tg.Tensor(x, requires_grad=True)])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_probability_targets_with_weight_and_smoothing_match_pytorch(reduction):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(36)
+    x, w = rng.standard_normal((4, 3, 2)), rng.uniform(0.5, 2, 3)
+    q = rng.dirichlet(np.ones(3), (4, 2)).transpose(0, 2, 1)
+    ours, theirs = tg.Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    out = F.cross_entropy(ours, tg.Tensor(q), tg.Tensor(w), reduction=reduction, label_smoothing=0.3)
+    ref = torch.nn.functional.cross_entropy(theirs, torch.tensor(q), torch.tensor(w), reduction=reduction,
+                                            label_smoothing=0.3)
+    gy = rng.standard_normal(out.shape)
+    out.backward(gy)
+    ref.backward(torch.tensor(gy))
+    np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
 @given(case=class_cases())
 def test_nll_loss_matches_naive_loop_and_gradcheck(case):
     assume(not nothing_to_average(case))
@@ -165,6 +200,104 @@ def test_nll_loss_matches_naive_loop_and_gradcheck(case):
     expected = naive_cross_entropy(case["x"], case["target"], case["weight"], -100, case["reduction"], 0.0)
     np.testing.assert_allclose(f(tg.Tensor(logp)).numpy(), expected, rtol=1e-10, atol=1e-12)
     assert tg.gradcheck(f, [tg.Tensor(logp, requires_grad=True)])
+
+
+# ----------------------------------------------------------------------------- one sample, empty batches
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("smoothing, with_weight", [(0.0, False), (0.3, True)])
+def test_one_1d_sample_with_a_0d_target(reduction, smoothing, with_weight):
+    """A (C,) input and a 0-d class index are one sample: the naive loop on a batch of one, and a
+    0-d loss for 'none' (PyTorch). nll_loss likewise, on log-probabilities."""
+    rng = np.random.default_rng(31)
+    x, target = rng.standard_normal(5), np.array(3)
+    weight = rng.uniform(0.5, 2, 5) if with_weight else None
+    expected = naive_cross_entropy(x[None], target[None], weight, -100, reduction, smoothing).reshape(())
+    w = None if weight is None else tg.Tensor(weight)
+    ce_1d = lambda t: F.cross_entropy(t, tg.Tensor(target), w, reduction=reduction, label_smoothing=smoothing)
+    out = ce_1d(tg.Tensor(x))
+    assert out.shape == ()
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12)
+    assert tg.gradcheck(ce_1d, [tg.Tensor(x, requires_grad=True)])
+    logp = x - np.log(np.exp(x).sum())
+    nll_1d = lambda t: F.nll_loss(t, tg.Tensor(target), w, reduction=reduction)
+    np.testing.assert_allclose(nll_1d(tg.Tensor(logp)).numpy(),
+                               naive_cross_entropy(x[None], target[None], weight, -100, reduction, 0.0).reshape(()),
+                               rtol=1e-12)
+    assert tg.gradcheck(nll_1d, [tg.Tensor(logp, requires_grad=True)])
+
+
+def test_one_1d_sample_with_class_probabilities():
+    rng = np.random.default_rng(32)
+    x, q = rng.standard_normal(4), rng.dirichlet(np.ones(4))
+    logp = x - np.log(np.exp(x).sum())
+    out = F.cross_entropy(tg.Tensor(x), tg.Tensor(q), reduction="none")
+    assert out.shape == ()
+    np.testing.assert_allclose(out.numpy(), -(q * logp).sum(), rtol=1e-12)
+    assert tg.gradcheck(lambda t: F.cross_entropy(t, tg.Tensor(q), label_smoothing=0.1),
+                        [tg.Tensor(x, requires_grad=True)])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("fn", ["cross_entropy", "nll_loss"])
+@pytest.mark.parametrize("spatial", [(), (2, 3)])
+def test_empty_batch_mean_is_nan_sum_is_zero_and_gradients_are_empty(device, fn, spatial):
+    x = tg.Tensor(np.zeros((0, 4) + spatial), device=device, requires_grad=True)
+    target = tg.Tensor(np.zeros((0,) + spatial, dtype=np.int64), device=device)
+    loss = getattr(F, fn)(x, target)
+    assert loss.shape == () and np.isnan(loss.item())
+    loss.backward()
+    assert x.grad.shape == x.shape
+    assert getattr(F, fn)(x, target, reduction="sum").item() == 0
+    assert getattr(F, fn)(x, target, reduction="none").shape == (0,) + spatial
+
+
+def test_empty_batch_with_probability_targets():
+    x = tg.Tensor(np.zeros((0, 4)), requires_grad=True)
+    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning):
+        loss = F.cross_entropy(x, tg.Tensor(np.zeros((0, 4))))
+    assert loss.shape == () and np.isnan(loss.item())
+    assert F.cross_entropy(x, tg.Tensor(np.zeros((0, 4))), reduction="none").shape == (0,)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_every_target_ignored_gives_nan_with_a_zero_gradient(smoothing):
+    """PyTorch: the weighted mean over no counted sample is 0/0 = NaN, and the gradient is 0."""
+    x = tg.Tensor(np.random.default_rng(33).standard_normal((3, 4)), requires_grad=True)
+    loss = F.cross_entropy(x, tg.Tensor(np.full(3, -100)), label_smoothing=smoothing)
+    assert np.isnan(loss.item())
+    loss.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros((3, 4)))
+
+
+def test_one_sample_and_empty_batches_match_pytorch():
+    torch = pytest.importorskip("torch")
+    tf = torch.nn.functional
+    rng = np.random.default_rng(34)
+    w = rng.uniform(0.5, 2, 5)
+    cases = [
+        (rng.standard_normal(5), np.array(2), dict(weight=w, label_smoothing=0.1)),
+        (rng.standard_normal(5), np.array(2), dict(reduction="none")),
+        (rng.standard_normal(5), rng.dirichlet(np.ones(5)), dict(weight=w, reduction="none")),
+        (rng.standard_normal((0, 5)), np.zeros(0, dtype=np.int64), dict()),
+        (rng.standard_normal((0, 5, 2)), np.zeros((0, 2), dtype=np.int64), dict(reduction="sum")),
+        (rng.standard_normal((3, 5)), np.full(3, -100), dict(label_smoothing=0.2)),
+    ]
+    for fn in ("cross_entropy", "nll_loss"):
+        for x, t, kwargs in cases:
+            if fn == "nll_loss" and (t.dtype.kind == "f" or "label_smoothing" in kwargs):
+                continue
+            ours = tg.Tensor(x, requires_grad=True)
+            theirs = torch.tensor(x, requires_grad=True)
+            ours_kw = {k: tg.Tensor(v) if k == "weight" else v for k, v in kwargs.items()}
+            theirs_kw = {k: torch.tensor(v) if k == "weight" else v for k, v in kwargs.items()}
+            out = getattr(F, fn)(ours, tg.Tensor(t), **ours_kw)
+            ref = getattr(tf, fn)(theirs, torch.tensor(t), **theirs_kw)
+            assert out.shape == tuple(ref.shape)
+            np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), rtol=1e-12, atol=1e-12)
+            gy = rng.standard_normal(out.shape)
+            out.backward(gy)
+            ref.backward(torch.tensor(gy))
+            np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -277,6 +410,23 @@ def _scores(*shape):
      r"mse_loss: target shape \(3, 4\) must equal input shape \(4, 3\)"),
     (lambda: F.dice_loss(_scores(2, 3, 4, 4), tg.Tensor(np.full((2, 4, 4), 3))), ValueError,
      r"dice_loss: target holds class index 3, outside \[0, 3\)"),
+    (lambda: F.binary_cross_entropy_with_logits(_scores(4, 3), tg.zeros(4, 3), weight=tg.ones(4)), ValueError,
+     r"binary_cross_entropy_with_logits: weight of shape \(4,\) does not broadcast to the input's shape \(4, 3\)"),
+    (lambda: F.binary_cross_entropy_with_logits(_scores(4, 3), tg.zeros(4, 3), pos_weight=tg.ones(4)), ValueError,
+     r"binary_cross_entropy_with_logits: pos_weight of shape \(4,\) does not broadcast"),
+    (lambda: F.binary_cross_entropy(tg.zeros(4, 3), tg.zeros(4, 3), weight=tg.ones(3, 3)), ValueError,
+     r"binary_cross_entropy: weight of shape \(3, 3\) does not broadcast to the input's shape \(4, 3\)"),
+    (lambda: F.cross_entropy(_scores(4, 3), tg.zeros(4, 3), ignore_index=0), ValueError,
+     r"cross_entropy: ignore_index=0 applies to class-index targets only"),
+    (lambda: F.cross_entropy(_scores(3), tg.Tensor(np.zeros(2, dtype=np.int64))), ValueError,
+     r"cross_entropy: a 1-D input \(3,\) is one sample and needs a 0-d class index as target, got target shape"),
+    (lambda: F.nll_loss(_scores(3), tg.Tensor(np.array(3))), ValueError,
+     r"nll_loss: target holds class index 3, outside \[0, 3\)"),
+    (lambda: F.nll_loss(tg.zeros(()), tg.Tensor(np.array(0))), ValueError,
+     r"nll_loss: input must be a Tensor of scores \(N, C\) or \(N, C, d1, ...\), or \(C,\) for one sample"),
+    (lambda: F.dice_loss(_scores(3), tg.Tensor(np.array(0))), ValueError, r"dice_loss: input must be a Tensor"),
+    (lambda: F.nll_loss(_scores(4, 3), tg.Tensor(np.zeros(4, dtype=np.int64)), reduction="mean "), ValueError,
+     r"nll_loss: reduction must be one of"),
 ])
 def test_bad_arguments_raise_clear_errors(call, error, message):
     with pytest.raises(error, match=message):

@@ -1,4 +1,4 @@
-"""max_pool2d, avg_pool2d, adaptive_avg_pool2d: forward against per-window loops, gradients
+"""max_pool2d, avg_pool2d, adaptive_avg_pool2d, adaptive_max_pool2d: forward against per-window loops, gradients
 (gradcheck, and hand-worked ties), PyTorch as an extra oracle, and the error messages."""
 import math
 
@@ -189,6 +189,106 @@ def test_adaptive_avg_pool_global_and_none_sizes():
     assert F.adaptive_avg_pool2d(tg.Tensor(x), (2, None)).shape == (2, 3, 2, 4)
 
 
+def naive_adaptive_max_pool(x, out_size):
+    """The max and the flat index h*W + w of the first maximum of each adaptive bin, by loops."""
+    h, w = x.shape[2:]
+    out, idx = np.zeros(x.shape[:2] + out_size), np.zeros(x.shape[:2] + out_size, dtype=np.int64)
+    for i in range(out_size[0]):
+        for j in range(out_size[1]):
+            r0, r1 = math.floor(i * h / out_size[0]), math.ceil((i + 1) * h / out_size[0])
+            c0, c1 = math.floor(j * w / out_size[1]), math.ceil((j + 1) * w / out_size[1])
+            for n in range(x.shape[0]):
+                for c in range(x.shape[1]):
+                    cells = [(x[n, c, r, q], r * w + q) for r in range(r0, r1) for q in range(c0, c1)]
+                    out[n, c, i, j], idx[n, c, i, j] = max(cells, key=lambda vi: (vi[0], -vi[1]))
+    return out, idx
+
+
+@given(h=st.integers(1, 7), w=st.integers(1, 7), oh=st.integers(1, 8), ow=st.integers(1, 8),
+       seed=st.integers(0, 1000))
+def test_adaptive_max_pool_matches_naive_bins_and_gradcheck(h, w, oh, ow, seed):
+    x = distinct_values(np.random.default_rng(seed), (2, 2, h, w))
+    out, indices = F.adaptive_max_pool2d(tg.Tensor(x), (oh, ow), return_indices=True)
+    expected, expected_indices = naive_adaptive_max_pool(x, (oh, ow))
+    np.testing.assert_array_equal(out.numpy(), expected)
+    np.testing.assert_array_equal(indices.numpy(), expected_indices)
+    assert tg.gradcheck(lambda t: F.adaptive_max_pool2d(t, (oh, ow)), [tg.Tensor(x, requires_grad=True)])
+
+
+def test_adaptive_max_pool_ties_go_to_the_first_maximum_and_overlaps_add():
+    x = tg.Tensor(np.array([[[[1.0, 4.0, 4.0]]]]), requires_grad=True)
+    out = F.adaptive_max_pool2d(x, (1, 2))        # bins [0, 2) and [1, 3): both pick column 1
+    np.testing.assert_array_equal(out.numpy(), [[[[4.0, 4.0]]]])
+    out.backward(np.array([[[[2.0, 3.0]]]]))
+    np.testing.assert_array_equal(x.grad.numpy(), [[[[0.0, 5.0, 0.0]]]])
+
+
+# ----------------------------------------------------------------------------- unbatched (C, H, W) inputs
+UNBATCHED_CASES = [
+    (lambda t: F.max_pool2d(t, 3, stride=2, padding=1, ceil_mode=True),
+     lambda a: naive_max_pool(a, (3, 3), (2, 2), (1, 1), (1, 1), True)[0]),
+    (lambda t: F.avg_pool2d(t, (2,), stride=(1,), padding=(1,), count_include_pad=False, ceil_mode=True),
+     lambda a: naive_avg_pool(a, (2, 2), (1, 1), (1, 1), True, False)),
+    (lambda t: F.avg_pool2d(t, (3, 2), stride=2, padding=1, divisor_override=5),
+     lambda a: naive_avg_pool(a, (3, 2), (2, 2), (1, 1), False, True, divisor_override=5)),
+    (lambda t: F.adaptive_avg_pool2d(t, (3, None)), lambda a: naive_adaptive_avg_pool(a, (3, a.shape[3]))),
+    (lambda t: F.adaptive_max_pool2d(t, (2, 4)), lambda a: naive_adaptive_max_pool(a, (2, 4))[0]),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", range(len(UNBATCHED_CASES)))
+def test_unbatched_input_is_one_sample_with_its_gradient(device, case):
+    """A (C, H, W) input gives the 3-D result of the per-window loop on a batch of one, and a 3-D
+    gradient equal to the batched one; on 'emu' max pooling runs the kernels of pool.cu."""
+    op, naive = UNBATCHED_CASES[case]
+    rng = np.random.default_rng(case)
+    x = distinct_values(rng, (3, 7, 6))
+    xs, xb = tg.Tensor(x, device=device, requires_grad=True), tg.Tensor(x[None], requires_grad=True)
+    out = op(xs)
+    expected = naive(x[None])[0]
+    assert out.shape == expected.shape and out.device == device
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-14)
+    gy = rng.standard_normal(expected.shape)
+    out.backward(tg.Tensor(gy, device=device))
+    op(xb).backward(gy[None])
+    assert xs.grad.shape == x.shape
+    np.testing.assert_allclose(xs.grad.numpy(), xb.grad.numpy()[0], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("case", range(len(UNBATCHED_CASES)))
+def test_unbatched_gradcheck(case):
+    op = UNBATCHED_CASES[case][0]
+    x = distinct_values(np.random.default_rng(case), (2, 6, 5))
+    assert tg.gradcheck(op, [tg.Tensor(x, requires_grad=True)])
+
+
+def test_unbatched_return_indices_are_3d():
+    x = distinct_values(np.random.default_rng(3), (2, 6, 5))
+    for op in (lambda t: F.max_pool2d(t, 2, return_indices=True), lambda t: F.adaptive_max_pool2d(t, 2, True)):
+        (out, indices), (_, batched) = op(tg.Tensor(x)), op(tg.Tensor(x[None]))
+        assert out.shape == indices.shape and indices.ndim == 3 and indices.dtype == np.int64
+        np.testing.assert_array_equal(indices.numpy(), batched.numpy()[0])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("fn, kwargs", [("max_pool2d", dict(kernel_size=2)), ("avg_pool2d", dict(kernel_size=2)),
+                                        ("adaptive_avg_pool2d", dict(output_size=3)),
+                                        ("adaptive_max_pool2d", dict(output_size=3))])
+def test_empty_batch_gives_an_empty_result_and_gradient(device, fn, kwargs):
+    x = tg.Tensor(np.zeros((0, 3, 4, 4)), device=device, requires_grad=True)
+    out = getattr(F, fn)(x, **kwargs)
+    assert out.shape == ((0, 3, 2, 2) if "kernel_size" in kwargs else (0, 3, 3, 3))
+    out.sum().backward()
+    assert x.grad.shape == x.shape
+
+
+def test_avg_pool_divisor_override_gradcheck():
+    x = np.random.default_rng(4).standard_normal((2, 2, 5, 6))
+    assert tg.gradcheck(lambda t: F.avg_pool2d(t, (3,), 2, 1, True, False, divisor_override=-4),
+                        [tg.Tensor(x, requires_grad=True)])
+
+
 # ----------------------------------------------------------------------------- PyTorch as an extra oracle
 @pytest.mark.parametrize("name, kwargs", [
     ("max_pool2d", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
@@ -196,11 +296,16 @@ def test_adaptive_avg_pool_global_and_none_sizes():
     ("avg_pool2d", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=True)),
     ("avg_pool2d", dict(kernel_size=(3, 2), stride=2, padding=1, count_include_pad=False)),
     ("adaptive_avg_pool2d", dict(output_size=(3, 5))),
+    ("adaptive_avg_pool2d", dict(output_size=(4, None))),
+    ("adaptive_max_pool2d", dict(output_size=(4, 3))),
+    ("avg_pool2d", dict(kernel_size=(3,), stride=(2,), padding=(1,), ceil_mode=True, divisor_override=-2)),
+    ("max_pool2d", dict(kernel_size=(2,), stride=(1,), padding=(1,), ceil_mode=True)),
 ])
-def test_pooling_matches_pytorch(name, kwargs):
+@pytest.mark.parametrize("unbatched", [False, True])
+def test_pooling_matches_pytorch(name, kwargs, unbatched):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(1)
-    x = distinct_values(rng, (2, 3, 9, 10))
+    x = distinct_values(rng, (3, 9, 10) if unbatched else (2, 3, 9, 10))
     ours, theirs = tg.Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
     out, ref = getattr(F, name)(ours, **kwargs), getattr(torch.nn.functional, name)(theirs, **kwargs)
     gy = rng.standard_normal(out.shape)
@@ -218,10 +323,29 @@ def test_pooling_matches_pytorch(name, kwargs):
                                    r"\(input shape \(1, 2, 5, 5\)"),
     (lambda x: F.max_pool2d(x, 2, stride=0), r"max_pool2d: stride must be >= 1, got 0"),
     (lambda x: F.avg_pool2d(x, 2, divisor_override=0), r"avg_pool2d: divisor_override must be non-zero"),
-    (lambda x: F.avg_pool2d(x[0], 2), r"avg_pool2d: input must be 4-D .* got shape \(2, 5, 5\)"),
+    (lambda x: F.avg_pool2d(x[0, 0], 2), r"avg_pool2d: input must be 4-D .* or 3-D .* got shape \(5, 5\)"),
     (lambda x: F.adaptive_avg_pool2d(x, (0, 2)), r"adaptive_avg_pool2d: output_size must be a positive int"),
 ])
 def test_bad_arguments_raise_clear_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call(tg.zeros(1, 2, 5, 5))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda x: F.max_pool2d(x, 1.5), r"max_pool2d: kernel_size must be an int or a pair of ints, got 1.5"),
+    (lambda x: F.max_pool2d(x, 2, stride=True), r"max_pool2d: stride must be an int or a pair of ints, got True"),
+    (lambda x: F.avg_pool2d(x, 2, padding=(0, 0, 0)), r"avg_pool2d: padding must be an int or a pair of ints"),
+    (lambda x: F.max_pool2d(x, 2, dilation=1.0), r"max_pool2d: dilation must be an int or a pair of ints"),
+    (lambda x: F.avg_pool2d(x, 2, divisor_override=1.5), r"avg_pool2d: divisor_override must be an int"),
+])
+def test_int_or_pair_arguments_refuse_other_types_by_name(call, message):
+    with pytest.raises(TypeError, match=message):
+        call(tg.zeros(1, 2, 5, 5))
+
+
+@pytest.mark.parametrize("fn", ["adaptive_avg_pool2d", "adaptive_max_pool2d"])
+@pytest.mark.parametrize("size", [(0, 2), (3,), 2.5, (2, 2, 2), "2"])
+def test_adaptive_output_size_is_checked(fn, size):
+    with pytest.raises(ValueError, match=rf"{fn}: output_size must be a positive int or a pair of them"):
+        getattr(F, fn)(tg.zeros(1, 2, 5, 5), size)
 

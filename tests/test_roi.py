@@ -249,6 +249,47 @@ def test_bad_boxes_raise_clear_errors(op):
         op(x, tg.Tensor([[0, 0.0, 0.0, 1.0, 2.0]]), 0)
 
 
+@pytest.mark.parametrize("op", [F.roi_align, F.roi_pool])
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(spatial_scale=-1), ValueError, r"spatial_scale must be a finite positive number .* got -1"),
+    (dict(spatial_scale=0.0), ValueError, r"spatial_scale must be a finite positive number"),
+    (dict(spatial_scale=float("nan")), ValueError, r"spatial_scale must be a finite positive number"),
+    (dict(spatial_scale="1/16"), ValueError, r"spatial_scale must be a finite positive number"),
+    (dict(output_size=(2, 0)), ValueError, r"output_size must be a positive int or a pair of them, got \(2, 0\)"),
+    (dict(output_size=1.5), ValueError, r"output_size must be a positive int or a pair of them, got 1.5"),
+    (dict(output_size=(2, 2, 2)), ValueError, r"output_size must be a positive int or a pair of them"),
+])
+def test_bad_scalar_arguments_are_refused_by_name(op, kwargs, error, message):
+    x = tg.Tensor(np.zeros((1, 1, 4, 4)))
+    kwargs = dict(dict(output_size=2), **kwargs)
+    with pytest.raises(error, match=f"{op.__name__}: {message}"):
+        op(x, tg.Tensor([[0, 0.0, 0.0, 1.0, 2.0]]), **kwargs)
+
+
+def test_roi_align_sampling_ratio_must_be_an_int_and_any_nonpositive_one_is_adaptive():
+    """torchvision takes every sampling_ratio <= 0 as adaptive (ceil(roi / output) samples per bin)."""
+    x = tg.Tensor(np.random.default_rng(5).standard_normal((1, 2, 8, 8)))
+    rois = tg.Tensor([[0, 0.5, 1.0, 6.5, 7.0]])
+    adaptive, _ = reference_roi_align(x.numpy(), rois.numpy(), (2, 2), 1.0, -1, False)
+    for ratio in (-5, 0, -1):   # the reference computes its coordinates in float32
+        np.testing.assert_allclose(F.roi_align(x, rois, 2, sampling_ratio=ratio).numpy(), adaptive, rtol=1e-6)
+    assert not np.allclose(F.roi_align(x, rois, 2, sampling_ratio=1).numpy(), adaptive, rtol=1e-6)
+    for ratio in (1.5, 2.0, True):
+        with pytest.raises(TypeError, match=r"roi_align: sampling_ratio must be an int \(any value <= 0 means "
+                                            r"adaptive"):
+            F.roi_align(x, rois, 2, sampling_ratio=ratio)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("op", [F.roi_align, F.roi_pool])
+def test_no_boxes_give_an_empty_result(op, device):
+    x = tg.Tensor(np.zeros((1, 3, 4, 4)), device=device, requires_grad=True)
+    out = op(x, tg.Tensor(np.zeros((0, 5)), device=device), (2, 3))
+    assert out.shape == (0, 3, 2, 3)
+    out.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros(x.shape))
+
+
 # --------------------------------------------------------------------------- RoIPool
 def test_roi_pool_hand_values():
     x = tg.Tensor(np.arange(25, dtype=np.float32).reshape(1, 1, 5, 5))

@@ -9,7 +9,7 @@ Where each op lives:
                       cat stack split chunk pad cast to_device
   ops/roi.py          roi_align roi_pool
   ops/conv.py         linear conv2d conv_transpose2d bias_relu
-  ops/pool.py         max_pool2d avg_pool2d adaptive_avg_pool2d
+  ops/pool.py         max_pool2d avg_pool2d adaptive_avg_pool2d adaptive_max_pool2d
   ops/norm.py         batch_norm dropout
   ops/resample.py     interpolate pixel_shuffle
   ops/loss.py         binary_cross_entropy_with_logits binary_cross_entropy cross_entropy nll_loss
@@ -24,7 +24,7 @@ from .ops.shape import (cast, cat, chunk, expand, flatten, getitem, pad, permute
                         squeeze, stack, to_device, transpose, unsqueeze, view)
 from .ops.roi import roi_align, roi_pool  # noqa: F401
 from .ops.conv import bias_relu, conv2d, conv_transpose2d, linear  # noqa: F401
-from .ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d  # noqa: F401
+from .ops.pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d  # noqa: F401
 from .ops.norm import batch_norm, dropout  # noqa: F401
 from .ops.resample import interpolate, pixel_shuffle  # noqa: F401
 from .ops.loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, dice_loss,  # noqa: F401

@@ -5,10 +5,12 @@ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)
 weight's fan_in. Batch norm starts at weight 1, bias 0, running mean 0 and running variance 1.
 """
 import math
+import numbers
 
 import numpy as np
 
 from .. import functional as F
+from ..ops.conv import pair
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
@@ -25,10 +27,6 @@ def _init_weight_and_bias(weight, bias):
         fan_in, _ = init.calculate_fan_in_and_fan_out(weight)
         bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
         init.uniform_(bias, -bound, bound)
-
-
-def _pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
 
 
 # --------------------------------------------------------------------------- learnable layers
@@ -52,22 +50,56 @@ class Linear(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
-def _check_groups(name, in_channels, out_channels, groups):
-    if groups < 1 or in_channels % groups or out_channels % groups:
+def _check_channels(name, in_channels, out_channels, groups):
+    """Positive channel counts and a positive groups that divides both, as PyTorch requires."""
+    for arg, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+            raise TypeError(f"{name}: {arg} must be a positive int, got {value!r}")
+        if value < 1:
+            raise ValueError(f"{name}: {arg} must be a positive int, got {value!r}")
+    if in_channels % groups or out_channels % groups:
         raise ValueError(f"{name}: groups={groups} must divide both in_channels={in_channels} and "
                          f"out_channels={out_channels}")
 
 
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _pad_amounts(padding, kernel_size, dilation):
+    """F.pad's (left, right, top, bottom) for a padding pair or 'same' (the odd pixel of an even
+    kernel at the right/bottom, as conv2d's own 'same') or 'valid'."""
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        totals = [d * (k - 1) for k, d in zip(kernel_size, dilation)]
+        return tuple(p for t in reversed(totals) for p in (t // 2, t - t // 2))
+    return tuple(p for p in reversed(padding) for _ in range(2))
+
+
 class Conv2d(Module):
-    """2-D convolution; weight (out_channels, in_channels/groups, kh, kw). ``padding`` may be
-    an int, a pair, 'same' or 'valid'."""
+    """2-D convolution; weight (out_channels, in_channels/groups, kh, kw). ``padding`` may be an
+    int, a pair, 'same' or 'valid'; ``padding_mode`` ('zeros', 'reflect', 'replicate', 'circular')
+    says what the padding holds: modes other than 'zeros' pad with ``F.pad`` first, as PyTorch.
+    kernel_size, stride, dilation (and an int padding) are kept as pairs, as PyTorch keeps them."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True):
+                 bias=True, padding_mode="zeros"):
         super().__init__()
-        _check_groups("Conv2d", in_channels, out_channels, groups)
-        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, _pair(kernel_size)
-        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        _check_channels("Conv2d", in_channels, out_channels, groups)
+        self.kernel_size = pair(kernel_size, "Conv2d", "kernel_size", 1)
+        self.stride, self.dilation = pair(stride, "Conv2d", "stride", 1), pair(dilation, "Conv2d", "dilation", 1)
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"Conv2d: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
+            if padding == "same" and self.stride != (1, 1):
+                raise ValueError(f"Conv2d: padding='same' needs stride 1, got stride={self.stride}")
+            self.padding = padding
+        else:
+            self.padding = pair(padding, "Conv2d", "padding", 0)
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"Conv2d: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+        self.in_channels, self.out_channels, self.groups, self.padding_mode = (in_channels, out_channels, groups,
+                                                                               padding_mode)
         self.weight = _empty_parameter(out_channels, in_channels // groups, *self.kernel_size)
         self.bias = _empty_parameter(out_channels) if bias else None
         self.reset_parameters()
@@ -76,26 +108,35 @@ class Conv2d(Module):
         _init_weight_and_bias(self.weight, self.bias)
 
     def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        if self.padding_mode == "zeros":
+            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        x = F.pad(x, _pad_amounts(self.padding, self.kernel_size, self.dilation), mode=self.padding_mode)
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, "
-                f"bias={self.bias is not None}")
+                f"bias={self.bias is not None}, padding_mode={self.padding_mode!r}")
 
 
 class ConvTranspose2d(Module):
     """Transposed 2-D convolution (learnable upsampling); weight (in_channels,
     out_channels/groups, kh, kw). As in PyTorch, the default init's fan_in is computed from that
-    shape, i.e. out_channels/groups * kh * kw."""
+    shape, i.e. out_channels/groups * kh * kw; only padding_mode='zeros' exists, as in PyTorch."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
-                 bias=True, dilation=1):
+                 bias=True, dilation=1, padding_mode="zeros"):
         super().__init__()
-        _check_groups("ConvTranspose2d", in_channels, out_channels, groups)
-        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, _pair(kernel_size)
-        self.stride, self.padding, self.output_padding = stride, padding, output_padding
-        self.groups, self.dilation = groups, dilation
+        name = "ConvTranspose2d"
+        _check_channels(name, in_channels, out_channels, groups)
+        if padding_mode != "zeros":
+            raise ValueError(f"{name}: only padding_mode='zeros' is supported (as in PyTorch), got {padding_mode!r}")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = pair(kernel_size, name, "kernel_size", 1)
+        self.stride, self.dilation = pair(stride, name, "stride", 1), pair(dilation, name, "dilation", 1)
+        self.padding, self.output_padding = pair(padding, name, "padding", 0), pair(output_padding, name,
+                                                                                   "output_padding", 0)
+        self.padding_mode = padding_mode
         self.weight = _empty_parameter(in_channels, out_channels // groups, *self.kernel_size)
         self.bias = _empty_parameter(out_channels) if bias else None
         self.reset_parameters()
@@ -103,14 +144,33 @@ class ConvTranspose2d(Module):
     def reset_parameters(self):
         _init_weight_and_bias(self.weight, self.bias)
 
-    def forward(self, x):
-        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
-                                  self.groups, self.dilation)
+    def forward(self, x, output_size=None):
+        """``output_size`` ((H, W), or (N, C, H, W)) picks the output_padding that gives that size, as
+        PyTorch: a strided transposed convolution has ``stride`` possible output sizes per dim."""
+        extra = self.output_padding if output_size is None else self._output_padding(x, output_size)
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, extra, self.groups,
+                                  self.dilation)
+
+    def _output_padding(self, x, output_size):
+        """size - min_size per dim, min_size = (n - 1)*s - 2p + d(k - 1) + 1, for a size in [min, min + s)."""
+        name = "ConvTranspose2d"
+        sizes = tuple(output_size) if isinstance(output_size, (tuple, list)) else ()
+        if len(sizes) not in (2, 4) or not all(isinstance(o, numbers.Integral) and not isinstance(o, bool)
+                                                for o in sizes):
+            raise ValueError(f"{name}: output_size must be 2 ints (H, W) or 4 (N, C, H, W), got {output_size!r}")
+        sizes = sizes[-2:]
+        smallest = tuple((n - 1) * s - 2 * p + d * (k - 1) + 1 for n, s, p, d, k in
+                         zip(x.shape[-2:], self.stride, self.padding, self.dilation, self.kernel_size))
+        if any(not lo <= o < lo + s for o, lo, s in zip(sizes, smallest, self.stride)):
+            largest = tuple(lo + s - 1 for lo, s in zip(smallest, self.stride))
+            raise ValueError(f"{name}: output_size {sizes} is not reachable from an input of spatial size "
+                             f"{x.shape[-2:]}: the sizes range from {smallest} to {largest}")
+        return tuple(o - lo for o, lo in zip(sizes, smallest))
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, output_padding={self.output_padding}, groups={self.groups}, "
-                f"bias={self.bias is not None}")
+                f"bias={self.bias is not None}, dilation={self.dilation}")
 
 
 class BatchNorm2d(Module):
@@ -206,10 +266,16 @@ class AdaptiveAvgPool2d(_Functional):
     defaults = (_REQUIRED,)
 
 
+class AdaptiveMaxPool2d(_Functional):
+    fn = staticmethod(F.adaptive_max_pool2d)
+    names = ("output_size", "return_indices")
+    defaults = (_REQUIRED, False)
+
+
 class Upsample(_Functional):
     fn = staticmethod(F.interpolate)
-    names = ("size", "scale_factor", "mode", "align_corners")
-    defaults = (None, None, "nearest", None)
+    names = ("size", "scale_factor", "mode", "align_corners", "recompute_scale_factor")
+    defaults = (None, None, "nearest", None, None)
 
 
 class LeakyReLU(_Functional):

@@ -256,7 +256,9 @@ def conv_input_grad(xp, dout, w, window, groups, size, device="cpu"):
 
 def conv_weight_grad(xp, x, dout, window, groups, weight_shape, device="cpu"):
     """dw of a convolution of x with output gradient dout, summed over the tiles; the columns of x are
-    recomputed here, tile by tile, rather than kept from the forward pass."""
+    recomputed here, tile by tile, rather than kept from the forward pass. An empty batch gives 0."""
+    if x.shape[0] == 0:
+        return xp.zeros(weight_shape, dtype=x.dtype)
     out_size = dout.shape[2:]
     columns = im2col(xp, x, window, out_size, device)
 
@@ -269,7 +271,8 @@ def conv_weight_grad(xp, x, dout, window, groups, weight_shape, device="cpu"):
 def bias_grad(dout):
     """d bias = dout summed over every axis but the channels (axis 1)."""
     n, c = dout.shape[:2]
-    return _float32_if_half(dout).reshape(n, c, -1).sum(axis=2).sum(axis=0).astype(dout.dtype, copy=False)
+    pixels = int(np.prod(dout.shape[2:]))  # not -1: a batch of 0 samples has no size to infer it from
+    return _float32_if_half(dout).reshape(n, c, pixels).sum(axis=2).sum(axis=0).astype(dout.dtype, copy=False)
 
 
 def _add_bias(out, b):
@@ -339,13 +342,34 @@ class BiasReLU(Function):
 
 # --------------------------------------------------------------------------- argument checks
 def pair(value, fn, name, minimum):
-    """An int or a pair of ints as a pair, each at least ``minimum``."""
-    items = (value, value) if isinstance(value, numbers.Integral) else tuple(value)
-    if len(items) != 2 or not all(isinstance(v, numbers.Integral) for v in items):
+    """An int, a pair of ints or a one-element sequence of an int (PyTorch's ``(2,)``) as a pair, each
+    at least ``minimum``. Bools and floats are refused, as PyTorch refuses them."""
+    def is_int(v):
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+    items = (value, value) if is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else None
+    if items is not None and len(items) == 1:
+        items = items * 2
+    if items is None or len(items) != 2 or not all(is_int(v) for v in items):
         raise TypeError(f"{fn}: {name} must be an int or a pair of ints, got {value!r}")
     if any(v < minimum for v in items):
         raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}")
     return tuple(int(v) for v in items)
+
+
+def batched(fn, t):
+    """(t as a 4-D batch, whether it was an unbatched (C, H, W) sample): PyTorch's 2-D ops take one
+    3-D sample and return a 3-D result. Anything else than 3-D or 4-D is refused."""
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{fn}: input must be a Tensor, got {type(t).__name__}")
+    if t.ndim not in (3, 4):
+        raise ValueError(f"{fn}: input must be 4-D (N, C, H, W) or 3-D (C, H, W) for one unbatched sample, "
+                         f"got shape {t.shape}")
+    return (shape.unsqueeze(t, 0), True) if t.ndim == 3 else (t, False)
+
+
+def unbatched(out, was_unbatched):
+    """Undo ``batched``: drop the batch dim of a result when the input had none."""
+    return shape.squeeze(out, 0) if was_unbatched else out
 
 
 def check_4d(fn, name, t):
@@ -363,7 +387,7 @@ def _check_conv_operands(fn, x, w, b, groups, transposed):
     check_4d(fn, "weight", w)
     if x.dtype.kind != "f" or w.dtype != x.dtype:
         raise TypeError(f"{fn}: input and weight must have the same floating dtype, got {x.dtype} and {w.dtype}")
-    if not isinstance(groups, numbers.Integral) or groups < 1:
+    if not isinstance(groups, numbers.Integral) or isinstance(groups, bool) or groups < 1:
         raise ValueError(f"{fn}: groups must be a positive int, got {groups!r}")
     if x.shape[1] % groups or w.shape[0] % groups:
         raise ValueError(f"{fn}: groups={groups} must divide the input's channels and the weight's dim 0 "
@@ -409,7 +433,10 @@ def check_window_fits(fn, size, kernel, padding, dilation):
 # --------------------------------------------------------------------------- public wrappers
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D cross-correlation, as ``torch.nn.functional.conv2d``: input (N, C, H, W), weight
-    (O, C/groups, kh, kw), bias (O,) -> (N, O, Ho, Wo). ``padding`` may be 'same' or 'valid'."""
+    (O, C/groups, kh, kw), bias (O,) -> (N, O, Ho, Wo); an unbatched (C, H, W) input gives
+    (O, Ho, Wo). ``padding`` may be 'same' (the odd pixel of an even kernel's padding goes to the
+    bottom/right, as PyTorch; stride 1 only) or 'valid' (none)."""
+    input, was_unbatched = batched("conv2d", input)
     _check_conv_operands("conv2d", input, weight, bias, groups, transposed=False)
     kernel = weight.shape[2:]
     stride = pair(stride, "conv2d", "stride", 1)
@@ -417,14 +444,16 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     padding = _conv_padding(padding, kernel, stride, dilation)
     check_window_fits("conv2d", input.shape[2:], kernel, padding, dilation)
     tensors = (input, weight) if bias is None else (input, weight, bias)
-    return Conv2d.apply(*tensors, window=(kernel, stride, padding, dilation), groups=groups)
+    return unbatched(Conv2d.apply(*tensors, window=(kernel, stride, padding, dilation), groups=groups), was_unbatched)
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """Transposed 2-D convolution (learnable upsampling), as ``torch.nn.functional.conv_transpose2d``:
     input (N, C, H, W), weight (C, O/groups, kh, kw) -> (N, O, Ho, Wo) with
-    Ho = (H - 1)*sh - 2*ph + dh*(kh - 1) + output_padding + 1."""
+    Ho = (H - 1)*sh - 2*ph + dh*(kh - 1) + output_padding + 1. An unbatched (C, H, W) input gives
+    (O, Ho, Wo)."""
     fn = "conv_transpose2d"
+    input, was_unbatched = batched(fn, input)
     _check_conv_operands(fn, input, weight, bias, groups, transposed=True)
     kernel = weight.shape[2:]
     stride = pair(stride, fn, "stride", 1)
@@ -441,7 +470,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                          f"stride {stride}, padding {(ph, pw)}); reduce the padding")
     tensors = (input, weight) if bias is None else (input, weight, bias)
     window = (kernel, stride, ((ph, ph), (pw, pw)), dilation)
-    return ConvTranspose2d.apply(*tensors, window=window, groups=groups, size=size)
+    return unbatched(ConvTranspose2d.apply(*tensors, window=window, groups=groups, size=size), was_unbatched)
 
 
 def bias_relu(input, bias):
@@ -460,9 +489,16 @@ def bias_relu(input, bias):
 
 
 def linear(input, weight, bias=None):
-    """y = x W^T + b, as ``torch.nn.functional.linear``: input (..., in), weight (out, in), bias (out,)."""
+    """y = x W^T + b, as ``torch.nn.functional.linear``: input (..., in), weight (out, in), bias (out,)
+    (or a 0-d bias, broadcast as PyTorch does)."""
+    for name, t in (("input", input), ("weight", weight)) + ((("bias", bias),) if bias is not None else ()):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"linear: {name} must be a Tensor, got {type(t).__name__}")
     if weight.ndim != 2 or input.ndim < 1 or input.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input's last dim must equal weight's dim 1 (weight is (out, in)); got "
                          f"input {input.shape} and weight {weight.shape}")
+    if bias is not None and bias.shape not in ((), (weight.shape[0],)):
+        raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), one per output feature of the weight "
+                         f"{weight.shape}, got {bias.shape}")
     out = linalg.matmul(input, shape.transpose(weight, 0, 1))
     return out if bias is None else out + bias

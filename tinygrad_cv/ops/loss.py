@@ -46,6 +46,20 @@ def _reduce(loss, reduction):
     return reduce.sum(loss) if reduction == "sum" else loss
 
 
+def _broadcast_weight(fn, name, weight, input, shape_):
+    """``weight`` as a Tensor of the input's dtype that broadcasts to ``shape_``, or None."""
+    if weight is None:
+        return None
+    weight = weight if isinstance(weight, Tensor) else Tensor(weight, dtype=input.dtype, device=input.device)
+    try:
+        fits = np.broadcast_shapes(weight.shape, shape_) == tuple(shape_)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"{fn}: {name} of shape {weight.shape} does not broadcast to the input's shape {shape_}")
+    return weight
+
+
 def _weighted(loss, weight):
     return loss if weight is None else loss * weight
 
@@ -93,8 +107,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     fn = "binary_cross_entropy_with_logits"
     _check_reduction(fn, reduction)
     target = _same_shape_target(fn, input, target)
-    if pos_weight is not None and not isinstance(pos_weight, Tensor):
-        pos_weight = Tensor(pos_weight, dtype=input.dtype, device=input.device)
+    weight = _broadcast_weight(fn, "weight", weight, input, input.shape)
+    pos_weight = _broadcast_weight(fn, "pos_weight", pos_weight, input, input.shape)
     tensors = (input, target) if pos_weight is None else (input, target, pos_weight)
     return _reduce(_weighted(BinaryCrossEntropyWithLogits.apply(*tensors), weight), reduction)
 
@@ -123,6 +137,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     fn = "binary_cross_entropy"
     _check_reduction(fn, reduction)
     target = _same_shape_target(fn, input, target)
+    weight = _broadcast_weight(fn, "weight", weight, input, input.shape)
     if input.numel() and bool(((input.data < 0) | (input.data > 1)).any()):
         raise ValueError(f"{fn}: input must hold probabilities in [0, 1], but its values span "
                          f"[{float(input.data.min()):.4g}, {float(input.data.max()):.4g}] (shape {input.shape}); "
@@ -138,6 +153,7 @@ class _ClassTargets:
 
     def __init__(self, xp, target, num_classes, weight, ignore_index, dtype):
         n, p = target.shape
+        self.xp = xp
         self.valid = target != ignore_index
         safe = xp.where(self.valid, target, 0)
         self.flat = (xp.arange(n)[:, None] * num_classes + safe) * p + xp.arange(p)
@@ -145,25 +161,38 @@ class _ClassTargets:
         self.denominator = self.weight.sum()
 
     def per_sample_grad(self, g, reduction, shape_):
-        """The upstream gradient of each sample's loss, shape (N, P)."""
+        """The upstream gradient of each sample's loss, shape (N, P). A 'mean' over no counted sample
+        (an empty batch, every target ignored) is NaN, but its gradient is 0, as PyTorch's."""
         if reduction == "none":
             return g.reshape(shape_)
-        return g / self.denominator if reduction == "mean" else g
+        if reduction == "sum":
+            return g
+        empty = self.denominator == 0
+        return self.xp.where(empty, g.dtype.type(0), g / self.xp.where(empty, 1, self.denominator))
 
 
 def _reduce_samples(xp, loss, targets, reduction, out_shape):
     if reduction == "none":
         return loss.reshape(out_shape)
     total = loss.sum()
-    return xp.asarray(total / targets.denominator if reduction == "mean" else total, dtype=loss.dtype)
+    if reduction == "sum":
+        return xp.asarray(total, dtype=loss.dtype)
+    with np.errstate(invalid="ignore"):  # 0 / 0 = NaN over no counted sample, as PyTorch
+        return xp.asarray(total / targets.denominator, dtype=loss.dtype)
+
+
+def _spatial(shape_):
+    """(N, C, d1, ...) -> (N, C, d1 * ...); explicit, since -1 cannot be inferred for an empty batch."""
+    return tuple(shape_[:2]) + (int(np.prod(shape_[2:])),)
 
 
 class NLLLoss(Function):
     """l_i = -w[t_i] x[i, t_i] (0 where t_i is ignored);  dl_i/dx[i, t_i] = -w[t_i]."""
     def forward(ctx, x, *, target, weight, ignore_index, reduction):
         xp = ctx.xp
-        v = x.reshape(x.shape[0], x.shape[1], -1)
-        ctx.targets = _ClassTargets(xp, target.reshape(x.shape[0], -1), x.shape[1], weight, ignore_index, x.dtype)
+        v = x.reshape(_spatial(x.shape))
+        ctx.targets = _ClassTargets(xp, target.reshape(v.shape[0], v.shape[2]), x.shape[1], weight, ignore_index,
+                                    x.dtype)
         ctx.shape, ctx.out_shape, ctx.reduction = v.shape, target.shape, reduction
         loss = -ctx.targets.weight * v.reshape(-1)[ctx.targets.flat]
         return _reduce_samples(xp, loss, ctx.targets, reduction, target.shape)
@@ -189,8 +218,8 @@ class CrossEntropy(Function):
         xp = ctx.xp
         n, c = x.shape[:2]
         acc = accumulate_dtype(x.dtype) or x.dtype
-        v = x.reshape(n, c, -1).astype(acc, copy=False)
-        targets = _ClassTargets(xp, target.reshape(n, -1), c, weight, ignore_index, acc)
+        v = x.reshape(_spatial(x.shape)).astype(acc, copy=False)
+        targets = _ClassTargets(xp, target.reshape(n, v.shape[2]), c, weight, ignore_index, acc)
         shifted = v - v.max(axis=1, keepdims=True)
         probs = xp.exp(shifted)
         total = probs.sum(axis=1, keepdims=True)
@@ -224,12 +253,30 @@ class CrossEntropy(Function):
         return gx.reshape((n, c) + ctx.out_shape[1:]).astype(ctx.dtype, copy=False)
 
 
-def _check_class_input(fn, input):
-    if not isinstance(input, Tensor) or input.ndim < 2:
-        raise ValueError(f"{fn}: input must be a Tensor of scores (N, C) or (N, C, d1, ...), got "
-                         f"{getattr(input, 'shape', type(input).__name__)}")
+def _check_class_input(fn, input, min_ndim=1):
+    if not isinstance(input, Tensor) or input.ndim < min_ndim:
+        raise ValueError(f"{fn}: input must be a Tensor of scores (N, C) or (N, C, d1, ...), or (C,) for one "
+                         f"sample, got {getattr(input, 'shape', type(input).__name__)}")
     if input.dtype.kind != "f":
         raise TypeError(f"{fn}: input must be a floating tensor, got {input.dtype}")
+
+
+def _one_sample_as_batch(fn, input, target):
+    """A 1-D input (C,) is one sample, as PyTorch: it and its target (a 0-d class index, or (C,)
+    probabilities) become a batch of one. Returns the input, the target and whether that was done."""
+    if input.ndim != 1:
+        return input, target, False
+    if target.dtype.kind == "f" and target.shape == input.shape:
+        return shape.unsqueeze(input, 0), shape.unsqueeze(target, 0), True
+    if target.shape not in ((), (1,)):
+        raise ValueError(f"{fn}: a 1-D input {input.shape} is one sample and needs a 0-d class index as target, "
+                         f"got target shape {target.shape}")
+    return shape.unsqueeze(input, 0), shape.reshape(target, 1), True
+
+
+def _one_sample_result(loss, was_one, reduction):
+    """The loss of a single 1-D sample: 'none' gives a 0-d loss, as PyTorch."""
+    return shape.reshape(loss, ()) if was_one and reduction == "none" else loss
 
 
 def _class_index_target(fn, input, target, ignore_index):
@@ -266,9 +313,11 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     fn = "nll_loss"
     _check_reduction(fn, reduction)
     _check_class_input(fn, input)
-    target = _class_index_target(fn, input, _as_target(fn, input, target), ignore_index)
-    return NLLLoss.apply(input, target=target, weight=_class_weight(fn, input, weight), ignore_index=ignore_index,
+    input, target, was_one = _one_sample_as_batch(fn, input, _as_target(fn, input, target))
+    target = _class_index_target(fn, input, target, ignore_index)
+    loss = NLLLoss.apply(input, target=target, weight=_class_weight(fn, input, weight), ignore_index=ignore_index,
                          reduction=reduction)
+    return _one_sample_result(loss, was_one, reduction)
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
@@ -280,13 +329,18 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     _check_class_input(fn, input)
     if not 0 <= label_smoothing <= 1:
         raise ValueError(f"{fn}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
-    target = _as_target(fn, input, target)
+    input, target, was_one = _one_sample_as_batch(fn, input, _as_target(fn, input, target))
     class_weight = _class_weight(fn, input, weight)
     if target.dtype.kind == "f" and target.shape == input.shape:
-        return _soft_cross_entropy(input, target, weight, reduction, label_smoothing)
+        if ignore_index != -100:
+            raise ValueError(f"{fn}: ignore_index={ignore_index} applies to class-index targets only, not to class "
+                             f"probabilities (a floating target of the input's shape {input.shape})")
+        return _one_sample_result(_soft_cross_entropy(input, target, weight, reduction, label_smoothing), was_one,
+                                  reduction)
     target = _class_index_target(fn, input, target, ignore_index)
-    return CrossEntropy.apply(input, target=target, weight=class_weight, ignore_index=ignore_index,
+    loss = CrossEntropy.apply(input, target=target, weight=class_weight, ignore_index=ignore_index,
                               reduction=reduction, label_smoothing=float(label_smoothing))
+    return _one_sample_result(loss, was_one, reduction)
 
 
 def _soft_cross_entropy(input, target, weight, reduction, label_smoothing):
@@ -308,7 +362,7 @@ def dice_loss(input, target, eps=1.0):
     and the loss is 1 - mean_c dice_c. ``eps`` smooths classes absent from both.
     """
     fn = "dice_loss"
-    _check_class_input(fn, input)
+    _check_class_input(fn, input, min_ndim=2)
     target = _class_index_target(fn, input, _as_target(fn, input, target), ignore_index=None)
     xp, classes = input.xp, input.shape[1]
     one_hot = (target[:, None] == xp.arange(classes).reshape((1, classes) + (1,) * (input.ndim - 2)))

@@ -1,16 +1,22 @@
-"""Pooling: ``max_pool2d``, ``avg_pool2d`` and ``adaptive_avg_pool2d``, with PyTorch's geometry.
+"""Pooling: ``max_pool2d``, ``avg_pool2d``, ``adaptive_avg_pool2d`` and ``adaptive_max_pool2d``,
+with PyTorch's geometry; each takes (N, C, H, W) batches or one unbatched (C, H, W) sample.
 
 Max and average pooling loop over the kh*kw kernel offsets: offset (i, j) reads, for every output
 pixel at once, the strided slice xpad[..., y*sh + i*dh, x*sw + j*dw] (``conv.offset_slices``).
 Adaptive average pooling is separable: y = A_h @ x @ A_w^T with averaging matrices A (resample.py).
+Adaptive max pooling loops over the oh*ow bins, bin (i, j) covering rows [floor(i*H/oh),
+ceil((i+1)*H/oh)) and the columns likewise.
 """
 import numpy as np
 
+from .. import backend
 from ..autograd import Function
 from ..backend import launch, threads
 from ..tensor import Tensor
-from .conv import check_4d, offset_slices, pad2d, pair
-from .resample import resample2d
+import numbers
+
+from .conv import batched, offset_slices, pad2d, pair, unbatched
+from .resample import adaptive_bins, resample2d
 
 
 # --------------------------------------------------------------------------- geometry
@@ -156,23 +162,53 @@ class AvgPool2d(Function):
         return dxpad[:, :, top:top + h, left:left + w]
 
 
-# --------------------------------------------------------------------------- adaptive pooling
-def adaptive_bins(n, out):
-    """The (out, n) host matrix that averages PyTorch's adaptive bins:
-    bin i covers [floor(i*n/out), ceil((i+1)*n/out))."""
-    i = np.arange(out)
-    start = (i * n) // out
-    end = -((-(i + 1) * n) // out)
-    pixel = np.arange(n)
-    inside = (pixel >= start[:, None]) & (pixel < end[:, None])
-    return inside / (end - start)[:, None]
+# --------------------------------------------------------------------------- adaptive max pooling
+def adaptive_bounds(n, out):
+    """PyTorch's adaptive bins of n pixels into out: [(floor(i*n/out), ceil((i+1)*n/out)) for each i]."""
+    return [((i * n) // out, -((-(i + 1) * n) // out)) for i in range(out)]
+
+
+def adaptive_max_forward(xp, x, out_size):
+    """y (N, C, oh, ow), the max of x (N, C, H, W) over each adaptive bin, and the flat index h*W + w
+    of the bin's first maximum in row-major order (a NaN counts as the maximum)."""
+    n, c, h, w = x.shape
+    y = xp.empty((n, c) + out_size, dtype=x.dtype)
+    indices = xp.empty((n, c) + out_size, dtype=np.int64)
+    for i, (top, bottom) in enumerate(adaptive_bounds(h, out_size[0])):
+        for j, (left, right) in enumerate(adaptive_bounds(w, out_size[1])):
+            patch = x[:, :, top:bottom, left:right].reshape(n, c, (bottom - top) * (right - left))
+            best = patch.argmax(axis=2)
+            y[:, :, i, j] = xp.take_along_axis(patch, best[..., None], axis=2)[..., 0]
+            indices[:, :, i, j] = (top + best // (right - left)) * w + left + best % (right - left)
+    return y, indices
+
+
+class AdaptiveMaxPool2d(Function):
+    """y[n, c, i, j] = the max of x[n, c] over bin (i, j); the gradient goes to the bin's (first)
+    arg-max, summed where overlapping bins pick the same pixel."""
+    def forward(ctx, x, *, out_size):
+        y, indices = adaptive_max_forward(ctx.xp, x, out_size)
+        ctx.save(indices)
+        ctx.size = x.shape[2:]
+        return y
+
+    def backward(ctx, dy):
+        (indices,) = ctx.saved
+        n, c = dy.shape[:2]
+        dx = ctx.xp.zeros((n * c, ctx.size[0] * ctx.size[1]), dtype=dy.dtype)
+        planes = ctx.xp.arange(n * c)[:, None]
+        bins = dy.shape[2] * dy.shape[3]
+        backend.add_at(ctx.xp, dx, (planes, indices.reshape(n * c, bins)), dy.reshape(n * c, bins))
+        return dx.reshape((n, c) + tuple(ctx.size))
 
 
 # --------------------------------------------------------------------------- public wrappers
 def _check_pool_input(fn, x):
-    check_4d(fn, "input", x)
+    """x as a 4-D batch (see ``conv.batched``: a 3-D input is one unbatched sample) and whether it was one."""
+    x, was_unbatched = batched(fn, x)
     if x.dtype.kind != "f":
         raise TypeError(f"{fn}: input must be a floating tensor, got {x.dtype}")
+    return x, was_unbatched
 
 
 def _pool_window(fn, kernel_size, stride, padding, dilation):
@@ -199,44 +235,74 @@ def _pool_out_size(fn, x, kernel, stride, padding, dilation, ceil_mode):
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Max over sliding windows, as ``torch.nn.functional.max_pool2d``. With ``return_indices``,
-    also the flat index h*W + w (in the input plane) of each maximum."""
-    _check_pool_input("max_pool2d", input)
+    also the flat index h*W + w (in the input plane) of each maximum. A 3-D input is one unbatched
+    (C, H, W) sample and gives 3-D results."""
+    input, was_unbatched = _check_pool_input("max_pool2d", input)
     kernel, stride, padding, dilation = _pool_window("max_pool2d", kernel_size, stride, padding, dilation)
     out_size = _pool_out_size("max_pool2d", input, kernel, stride, padding, dilation, ceil_mode)
-    out = MaxPool2d.apply(input, window=(kernel, stride, padding, dilation), out_size=out_size)
+    out = unbatched(MaxPool2d.apply(input, window=(kernel, stride, padding, dilation), out_size=out_size),
+                    was_unbatched)
     if not return_indices:
         return out
     _, argmax = max_pool_forward(input.xp, input.data, kernel, stride, padding, dilation, out_size)
     indices = plane_indices(input.xp, argmax, input.shape[3], kernel, stride, padding, dilation)
-    return out, Tensor(indices, device=input.device)
+    return out, Tensor(indices[0] if was_unbatched else indices, device=input.device)
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
     """Mean over sliding windows, as ``torch.nn.functional.avg_pool2d`` (count_include_pad=True and
-    ceil_mode=False by default; ``divisor_override`` replaces every divisor)."""
-    _check_pool_input("avg_pool2d", input)
+    ceil_mode=False by default; ``divisor_override``, a non-zero int, replaces every divisor). A 3-D
+    input is one unbatched (C, H, W) sample and gives a 3-D result."""
+    input, was_unbatched = _check_pool_input("avg_pool2d", input)
     kernel, stride, padding, dilation = _pool_window("avg_pool2d", kernel_size, stride, padding, 1)
     out_size = _pool_out_size("avg_pool2d", input, kernel, stride, padding, dilation, ceil_mode)
     if divisor_override is not None:
+        if not isinstance(divisor_override, numbers.Integral) or isinstance(divisor_override, bool):
+            raise TypeError(f"avg_pool2d: divisor_override must be an int (or None), got {divisor_override!r}")
         if divisor_override == 0:
-            raise ValueError("avg_pool2d: divisor_override must be non-zero")
+            raise ValueError("avg_pool2d: divisor_override must be non-zero, got 0")
         divisor = input.dtype.type(divisor_override)
     else:
         divisor = avg_pool_divisor(input.shape[2:], kernel, stride, padding, out_size, count_include_pad)
         divisor = input.xp.asarray(divisor.astype(input.dtype))
-    return AvgPool2d.apply(input, window=(kernel, stride, padding, dilation), out_size=out_size, divisor=divisor)
+    out = AvgPool2d.apply(input, window=(kernel, stride, padding, dilation), out_size=out_size, divisor=divisor)
+    return unbatched(out, was_unbatched)
 
 
 def adaptive_avg_pool2d(input, output_size):
     """Average over PyTorch's adaptive bins so that the output is (N, C) + output_size; an int means
-    a square output and None keeps that dim's input size."""
-    _check_pool_input("adaptive_avg_pool2d", input)
-    sizes = (output_size, output_size) if output_size is None or isinstance(output_size, int) else output_size
-    sizes = tuple(n if o is None else o for n, o in zip(input.shape[2:], sizes))
-    if len(sizes) != 2 or any(not isinstance(o, int) or o < 1 for o in sizes):
-        raise ValueError(f"adaptive_avg_pool2d: output_size must be a positive int or a pair of them, "
-                         f"got {output_size!r}")
+    a square output and None keeps that dim's input size. Bin i of n pixels into o covers
+    [floor(i*n/o), ceil((i+1)*n/o)), so bins overlap when o does not divide n. A 3-D input is one
+    unbatched (C, H, W) sample and gives a 3-D result."""
+    input, was_unbatched = _check_pool_input("adaptive_avg_pool2d", input)
+    sizes = adaptive_output_size("adaptive_avg_pool2d", input.shape[2:], output_size)
     rows, cols = (adaptive_bins(n, o) for n, o in zip(input.shape[2:], sizes))
-    return resample2d(input, rows, cols)
+    return unbatched(resample2d(input, rows, cols), was_unbatched)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Max over PyTorch's adaptive bins (as ``adaptive_avg_pool2d``'s), as
+    ``torch.nn.functional.adaptive_max_pool2d``; with ``return_indices``, also the flat index
+    h*W + w (in the input plane) of each maximum."""
+    fn = "adaptive_max_pool2d"
+    input, was_unbatched = _check_pool_input(fn, input)
+    sizes = adaptive_output_size(fn, input.shape[2:], output_size)
+    out = AdaptiveMaxPool2d.apply(input, out_size=sizes)
+    if not return_indices:
+        return unbatched(out, was_unbatched)
+    _, indices = adaptive_max_forward(input.xp, input.data, sizes)
+    return unbatched(out, was_unbatched), unbatched(Tensor(indices, device=input.device), was_unbatched)
+
+
+def adaptive_output_size(fn, size, output_size):
+    """output_size (an int, or a pair of ints or None) as a pair of positive ints; None keeps the input's size."""
+    sizes = (output_size, output_size) if output_size is None or isinstance(output_size, numbers.Integral) \
+        else tuple(output_size) if isinstance(output_size, (tuple, list)) else ()
+    if len(sizes) == 2:
+        sizes = tuple(n if o is None else o for n, o in zip(size, sizes))
+    if len(sizes) != 2 or any(not isinstance(o, numbers.Integral) or isinstance(o, bool) or o < 1 for o in sizes):
+        raise ValueError(f"{fn}: output_size must be a positive int or a pair of them (None keeps the input's "
+                         f"size), got {output_size!r}")
+    return tuple(int(o) for o in sizes)
 

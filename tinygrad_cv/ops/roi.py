@@ -21,6 +21,9 @@ which adds grad * weight / count into each sample's four neighbours exactly as t
 scatter does. The cost is O(K * out_h * H * W * C) multiply-adds (dense BLAS), memory O(K * out_h * C * W)
 per group of ROIs.
 """
+import math
+import numbers
+
 import numpy as np
 
 from .. import backend
@@ -34,10 +37,21 @@ _MAX_INTERMEDIATE = 2 ** 24  # elements of the (rois x out_h) x (C x W) product 
 
 # --------------------------------------------------------------------------- argument checks
 def _pair(size, fn, name):
-    size = (size, size) if np.isscalar(size) else tuple(size)
-    if len(size) != 2 or any(int(s) != s or s < 1 for s in size):
-        raise ValueError(f"{fn}: {name} must be a positive int or a pair of them, got {size}")
-    return int(size[0]), int(size[1])
+    """A positive int or a pair of them, as a pair of ints."""
+    items = (size, size) if isinstance(size, numbers.Integral) else tuple(size) if isinstance(size, (tuple, list)) \
+        else ()
+    if len(items) != 2 or any(not isinstance(s, numbers.Integral) or isinstance(s, bool) or s < 1 for s in items):
+        raise ValueError(f"{fn}: {name} must be a positive int or a pair of them, got {size!r}")
+    return int(items[0]), int(items[1])
+
+
+def _check_scale(fn, spatial_scale):
+    """spatial_scale maps image pixels onto the feature map (1 / stride): a finite positive number."""
+    if not isinstance(spatial_scale, numbers.Real) or isinstance(spatial_scale, bool) or \
+            not math.isfinite(spatial_scale) or spatial_scale <= 0:
+        raise ValueError(f"{fn}: spatial_scale must be a finite positive number (the feature map's size over the "
+                         f"image's, e.g. 1/16), got {spatial_scale!r}")
+    return float(spatial_scale)
 
 
 def _rois(boxes, x, fn):
@@ -71,6 +85,8 @@ def _rois(boxes, x, fn):
 
 
 def _check_input(x, fn):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fn}: input must be a Tensor, got {type(x).__name__}")
     if x.ndim != 4:
         raise ValueError(f"{fn}: input must have shape (N, C, H, W), got {x.shape}")
     if x.dtype.kind != "f":
@@ -196,10 +212,12 @@ def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, a
     """
     _check_input(input, "roi_align")
     output_size = _pair(output_size, "roi_align", "output_size")
-    if int(sampling_ratio) != sampling_ratio:
-        raise ValueError(f"roi_align: sampling_ratio must be an int (<= 0 for adaptive), got {sampling_ratio}")
+    if not isinstance(sampling_ratio, numbers.Integral) or isinstance(sampling_ratio, bool):
+        raise TypeError(f"roi_align: sampling_ratio must be an int (any value <= 0 means adaptive, "
+                        f"ceil(roi_size / output_size) samples per bin, as torchvision), got {sampling_ratio!r}")
+    spatial_scale = _check_scale("roi_align", spatial_scale)
     rois = _rois(boxes, input, "roi_align")
-    return RoIAlign.apply(input, rois=rois, output_size=output_size, spatial_scale=float(spatial_scale),
+    return RoIAlign.apply(input, rois=rois, output_size=output_size, spatial_scale=spatial_scale,
                           sampling_ratio=int(sampling_ratio), aligned=bool(aligned))
 
 
@@ -240,7 +258,7 @@ def roi_pool_forward(xp, x, rois, output_size, spatial_scale):
                rows[:, None, :, :, None, None], cols[:, None, None, None, :, :]]
     real = rows_real[:, None, :, :, None, None] & cols_real[:, None, None, None, :, :]
     values = xp.where(real, values, -xp.inf).transpose(0, 1, 2, 4, 3, 5)
-    values = values.reshape(values.shape[:4] + (-1,))                  # (K, C, out_h, out_w, B_h * B_w)
+    values = values.reshape(values.shape[:4] + (values.shape[4] * values.shape[5],))  # (K, C, out_h, out_w, B_h*B_w)
     best = values.argmax(axis=-1)                                      # first maximum in row-major order
     k = xp.arange(len(rois))[:, None, None, None]
     ph, pw = xp.arange(output_size[0])[:, None], xp.arange(output_size[1])
@@ -274,5 +292,6 @@ def roi_pool(input, boxes, output_size, spatial_scale=1.0):
     shows why RoIAlign replaced it; use ``roi_align`` in models."""
     _check_input(input, "roi_pool")
     output_size = _pair(output_size, "roi_pool", "output_size")
+    spatial_scale = _check_scale("roi_pool", spatial_scale)
     rois = _rois(boxes, input, "roi_pool")
-    return RoIPool.apply(input, rois=rois, output_size=output_size, spatial_scale=float(spatial_scale))
+    return RoIPool.apply(input, rois=rois, output_size=output_size, spatial_scale=spatial_scale)

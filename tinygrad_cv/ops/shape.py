@@ -222,19 +222,80 @@ def chunk(x, chunks, dim=0):
     return split(x, -(-n // chunks), dim)
 
 
-def pad(x, pad, mode="constant", value=0.0):
-    """Pad with a constant. ``pad`` lists (before, after) pairs starting from the *last* dim, as
-    PyTorch: (left, right, top, bottom) pads the width, then the height."""
-    if mode != "constant":
-        raise ValueError(f"pad: only mode='constant' is supported, got {mode!r}")
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def _pad_source(mode, n, lo, hi):
+    """The indices into a dim of n elements that each element of the padded dim (lo + n + hi long)
+    copies, for the non-constant modes (a negative lo or hi crops):
+      reflect    ... x2 x1 | x0 x1 ... x(n-1) | x(n-2) ...   (the edge is not repeated)
+      replicate  ... x0 x0 | x0 x1 ... x(n-1) | x(n-1) ...
+      circular   ... x(n-2) x(n-1) | x0 ... x(n-1) | x0 x1 ...
+    Circular padding crops first and wraps around what is left, as PyTorch.
+    """
+    if mode == "circular":
+        start, kept = -min(lo, 0), n + min(lo, 0) + min(hi, 0)
+        return start + np.arange(-max(lo, 0), kept + max(hi, 0)) % max(kept, 1)
+    i = np.arange(-lo, n + hi)
+    if mode == "reflect":
+        i = np.abs(i)
+        return np.where(i >= n, 2 * (n - 1) - i, i)
+    return np.clip(i, 0, n - 1)
+
+
+def _check_pad(x, pad, mode, value):
+    """PyTorch's rules for ``pad``; the (before, after) pairs from the last dim backwards."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"pad: input must be a Tensor, got {type(x).__name__}")
+    if mode not in PAD_MODES:
+        raise ValueError(f"pad: mode must be one of {PAD_MODES}, got {mode!r}")
+    pad = tuple(pad) if isinstance(pad, (tuple, list)) else pad
+    if not isinstance(pad, tuple) or not all(isinstance(p, numbers.Integral) and not isinstance(p, bool)
+                                             for p in pad):
+        raise TypeError(f"pad: pad must be a tuple of ints (left, right, top, bottom, ...), got {pad!r}")
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
-        raise ValueError(f"pad: expected pairs for at most {x.ndim} dims, got {tuple(pad)}")
-    if any(p < 0 for p in pad):
-        raise ValueError(f"pad: negative padding {tuple(pad)} is not supported; slice the tensor instead")
-    widths = [(0, 0)] * x.ndim
-    for i in range(len(pad) // 2):
-        widths[x.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
-    return Pad.apply(x, widths=tuple(widths), value=value)
+        raise ValueError(f"pad: expected (before, after) pairs for at most {x.ndim} dims, got {pad}")
+    pairs = [(int(pad[2 * i]), int(pad[2 * i + 1])) for i in range(len(pad) // 2)]
+    sizes = x.shape[::-1][:len(pairs)]
+    if any(n + lo + hi < 0 for n, (lo, hi) in zip(sizes, pairs)):
+        raise ValueError(f"pad: padding {pad} of input {x.shape} leaves a negative size")
+    if mode == "constant":
+        return pairs
+    if value is not None:
+        raise ValueError(f"pad: mode {mode!r} takes no value (got value={value!r}); value is for mode='constant'")
+    if not 1 <= len(pairs) <= 3 or x.ndim not in (len(pairs) + 1, len(pairs) + 2):
+        raise ValueError(f"pad: mode {mode!r} pads the last 1, 2 or 3 dims of a (N, C, ...) or (C, ...) input, so "
+                         f"{len(pairs)} pair(s) need a {len(pairs) + 1}-D or {len(pairs) + 2}-D input, got shape "
+                         f"{x.shape}")
+    limit = {"reflect": "smaller than", "circular": "at most", "replicate": None}[mode]
+    for n, (lo, hi) in zip(sizes, pairs):
+        kept = n + min(lo, 0) + min(hi, 0)  # circular wraps around what is left after cropping
+        too_big = max(lo, hi) >= n if mode == "reflect" else mode == "circular" and max(lo, hi) > kept
+        if too_big or (n == 0 and mode == "replicate"):
+            raise ValueError(f"pad: mode {mode!r} needs each padding {limit or 'of'} the size of its dim, got "
+                             f"padding {pad} for input shape {x.shape}")
+    return pairs
+
+
+def pad(x, pad, mode="constant", value=None):
+    """Pad as ``torch.nn.functional.pad``: ``pad`` lists (before, after) pairs starting from the
+    *last* dim, so (left, right, top, bottom) pads the width, then the height; a negative amount
+    crops. 'constant' fills with ``value`` (0 when None); 'reflect', 'replicate' and 'circular'
+    copy input elements (see ``_pad_source``) and pad the last 1-3 dims of a batched or unbatched
+    input. The gradient of a copied element flows back to its source, summed."""
+    pairs = _check_pad(x, pad, mode, value)
+    widths = [(0, 0)] * (x.ndim - len(pairs)) + pairs[::-1]
+    if mode == "constant":
+        grown = tuple((max(lo, 0), max(hi, 0)) for lo, hi in widths)
+        if any(lo or hi for lo, hi in grown):
+            x = Pad.apply(x, widths=grown, value=0 if value is None else value)
+        if all(lo >= 0 and hi >= 0 for lo, hi in widths):
+            return x
+        return getitem(x, tuple(slice(-min(lo, 0), n + min(hi, 0)) for (lo, hi), n in zip(widths, x.shape)))
+    for axis, (lo, hi) in enumerate(widths):
+        if lo or hi:
+            x = getitem(x, (slice(None),) * axis + (_pad_source(mode, x.shape[axis], lo, hi),))
+    return x
 
 
 def cast(x, dtype):
