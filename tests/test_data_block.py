@@ -68,7 +68,7 @@ def test_planet_csv_in_a_few_lines(tmp_path):
 def test_unknown_tags_and_missing_files_are_reported(tmp_path):
     path = planet_folder(tmp_path, ["t0,clear primary", "t1,haze primary"])
     rows = D.csv_rows(path / "train_v2.csv")
-    with pytest.raises(ValueError, match=r"t1.jpg' has tags \['haze'\] that are not in the vocabulary"):
+    with pytest.raises(ValueError, match=r"line 3 \(image '.*t1.jpg'\) has tags \['haze'\] that are not in the vocabulary"):
         D.DataRecipe(rows, image=lambda r: path / "train-jpg" / f"{r['image_name']}.jpg",
                      label=D.TagLabels(vocab=["clear", "primary"]))
     rows += [{"image_name": f"gone{i}", "tags": "clear"} for i in range(7)]
