@@ -115,9 +115,10 @@ class TagLabels:
     multi-hot vector over ``vocab`` (the sorted set of all tags, unless given).
 
     Splitting is fastai's ``label_delim=" "``: the text is split on exactly ``sep``. Unlike fastai,
-    which would make one tag of "clear\tprimary" and a tag "" of a doubled separator, a tag with
-    leading or trailing whitespace (any whitespace at all when ``sep`` is whitespace), an empty tag (repeated or trailing separators) and, unless ``allow_empty``, a
-    row without any tag are errors naming the CSV file and line.
+    which would make one tag of "clear<TAB>primary" and a tag "" of a doubled separator, a tag with
+    leading or trailing whitespace (any whitespace at all when ``sep`` is whitespace), an empty tag
+    (repeated or trailing separators) and, unless ``allow_empty``, a row without any tag are errors
+    naming the CSV file and line.
     """
 
     def __init__(self, column="tags", vocab=None, sep=" ", allow_empty=False):
