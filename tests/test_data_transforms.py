@@ -267,6 +267,32 @@ def test_normalize_matches_numpy_and_inverts():
     np.testing.assert_array_equal(normalize.decode(x), images)
 
 
+def test_normalize_takes_float_images_as_already_in_unit_range():
+    images = np.array([[[[0, 51, 255]], [[102, 204, 153]]]], np.uint8)          # (1, 2, 1, 3)
+    normalize = T.Normalize([0.5, 0.25, 0.0], [0.5, 0.25, 2.0])
+    # by hand: channel 0 (0/255 - .5)/.5 = -1 and (102/255 - .5)/.5 = -0.2; channel 1 (51/255 - .25)/.25 =
+    # -0.2 and (204/255 - .25)/.25 = 2.2; channel 2 (255/255)/2 = 0.5 and (153/255)/2 = 0.3
+    expected = np.array([[[[-1.0], [-0.2]], [[-0.2], [2.2]], [[0.5], [0.3]]]])
+    np.testing.assert_allclose(normalize(images), expected, rtol=0, atol=1e-6)
+    for dtype in (np.float32, np.float64):                  # the same pixels as floats in [0, 1]: the same result
+        np.testing.assert_allclose(normalize(images.astype(dtype) / 255), expected, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match=r"Normalize: float images must lie in \[0, 1\], got values in \[0, 255\]"):
+        normalize(images.astype(np.float32))                # 0..255 stored as float: ambiguous, refused
+    with pytest.raises(TypeError, match="Normalize: expected uint8 images .* got uint16"):
+        normalize(images.astype(np.uint16))
+    stats = T.Normalize.from_images([images.astype(np.float32) / 255])
+    np.testing.assert_allclose(stats.mean, T.Normalize.from_images([images]).mean, rtol=1e-6)
+
+
+def test_normalize_matches_torchvision_on_floats():
+    torch = pytest.importorskip("torch")
+    tv = pytest.importorskip("torchvision.transforms")
+    images = np.random.default_rng(1).random((2, 4, 5, 3), dtype=np.float32)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    expected = tv.Normalize(mean, std)(torch.from_numpy(images.transpose(0, 3, 1, 2).copy())).numpy()
+    np.testing.assert_allclose(T.Normalize(mean, std)(images), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="pad_mode"):
         T.Compose([], pad_mode="wrap")

@@ -462,9 +462,32 @@ def valid_transforms(size=None):
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
+def _levels(images, caller):
+    """How many units one [0, 1] step is in ``images``: 255 for uint8; 1 for floats, which must
+    already lie in [0, 1] (as after torchvision's ToTensor). Floats outside [0, 1] are ambiguous
+    (0..255 values stored as float?) and other dtypes have no agreed scale, so both are refused."""
+    if images.dtype == np.uint8:
+        return 255.0
+    if images.dtype.kind != "f":
+        raise TypeError(f"{caller}: expected uint8 images (0..255) or float images in [0, 1], got {images.dtype}; "
+                        f"convert them first, e.g. to uint8")
+    if images.size:
+        low, high = float(images.min()), float(images.max())
+        if not (0.0 <= low and high <= 1.0):
+            raise ValueError(f"{caller}: float images must lie in [0, 1], got values in [{low:g}, {high:g}]; "
+                             f"divide 0..255 floats by 255 (or pass uint8 images)")
+    return 1.0
+
+
 class Normalize:
-    """Batch step: (N, H, W, C) uint8 images -> (N, C, H, W) float32, x = (image / 255 - mean) / std
-    per channel, computed as one fused multiply-add: x = image * (1 / (255 std)) - mean / std."""
+    """Batch step: (N, H, W, C) images -> (N, C, H, W) float32, x = (image / levels - mean) / std per
+    channel, computed as one fused multiply-add: x = image * (1 / (levels std)) - mean / std.
+
+    ``mean`` and ``std`` are in [0, 1] units, as torchvision's ``Normalize`` after ``ToTensor``.
+    levels = 255 for uint8 images; float images are taken as already in [0, 1] (levels = 1), and
+    float images with values outside [0, 1] are refused (ValueError) rather than guessed at; other
+    dtypes are a TypeError.
+    """
 
     def __init__(self, mean, std):
         self.mean = np.asarray(mean, dtype=np.float64).reshape(-1)
@@ -475,11 +498,13 @@ class Normalize:
 
     @classmethod
     def from_images(cls, batches):
-        """Per-channel mean and std (in [0, 1] units) of an iterable of (N, H, W, C) uint8 batches,
-        e.g. a few batches of the training set; accumulated in float64."""
+        """Per-channel mean and std (in [0, 1] units) of an iterable of (N, H, W, C) batches (uint8,
+        or floats in [0, 1]), e.g. a few batches of the training set; accumulated in float64."""
         total, total_sq, count = 0.0, 0.0, 0
         for images in batches:
-            pixels = np.asarray(images, dtype=np.float64).reshape(-1, np.shape(images)[-1]) / 255.0
+            images = np.asarray(images)
+            levels = _levels(images, "Normalize.from_images")
+            pixels = images.astype(np.float64).reshape(-1, images.shape[-1]) / levels
             total, total_sq = total + pixels.sum(0), total_sq + (pixels ** 2).sum(0)
             count += pixels.shape[0]
         if count == 0:
@@ -490,7 +515,8 @@ class Normalize:
     def __call__(self, images, xp=np):
         if images.ndim != 4 or images.shape[-1] != self.mean.size:
             raise ValueError(f"Normalize: expected (N, H, W, {self.mean.size}) images, got shape {images.shape}")
-        scale = xp.asarray(1.0 / (255.0 * self.std), dtype=xp.float32).reshape(1, -1, 1, 1)
+        levels = _levels(images, "Normalize")
+        scale = xp.asarray(1.0 / (levels * self.std), dtype=xp.float32).reshape(1, -1, 1, 1)
         shift = xp.asarray(-self.mean / self.std, dtype=xp.float32).reshape(1, -1, 1, 1)
         x = xp.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=xp.float32)
         x *= scale
