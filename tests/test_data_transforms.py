@@ -293,6 +293,42 @@ def test_normalize_matches_torchvision_on_floats():
     np.testing.assert_allclose(T.Normalize(mean, std)(images), expected, rtol=1e-5, atol=1e-5)
 
 
+def joint_sample():
+    image = np.zeros((8, 8, 3), np.uint8)
+    masks = np.zeros((1, 8, 8), np.uint8)
+    masks[0, 2:5, 1:4] = 1
+    return {"image": image, "mask": np.zeros((8, 8), np.uint8), "instance_masks": masks,
+            "boxes": np.array([[1, 2, 4, 5]], np.float32), "labels": np.array([1])}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s.update(mask=np.zeros((6, 8), np.uint8)),
+     r"Resize: the image is 8x8 but its mask has shape \(6, 8\)"),
+    (lambda s: s.update(instance_masks=np.zeros((1, 8, 4), np.uint8)),
+     r"Resize: the image is 8x8 but its instance_masks has shape \(1, 8, 4\)"),
+    (lambda s: s.update(boxes=np.array([[1, 2, 16, 5]], np.float32)),
+     r"Resize: the box \[1.0, 2.0, 16.0, 5.0\] is not"),
+    (lambda s: s.update(boxes=np.array([[4, 2, 3, 5]], np.float32)), r"Resize: the box \[4.0, 2.0, 3.0, 5.0\] is not"),
+    (lambda s: s.update(labels=np.array([1, 2])), r"Resize: 1 boxes but 2 labels"),
+    (lambda s: s.update(boxes=np.zeros((1, 3), np.float32)), r"Resize: boxes must be a \(K, 4\) array"),
+])
+def test_joint_transforms_refuse_parts_of_another_size(change, message):
+    sample = joint_sample()
+    assert T.Compose([T.Resize(4)])(sample, np.random.default_rng(0))["mask"].shape == (4, 4)
+    change(sample)
+    with pytest.raises(ValueError, match=message):
+        T.Compose([T.Resize(4)])(sample, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=message.replace("Resize", "Flip")):
+        T.Flip(p=1.0)(sample, np.random.default_rng(0))
+
+
+def test_joint_check_runs_again_after_a_pixel_step():
+    def crop_image_only(sample, rng):                       # a user step that breaks the pairing
+        return {**sample, "image": sample["image"][:6]}
+    with pytest.raises(ValueError, match=r"Zoom: the image is 6x8 but its mask"):
+        T.Compose([T.Resize(8), crop_image_only, T.Zoom(p=1.0)])(joint_sample(), np.random.default_rng(0))
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="pad_mode"):
         T.Compose([], pad_mode="wrap")

@@ -232,6 +232,8 @@ class Compose:
         matrix, size = None, None
         for step in self.steps:
             if isinstance(step, Geometric):
+                if matrix is None:
+                    check_sample(sample, type(step).__name__)
                 height, width = size or sample["image"].shape[:2]
                 step_matrix = step.matrix(rng, height, width)
                 matrix = step_matrix if matrix is None else matrix @ step_matrix
@@ -249,6 +251,43 @@ class Compose:
 
     def __repr__(self):
         return f"Compose({self.steps!r}, pad_mode={self.pad_mode!r})"
+
+
+BOX_SLACK = 1.0
+"""How far (pixels) a box may reach past the image's edges: COCO boxes are float and may overshoot a little."""
+
+
+def check_sample(sample, caller):
+    """The parts of a sample that move together must agree before a geometric transform reads them
+    with the image's coordinates: the mask (H, W) and instance masks (K, H, W) have the image's size,
+    boxes are (K, 4) [x0, y0, x1, y1] with x0 <= x1, y0 <= y1 inside the image (up to BOX_SLACK), and
+    labels and instance masks have one entry per box. Anything else is a ValueError naming ``caller``."""
+    image = sample.get("image")
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
+        raise ValueError(f"{caller}: a sample needs an 'image' (H, W, C) or (H, W) array, got "
+                         f"{getattr(image, 'shape', type(image).__name__)}")
+    size = image.shape[:2]
+    for key, ndim in (("mask", 2), ("instance_masks", 3)):
+        if key in sample and (np.ndim(sample[key]) != ndim or np.shape(sample[key])[-2:] != size):
+            raise ValueError(f"{caller}: the image is {size[0]}x{size[1]} but its {key} has shape "
+                             f"{np.shape(sample[key])}; they must have the same height and width (resize the "
+                             f"image and its {key} together, or fix the files)")
+    if "boxes" not in sample:
+        return
+    boxes = np.asarray(sample["boxes"], dtype=np.float64)
+    if boxes.ndim != 2 or boxes.shape[1] != 4 or not np.all(np.isfinite(boxes)):
+        raise ValueError(f"{caller}: boxes must be a (K, 4) array of finite [x0, y0, x1, y1], got shape {boxes.shape}")
+    for key in ("labels", "instance_masks"):
+        if key in sample and len(sample[key]) != len(boxes):
+            raise ValueError(f"{caller}: {len(boxes)} boxes but {len(sample[key])} {key}; each box needs one")
+    height, width = size
+    inside = ((boxes[:, 0] >= -BOX_SLACK) & (boxes[:, 1] >= -BOX_SLACK) & (boxes[:, 0] <= boxes[:, 2])
+              & (boxes[:, 1] <= boxes[:, 3]) & (boxes[:, 2] <= width + BOX_SLACK) & (boxes[:, 3] <= height + BOX_SLACK))
+    if not inside.all():
+        bad = boxes[~inside][0].tolist()
+        raise ValueError(f"{caller}: the box {bad} is not an [x0, y0, x1, y1] box inside the {height}x{width} "
+                         f"image (x0 <= x1, y0 <= y1, pixel edges); were the boxes made for another image "
+                         f"size, or given as [x, y, w, h]?")
 
 
 def _pixel_to_normalised(height, width):
