@@ -167,13 +167,13 @@ def test_csv_header_errors_name_the_expected_columns(tmp_path):
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
-def test_fuzzed_csv_and_lists_raise_only_value_errors(tmp_path, data):
+def test_fuzzed_csv_and_lists_raise_only_data_format_errors(tmp_path, data):
     path = tmp_path / "fuzzed.csv"
     path.write_bytes(data)
     for read in (lambda p: D.csv_rows(p, ("image_name", "tags")), D.read_lines):
         try:
             read(path)
-        except ValueError as error:
+        except D.DataFormatError as error:
             assert "fuzzed.csv" in str(error)
 
 
@@ -316,7 +316,7 @@ def mutated_documents():
 
 
 @given(mutation=mutated_documents())
-def test_fuzzed_coco_documents_raise_only_value_errors(mutation):
+def test_fuzzed_coco_documents_raise_only_data_format_errors(mutation):
     path, value = mutation
     document = coco_document()
     node = document
@@ -327,7 +327,7 @@ def test_fuzzed_coco_documents_raise_only_value_errors(mutation):
         coco = D.Coco(document)
         for record in coco.images:
             coco.targets(record)
-    except ValueError:
+    except D.DataFormatError:
         pass
 
 
