@@ -113,11 +113,12 @@ def read_lines(path):
 
 
 # --------------------------------------------------------------------------- COCO instances
-def _is_int(value):
+def is_integer(value):
+    """An int of JSON (or NumPy), not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _is_number(value):
+def is_finite_number(value):
     """A JSON number that fits a float (not a bool, NaN or infinity)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return False
@@ -137,7 +138,7 @@ def _polygons_problem(segmentation):
     if not segmentation:
         return "it is an empty list; give at least one polygon, or leave out 'segmentation'"
     for k, polygon in enumerate(segmentation):
-        if not isinstance(polygon, list) or not all(map(_is_number, polygon)):
+        if not isinstance(polygon, list) or not all(map(is_finite_number, polygon)):
             return f"polygon {k} is not a list of finite numbers [x0, y0, x1, y1, ...]"
         if len(polygon) % 2 or len(polygon) < 6:
             return (f"polygon {k} has {len(polygon)} coordinates; a polygon needs an even number of them, "
@@ -207,8 +208,8 @@ class Coco:
             raise DataFormatError(self._where(f"{what} repeat the ids {repeated[:5]}; ids must be unique"))
 
     def _check_image(self, i, record):
-        if not (isinstance(record, dict) and _is_int(record.get("id")) and isinstance(record.get("file_name"), str)
-                and all(_is_int(record.get(k)) and 0 < record[k] <= MAX_SIDE for k in ("height", "width"))):
+        if not (isinstance(record, dict) and is_integer(record.get("id")) and isinstance(record.get("file_name"), str)
+                and all(is_integer(record.get(k)) and 0 < record[k] <= MAX_SIDE for k in ("height", "width"))):
             raise DataFormatError(self._where(f"images[{i}] = {str(record)[:80]} needs an integer 'id', a "
                                               f"'file_name' and integer 'height' and 'width' in 1..{MAX_SIDE}"))
         if record["height"] * record["width"] > MAX_PIXELS:
@@ -219,7 +220,8 @@ class Coco:
         return record
 
     def _check_category(self, i, category):
-        if not (isinstance(category, dict) and _is_int(category.get("id")) and isinstance(category.get("name"), str)):
+        if not (isinstance(category, dict) and is_integer(category.get("id"))
+                and isinstance(category.get("name"), str)):
             raise DataFormatError(self._where(f"categories[{i}] = {str(category)[:80]} needs an integer 'id' "
                                               f"and a 'name'"))
         return category
@@ -231,7 +233,7 @@ class Coco:
         def fail(problem):
             raise DataFormatError(self._where(f"{name}: {problem}"))
         for key in ("image_id", "category_id"):
-            if not _is_int(annotation.get(key)):
+            if not is_integer(annotation.get(key)):
                 fail(f"{key!r} must be an integer, got {str(annotation.get(key))[:40]}")
         if annotation["image_id"] not in images:
             fail(f"it is for image_id {annotation['image_id']}, which is not among the {len(images)} images")
@@ -240,11 +242,11 @@ class Coco:
             fail(f"it has category_id {annotation['category_id']}, not one of the categories "
                  f"{sorted(self.label_of)[:20]}")
         bbox = annotation.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_number, bbox))):
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(is_finite_number, bbox))):
             fail(f"'bbox' must be [x, y, w, h], four finite numbers, got {str(bbox)[:60]}")
         if bbox[2] < 0 or bbox[3] < 0:
             fail(f"'bbox' {bbox} has a negative width or height; COCO boxes are [x, y, w, h] with w, h >= 0")
-        if annotation.get("iscrowd", 0) not in (0, 1) or isinstance(annotation.get("iscrowd"), float):
+        if annotation.get("iscrowd", 0) not in (0, 1) or not is_integer(annotation.get("iscrowd", 0)):
             fail(f"'iscrowd' must be 0 or 1, got {str(annotation.get('iscrowd'))[:20]}")
         if "segmentation" in annotation:
             problem = self._segmentation_problem(annotation["segmentation"], images[annotation["image_id"]])
