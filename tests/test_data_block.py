@@ -1,6 +1,7 @@
 """The data block: splitters, labellers, the recipe and its errors, progressive resizing."""
 import numpy as np
 import pytest
+from PIL import Image
 
 import tinygrad_cv.data as D
 
@@ -149,6 +150,21 @@ def test_camvid_mask_errors_are_data_format_errors(tmp_path):
     recipe = D.DataRecipe(D.image_files(tmp_path / "images"), label=label, split=lambda paths: ([0], [0]))
     with pytest.raises(D.DataFormatError, match=r"a.png' is 6x8 but its mask is 3x8"):
         recipe.load(0)
+    Image.fromarray(np.full((6, 8), -1, np.int32), mode="I").save(tmp_path / "labels" / "a_P.tif")
+    tif = D.MaskLabel(lambda image: tmp_path / "labels" / f"{image.stem}_P.tif", ["Sky", "Road"])
+    with pytest.raises(D.DataFormatError, match=r"a_P.tif' has class values \[-1\]"):
+        tif({}, tmp_path / "images" / "a.png")
+    mask.unlink()
+    with pytest.raises(D.DataFormatError, match=r"MaskLabel: 1 of 1 images have no mask file, e.g. \['.*a_P.png'\]"):
+        D.DataRecipe(D.image_files(tmp_path / "images"), label=label, split=lambda paths: ([0], [0]))
+
+
+def test_list_split_warns_about_names_matching_no_item(tmp_path):
+    paths = [tmp_path / name for name in ("a.png", "b.png", "c.png")]
+    with pytest.warns(UserWarning, match=r"1 of the 2 names in 'the given list' are not among the items \(e.g. "
+                                         r"\['gone.png'\]\)"):
+        train, valid = D.ListSplit(["b.png", "gone.png"])(paths)
+    assert train.tolist() == [0, 2] and valid.tolist() == [1]
 
 
 def test_skip_bad_files_drops_and_counts_them(tmp_path):

@@ -81,6 +81,7 @@ def camvid(tmp_path_factory):
     (root / "images").mkdir()
     (root / "labels").mkdir()
     D.write_image(root / "images" / "a.png", np.zeros((5, 7, 3), np.uint8))
+    D.write_mask(root / "labels" / "a_P.png", np.zeros((5, 7), np.uint8))
     label = D.MaskLabel(lambda image: root / "labels" / f"{image.stem}_P.png", CODES)
     return root, D.DataRecipe([root / "images" / "a.png"], label=label, split=lambda paths: ([0], [0]))
 

@@ -329,6 +329,23 @@ def test_joint_check_runs_again_after_a_pixel_step():
         T.Compose([T.Resize(8), crop_image_only, T.Zoom(p=1.0)])(joint_sample(), np.random.default_rng(0))
 
 
+@pytest.mark.parametrize("make, message", [
+    (lambda: T.Resize(True), r"Resize: size must be a positive int or \(height, width\), got True"),   # was 1x1
+    (lambda: T.Resize(4.5), r"Resize: size must be .* got 4.5"),
+    (lambda: T.Resize((4, 2.5)), r"Resize: size must be .* got \(4, 2.5\)"),
+    (lambda: T.RandomCrop(0), r"RandomCrop: size must be .* got 0"),
+    (lambda: T.Flip(p=2), r"Flip: p must be a probability in \[0, 1\], got 2"),
+    (lambda: T.Rotate(p=-0.1), r"Rotate: p must be a probability"),
+    (lambda: T.Rotate(max_degrees=-5), r"Rotate: max_degrees must be >= 0, got -5"),
+    (lambda: T.Zoom(p=True), r"Zoom: p must be a probability in \[0, 1\], got True"),
+    (lambda: T.Perspective(p=1.5), r"Perspective: p must be"),
+    (lambda: T.Lighting(p="always"), r"Lighting: p must be"),
+])
+def test_transform_arguments_of_the_wrong_kind_are_refused(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="pad_mode"):
         T.Compose([], pad_mode="wrap")

@@ -58,7 +58,8 @@ class RandomSplit:
 
 class ListSplit:
     """Validation = the items whose file name is listed in ``names`` (a list, or the path of a text
-    file with one name per line, such as CamVid's ``valid.txt``)."""
+    file with one name per line, such as CamVid's ``valid.txt``). Listed names that match no item
+    give a warning (they may be files skipped as unreadable); no match at all is an error."""
 
     def __init__(self, names):
         self.source = names if isinstance(names, (str, os.PathLike)) else "the given list"
@@ -66,6 +67,11 @@ class ListSplit:
 
     def __call__(self, paths):
         listed = np.array([Path(p).name in self.names for p in paths], dtype=bool)
+        unknown = sorted(self.names - {Path(p).name for p in paths})
+        if unknown and listed.any():
+            warnings.warn(f"ListSplit: {len(unknown)} of the {len(self.names)} names in {os.fspath(self.source)!r} "
+                          f"are not among the items (e.g. {unknown[:3]}); the validation set has only the "
+                          f"{int(listed.sum())} that are", stacklevel=2)
         if not listed.any():
             raise ValueError(f"ListSplit: none of the {len(self.names)} names in {os.fspath(self.source)!r} "
                              f"(e.g. {sorted(self.names)[:3]}) is among the {len(paths)} items "
@@ -173,11 +179,19 @@ class MaskLabel:
         self.mask_of = mask_of
         self.vocab = read_lines(codes) if isinstance(codes, (str, os.PathLike)) else list(codes)
 
+    def setup(self, items, paths):
+        """Every image's mask file must exist: the missing ones are named before training starts."""
+        masks = [os.fspath(self.mask_of(Path(p))) for p in paths]
+        missing = [mask for mask in masks if not os.path.isfile(mask)]
+        if missing:
+            raise DataFormatError(f"MaskLabel: {len(missing)} of {len(paths)} images have no mask file, e.g. "
+                                  f"{missing[:5]}; check the labels folder and mask_of")
+
     def __call__(self, item, path):
         mask_path = self.mask_of(Path(path))
         mask = read_mask(mask_path)
-        if mask.size and mask.max() >= len(self.vocab):
-            bad = np.unique(mask[mask >= len(self.vocab)])
+        if mask.size and (mask.max() >= len(self.vocab) or mask.min() < 0):
+            bad = np.unique(mask[(mask >= len(self.vocab)) | (mask < 0)])
             raise DataFormatError(f"MaskLabel: {os.fspath(mask_path)!r} has class values {bad[:5].tolist()} but the "
                              f"codes list only {len(self.vocab)} classes (0..{len(self.vocab) - 1})")
         return {"mask": mask}

@@ -47,15 +47,31 @@ class Geometric:
         return Compose([self])(sample, rng)
 
 
+def _probability(p, caller):
+    """``p`` checked to be a probability: a real number in [0, 1] (not a bool)."""
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) or not 0 <= p <= 1:
+        raise ValueError(f"{caller}: p must be a probability in [0, 1], got {p!r}")
+    return float(p)
+
+
+def _size_pair(size, caller):
+    """(height, width) from an int (a square) or a pair of ints, each >= 1; bools and floats refused
+    (``Resize(True)`` would otherwise be a 1x1 image)."""
+    def is_int(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+    pair = (size, size) if is_int(size) else tuple(size) if isinstance(size, (tuple, list)) else ()
+    if len(pair) != 2 or not all(is_int(s) and s >= 1 for s in pair):
+        raise ValueError(f"{caller}: size must be a positive int or (height, width), got {size!r}")
+    return int(pair[0]), int(pair[1])
+
+
 class Resize(Geometric):
     """Stretch the image to ``size`` (an int for a square, or (height, width)): the identity in
     normalised coordinates, only the output grid changes. Sampling is bilinear without
     antialiasing, so shrink by more than about 2x once, when the files are written, not here."""
 
     def __init__(self, size):
-        self.size = (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
-        if len(self.size) != 2 or min(self.size) < 1:
-            raise ValueError(f"Resize: size must be a positive int or (height, width), got {size!r}")
+        self.size = _size_pair(size, "Resize")
 
     def matrix(self, rng, height, width):
         return _identity()
@@ -68,7 +84,7 @@ class RandomCrop(Geometric):
     """A ``size`` window at a random whole-pixel offset; a window larger than the image pads."""
 
     def __init__(self, size):
-        self.size = Resize(size).size
+        self.size = _size_pair(size, "RandomCrop")
 
     def matrix(self, rng, height, width):
         (crop_h, crop_w), scale, shift = self.size, [], []
@@ -86,7 +102,7 @@ class Flip(Geometric):
     """Mirror left-right (``vertical=False``) or top-bottom with probability ``p``."""
 
     def __init__(self, p=0.5, vertical=False):
-        self.p, self.vertical = p, vertical
+        self.p, self.vertical = _probability(p, "Flip"), vertical
 
     def matrix(self, rng, height, width):
         if rng.random() >= self.p:
@@ -129,7 +145,9 @@ class Rotate(Geometric):
     """
 
     def __init__(self, max_degrees=10.0, p=0.75):
-        self.max_degrees, self.p = max_degrees, p
+        if not max_degrees >= 0:
+            raise ValueError(f"Rotate: max_degrees must be >= 0, got {max_degrees!r}")
+        self.max_degrees, self.p = max_degrees, _probability(p, "Rotate")
 
     def matrix(self, rng, height, width):
         if rng.random() >= self.p:
@@ -146,7 +164,7 @@ class Zoom(Geometric):
     def __init__(self, max_zoom=1.1, min_zoom=1.0, p=0.75):
         if not 0 < min_zoom <= max_zoom:
             raise ValueError(f"Zoom: need 0 < min_zoom <= max_zoom, got min_zoom={min_zoom}, max_zoom={max_zoom}")
-        self.min_zoom, self.max_zoom, self.p = min_zoom, max_zoom, p
+        self.min_zoom, self.max_zoom, self.p = min_zoom, max_zoom, _probability(p, "Zoom")
 
     def matrix(self, rng, height, width):
         if rng.random() >= self.p:
@@ -180,7 +198,7 @@ class Perspective(Geometric):
         if not 0 <= magnitude < 0.5:
             raise ValueError(f"Perspective: magnitude must be in [0, 0.5) (corners moved by up to a quarter of "
                              f"the image), got {magnitude}")
-        self.magnitude, self.p = magnitude, p
+        self.magnitude, self.p = magnitude, _probability(p, "Perspective")
 
     def matrix(self, rng, height, width):
         if rng.random() >= self.p:
@@ -202,7 +220,7 @@ class Lighting:
         if not (0 <= brightness and 0 <= contrast < 1):
             raise ValueError(f"Lighting: need brightness >= 0 and 0 <= contrast < 1, got "
                              f"brightness={brightness}, contrast={contrast}")
-        self.brightness, self.contrast, self.p = brightness, contrast, p
+        self.brightness, self.contrast, self.p = brightness, contrast, _probability(p, "Lighting")
 
     def __call__(self, sample, rng):
         if rng.random() >= self.p:
