@@ -192,6 +192,21 @@ def test_malformed_ground_truth_names_the_record(change, iou_type, message):
         coco_evaluate(gt, [], iou_type=iou_type, verbose=False)
 
 
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r.update(score="high"), r"prediction 0 \(image 1\): 'score' must be a finite number"),
+    (lambda r: r.update(score=float("nan")), r"prediction 0 \(image 1\): 'score' must be a finite number"),
+    (lambda r: r.update(bbox=[0, 0, 5]), r"prediction 0 \(image 1\): 'bbox' must be \[x, y, w, h\]"),
+    (lambda r: r.update(segmentation=cm.encode(np.ones((40, 40), np.uint8))),
+     r"prediction 0 \(image 1\): .*RLE size \[40, 40\] is not the image's \[100, 100\]"),
+])
+def test_malformed_predictions_are_named(change, message):
+    gt = _dataset([(1, 1, (0, 0, 10, 10), 0)])
+    result = _det(1, 1, (0, 0, 10, 10), 0.9) | {"segmentation": cm.encode(np.ones((100, 100), np.uint8))}
+    change(result)
+    with pytest.raises(DataFormatError, match=message):
+        coco_evaluate(gt, [result], iou_type="segm", verbose=False)
+
+
 def test_unreadable_json_is_named(tmp_path):
     (tmp_path / "gt.json").write_text("{broken")
     with pytest.raises(DataFormatError, match=r"cannot read the ground truth '.*gt.json' as JSON"):

@@ -150,27 +150,47 @@ def _ground_truth(dataset, iou_type):
     return images, categories, groups
 
 
+def _checked_prediction(res, i, size):
+    """A prediction's score and bbox must be finite numbers and its mask (the returned RLE, or None)
+    of its image's size; else a DataFormatError naming the prediction."""
+    name = f"coco_evaluate: prediction {i} (image {res['image_id']})"
+    if not is_finite_number(res["score"]):
+        raise DataFormatError(f"{name}: 'score' must be a finite number, got {str(res['score'])[:30]}")
+    bbox = res.get("bbox")
+    if bbox and not (isinstance(bbox, list) and len(bbox) == 4 and all(map(is_finite_number, bbox))):
+        raise DataFormatError(f"{name}: 'bbox' must be [x, y, w, h], four finite numbers, got {str(bbox)[:60]}")
+    if "segmentation" not in res:
+        return None
+    try:
+        rle = coco_mask.segmentation_to_rle(res["segmentation"], *size)
+        if coco_mask.rle_size(rle) != list(size):
+            raise DataFormatError(f"its RLE size {coco_mask.rle_size(rle)} is not the image's {list(size)}")
+        return rle
+    except (ValueError, TypeError, AttributeError) as error:
+        raise DataFormatError(f"{name}: cannot read its segmentation ({error})") from error
+
+
 def _detections(results, images, categories, iou_type):
     """{(image, category): _Instances} of the detections, with pycocotools' loadRes rules: the area
     is w * h of the result's box when it has one, else its mask area; the box, when missing, is
     the mask's bounding box."""
     groups, unknown = {}, set()
     for i, res in enumerate(results):
+        if not isinstance(res, dict):
+            raise DataFormatError(f"coco_evaluate: prediction {i} is a {type(res).__name__}, not a result dict")
         missing = {"image_id", "category_id", "score", "bbox" if iou_type == "bbox" else "segmentation"} - set(res)
         if iou_type == "bbox" and "segmentation" in res:
             missing.discard("bbox")
         if missing:
-            raise ValueError(f"coco_evaluate: prediction {i} lacks {sorted(missing)}; each needs image_id, "
-                             f"category_id, score and " + ("bbox" if iou_type == "bbox" else "segmentation (RLE)"))
+            raise DataFormatError(f"coco_evaluate: prediction {i} lacks {sorted(missing)}; each needs image_id, "
+                                  f"category_id, score and " + ("bbox" if iou_type == "bbox" else "segmentation (RLE)"))
         if res["image_id"] not in images:
-            raise ValueError(f"coco_evaluate: prediction {i} is for image {res['image_id']}, which is not in "
-                             f"the ground truth")
+            raise DataFormatError(f"coco_evaluate: prediction {i} is for image {res['image_id']}, which is not "
+                                  f"in the ground truth")
         if res["category_id"] not in categories:
             unknown.add(res["category_id"])
             continue
-        segmentation = None
-        if "segmentation" in res:
-            segmentation = coco_mask.segmentation_to_rle(res["segmentation"], *images[res["image_id"]])
+        segmentation = _checked_prediction(res, i, images[res["image_id"]])
         if res.get("bbox"):
             box = list(res["bbox"])
             area = box[2] * box[3]
