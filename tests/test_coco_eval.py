@@ -180,7 +180,7 @@ def test_bad_input_raises():
     (lambda d: d["annotations"][0].update(iscrowd=2), "bbox", r"annotation 1 .*'iscrowd' must be 0 or 1"),
     (lambda d: d["annotations"][0].pop("segmentation"), "segm", r"annotation 1 of image 1 has no polygon or RLE"),
     (lambda d: d["annotations"][0].update(segmentation={"size": [4, 4], "counts": [16]}), "segm",
-     r"annotation 1 of image 1: .*RLE size \[4, 4\] is not the image's"),
+     r"annotation 1 of image 1: its RLE size \[4, 4\] is not the image's"),
     (lambda d: d["annotations"][0].update(segmentation=cm.encode(np.ones((100, 100), np.uint8)) | {"counts": "0"}),
      "segm", r"annotation 1 of image 1: .*runs add up to 0 pixels"),
     (lambda d: d["annotations"].append("x"), "bbox", r"annotations\[1\] is a str"),
@@ -197,7 +197,7 @@ def test_malformed_ground_truth_names_the_record(change, iou_type, message):
     (lambda r: r.update(score=float("nan")), r"prediction 0 \(image 1\): 'score' must be a finite number"),
     (lambda r: r.update(bbox=[0, 0, 5]), r"prediction 0 \(image 1\): 'bbox' must be \[x, y, w, h\]"),
     (lambda r: r.update(segmentation=cm.encode(np.ones((40, 40), np.uint8))),
-     r"prediction 0 \(image 1\): .*RLE size \[40, 40\] is not the image's \[100, 100\]"),
+     r"prediction 0 \(image 1\): its RLE size \[40, 40\] is not the image's \[100, 100\]"),
 ])
 def test_malformed_predictions_are_named(change, message):
     gt = _dataset([(1, 1, (0, 0, 10, 10), 0)])

@@ -246,7 +246,7 @@ def without_segmentation(d, index):
      r"id 2\).*polygon 0 has 7 coordinates"),
     (lambda d: d["annotations"][1].update(segmentation=[]), r"id 2\).*empty list"),
     (lambda d: d["annotations"][0].update(segmentation={"size": [8, 10], "counts": [10, 5, 4]}),
-     r"id 1\).*runs add up to 19 pixels, not h \* w = 80"),
+     r"id 1\).*runs add up to 19 pixels but size \[8, 10\] has 80"),
     (lambda d: d["annotations"][0]["segmentation"].update(counts="0Q1"), r"id 1\).*runs add up to"),
     (lambda d: d["annotations"][0].update(segmentation={"size": [4, 4], "counts": [16]}),
      r"id 1\).*RLE size \[4, 4\] is not the image's \[8, 10\]"),

@@ -155,17 +155,23 @@ def rle_counts(rle):
     return np.asarray(counts, dtype=np.int64).reshape(-1)
 
 
-def decode(rle):
-    """The (h, w) uint8 mask of an RLE (compressed or uncompressed counts). The runs must add up
-    to h * w, and h * w may not pass ``MAX_PIXELS``."""
+def checked_rle(rle, caller="coco_mask.checked_rle"):
+    """(size [h, w], counts) of an RLE, checked: h * w at most ``MAX_PIXELS`` and runs that add up
+    to exactly h * w pixels. A corrupt RLE raises ``DataFormatError`` naming ``caller``."""
     h, w = rle_size(rle)
     if h * w > MAX_PIXELS:
-        raise DataFormatError(f"coco_mask.decode: size {[h, w]} has {h * w} pixels, more than MAX_PIXELS = "
+        raise DataFormatError(f"{caller}: RLE size {[h, w]} has {h * w} pixels, more than MAX_PIXELS = "
                               f"{MAX_PIXELS}; the size is corrupt (or raise coco_mask.MAX_PIXELS)")
     counts = rle_counts(rle)
     if (counts.size and counts.max() > h * w) or counts.sum() != h * w:      # max first: no overflowing sum
-        raise DataFormatError(f"coco_mask.decode: the runs add up to {counts.sum()} pixels but size {[h, w]} "
+        raise DataFormatError(f"{caller}: the RLE runs add up to {counts.sum()} pixels but size {[h, w]} "
                               f"has {h * w}; the RLE is corrupt or belongs to another image size")
+    return [h, w], counts
+
+
+def decode(rle):
+    """The (h, w) uint8 mask of an RLE (compressed or uncompressed counts), checked by ``checked_rle``."""
+    (h, w), counts = checked_rle(rle, "coco_mask.decode")
     values = np.arange(counts.size, dtype=np.uint8) % 2
     return np.repeat(values, counts).reshape(w, h).T
 

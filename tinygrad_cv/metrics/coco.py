@@ -117,15 +117,19 @@ def _truth_rle(ann, size):
     if not isinstance(segmentation, (list, dict)):
         raise DataFormatError(f"{name} has no polygon or RLE 'segmentation' (iou_type 'segm' needs one), "
                               f"got {str(segmentation)[:40]}")
+    return _rle_of(segmentation, size, name)
+
+
+def _rle_of(segmentation, size, name):
+    """The checked RLE (see coco_mask.checked_rle) of a polygon or RLE segmentation at its image's
+    ``size``; anything else is a DataFormatError naming the record."""
     try:
         rle = coco_mask.segmentation_to_rle(segmentation, *size)
-        if coco_mask.rle_size(rle) != list(size):
-            raise DataFormatError(f"its RLE size {coco_mask.rle_size(rle)} is not the image's {list(size)}")
-        runs = coco_mask.rle_counts(rle)
-        if runs.sum() != size[0] * size[1]:
-            raise DataFormatError(f"its RLE runs add up to {runs.sum()} pixels, not h * w = {size[0] * size[1]}")
-    except (ValueError, TypeError) as error:
+        rle_size, _ = coco_mask.checked_rle(rle)
+    except (ValueError, TypeError, AttributeError) as error:
         raise DataFormatError(f"{name}: cannot read its segmentation ({error})") from error
+    if rle_size != list(size):
+        raise DataFormatError(f"{name}: its RLE size {rle_size} is not the image's {list(size)}")
     return rle
 
 
@@ -161,13 +165,7 @@ def _checked_prediction(res, i, size):
         raise DataFormatError(f"{name}: 'bbox' must be [x, y, w, h], four finite numbers, got {str(bbox)[:60]}")
     if "segmentation" not in res:
         return None
-    try:
-        rle = coco_mask.segmentation_to_rle(res["segmentation"], *size)
-        if coco_mask.rle_size(rle) != list(size):
-            raise DataFormatError(f"its RLE size {coco_mask.rle_size(rle)} is not the image's {list(size)}")
-        return rle
-    except (ValueError, TypeError, AttributeError) as error:
-        raise DataFormatError(f"{name}: cannot read its segmentation ({error})") from error
+    return _rle_of(res["segmentation"], size, name)
 
 
 def _detections(results, images, categories, iou_type):
