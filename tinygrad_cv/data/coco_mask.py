@@ -21,7 +21,7 @@ the only Python loops are over masks or polygons.
 """
 import numpy as np
 
-from .errors import DataFormatError
+from .errors import DataFormatError, is_integer
 
 MAX_PIXELS = 89_478_485
 """The most pixels (h * w) a mask may have: Pillow's decompression-bomb limit (``MAX_IMAGE_PIXELS``),
@@ -137,10 +137,6 @@ def _check_rle(rle):
                               f"{{'size': [h, w], 'counts': ...}}")
 
 
-def _is_count(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def rle_counts(rle):
     """The run lengths of an RLE whose counts are compressed (str/bytes) or a list of ints >= 0."""
     _check_rle(rle)
@@ -149,7 +145,7 @@ def rle_counts(rle):
         return string_to_counts(counts)
     if isinstance(counts, np.ndarray) and counts.ndim == 1 and counts.dtype.kind in "iu":
         return _checked_counts(counts.astype(np.int64), "the RLE counts")
-    if not isinstance(counts, (list, tuple)) or not all(_is_count(c) and 0 <= c < 2 ** 62 for c in counts):
+    if not isinstance(counts, (list, tuple)) or not all(is_integer(c) and 0 <= c < 2 ** 62 for c in counts):
         raise DataFormatError(f"coco_mask: RLE counts must be a compressed string or a list of integer run "
                               f"lengths >= 0, got {str(counts)[:60]}")
     return np.asarray(counts, dtype=np.int64).reshape(-1)
@@ -180,7 +176,7 @@ def rle_size(rle):
     """[h, w] of an RLE: two integers >= 0."""
     _check_rle(rle)
     size = rle["size"]
-    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(_is_count(s) and s >= 0 for s in size)):
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(is_integer(s) and s >= 0 for s in size)):
         raise DataFormatError(f"coco_mask: an RLE's 'size' must be [h, w], two integers >= 0, got {str(size)[:40]}")
     return [int(size[0]), int(size[1])]
 

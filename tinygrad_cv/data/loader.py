@@ -16,6 +16,7 @@ import numpy as np
 from .. import backend
 from ..random import generator as global_generator
 from ..tensor import Tensor
+from .errors import is_integer
 from .transforms import Normalize
 from .workers import WorkerPool
 
@@ -50,17 +51,13 @@ def sample_rng(seed, epoch, index):
     return np.random.default_rng([seed, epoch, index])
 
 
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def _check_arguments(batch_size, num_workers, shuffle, drop_last, collate_fn, transform, seed, prefetch):
     """DataLoader's arguments, each of the type PyTorch's takes: a bool is not a batch size (True
     would silently mean 1), a float is not a worker count, a string is not a flag. Bad numbers and
     flags raise ValueError, as PyTorch's DataLoader and BatchSampler do; a non-callable is a TypeError."""
     for name, value, minimum in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0),
                                  ("prefetch", prefetch, 1)):
-        if not _is_int(value) or value < minimum:
+        if not is_integer(value) or value < minimum:
             raise ValueError(f"DataLoader: {name} must be an int >= {minimum}, got {value!r} "
                             f"({type(value).__name__})")
     for name, value in (("shuffle", shuffle), ("drop_last", drop_last)):
@@ -69,7 +66,7 @@ def _check_arguments(batch_size, num_workers, shuffle, drop_last, collate_fn, tr
     for name, value in (("collate_fn", collate_fn), ("transform", transform)):
         if value is not None and not callable(value):
             raise TypeError(f"DataLoader: {name} must be callable or None, got a {type(value).__name__}")
-    if seed is not None and not _is_int(seed):
+    if seed is not None and not is_integer(seed):
         raise ValueError(f"DataLoader: seed must be an int or None, got {seed!r} ({type(seed).__name__})")
 
 

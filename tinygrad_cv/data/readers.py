@@ -10,15 +10,13 @@ one, the line, the annotation or the image. No pickle anywhere: CSV, text and JS
 import csv
 import io
 import json
-import math
-import numbers
 import os
 from collections import defaultdict
 
 import numpy as np
 
 from .coco_mask import MAX_PIXELS, checked_rle, decode, segmentation_to_rle
-from .errors import DataFormatError
+from .errors import DataFormatError, is_finite_number, is_integer
 from .image_io import image_size
 
 
@@ -113,21 +111,6 @@ def read_lines(path):
 
 
 # --------------------------------------------------------------------------- COCO instances
-def is_integer(value):
-    """An int of JSON (or NumPy), not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def is_finite_number(value):
-    """A JSON number that fits a float (not a bool, NaN or infinity)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except OverflowError:
-        return False
-
-
 MAX_SIDE = 65535
 """The largest image side a COCO record may declare (a guard against absurd sizes in broken files);
 the declared area may not pass ``coco_mask.MAX_PIXELS`` either."""

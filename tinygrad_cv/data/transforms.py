@@ -23,6 +23,8 @@ import math
 
 import numpy as np
 
+from .errors import is_integer
+
 PAD_MODES = ("reflection", "border", "zeros")
 
 
@@ -57,10 +59,8 @@ def _probability(p, caller):
 def _size_pair(size, caller):
     """(height, width) from an int (a square) or a pair of ints, each >= 1; bools and floats refused
     (``Resize(True)`` would otherwise be a 1x1 image)."""
-    def is_int(v):
-        return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-    pair = (size, size) if is_int(size) else tuple(size) if isinstance(size, (tuple, list)) else ()
-    if len(pair) != 2 or not all(is_int(s) and s >= 1 for s in pair):
+    pair = (size, size) if is_integer(size) else tuple(size) if isinstance(size, (tuple, list)) else ()
+    if len(pair) != 2 or not all(is_integer(s) and s >= 1 for s in pair):
         raise ValueError(f"{caller}: size must be a positive int or (height, width), got {size!r}")
     return int(pair[0]), int(pair[1])
 

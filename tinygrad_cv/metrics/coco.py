@@ -34,8 +34,7 @@ import numpy as np
 
 from .. import backend
 from ..data import coco_mask
-from ..data.errors import DataFormatError
-from ..data.readers import is_finite_number, is_integer
+from ..data.errors import DataFormatError, is_finite_number, is_integer
 from ..tensor import Tensor
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)          # pycocotools' values, bit for bit
