@@ -155,6 +155,16 @@ def test_csv_unterminated_quote_names_the_file_and_line(tmp_path, body, line):
         D.csv_rows(path, ("image_name", "tags"))
 
 
+def test_csv_stray_quotes_and_nul_bytes_name_the_line(tmp_path):
+    path = tmp_path / "train_v2.csv"
+    path.write_text('image_name,tags\ntrain_0,clear\ntrain_1,"haze"primary\n')
+    with pytest.raises(D.DataFormatError, match=r"train_v2.csv' line 3: ',' expected after '\"'"):
+        D.csv_rows(path, ("image_name", "tags"))
+    path.write_text("image_name,tags\ntrain_0,clear\x00\n")
+    with pytest.raises(D.DataFormatError, match=r"train_v2.csv' line 2: line contains NUL"):
+        D.csv_rows(path, ("image_name", "tags"))
+
+
 def test_csv_header_errors_name_the_expected_columns(tmp_path):
     path = tmp_path / "train_v2.csv"
     path.write_text("train_0,clear\ntrain_1,haze\n")                      # no header line

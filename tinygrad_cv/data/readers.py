@@ -54,10 +54,14 @@ def _records(text, source):
         try:
             record = next(reader, None)
         except csv.Error as error:
-            raise DataFormatError(f"csv_rows: {source!r} line {start}: {error} (is a quote opened there and "
-                                  f"never closed?); fix the quoting of that line") from error
+            unclosed = "a quote opened there is never closed; " if "end of data" in str(error) else ""
+            raise DataFormatError(f"csv_rows: {source!r} line {start}: {error}; {unclosed}fix that line "
+                                  f"(a quoted field must close before its comma)") from error
         if record is None:
             return records
+        if any("\x00" in field for field in record):
+            raise DataFormatError(f"csv_rows: {source!r} line {start}: line contains NUL; the file is corrupt or "
+                                  f"not text there. Fix that line")
         if any("\n" in field or "\r" in field for field in record):
             raise DataFormatError(f"csv_rows: {source!r} line {start}: a quoted field runs on to line "
                                   f"{reader.line_num}; a quote opened on line {start} is not closed on that "
