@@ -280,6 +280,10 @@ def test_normalize_takes_float_images_as_already_in_unit_range():
         normalize(images.astype(np.float32))                # 0..255 stored as float: ambiguous, refused
     with pytest.raises(TypeError, match="Normalize: expected uint8 images .* got uint16"):
         normalize(images.astype(np.uint16))
+    with pytest.raises(ValueError, match=r"Normalize: mean must be in \[0, 1\] units .* got \[123.7, 116.3, 103.5\]"):
+        T.Normalize([123.7, 116.3, 103.5], [58.4, 57.1, 57.4])          # 0..255 statistics
+    with pytest.raises(ValueError, match="one positive std per mean"):
+        T.Normalize([0.5, 0.5, 0.5], [0.2, float("nan"), 0.2])
     stats = T.Normalize.from_images([images.astype(np.float32) / 255])
     np.testing.assert_allclose(stats.mean, T.Normalize.from_images([images]).mean, rtol=1e-6)
 

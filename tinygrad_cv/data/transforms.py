@@ -543,15 +543,19 @@ class Normalize:
     ``mean`` and ``std`` are in [0, 1] units, as torchvision's ``Normalize`` after ``ToTensor``.
     levels = 255 for uint8 images; float images are taken as already in [0, 1] (levels = 1), and
     float images with values outside [0, 1] are refused (ValueError) rather than guessed at; other
-    dtypes are a TypeError.
+    dtypes are a TypeError. Unlike torchvision, a mean outside [0, 1] is refused too: it can only be
+    a statistic of 0..255 values (mmdetection's style), which would normalise silently wrong here.
     """
 
     def __init__(self, mean, std):
         self.mean = np.asarray(mean, dtype=np.float64).reshape(-1)
         self.std = np.asarray(std, dtype=np.float64).reshape(-1)
-        if self.mean.shape != self.std.shape or np.any(self.std <= 0):
+        if self.mean.shape != self.std.shape or not np.all(self.std > 0):
             raise ValueError(f"Normalize: need one positive std per mean, got mean {self.mean.tolist()} "
                              f"and std {self.std.tolist()}")
+        if not np.all((self.mean >= 0) & (self.mean <= 1)):
+            raise ValueError(f"Normalize: mean must be in [0, 1] units (the images are scaled to [0, 1] first), "
+                             f"got {self.mean.tolist()}; divide statistics measured on 0..255 values by 255")
 
     @classmethod
     def from_images(cls, batches):
