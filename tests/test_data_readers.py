@@ -262,6 +262,8 @@ def without_segmentation(d, index):
      r"id 1\).*RLE size \[4, 4\] is not the image's \[8, 10\]"),
     (lambda d: d["annotations"][0].update(segmentation={"size": [8, 10], "counts": [80.0]}), r"id 1\).*integer run"),
     (lambda d: d["images"][0].update(height=60000, width=60000), r"image 7 \('a.png'\) declares 60000x60000"),
+    (lambda d: d["annotations"][1].update(bbox=[0, 0, 1e30, 2]), r"id 2\).*reaches outside the 8x10 image"),
+    (lambda d: d["annotations"][1].update(bbox=[5, 5, 9, 2]), r"id 2\).*\[5, 5, 9, 2\] \[x, y, w, h\] reaches outside"),
 ])
 def test_coco_errors_name_the_annotation(change, message):
     document = coco_document()

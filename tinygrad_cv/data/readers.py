@@ -18,6 +18,7 @@ import numpy as np
 from .coco_mask import MAX_PIXELS, checked_rle, decode, segmentation_to_rle
 from .errors import DataFormatError, is_finite_number, is_integer
 from .image_io import image_size
+from .transforms import BOX_SLACK
 
 
 def _read_text(path, caller):
@@ -146,7 +147,8 @@ class Coco:
     instance masks); when some have one, every annotation must have one, and one without is an
     error naming it and its image (it would otherwise be a box with no mask, or turn off all masks).
     Every annotation is checked when the file is read: its image and category exist, its bbox has
-    w, h >= 0, its polygons have >= 3 points, its RLE has the image's size and runs summing to h * w.
+    w, h >= 0 and lies inside the image (up to BOX_SLACK), its polygons have >= 3 points, its RLE
+    has the image's size and runs summing to h * w.
     """
 
     def __init__(self, data, source="<memory>"):
@@ -233,6 +235,11 @@ class Coco:
             fail(f"'bbox' must be [x, y, w, h], four finite numbers, got {str(bbox)[:60]}")
         if bbox[2] < 0 or bbox[3] < 0:
             fail(f"'bbox' {bbox} has a negative width or height; COCO boxes are [x, y, w, h] with w, h >= 0")
+        record = images[annotation["image_id"]]
+        if not (min(bbox[0], bbox[1]) >= -BOX_SLACK and bbox[0] + bbox[2] <= record["width"] + BOX_SLACK
+                and bbox[1] + bbox[3] <= record["height"] + BOX_SLACK):
+            fail(f"'bbox' {bbox} [x, y, w, h] reaches outside the {record['height']}x{record['width']} image "
+                 f"(by more than {BOX_SLACK} px); was it made for another image size?")
         if annotation.get("iscrowd", 0) not in (0, 1) or not is_integer(annotation.get("iscrowd", 0)):
             fail(f"'iscrowd' must be 0 or 1, got {str(annotation.get('iscrowd'))[:20]}")
         if "segmentation" in annotation:
