@@ -55,9 +55,9 @@ def _records(text, source):
         try:
             record = next(reader, None)
         except csv.Error as error:
-            unclosed = "a quote opened there is never closed; " if "end of data" in str(error) else ""
-            raise DataFormatError(f"csv_rows: {source!r} line {start}: {error}; {unclosed}fix that line "
-                                  f"(a quoted field must close before its comma)") from error
+            hint = ("a quote opened there is never closed" if "end of data" in str(error) else
+                    "a quoted field must end at its comma")
+            raise DataFormatError(f"csv_rows: {source!r} line {start}: {error}; {hint}. Fix that line") from error
         if record is None:
             return records
         if any("\x00" in field for field in record):
