@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import tinygrad_cv as tg
+from tinygrad_cv.data import DataFormatError
 from tinygrad_cv.data import coco_mask as cm
 from tinygrad_cv.metrics import coco_evaluate, compute_ap, to_coco_results, voc_ap
 
@@ -171,6 +172,45 @@ def test_bad_input_raises():
     with pytest.raises(ValueError, match="'images', 'annotations' and 'categories'"):
         coco_evaluate({"images": []}, [])
     assert _evaluate(gt, [])["AP"] == 0.0                       # no predictions at all: nothing found
+
+
+@pytest.mark.parametrize("change, iou_type, message", [
+    (lambda d: d["images"][0].pop("height"), "bbox", r"images\[0\] = .* needs an integer 'id' and positive"),
+    (lambda d: d["annotations"][0].update(bbox=[0, 0, -5, 10]), "bbox", r"annotation 1 .*'bbox' must be"),
+    (lambda d: d["annotations"][0].update(iscrowd=2), "bbox", r"annotation 1 .*'iscrowd' must be 0 or 1"),
+    (lambda d: d["annotations"][0].pop("segmentation"), "segm", r"annotation 1 of image 1 has no polygon or RLE"),
+    (lambda d: d["annotations"][0].update(segmentation={"size": [4, 4], "counts": [16]}), "segm",
+     r"annotation 1 of image 1: its RLE size \[4, 4\] is not the image's"),
+    (lambda d: d["annotations"][0].update(segmentation=cm.encode(np.ones((100, 100), np.uint8)) | {"counts": "0"}),
+     "segm", r"annotation 1 of image 1: .*runs add up to 0 pixels"),
+    (lambda d: d["annotations"].append("x"), "bbox", r"annotations\[1\] is a str"),
+])
+def test_malformed_ground_truth_names_the_record(change, iou_type, message):
+    gt = _dataset([(1, 1, (0, 0, 10, 10), 0)])
+    change(gt)
+    with pytest.raises(DataFormatError, match=message):
+        coco_evaluate(gt, [], iou_type=iou_type, verbose=False)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r.update(score="high"), r"prediction 0 \(image 1\): 'score' must be a finite number"),
+    (lambda r: r.update(score=float("nan")), r"prediction 0 \(image 1\): 'score' must be a finite number"),
+    (lambda r: r.update(bbox=[0, 0, 5]), r"prediction 0 \(image 1\): 'bbox' must be \[x, y, w, h\]"),
+    (lambda r: r.update(segmentation=cm.encode(np.ones((40, 40), np.uint8))),
+     r"prediction 0 \(image 1\): its RLE size \[40, 40\] is not the image's \[100, 100\]"),
+])
+def test_malformed_predictions_are_named(change, message):
+    gt = _dataset([(1, 1, (0, 0, 10, 10), 0)])
+    result = _det(1, 1, (0, 0, 10, 10), 0.9) | {"segmentation": cm.encode(np.ones((100, 100), np.uint8))}
+    change(result)
+    with pytest.raises(DataFormatError, match=message):
+        coco_evaluate(gt, [result], iou_type="segm", verbose=False)
+
+
+def test_unreadable_json_is_named(tmp_path):
+    (tmp_path / "gt.json").write_text("{broken")
+    with pytest.raises(DataFormatError, match=r"cannot read the ground truth '.*gt.json' as JSON"):
+        coco_evaluate(tmp_path / "gt.json", [], verbose=False)
 
 
 # --------------------------------------------------------------------------- pycocotools (extra oracle)

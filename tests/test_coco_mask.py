@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from tinygrad_cv.data import DataFormatError
 from tinygrad_cv.data import coco_mask as cm
 
 
@@ -157,6 +158,23 @@ def test_errors_name_the_problem():
         cm.iou([cm.encode(np.ones((2, 2)))], [cm.encode(np.ones((3, 2)))], [0])
     with pytest.raises(TypeError, match="RLE dict"):
         cm.area([1, 2])
+
+
+@pytest.mark.parametrize("rle, message", [
+    ({"size": [2, 2], "counts": "é"}, "non-ASCII"),
+    ({"size": [2, 2], "counts": "_" * 13 + "0"}, "14 chunks"),            # would overflow int64
+    ({"size": [2, 2], "counts": "4O"}, "negative run length"),            # 4, then -1: a negative run
+    ({"size": [2, 2], "counts": [1.5, 2.5]}, "integer run lengths"),      # used to truncate to [1, 2]
+    ({"size": [2, 2], "counts": [True, 3]}, "integer run lengths"),
+    ({"size": [2, 2], "counts": [-1, 5]}, "integer run lengths >= 0"),
+    ({"size": [2.0, 2], "counts": [4]}, r"'size' must be \[h, w\]"),
+    ({"size": [2, 2]}, r"has no \['counts'\]"),
+    ({"size": [10 ** 5, 10 ** 5], "counts": [10 ** 10]}, r"10000000000 pixels, more than MAX_PIXELS"),
+    ({"size": [2, 2], "counts": [2 ** 61, 2 ** 61, 2 ** 61, 2 ** 61]}, "add up to"),   # no overflowing sum
+])
+def test_corrupt_rle_raises_data_format_error(rle, message):
+    with pytest.raises(DataFormatError, match=message):
+        cm.decode(rle)
 
 
 # --------------------------------------------------------------------------- pycocotools (extra oracle)

@@ -1,6 +1,7 @@
 """The data block: splitters, labellers, the recipe and its errors, progressive resizing."""
 import numpy as np
 import pytest
+from PIL import Image
 
 import tinygrad_cv.data as D
 
@@ -68,7 +69,7 @@ def test_planet_csv_in_a_few_lines(tmp_path):
 def test_unknown_tags_and_missing_files_are_reported(tmp_path):
     path = planet_folder(tmp_path, ["t0,clear primary", "t1,haze primary"])
     rows = D.csv_rows(path / "train_v2.csv")
-    with pytest.raises(ValueError, match=r"t1.jpg' has tags \['haze'\] that are not in the vocabulary"):
+    with pytest.raises(ValueError, match=r"line 3 \(image '.*t1.jpg'\) has tags \['haze'\] that are not in the"):
         D.DataRecipe(rows, image=lambda r: path / "train-jpg" / f"{r['image_name']}.jpg",
                      label=D.TagLabels(vocab=["clear", "primary"]))
     rows += [{"image_name": f"gone{i}", "tags": "clear"} for i in range(7)]
@@ -97,6 +98,73 @@ def test_empty_items_and_empty_validation_are_errors(tmp_path):
     paths = image_tree(tmp_path, ["a.png", "b.png"])
     with pytest.raises(ValueError, match="leaves 2 training and 0 validation"):
         D.DataRecipe(paths, split=D.RandomSplit(valid_pct=0.2))
+
+
+def test_repeated_rows_are_refused_naming_their_lines(tmp_path):
+    path = planet_folder(tmp_path, ["t0,clear", "t1,haze", "t2,clear", "t1,haze", "t3,water"])
+    with pytest.raises(D.DataFormatError, match=r"1 items repeat.*train_v2.csv' line 3 \(image '.*t1.jpg'\) and "
+                                                r".*train_v2.csv' line 5 "):
+        D.planet_recipe(path, valid_pct=0.4)
+
+
+@pytest.mark.parametrize("tags, message", [
+    ("clear\tprimary", r"line 3 .*'clear\\tprimary' is empty or holds whitespace"),   # tab: never one tag
+    ("clear  primary", r"line 3 .*'' is empty"),                                      # doubled separator
+    ("", r"line 3 .*has no tags"),
+])
+def test_tags_split_on_single_spaces_only(tmp_path, tags, message):
+    path = planet_folder(tmp_path, ["t0,clear", f"t1,{tags}", "t2,haze primary"])
+    with pytest.raises(D.DataFormatError, match=message):
+        D.planet_recipe(path, valid_pct=0.4)
+
+
+def test_empty_tags_allowed_on_request(tmp_path):
+    path = planet_folder(tmp_path, ["t0,clear", "t1,", "t2,haze primary"])
+    rows = D.csv_rows(path / "train_v2.csv")
+    recipe = D.DataRecipe(rows, image=lambda r: path / "train-jpg" / f"{r['image_name']}.jpg",
+                          label=D.TagLabels(allow_empty=True), split=D.RandomSplit(0.4))
+    assert recipe.vocab == ["clear", "haze", "primary"]
+    assert recipe.label(rows[1], recipe.paths[1])["target"].tolist() == [0, 0, 0]
+    assert recipe.label(rows[2], recipe.paths[2])["target"].tolist() == [0, 1, 1]
+
+
+def test_missing_image_is_named_with_its_csv_line(tmp_path):
+    path = planet_folder(tmp_path, ["t0,clear", "t1,haze", "t2,clear"])
+    (path / "train-jpg" / "t1.jpg").unlink()
+    with pytest.raises(D.DataFormatError, match=r"1 of 3 image files do not exist.*train_v2.csv' line 3 "
+                                                r"\(image '.*t1.jpg'\)"):
+        D.planet_recipe(path, valid_pct=0.4)
+
+
+def test_camvid_mask_errors_are_data_format_errors(tmp_path):
+    image_tree(tmp_path / "images", ["a.png"], size=(6, 8))
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "codes.txt").write_text("Sky\nRoad\n")
+    (tmp_path / "valid.txt").write_text("a.png\n")
+    label = D.MaskLabel(lambda image: tmp_path / "labels" / f"{image.stem}_P.png", tmp_path / "codes.txt")
+    mask = tmp_path / "labels" / "a_P.png"
+    D.write_mask(mask, np.full((6, 8), 2, np.uint8))
+    with pytest.raises(D.DataFormatError, match=r"a_P.png' has class values \[2\] but the codes list only 2"):
+        label({}, tmp_path / "images" / "a.png")
+    D.write_mask(mask, np.ones((3, 8), np.uint8))
+    recipe = D.DataRecipe(D.image_files(tmp_path / "images"), label=label, split=lambda paths: ([0], [0]))
+    with pytest.raises(D.DataFormatError, match=r"a.png' is 6x8 but its mask is 3x8"):
+        recipe.load(0)
+    Image.fromarray(np.full((6, 8), -1, np.int32), mode="I").save(tmp_path / "labels" / "a_P.tif")
+    tif = D.MaskLabel(lambda image: tmp_path / "labels" / f"{image.stem}_P.tif", ["Sky", "Road"])
+    with pytest.raises(D.DataFormatError, match=r"a_P.tif' has class values \[-1\]"):
+        tif({}, tmp_path / "images" / "a.png")
+    mask.unlink()
+    with pytest.raises(D.DataFormatError, match=r"MaskLabel: 1 of 1 images have no mask file, e.g. \['.*a_P.png'\]"):
+        D.DataRecipe(D.image_files(tmp_path / "images"), label=label, split=lambda paths: ([0], [0]))
+
+
+def test_list_split_warns_about_names_matching_no_item(tmp_path):
+    paths = [tmp_path / name for name in ("a.png", "b.png", "c.png")]
+    with pytest.warns(UserWarning, match=r"1 of the 2 names in 'the given list' are not among the items \(e.g. "
+                                         r"\['gone.png'\]\)"):
+        train, valid = D.ListSplit(["b.png", "gone.png"])(paths)
+    assert train.tolist() == [0, 2] and valid.tolist() == [1]
 
 
 def test_skip_bad_files_drops_and_counts_them(tmp_path):

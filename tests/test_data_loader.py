@@ -149,6 +149,28 @@ def test_loader_arguments_are_checked():
         D.DataLoader(toy_dataset(), num_workers=-1)
 
 
+@pytest.mark.parametrize("argument, value, error, message", [
+    ("batch_size", True, ValueError, r"batch_size must be an int >= 1, got True \(bool\)"),   # was batch size 1
+    ("batch_size", 2.0, ValueError, r"batch_size must be an int >= 1, got 2.0"),
+    ("num_workers", 1.5, ValueError, r"num_workers must be an int >= 0, got 1.5"),
+    ("num_workers", False, ValueError, r"num_workers must be an int >= 0, got False"),
+    ("shuffle", "yes", ValueError, r"shuffle must be True or False, got 'yes'"),
+    ("drop_last", 1, ValueError, r"drop_last must be True or False, got 1"),
+    ("collate_fn", "stack", TypeError, r"collate_fn must be callable or None, got a str"),
+    ("transform", 3, TypeError, r"transform must be callable or None, got a int"),
+    ("seed", 1.5, ValueError, r"seed must be an int or None, got 1.5"),
+    ("prefetch", 0, ValueError, r"prefetch must be an int >= 1, got 0"),
+])
+def test_loader_argument_types_are_checked(argument, value, error, message):
+    with pytest.raises(error, match=message):
+        D.DataLoader(toy_dataset(), **{argument: value})
+
+
+def test_loader_accepts_numpy_integers_and_bools():
+    loader = D.DataLoader(toy_dataset(), batch_size=np.int64(4), shuffle=np.bool_(True), seed=np.int32(3))
+    assert loader.batch_size == 4 and len(next(iter(loader))["image"]) == 4
+
+
 # --------------------------------------------------------------------------- to Tensors
 def test_batch_to_tensors_normalises_and_types():
     batch = D.default_collate([toy_dataset()[i] for i in range(3)])

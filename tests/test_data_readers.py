@@ -117,7 +117,7 @@ def test_csv_rows(tmp_path):
     assert D.csv_rows(path, ("image_name", "tags")) == [{"image_name": "train_0", "tags": "haze primary"},
                                                          {"image_name": "train_1", "tags": "clear water"}]
     path.write_text("name,tags\nx,clear\n")
-    with pytest.raises(ValueError, match=r"has columns \['name', 'tags'\] but not \['image_name'\]"):
+    with pytest.raises(ValueError, match=r"line 1 has the columns \['name', 'tags'\] but not \['image_name'\]"):
         D.csv_rows(path, ("image_name", "tags"))
     path.write_text("image_name,tags\nx,clear,extra\ny,haze\n")
     with pytest.raises(ValueError, match=r"1 rows do not have 2 fields.*lines \[2\]"):
@@ -132,15 +132,58 @@ def test_csv_rows(tmp_path):
         D.csv_rows(tmp_path / "nope.csv")
 
 
+def test_csv_rows_remember_their_physical_lines(tmp_path):
+    path = tmp_path / "train_v2.csv"
+    path.write_text("image_name,tags\n\ntrain_0,clear\ntrain_1,\"haze primary\"\n")
+    rows = D.csv_rows(path, ("image_name", "tags"))
+    assert [row.line for row in rows] == [3, 4] and rows[1]["tags"] == "haze primary"
+    assert isinstance(rows[0], D.CsvRow) and rows[0].source == os.fspath(path)
+
+
+@pytest.mark.parametrize("body, line", [
+    # a quote left open in the middle swallows the rows after it (the outside check's 'primarytrain_22,clear')
+    ("train_0,clear\ntrain_1,\"clear primary\ntrain_22,clear\ntrain_3,haze\n", 3),
+    # the same quote early, in the first row
+    ("train_0,\"clear\ntrain_1,haze\n", 2),
+    # a quote that is never closed on the last line
+    ("train_0,clear\ntrain_1,haze\ntrain_2,\"water\n", 4),
+])
+def test_csv_unterminated_quote_names_the_file_and_line(tmp_path, body, line):
+    path = tmp_path / "train_v2.csv"
+    path.write_text("image_name,tags\n" + body)
+    with pytest.raises(D.DataFormatError, match=rf"train_v2.csv' line {line}: .*quote"):
+        D.csv_rows(path, ("image_name", "tags"))
+
+
+def test_csv_stray_quotes_and_nul_bytes_name_the_line(tmp_path):
+    path = tmp_path / "train_v2.csv"
+    path.write_text('image_name,tags\ntrain_0,clear\ntrain_1,"haze"primary\n')
+    with pytest.raises(D.DataFormatError, match=r"train_v2.csv' line 3: ',' expected after '\"'"):
+        D.csv_rows(path, ("image_name", "tags"))
+    path.write_text("image_name,tags\ntrain_0,clear\x00\n")
+    with pytest.raises(D.DataFormatError, match=r"train_v2.csv' line 2: line contains NUL"):
+        D.csv_rows(path, ("image_name", "tags"))
+
+
+def test_csv_header_errors_name_the_expected_columns(tmp_path):
+    path = tmp_path / "train_v2.csv"
+    path.write_text("train_0,clear\ntrain_1,haze\n")                      # no header line
+    with pytest.raises(D.DataFormatError, match=r"expects a header line with the columns \['image_name', 'tags'\]"):
+        D.csv_rows(path, ("image_name", "tags"))
+    path.write_text("image_name,tags,tags\nx,a,b\n")
+    with pytest.raises(D.DataFormatError, match=r"line 1 repeats the columns \['tags'\]"):
+        D.csv_rows(path, ("image_name", "tags"))
+
+
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
-def test_fuzzed_csv_and_lists_raise_only_value_errors(tmp_path, data):
+def test_fuzzed_csv_and_lists_raise_only_data_format_errors(tmp_path, data):
     path = tmp_path / "fuzzed.csv"
     path.write_bytes(data)
     for read in (lambda p: D.csv_rows(p, ("image_name", "tags")), D.read_lines):
         try:
             read(path)
-        except ValueError as error:
+        except D.DataFormatError as error:
             assert "fuzzed.csv" in str(error)
 
 
@@ -199,6 +242,64 @@ def test_coco_errors(change, message):
         D.Coco(document, "instances.json")
 
 
+def without_segmentation(d, index):
+    del d["annotations"][index]["segmentation"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.pop("annotations"), r"\['annotations'\] are missing"),
+    (lambda d: d.pop("images") and d.pop("categories"), r"\['images', 'categories'\] are missing"),
+    (lambda d: d["annotations"][1].update(bbox=[0, 0, -2, 2]), r"id 2\) of image 7 \('a.png'\).*negative width"),
+    (lambda d: d["annotations"][1].update(segmentation=[[0, 0, 2, 0]]),
+     r"id 2\).*polygon 0 has 4 coordinates.*at least 6 \(3 points\)"),
+    (lambda d: d["annotations"][1].update(segmentation=[[0, 0, 2, 0, 2, 2, 0]]),
+     r"id 2\).*polygon 0 has 7 coordinates"),
+    (lambda d: d["annotations"][1].update(segmentation=[]), r"id 2\).*empty list"),
+    (lambda d: d["annotations"][0].update(segmentation={"size": [8, 10], "counts": [10, 5, 4]}),
+     r"id 1\).*runs add up to 19 pixels but size \[8, 10\] has 80"),
+    (lambda d: d["annotations"][0]["segmentation"].update(counts="0Q1"), r"id 1\).*runs add up to"),
+    (lambda d: d["annotations"][0].update(segmentation={"size": [4, 4], "counts": [16]}),
+     r"id 1\).*RLE size \[4, 4\] is not the image's \[8, 10\]"),
+    (lambda d: d["annotations"][0].update(segmentation={"size": [8, 10], "counts": [80.0]}), r"id 1\).*integer run"),
+    (lambda d: d["images"][0].update(height=60000, width=60000), r"image 7 \('a.png'\) declares 60000x60000"),
+    (lambda d: d["annotations"][1].update(bbox=[0, 0, 1e30, 2]), r"id 2\).*reaches outside the 8x10 image"),
+    (lambda d: d["annotations"][1].update(bbox=[5, 5, 9, 2]), r"id 2\).*\[5, 5, 9, 2\] \[x, y, w, h\] reaches outside"),
+])
+def test_coco_errors_name_the_annotation(change, message):
+    document = coco_document()
+    change(document)
+    with pytest.raises(D.DataFormatError, match=message):
+        D.Coco(document, "instances.json")
+
+
+def test_coco_masks_are_all_or_nothing():
+    document = coco_document()
+    without_segmentation(document, 1)
+    with pytest.raises(D.DataFormatError, match=r"1 of 3 annotations have no 'segmentation' \(e.g. annotation id 2 "
+                                                r"of image 7, 'a.png'\)"):
+        D.Coco(document, "instances.json")
+    for index in (0, 2):                                          # none has one: a boxes-only data set
+        without_segmentation(document, index)
+    coco = D.Coco(document)
+    targets = coco.targets(coco.images[0])
+    assert not coco.has_masks and "instance_masks" not in targets and targets["boxes"].shape == (2, 4)
+
+
+def test_coco_declared_size_is_checked_against_the_image_header(tmp_path, monkeypatch):
+    from PIL import ImageFile
+    D.write_image(tmp_path / "a.png", np.zeros((8, 10, 3), np.uint8))
+    document = coco_document()
+    document["images"][0].update(height=4000, width=5000)
+    document["annotations"] = document["annotations"][1:]         # polygons only: they fit any size
+    label = D.CocoLabel(D.Coco(document, "instances.json"))
+    record = label.coco.images[0]
+    decoded = []
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(self) or None)
+    with pytest.raises(D.DataFormatError, match=r"image 7 declares 4000x5000 .*a.png' is 8x10"):
+        label(record, tmp_path / "a.png")
+    assert decoded == []                                          # the header alone was read
+
+
 def test_coco_reads_files_and_checks_mask_sizes(tmp_path):
     path = tmp_path / "instances.json"
     path.write_text(json.dumps(coco_document()))
@@ -227,7 +328,7 @@ def mutated_documents():
 
 
 @given(mutation=mutated_documents())
-def test_fuzzed_coco_documents_raise_only_value_errors(mutation):
+def test_fuzzed_coco_documents_raise_only_data_format_errors(mutation):
     path, value = mutation
     document = coco_document()
     node = document
@@ -238,7 +339,7 @@ def test_fuzzed_coco_documents_raise_only_value_errors(mutation):
         coco = D.Coco(document)
         for record in coco.images:
             coco.targets(record)
-    except ValueError:
+    except D.DataFormatError:
         pass
 
 

@@ -267,6 +267,89 @@ def test_normalize_matches_numpy_and_inverts():
     np.testing.assert_array_equal(normalize.decode(x), images)
 
 
+def test_normalize_takes_float_images_as_already_in_unit_range():
+    images = np.array([[[[0, 51, 255]], [[102, 204, 153]]]], np.uint8)          # (1, 2, 1, 3)
+    normalize = T.Normalize([0.5, 0.25, 0.0], [0.5, 0.25, 2.0])
+    # by hand: channel 0 (0/255 - .5)/.5 = -1 and (102/255 - .5)/.5 = -0.2; channel 1 (51/255 - .25)/.25 =
+    # -0.2 and (204/255 - .25)/.25 = 2.2; channel 2 (255/255)/2 = 0.5 and (153/255)/2 = 0.3
+    expected = np.array([[[[-1.0], [-0.2]], [[-0.2], [2.2]], [[0.5], [0.3]]]])
+    np.testing.assert_allclose(normalize(images), expected, rtol=0, atol=1e-6)
+    for dtype in (np.float32, np.float64):                  # the same pixels as floats in [0, 1]: the same result
+        np.testing.assert_allclose(normalize(images.astype(dtype) / 255), expected, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match=r"Normalize: float images must lie in \[0, 1\], got values in \[0, 255\]"):
+        normalize(images.astype(np.float32))                # 0..255 stored as float: ambiguous, refused
+    with pytest.raises(TypeError, match="Normalize: expected uint8 images .* got uint16"):
+        normalize(images.astype(np.uint16))
+    with pytest.raises(ValueError, match=r"Normalize: mean must be in \[0, 1\] units .* got \[123.7, 116.3, 103.5\]"):
+        T.Normalize([123.7, 116.3, 103.5], [58.4, 57.1, 57.4])          # 0..255 statistics
+    with pytest.raises(ValueError, match="one positive std per mean"):
+        T.Normalize([0.5, 0.5, 0.5], [0.2, float("nan"), 0.2])
+    stats = T.Normalize.from_images([images.astype(np.float32) / 255])
+    np.testing.assert_allclose(stats.mean, T.Normalize.from_images([images]).mean, rtol=1e-6)
+
+
+def test_normalize_matches_torchvision_on_floats():
+    torch = pytest.importorskip("torch")
+    tv = pytest.importorskip("torchvision.transforms")
+    images = np.random.default_rng(1).random((2, 4, 5, 3), dtype=np.float32)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    expected = tv.Normalize(mean, std)(torch.from_numpy(images.transpose(0, 3, 1, 2).copy())).numpy()
+    np.testing.assert_allclose(T.Normalize(mean, std)(images), expected, rtol=1e-5, atol=1e-5)
+
+
+def joint_sample():
+    image = np.zeros((8, 8, 3), np.uint8)
+    masks = np.zeros((1, 8, 8), np.uint8)
+    masks[0, 2:5, 1:4] = 1
+    return {"image": image, "mask": np.zeros((8, 8), np.uint8), "instance_masks": masks,
+            "boxes": np.array([[1, 2, 4, 5]], np.float32), "labels": np.array([1])}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s.update(mask=np.zeros((6, 8), np.uint8)),
+     r"Resize: the image is 8x8 but its mask has shape \(6, 8\)"),
+    (lambda s: s.update(instance_masks=np.zeros((1, 8, 4), np.uint8)),
+     r"Resize: the image is 8x8 but its instance_masks has shape \(1, 8, 4\)"),
+    (lambda s: s.update(boxes=np.array([[1, 2, 16, 5]], np.float32)),
+     r"Resize: the box \[1.0, 2.0, 16.0, 5.0\] is not"),
+    (lambda s: s.update(boxes=np.array([[4, 2, 3, 5]], np.float32)), r"Resize: the box \[4.0, 2.0, 3.0, 5.0\] is not"),
+    (lambda s: s.update(labels=np.array([1, 2])), r"Resize: 1 boxes but 2 labels"),
+    (lambda s: s.update(boxes=np.zeros((1, 3), np.float32)), r"Resize: boxes must be a \(K, 4\) array"),
+])
+def test_joint_transforms_refuse_parts_of_another_size(change, message):
+    sample = joint_sample()
+    assert T.Compose([T.Resize(4)])(sample, np.random.default_rng(0))["mask"].shape == (4, 4)
+    change(sample)
+    with pytest.raises(ValueError, match=message):
+        T.Compose([T.Resize(4)])(sample, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=message.replace("Resize", "Flip")):
+        T.Flip(p=1.0)(sample, np.random.default_rng(0))
+
+
+def test_joint_check_runs_again_after_a_pixel_step():
+    def crop_image_only(sample, rng):                       # a user step that breaks the pairing
+        return {**sample, "image": sample["image"][:6]}
+    with pytest.raises(ValueError, match=r"Zoom: the image is 6x8 but its mask"):
+        T.Compose([T.Resize(8), crop_image_only, T.Zoom(p=1.0)])(joint_sample(), np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: T.Resize(True), r"Resize: size must be a positive int or \(height, width\), got True"),   # was 1x1
+    (lambda: T.Resize(4.5), r"Resize: size must be .* got 4.5"),
+    (lambda: T.Resize((4, 2.5)), r"Resize: size must be .* got \(4, 2.5\)"),
+    (lambda: T.RandomCrop(0), r"RandomCrop: size must be .* got 0"),
+    (lambda: T.Flip(p=2), r"Flip: p must be a probability in \[0, 1\], got 2"),
+    (lambda: T.Rotate(p=-0.1), r"Rotate: p must be a probability"),
+    (lambda: T.Rotate(max_degrees=-5), r"Rotate: max_degrees must be >= 0, got -5"),
+    (lambda: T.Zoom(p=True), r"Zoom: p must be a probability in \[0, 1\], got True"),
+    (lambda: T.Perspective(p=1.5), r"Perspective: p must be"),
+    (lambda: T.Lighting(p="always"), r"Lighting: p must be"),
+])
+def test_transform_arguments_of_the_wrong_kind_are_refused(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="pad_mode"):
         T.Compose([], pad_mode="wrap")

@@ -3,6 +3,7 @@
     dataset.py     the Dataset protocol; samples are dicts (image, target, mask, boxes, ...)
     image_io.py    read/write images and masks with Pillow; atomic writes
     readers.py     CSV, text lists and COCO JSON, checked
+    errors.py      DataFormatError, the one error of malformed data files
     transforms.py  seeded joint transforms (flips, dihedral, rotate, zoom, perspective, lighting),
                    one resampling per sample; Normalize
     loader.py      DataLoader (prefetching threads, reproducible), DataLoaders (train/valid/test -> Tensors)
@@ -14,10 +15,11 @@
 from .block import (CocoLabel, DataRecipe, FolderLabel, FolderSplit, ListSplit, MaskLabel,  # noqa: F401
                     RandomSplit, TagLabels, camvid_recipe, coco_recipe, image_files, planet_recipe)
 from .dataset import Dataset, ItemDataset  # noqa: F401
-from .image_io import (IMAGE_EXTENSIONS, ImageReadError, class_colors, read_image, read_mask,  # noqa: F401
-                       write_image, write_mask)
+from .image_io import (IMAGE_EXTENSIONS, ImageReadError, class_colors, image_size, read_image,  # noqa: F401
+                       read_mask, write_image, write_mask)
 from .loader import DataLoader, DataLoaders, DeviceLoader, batch_to_tensors, default_collate  # noqa: F401
-from .readers import Coco, csv_rows, read_lines  # noqa: F401
+from .errors import DataFormatError  # noqa: F401
+from .readers import Coco, CsvRow, csv_rows, read_lines  # noqa: F401
 from .sampler import DistributedSampler  # noqa: F401
 from .transforms import (IMAGENET_STATS, Compose, Dihedral, Flip, Lighting, Normalize, Perspective,  # noqa: F401
                          RandomCrop, Resize, Rotate, Zoom, aug_transforms, valid_transforms)

@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import ItemDataset
+from .errors import DataFormatError
 from .image_io import IMAGE_EXTENSIONS, read_image, read_mask
 from .loader import DataLoader, DataLoaders
-from .readers import Coco, csv_rows, read_lines
+from .readers import Coco, CsvRow, csv_rows, read_lines
 from .transforms import aug_transforms, valid_transforms
 
 
@@ -57,7 +58,8 @@ class RandomSplit:
 
 class ListSplit:
     """Validation = the items whose file name is listed in ``names`` (a list, or the path of a text
-    file with one name per line, such as CamVid's ``valid.txt``)."""
+    file with one name per line, such as CamVid's ``valid.txt``). Listed names that match no item
+    give a warning (they may be files skipped as unreadable); no match at all is an error."""
 
     def __init__(self, names):
         self.source = names if isinstance(names, (str, os.PathLike)) else "the given list"
@@ -65,6 +67,11 @@ class ListSplit:
 
     def __call__(self, paths):
         listed = np.array([Path(p).name in self.names for p in paths], dtype=bool)
+        unknown = sorted(self.names - {Path(p).name for p in paths})
+        if unknown and listed.any():
+            warnings.warn(f"ListSplit: {len(unknown)} of the {len(self.names)} names in {os.fspath(self.source)!r} "
+                          f"are not among the items (e.g. {unknown[:3]}); the validation set has only the "
+                          f"{int(listed.sum())} that are", stacklevel=2)
         if not listed.any():
             raise ValueError(f"ListSplit: none of the {len(self.names)} names in {os.fspath(self.source)!r} "
                              f"(e.g. {sorted(self.names)[:3]}) is among the {len(paths)} items "
@@ -104,28 +111,58 @@ class FolderLabel:
         return {"target": np.int64(self._index[Path(path).parent.name])}
 
 
-class TagLabels:
-    """Multi-label targets from space-separated tags (a CSV column): target = a float32 multi-hot
-    vector over ``vocab`` (the sorted set of all tags, unless given)."""
+def _where(item, path):
+    """Where an item came from, for errors: its CSV file and line when it is a CSV row, else its path."""
+    return f"{item.where()} (image {os.fspath(path)!r})" if isinstance(item, CsvRow) else repr(os.fspath(path))
 
-    def __init__(self, column="tags", vocab=None, sep=" "):
-        self.column, self.sep = column, sep
+
+class TagLabels:
+    """Multi-label targets from tags separated by ``sep`` (a CSV column): target = a float32
+    multi-hot vector over ``vocab`` (the sorted set of all tags, unless given).
+
+    Splitting is fastai's ``label_delim=" "``: the text is split on exactly ``sep``. Unlike fastai,
+    which would make one tag of "clear<TAB>primary" and a tag "" of a doubled separator, a tag with
+    leading or trailing whitespace (any whitespace at all when ``sep`` is whitespace), an empty tag
+    (repeated or trailing separators) and, unless ``allow_empty``, a row without any tag are errors
+    naming the CSV file and line.
+    """
+
+    def __init__(self, column="tags", vocab=None, sep=" ", allow_empty=False):
+        if not isinstance(sep, str) or not sep:
+            raise ValueError(f"TagLabels: sep must be a non-empty string, got {sep!r}")
+        self.column, self.sep, self.allow_empty = column, sep, allow_empty
         self.vocab = list(vocab) if vocab is not None else None
 
     def tags(self, item):
-        return [tag for tag in item[self.column].split(self.sep) if tag]
+        text = item[self.column]
+        return text.split(self.sep) if text else []
+
+    def _check(self, item, path):
+        if self.column not in item:
+            raise DataFormatError(f"TagLabels: {_where(item, path)} has no column {self.column!r} "
+                                  f"(columns {sorted(item)}); pass TagLabels(column=...)")
+        tags = self.tags(item)
+        if not tags and not self.allow_empty:
+            raise DataFormatError(f"TagLabels: {_where(item, path)} has no tags; every image needs at least "
+                                  f"one (or pass allow_empty=True for an all-zero target)")
+        odd = [tag for tag in tags if not tag or tag != tag.strip() or (self.sep.isspace() and len(tag.split()) > 1)]
+        if odd:
+            raise DataFormatError(f"TagLabels: {_where(item, path)} has the tags {tags} in {item[self.column]!r}; "
+                                  f"{odd[0]!r} is empty or holds whitespace other than the separator "
+                                  f"{self.sep!r}. Separate tags by exactly one {self.sep!r}")
+        return tags
 
     def setup(self, items, paths):
-        all_tags = {tag for item in items for tag in self.tags(item)}
+        tags = [self._check(item, path) for item, path in zip(items, paths)]
         if self.vocab is None:
-            self.vocab = sorted(all_tags)
+            self.vocab = sorted({tag for item_tags in tags for tag in item_tags})
         known = set(self.vocab)
-        for item, path in zip(items, paths):
-            unknown = [tag for tag in self.tags(item) if tag not in known]
+        for item, path, item_tags in zip(items, paths, tags):
+            unknown = [tag for tag in item_tags if tag not in known]
             if unknown:
-                raise ValueError(f"TagLabels: {os.fspath(path)!r} has tags {unknown} that are not in the "
-                                 f"vocabulary ({len(self.vocab)} tags: {self.vocab[:8]}...); fix the "
-                                 f"CSV or extend the vocabulary")
+                raise DataFormatError(f"TagLabels: {_where(item, path)} has tags {unknown} that are not in the "
+                                      f"vocabulary ({len(self.vocab)} tags: {self.vocab[:8]}...); fix the "
+                                      f"CSV or extend the vocabulary")
         self._index = {tag: i for i, tag in enumerate(self.vocab)}
 
     def __call__(self, item, path):
@@ -142,12 +179,20 @@ class MaskLabel:
         self.mask_of = mask_of
         self.vocab = read_lines(codes) if isinstance(codes, (str, os.PathLike)) else list(codes)
 
+    def setup(self, items, paths):
+        """Every image's mask file must exist: the missing ones are named before training starts."""
+        masks = [os.fspath(self.mask_of(Path(p))) for p in paths]
+        missing = [mask for mask in masks if not os.path.isfile(mask)]
+        if missing:
+            raise DataFormatError(f"MaskLabel: {len(missing)} of {len(paths)} images have no mask file, e.g. "
+                                  f"{missing[:5]}; check the labels folder and mask_of")
+
     def __call__(self, item, path):
         mask_path = self.mask_of(Path(path))
         mask = read_mask(mask_path)
-        if mask.size and mask.max() >= len(self.vocab):
-            bad = np.unique(mask[mask >= len(self.vocab)])
-            raise ValueError(f"MaskLabel: {os.fspath(mask_path)!r} has class values {bad[:5].tolist()} but the "
+        if mask.size and (mask.max() >= len(self.vocab) or mask.min() < 0):
+            bad = np.unique(mask[(mask >= len(self.vocab)) | (mask < 0)])
+            raise DataFormatError(f"MaskLabel: {os.fspath(mask_path)!r} has class values {bad[:5].tolist()} but the "
                              f"codes list only {len(self.vocab)} classes (0..{len(self.vocab) - 1})")
         return {"mask": mask}
 
@@ -160,15 +205,36 @@ class CocoLabel:
         self.vocab = self.coco.vocab
 
     def __call__(self, record, path):
+        self.coco.check_image_size(record, path)
         return self.coco.targets(record)
 
 
 # --------------------------------------------------------------------------- the recipe
-def _missing_files_error(paths, caller):
-    missing = [os.fspath(p) for p in paths if not os.path.isfile(p)]
+def _missing_files_error(paths, caller, items=None):
+    """Every image file must exist: the missing ones are named (with their CSV lines), before any
+    training starts."""
+    missing = [i for i, p in enumerate(paths) if not os.path.isfile(p)]
     if missing:
-        raise ValueError(f"{caller}: {len(missing)} of {len(paths)} image files do not exist, e.g. "
-                         f"{missing[:5]}; check the folder and the file names in the CSV or JSON")
+        named = [_where(items[i] if items is not None else None, paths[i]) for i in missing[:5]]
+        raise DataFormatError(f"{caller}: {len(missing)} of {len(paths)} image files do not exist, e.g. "
+                              f"[{', '.join(named)}]; check the folder and the file names in the CSV or JSON")
+
+
+def _repeated_files_error(items, paths, caller):
+    """An image listed twice could land in both the training and the validation set (a silent leak),
+    and its two rows may even disagree on its labels: refused, naming the rows."""
+    seen, repeats = {}, []
+    for i, path in enumerate(paths):
+        key = os.path.normcase(os.path.abspath(path))
+        if key in seen:
+            repeats.append((seen[key], i))
+        else:
+            seen[key] = i
+    if repeats:
+        named = [f"{_where(items[a], paths[a])} and {_where(items[b], paths[b])}" for a, b in repeats[:5]]
+        raise DataFormatError(f"{caller}: {len(repeats)} items repeat an image listed before, e.g. "
+                              f"{'; '.join(named)}; an image listed twice can fall into both the training "
+                              f"and the validation set. Remove the repeated rows")
 
 
 class DataRecipe:
@@ -189,7 +255,8 @@ class DataRecipe:
             raise ValueError("DataRecipe: no items; the folder, CSV or JSON gave nothing to load")
         self.image, self.label = image or (lambda item: item), label
         self.paths = [Path(self.image(item)) for item in self.items]
-        _missing_files_error(self.paths, "DataRecipe")
+        _missing_files_error(self.paths, "DataRecipe", self.items)
+        _repeated_files_error(self.items, self.paths, "DataRecipe")
         if hasattr(label, "setup"):
             label.setup(self.items, self.paths)
         self.skipped = self._skip_bad_files() if skip_bad_files else []
@@ -211,7 +278,7 @@ class DataRecipe:
             sample.update(self.label(self.items[index], path))
         for key in ("mask", "instance_masks"):
             if key in sample and sample[key].shape[-2:] != sample["image"].shape[:2]:
-                raise ValueError(f"DataRecipe: {os.fspath(path)!r} is {sample['image'].shape[0]}x"
+                raise DataFormatError(f"DataRecipe: {os.fspath(path)!r} is {sample['image'].shape[0]}x"
                                  f"{sample['image'].shape[1]} but its {key} is "
                                  f"{sample[key].shape[-2]}x{sample[key].shape[-1]}")
         sample["name"] = path.stem

@@ -21,6 +21,13 @@ the only Python loops are over masks or polygons.
 """
 import numpy as np
 
+from .errors import DataFormatError, is_integer
+
+MAX_PIXELS = 89_478_485
+"""The most pixels (h * w) a mask may have: Pillow's decompression-bomb limit (``MAX_IMAGE_PIXELS``),
+so that a corrupt size cannot make ``decode`` allocate gigabytes."""
+_MAX_CHUNKS = 12          # 60 bits: more chunks in one number would overflow int64
+
 # --------------------------------------------------------------------------- counts <-> string
 _CHUNK_BITS, _CHUNK_MASK, _SIGN_BIT, _MORE_BIT, _OFFSET = 5, 0x1F, 0x10, 0x20, 48
 
@@ -58,24 +65,39 @@ def counts_to_string(counts):
 
 
 def string_to_counts(string):
-    """Run lengths from COCO's compressed string (pycocotools' ``rleFrString``)."""
+    """Run lengths from COCO's compressed string (pycocotools' ``rleFrString``). A string with
+    characters outside '0'..'o', a last character that does not end its number, a number longer
+    than 12 chunks (60 bits) or a negative run raises ``DataFormatError``."""
     if isinstance(string, str):
+        if not string.isascii():
+            raise DataFormatError(f"coco_mask: {string[:40]!r} is not a valid compressed RLE string "
+                                  f"(it has non-ASCII characters)")
         string = string.encode("ascii")
     chars = np.frombuffer(string, dtype=np.uint8).astype(np.int64) - _OFFSET
     if chars.size == 0:
         return np.zeros(0, dtype=np.int64)
     if chars.min() < 0 or chars.max() > _MORE_BIT + _CHUNK_MASK or chars[-1] & _MORE_BIT:
-        raise ValueError(f"coco_mask: {string[:40]!r} is not a valid compressed RLE string "
-                         f"(characters must lie in '0'..'o' and the last one must end a number)")
+        raise DataFormatError(f"coco_mask: {string[:40]!r} is not a valid compressed RLE string "
+                              f"(characters must lie in '0'..'o' and the last one must end a number)")
     last = (chars & _MORE_BIT) == 0                               # a number ends at this character
     number = np.concatenate([[0], np.cumsum(last)[:-1]])           # which number each character is in
     first = np.flatnonzero(np.concatenate([[True], last[:-1]]))    # where each number starts
+    n_chunks = np.diff(np.append(first, chars.size))
+    if n_chunks.max() > _MAX_CHUNKS:
+        raise DataFormatError(f"coco_mask: {string[:40]!r} is not a valid compressed RLE string (a number "
+                              f"has {n_chunks.max()} chunks; more than {_MAX_CHUNKS} cannot be a run length)")
     position = np.arange(chars.size) - first[number]               # chunk index inside its number
     values = np.add.reduceat((chars & _CHUNK_MASK) << (_CHUNK_BITS * position), first)
-    n_chunks = np.diff(np.append(first, chars.size))
     negative = (chars[last] & _SIGN_BIT) != 0                      # sign-extend the last chunk
     values = values - (negative.astype(np.int64) << (_CHUNK_BITS * n_chunks))
-    return _undo_deltas(values)
+    return _checked_counts(_undo_deltas(values), f"the compressed RLE string {string[:40]!r}")
+
+
+def _checked_counts(counts, what):
+    if counts.size and counts.min() < 0:
+        raise DataFormatError(f"coco_mask: {what} gives a negative run length ({counts.min()}); "
+                              f"run lengths are pixel counts >= 0, so the RLE is corrupt")
+    return counts
 
 
 # --------------------------------------------------------------------------- mask <-> RLE
@@ -104,36 +126,59 @@ def encode(mask):
     return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": counts_to_string(counts)}
 
 
+def _check_rle(rle):
+    """``rle`` must be a dict with 'size' and 'counts' (a TypeError otherwise: a caller's mistake);
+    what they hold is data, checked by ``rle_size`` and ``rle_counts``."""
+    if not isinstance(rle, dict):
+        raise TypeError(f"coco_mask: expected an RLE dict with 'size' and 'counts', got {type(rle).__name__}")
+    missing = [key for key in ("size", "counts") if key not in rle]
+    if missing:
+        raise DataFormatError(f"coco_mask: the RLE {str(rle)[:60]} has no {missing}; an RLE is "
+                              f"{{'size': [h, w], 'counts': ...}}")
+
+
 def rle_counts(rle):
-    """The run lengths of an RLE whose counts are compressed (str/bytes) or a list of ints."""
-    if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
-        raise TypeError(f"coco_mask: expected an RLE dict with 'size' and 'counts', got {type(rle).__name__}"
-                        + (f" with keys {sorted(rle)}" if isinstance(rle, dict) else ""))
+    """The run lengths of an RLE whose counts are compressed (str/bytes) or a list of ints >= 0."""
+    _check_rle(rle)
     counts = rle["counts"]
     if isinstance(counts, (str, bytes)):
         return string_to_counts(counts)
-    counts = np.asarray(counts, dtype=np.int64).reshape(-1)
-    if counts.size and counts.min() < 0:
-        raise ValueError("coco_mask: RLE counts must be non-negative run lengths")
-    return counts
+    if isinstance(counts, np.ndarray) and counts.ndim == 1 and counts.dtype.kind in "iu":
+        return _checked_counts(counts.astype(np.int64), "the RLE counts")
+    if not isinstance(counts, (list, tuple)) or not all(is_integer(c) and 0 <= c < 2 ** 62 for c in counts):
+        raise DataFormatError(f"coco_mask: RLE counts must be a compressed string or a list of integer run "
+                              f"lengths >= 0, got {str(counts)[:60]}")
+    return np.asarray(counts, dtype=np.int64).reshape(-1)
+
+
+def checked_rle(rle, caller="coco_mask.checked_rle"):
+    """(size [h, w], counts) of an RLE, checked: h * w at most ``MAX_PIXELS`` and runs that add up
+    to exactly h * w pixels. A corrupt RLE raises ``DataFormatError`` naming ``caller``."""
+    h, w = rle_size(rle)
+    if h * w > MAX_PIXELS:
+        raise DataFormatError(f"{caller}: RLE size {[h, w]} has {h * w} pixels, more than MAX_PIXELS = "
+                              f"{MAX_PIXELS}; the size is corrupt (or raise coco_mask.MAX_PIXELS)")
+    counts = rle_counts(rle)
+    if (counts.size and counts.max() > h * w) or counts.sum() != h * w:      # max first: no overflowing sum
+        raise DataFormatError(f"{caller}: the RLE runs add up to {counts.sum()} pixels but size {[h, w]} "
+                              f"has {h * w}; the RLE is corrupt or belongs to another image size")
+    return [h, w], counts
 
 
 def decode(rle):
-    """The (h, w) uint8 mask of an RLE (compressed or uncompressed counts)."""
-    h, w = (int(s) for s in rle_size(rle))
-    counts = rle_counts(rle)
-    if counts.sum() != h * w:
-        raise ValueError(f"coco_mask.decode: the runs add up to {counts.sum()} pixels but size {[h, w]} "
-                         f"has {h * w}; the RLE is corrupt or belongs to another image size")
+    """The (h, w) uint8 mask of an RLE (compressed or uncompressed counts), checked by ``checked_rle``."""
+    (h, w), counts = checked_rle(rle, "coco_mask.decode")
     values = np.arange(counts.size, dtype=np.uint8) % 2
     return np.repeat(values, counts).reshape(w, h).T
 
 
 def rle_size(rle):
-    """[h, w] of an RLE."""
-    if not isinstance(rle, dict) or "size" not in rle:
-        raise TypeError(f"coco_mask: expected an RLE dict with 'size' and 'counts', got {rle!r:.60}")
-    return [int(rle["size"][0]), int(rle["size"][1])]
+    """[h, w] of an RLE: two integers >= 0."""
+    _check_rle(rle)
+    size = rle["size"]
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(is_integer(s) and s >= 0 for s in size)):
+        raise DataFormatError(f"coco_mask: an RLE's 'size' must be [h, w], two integers >= 0, got {str(size)[:40]}")
+    return [int(size[0]), int(size[1])]
 
 
 def area(rle):
@@ -221,7 +266,7 @@ def from_polygons(polygons, h, w):
     mask = np.zeros((h, w), dtype=np.uint8)
     for polygon in polygons:
         if len(polygon) < 6 or len(polygon) % 2:
-            raise ValueError(f"coco_mask.from_polygons: a polygon needs an even number (>= 6) of "
+            raise DataFormatError(f"coco_mask.from_polygons: a polygon needs an even number (>= 6) of "
                              f"coordinates [x0, y0, x1, y1, ...], got {len(polygon)}")
         mask |= _polygon_mask(polygon, h, w)
     return encode(mask)

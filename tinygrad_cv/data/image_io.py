@@ -1,6 +1,7 @@
 """Images and masks on disk, read and written with Pillow; atomic writes of any file.
 
     read_image(path)  -> (H, W, 3) uint8 RGB, whatever the file's mode (RGB, RGBA, L, P, ...)
+    image_size(path)  -> (H, W) from the file's header, without decoding the pixels
     read_mask(path)   -> (H, W) integer class indices; a P-mode (palette) PNG reads as its indices,
                          not as its colours, which is how CamVid-style label files are stored
     write_image / write_mask / write_text: to a temporary name first, then ``os.replace``, so an
@@ -15,11 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import DataFormatError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 MASK_MODES = ("P", "L", "1", "I", "I;16")
 
 
-class ImageReadError(ValueError):
+class ImageReadError(DataFormatError):
     """An image or mask file that could not be opened or fully decoded; the message names the file."""
 
 
@@ -43,6 +46,21 @@ def _decode(path, caller, convert):
         raise ImageReadError(f"{caller}: cannot read {os.fspath(path)!r} ({type(error).__name__}: {error}); "
                              f"the file is corrupt, truncated or not an image. Replace or remove it "
                              f"(the data block's skip_bad_files=True skips such files)") from error
+
+
+def image_size(path):
+    """(height, width) of the image at ``path`` from its header alone: Pillow's ``Image.open`` is
+    lazy, so no pixel is decoded (a cheap check before anything of the declared size is allocated)."""
+    from PIL import Image
+    if not os.path.isfile(path):
+        raise ImageReadError(f"image_size: {os.fspath(path)!r} does not exist or is not a file")
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Exception as error:
+        raise ImageReadError(f"image_size: cannot read the header of {os.fspath(path)!r} "
+                             f"({type(error).__name__}: {error}); the file is corrupt or not an image") from error
+    return height, width
 
 
 def read_image(path):

@@ -16,6 +16,7 @@ import numpy as np
 from .. import backend
 from ..random import generator as global_generator
 from ..tensor import Tensor
+from .errors import is_integer
 from .transforms import Normalize
 from .workers import WorkerPool
 
@@ -50,6 +51,25 @@ def sample_rng(seed, epoch, index):
     return np.random.default_rng([seed, epoch, index])
 
 
+def _check_arguments(batch_size, num_workers, shuffle, drop_last, collate_fn, transform, seed, prefetch):
+    """DataLoader's arguments, each of the type PyTorch's takes: a bool is not a batch size (True
+    would silently mean 1), a float is not a worker count, a string is not a flag. Bad numbers and
+    flags raise ValueError, as PyTorch's DataLoader and BatchSampler do; a non-callable is a TypeError."""
+    for name, value, minimum in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0),
+                                 ("prefetch", prefetch, 1)):
+        if not is_integer(value) or value < minimum:
+            raise ValueError(f"DataLoader: {name} must be an int >= {minimum}, got {value!r} "
+                            f"({type(value).__name__})")
+    for name, value in (("shuffle", shuffle), ("drop_last", drop_last)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"DataLoader: {name} must be True or False, got {value!r} ({type(value).__name__})")
+    for name, value in (("collate_fn", collate_fn), ("transform", transform)):
+        if value is not None and not callable(value):
+            raise TypeError(f"DataLoader: {name} must be callable or None, got a {type(value).__name__}")
+    if seed is not None and not is_integer(seed):
+        raise ValueError(f"DataLoader: seed must be an int or None, got {seed!r} ({type(seed).__name__})")
+
+
 class DataLoader:
     """Batches of ``dataset`` samples, each passed through ``transform(sample, rng)`` and then
     ``collate_fn``; with ``num_workers`` > 0, worker processes prepare the next batches in the
@@ -69,10 +89,8 @@ class DataLoader:
         if len(dataset) == 0:
             raise ValueError("DataLoader: the dataset is empty (len 0); check the folder, CSV or split "
                              "that produced it")
-        if int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
-        if int(num_workers) != num_workers or num_workers < 0:
-            raise ValueError(f"DataLoader: num_workers must be an integer >= 0, got {num_workers!r}")
+        _check_arguments(batch_size=batch_size, num_workers=num_workers, shuffle=shuffle, drop_last=drop_last,
+                         collate_fn=collate_fn, transform=transform, seed=seed, prefetch=prefetch)
         if drop_last and batch_size > len(dataset):
             raise ValueError(f"DataLoader: drop_last=True with batch_size {batch_size} and only {len(dataset)} "
                              f"samples gives no batch at all; lower batch_size or set drop_last=False")
@@ -84,7 +102,7 @@ class DataLoader:
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, int(batch_size), shuffle, drop_last
         self.collate_fn = collate_fn or default_collate
         self.seed, self.num_workers, self.transform = int(seed), int(num_workers), transform
-        self.prefetch, self.epoch, self.sampler = max(1, int(prefetch)), 0, sampler
+        self.prefetch, self.epoch, self.sampler = int(prefetch), 0, sampler
 
     def __len__(self):
         n = len(self.dataset) if self.sampler is None else len(self.sampler)

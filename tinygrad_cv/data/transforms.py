@@ -23,6 +23,8 @@ import math
 
 import numpy as np
 
+from .errors import is_integer
+
 PAD_MODES = ("reflection", "border", "zeros")
 
 
@@ -47,15 +49,29 @@ class Geometric:
         return Compose([self])(sample, rng)
 
 
+def _probability(p, caller):
+    """``p`` checked to be a probability: a real number in [0, 1] (not a bool)."""
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) or not 0 <= p <= 1:
+        raise ValueError(f"{caller}: p must be a probability in [0, 1], got {p!r}")
+    return float(p)
+
+
+def _size_pair(size, caller):
+    """(height, width) from an int (a square) or a pair of ints, each >= 1; bools and floats refused
+    (``Resize(True)`` would otherwise be a 1x1 image)."""
+    pair = (size, size) if is_integer(size) else tuple(size) if isinstance(size, (tuple, list)) else ()
+    if len(pair) != 2 or not all(is_integer(s) and s >= 1 for s in pair):
+        raise ValueError(f"{caller}: size must be a positive int or (height, width), got {size!r}")
+    return int(pair[0]), int(pair[1])
+
+
 class Resize(Geometric):
     """Stretch the image to ``size`` (an int for a square, or (height, width)): the identity in
     normalised coordinates, only the output grid changes. Sampling is bilinear without
     antialiasing, so shrink by more than about 2x once, when the files are written, not here."""
 
     def __init__(self, size):
-        self.size = (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
-        if len(self.size) != 2 or min(self.size) < 1:
-            raise ValueError(f"Resize: size must be a positive int or (height, width), got {size!r}")
+        self.size = _size_pair(size, "Resize")
 
     def matrix(self, rng, height, width):
         return _identity()
@@ -68,7 +84,7 @@ class RandomCrop(Geometric):
     """A ``size`` window at a random whole-pixel offset; a window larger than the image pads."""
 
     def __init__(self, size):
-        self.size = Resize(size).size
+        self.size = _size_pair(size, "RandomCrop")
 
     def matrix(self, rng, height, width):
         (crop_h, crop_w), scale, shift = self.size, [], []
@@ -86,7 +102,7 @@ class Flip(Geometric):
     """Mirror left-right (``vertical=False``) or top-bottom with probability ``p``."""
 
     def __init__(self, p=0.5, vertical=False):
-        self.p, self.vertical = p, vertical
+        self.p, self.vertical = _probability(p, "Flip"), vertical
 
     def matrix(self, rng, height, width):
         if rng.random() >= self.p:
@@ -129,7 +145,9 @@ class Rotate(Geometric):
     """
 
     def __init__(self, max_degrees=10.0, p=0.75):
-        self.max_degrees, self.p = max_degrees, p
+        if not max_degrees >= 0:
+            raise ValueError(f"Rotate: max_degrees must be >= 0, got {max_degrees!r}")
+        self.max_degrees, self.p = max_degrees, _probability(p, "Rotate")
 
     def matrix(self, rng, height, width):
         if rng.random() >= self.p:
@@ -146,7 +164,7 @@ class Zoom(Geometric):
     def __init__(self, max_zoom=1.1, min_zoom=1.0, p=0.75):
         if not 0 < min_zoom <= max_zoom:
             raise ValueError(f"Zoom: need 0 < min_zoom <= max_zoom, got min_zoom={min_zoom}, max_zoom={max_zoom}")
-        self.min_zoom, self.max_zoom, self.p = min_zoom, max_zoom, p
+        self.min_zoom, self.max_zoom, self.p = min_zoom, max_zoom, _probability(p, "Zoom")
 
     def matrix(self, rng, height, width):
         if rng.random() >= self.p:
@@ -180,7 +198,7 @@ class Perspective(Geometric):
         if not 0 <= magnitude < 0.5:
             raise ValueError(f"Perspective: magnitude must be in [0, 0.5) (corners moved by up to a quarter of "
                              f"the image), got {magnitude}")
-        self.magnitude, self.p = magnitude, p
+        self.magnitude, self.p = magnitude, _probability(p, "Perspective")
 
     def matrix(self, rng, height, width):
         if rng.random() >= self.p:
@@ -202,7 +220,7 @@ class Lighting:
         if not (0 <= brightness and 0 <= contrast < 1):
             raise ValueError(f"Lighting: need brightness >= 0 and 0 <= contrast < 1, got "
                              f"brightness={brightness}, contrast={contrast}")
-        self.brightness, self.contrast, self.p = brightness, contrast, p
+        self.brightness, self.contrast, self.p = brightness, contrast, _probability(p, "Lighting")
 
     def __call__(self, sample, rng):
         if rng.random() >= self.p:
@@ -232,6 +250,8 @@ class Compose:
         matrix, size = None, None
         for step in self.steps:
             if isinstance(step, Geometric):
+                if matrix is None:
+                    check_sample(sample, type(step).__name__)
                 height, width = size or sample["image"].shape[:2]
                 step_matrix = step.matrix(rng, height, width)
                 matrix = step_matrix if matrix is None else matrix @ step_matrix
@@ -249,6 +269,43 @@ class Compose:
 
     def __repr__(self):
         return f"Compose({self.steps!r}, pad_mode={self.pad_mode!r})"
+
+
+BOX_SLACK = 1.0
+"""How far (pixels) a box may reach past the image's edges: COCO boxes are float and may overshoot a little."""
+
+
+def check_sample(sample, caller):
+    """The parts of a sample that move together must agree before a geometric transform reads them
+    with the image's coordinates: the mask (H, W) and instance masks (K, H, W) have the image's size,
+    boxes are (K, 4) [x0, y0, x1, y1] with x0 <= x1, y0 <= y1 inside the image (up to BOX_SLACK), and
+    labels and instance masks have one entry per box. Anything else is a ValueError naming ``caller``."""
+    image = sample.get("image")
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
+        raise ValueError(f"{caller}: a sample needs an 'image' (H, W, C) or (H, W) array, got "
+                         f"{getattr(image, 'shape', type(image).__name__)}")
+    size = image.shape[:2]
+    for key, ndim in (("mask", 2), ("instance_masks", 3)):
+        if key in sample and (np.ndim(sample[key]) != ndim or np.shape(sample[key])[-2:] != size):
+            raise ValueError(f"{caller}: the image is {size[0]}x{size[1]} but its {key} has shape "
+                             f"{np.shape(sample[key])}; they must have the same height and width (resize the "
+                             f"image and its {key} together, or fix the files)")
+    if "boxes" not in sample:
+        return
+    boxes = np.asarray(sample["boxes"], dtype=np.float64)
+    if boxes.ndim != 2 or boxes.shape[1] != 4 or not np.all(np.isfinite(boxes)):
+        raise ValueError(f"{caller}: boxes must be a (K, 4) array of finite [x0, y0, x1, y1], got shape {boxes.shape}")
+    for key in ("labels", "instance_masks"):
+        if key in sample and len(sample[key]) != len(boxes):
+            raise ValueError(f"{caller}: {len(boxes)} boxes but {len(sample[key])} {key}; each box needs one")
+    height, width = size
+    inside = ((boxes[:, 0] >= -BOX_SLACK) & (boxes[:, 1] >= -BOX_SLACK) & (boxes[:, 0] <= boxes[:, 2])
+              & (boxes[:, 1] <= boxes[:, 3]) & (boxes[:, 2] <= width + BOX_SLACK) & (boxes[:, 3] <= height + BOX_SLACK))
+    if not inside.all():
+        bad = boxes[~inside][0].tolist()
+        raise ValueError(f"{caller}: the box {bad} is not an [x0, y0, x1, y1] box inside the {height}x{width} "
+                         f"image (x0 <= x1, y0 <= y1, pixel edges); were the boxes made for another image "
+                         f"size, or given as [x, y, w, h]?")
 
 
 def _pixel_to_normalised(height, width):
@@ -462,24 +519,53 @@ def valid_transforms(size=None):
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
+def _levels(images, caller):
+    """How many units one [0, 1] step is in ``images``: 255 for uint8; 1 for floats, which must
+    already lie in [0, 1] (as after torchvision's ToTensor). Floats outside [0, 1] are ambiguous
+    (0..255 values stored as float?) and other dtypes have no agreed scale, so both are refused."""
+    if images.dtype == np.uint8:
+        return 255.0
+    if images.dtype.kind != "f":
+        raise TypeError(f"{caller}: expected uint8 images (0..255) or float images in [0, 1], got {images.dtype}; "
+                        f"convert them first, e.g. to uint8")
+    if images.size:
+        low, high = float(images.min()), float(images.max())
+        if not (0.0 <= low and high <= 1.0):
+            raise ValueError(f"{caller}: float images must lie in [0, 1], got values in [{low:g}, {high:g}]; "
+                             f"divide 0..255 floats by 255 (or pass uint8 images)")
+    return 1.0
+
+
 class Normalize:
-    """Batch step: (N, H, W, C) uint8 images -> (N, C, H, W) float32, x = (image / 255 - mean) / std
-    per channel, computed as one fused multiply-add: x = image * (1 / (255 std)) - mean / std."""
+    """Batch step: (N, H, W, C) images -> (N, C, H, W) float32, x = (image / levels - mean) / std per
+    channel, computed as one fused multiply-add: x = image * (1 / (levels std)) - mean / std.
+
+    ``mean`` and ``std`` are in [0, 1] units, as torchvision's ``Normalize`` after ``ToTensor``.
+    levels = 255 for uint8 images; float images are taken as already in [0, 1] (levels = 1), and
+    float images with values outside [0, 1] are refused (ValueError) rather than guessed at; other
+    dtypes are a TypeError. Unlike torchvision, a mean outside [0, 1] is refused too: it can only be
+    a statistic of 0..255 values (mmdetection's style), which would normalise silently wrong here.
+    """
 
     def __init__(self, mean, std):
         self.mean = np.asarray(mean, dtype=np.float64).reshape(-1)
         self.std = np.asarray(std, dtype=np.float64).reshape(-1)
-        if self.mean.shape != self.std.shape or np.any(self.std <= 0):
+        if self.mean.shape != self.std.shape or not np.all(self.std > 0):
             raise ValueError(f"Normalize: need one positive std per mean, got mean {self.mean.tolist()} "
                              f"and std {self.std.tolist()}")
+        if not np.all((self.mean >= 0) & (self.mean <= 1)):
+            raise ValueError(f"Normalize: mean must be in [0, 1] units (the images are scaled to [0, 1] first), "
+                             f"got {self.mean.tolist()}; divide statistics measured on 0..255 values by 255")
 
     @classmethod
     def from_images(cls, batches):
-        """Per-channel mean and std (in [0, 1] units) of an iterable of (N, H, W, C) uint8 batches,
-        e.g. a few batches of the training set; accumulated in float64."""
+        """Per-channel mean and std (in [0, 1] units) of an iterable of (N, H, W, C) batches (uint8,
+        or floats in [0, 1]), e.g. a few batches of the training set; accumulated in float64."""
         total, total_sq, count = 0.0, 0.0, 0
         for images in batches:
-            pixels = np.asarray(images, dtype=np.float64).reshape(-1, np.shape(images)[-1]) / 255.0
+            images = np.asarray(images)
+            levels = _levels(images, "Normalize.from_images")
+            pixels = images.astype(np.float64).reshape(-1, images.shape[-1]) / levels
             total, total_sq = total + pixels.sum(0), total_sq + (pixels ** 2).sum(0)
             count += pixels.shape[0]
         if count == 0:
@@ -490,7 +576,8 @@ class Normalize:
     def __call__(self, images, xp=np):
         if images.ndim != 4 or images.shape[-1] != self.mean.size:
             raise ValueError(f"Normalize: expected (N, H, W, {self.mean.size}) images, got shape {images.shape}")
-        scale = xp.asarray(1.0 / (255.0 * self.std), dtype=xp.float32).reshape(1, -1, 1, 1)
+        levels = _levels(images, "Normalize")
+        scale = xp.asarray(1.0 / (levels * self.std), dtype=xp.float32).reshape(1, -1, 1, 1)
         shift = xp.asarray(-self.mean / self.std, dtype=xp.float32).reshape(1, -1, 1, 1)
         x = xp.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=xp.float32)
         x *= scale

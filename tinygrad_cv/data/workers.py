@@ -18,10 +18,11 @@ import traceback
 
 import numpy as np
 
+from .errors import DataFormatError
 from .image_io import ImageReadError
 
 # --------------------------------------------------------------------------- batch <-> bytes
-_ERRORS = {cls.__name__: cls for cls in (ImageReadError, ValueError, TypeError, IndexError, KeyError)}
+_ERRORS = {cls.__name__: cls for cls in (ImageReadError, DataFormatError, ValueError, TypeError, IndexError, KeyError)}
 
 
 def pack(batch):

@@ -34,6 +34,7 @@ import numpy as np
 
 from .. import backend
 from ..data import coco_mask
+from ..data.errors import DataFormatError, is_finite_number, is_integer
 from ..tensor import Tensor
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)          # pycocotools' values, bit for bit
@@ -49,11 +50,16 @@ SUMMARY = (("AP", True, None, "all", 100), ("AP50", True, 0, "all", 100), ("AP75
 
 
 # --------------------------------------------------------------------------- inputs
-def _load_json(source):
-    if isinstance(source, (str, os.PathLike)):
-        with open(source) as f:
+def _load_json(source, what):
+    """A COCO dict or list: as given, or read from the JSON file at ``source``."""
+    if not isinstance(source, (str, os.PathLike)):
+        return source
+    try:
+        with open(source, encoding="utf-8") as f:
             return json.load(f)
-    return source
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataFormatError(f"coco_evaluate: cannot read the {what} {os.fspath(source)!r} as JSON "
+                              f"({type(error).__name__}: {error})") from error
 
 
 class _Instances:
@@ -71,28 +77,94 @@ class _Instances:
         self.segmentations.append(segmentation)
 
 
+def _image_sizes(dataset):
+    """{id: (height, width)} of the ground truth's images, each checked."""
+    images = {}
+    for i, img in enumerate(dataset["images"]):
+        if not (isinstance(img, dict) and is_integer(img.get("id"))
+                and all(is_integer(img.get(k)) and img[k] > 0 for k in ("height", "width"))):
+            raise DataFormatError(f"coco_evaluate: ground truth images[{i}] = {str(img)[:80]} needs an integer "
+                                  f"'id' and positive integer 'height' and 'width'")
+        images[img["id"]] = (img["height"], img["width"])
+    return images
+
+
+def _check_truth(ann, i, images, categories, iou_type):
+    """Why a ground-truth annotation cannot be evaluated (named by its id and image), or nothing."""
+    if not isinstance(ann, dict):
+        raise DataFormatError(f"coco_evaluate: ground truth annotations[{i}] is a {type(ann).__name__}, not a dict")
+    name = f"coco_evaluate: annotation {ann.get('id')} (annotations[{i}])"
+    if ann.get("image_id") not in images:
+        raise DataFormatError(f"{name} refers to image {ann.get('image_id')}, which is not in the ground "
+                              f"truth's 'images'")
+    if not is_finite_number(ann.get("area")):
+        raise DataFormatError(f"{name} of image {ann['image_id']} has no numeric 'area' (COCO uses it to sort "
+                              f"ground truths into small/medium/large)")
+    if ann.get("iscrowd", 0) not in (0, 1) or not is_integer(ann.get("iscrowd", 0)):
+        raise DataFormatError(f"{name} of image {ann['image_id']}: 'iscrowd' must be 0 or 1, got {ann['iscrowd']!r}")
+    if iou_type == "bbox" and ann.get("category_id") in categories:
+        bbox = ann.get("bbox")
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(is_finite_number, bbox)) and min(bbox[2:]) >= 0):
+            raise DataFormatError(f"{name} of image {ann['image_id']}: 'bbox' must be [x, y, w, h] with w, h >= 0, "
+                                  f"got {str(bbox)[:60]}")
+
+
+def _truth_rle(ann, size):
+    """The RLE of a ground truth's segmentation at its image's ``size``, or a DataFormatError naming it."""
+    name = f"coco_evaluate: annotation {ann.get('id')} of image {ann['image_id']}"
+    segmentation = ann.get("segmentation")
+    if not isinstance(segmentation, (list, dict)):
+        raise DataFormatError(f"{name} has no polygon or RLE 'segmentation' (iou_type 'segm' needs one), "
+                              f"got {str(segmentation)[:40]}")
+    return _rle_of(segmentation, size, name)
+
+
+def _rle_of(segmentation, size, name):
+    """The checked RLE (see coco_mask.checked_rle) of a polygon or RLE segmentation at its image's
+    ``size``; anything else is a DataFormatError naming the record."""
+    try:
+        rle = coco_mask.segmentation_to_rle(segmentation, *size)
+        rle_size, _ = coco_mask.checked_rle(rle)
+    except (ValueError, TypeError, AttributeError) as error:
+        raise DataFormatError(f"{name}: cannot read its segmentation ({error})") from error
+    if rle_size != list(size):
+        raise DataFormatError(f"{name}: its RLE size {rle_size} is not the image's {list(size)}")
+    return rle
+
+
 def _ground_truth(dataset, iou_type):
     """Images {id: (height, width)}, sorted category ids, and {(image, category): _Instances}."""
-    if not isinstance(dataset, dict) or not {"images", "annotations", "categories"} <= set(dataset):
-        raise ValueError("coco_evaluate: ground_truth must be a COCO dataset (dict or JSON path) with 'images', "
-                         "'annotations' and 'categories'")
-    images = {img["id"]: (img["height"], img["width"]) for img in dataset["images"]}
+    if not isinstance(dataset, dict) or not all(isinstance(dataset.get(k), list) for k in
+                                                ("images", "annotations", "categories")):
+        raise DataFormatError("coco_evaluate: ground_truth must be a COCO dataset (dict or JSON path) with the "
+                              "lists 'images', 'annotations' and 'categories'")
+    images = _image_sizes(dataset)
+    if not all(isinstance(c, dict) and is_integer(c.get("id")) for c in dataset["categories"]):
+        raise DataFormatError("coco_evaluate: every ground truth category needs an integer 'id'")
     categories = sorted({c["id"] for c in dataset["categories"]})
     groups = {}
-    for ann in dataset["annotations"]:
-        if ann["image_id"] not in images:
-            raise ValueError(f"coco_evaluate: annotation {ann.get('id')} refers to image {ann['image_id']}, "
-                             f"which is not in the ground truth's 'images'")
-        if "area" not in ann:
-            raise ValueError(f"coco_evaluate: annotation {ann.get('id')} has no 'area' (COCO uses it to sort "
-                             f"ground truths into small/medium/large)")
-        if ann["category_id"] not in categories:
+    for i, ann in enumerate(dataset["annotations"]):
+        _check_truth(ann, i, images, categories, iou_type)
+        if ann.get("category_id") not in categories:
             continue
-        h, w = images[ann["image_id"]]
-        segmentation = coco_mask.segmentation_to_rle(ann["segmentation"], h, w) if iou_type == "segm" else None
+        segmentation = _truth_rle(ann, images[ann["image_id"]]) if iou_type == "segm" else None
         groups.setdefault((ann["image_id"], ann["category_id"]), _Instances()).add(
             ann.get("bbox"), ann["area"], bool(ann.get("iscrowd", 0)), 1.0, segmentation)
     return images, categories, groups
+
+
+def _checked_prediction(res, i, size):
+    """A prediction's score and bbox must be finite numbers and its mask (the returned RLE, or None)
+    of its image's size; else a DataFormatError naming the prediction."""
+    name = f"coco_evaluate: prediction {i} (image {res['image_id']})"
+    if not is_finite_number(res["score"]):
+        raise DataFormatError(f"{name}: 'score' must be a finite number, got {str(res['score'])[:30]}")
+    bbox = res.get("bbox")
+    if bbox and not (isinstance(bbox, list) and len(bbox) == 4 and all(map(is_finite_number, bbox))):
+        raise DataFormatError(f"{name}: 'bbox' must be [x, y, w, h], four finite numbers, got {str(bbox)[:60]}")
+    if "segmentation" not in res:
+        return None
+    return _rle_of(res["segmentation"], size, name)
 
 
 def _detections(results, images, categories, iou_type):
@@ -101,21 +173,21 @@ def _detections(results, images, categories, iou_type):
     the mask's bounding box."""
     groups, unknown = {}, set()
     for i, res in enumerate(results):
+        if not isinstance(res, dict):
+            raise DataFormatError(f"coco_evaluate: prediction {i} is a {type(res).__name__}, not a result dict")
         missing = {"image_id", "category_id", "score", "bbox" if iou_type == "bbox" else "segmentation"} - set(res)
         if iou_type == "bbox" and "segmentation" in res:
             missing.discard("bbox")
         if missing:
-            raise ValueError(f"coco_evaluate: prediction {i} lacks {sorted(missing)}; each needs image_id, "
-                             f"category_id, score and " + ("bbox" if iou_type == "bbox" else "segmentation (RLE)"))
+            raise DataFormatError(f"coco_evaluate: prediction {i} lacks {sorted(missing)}; each needs image_id, "
+                                  f"category_id, score and " + ("bbox" if iou_type == "bbox" else "segmentation (RLE)"))
         if res["image_id"] not in images:
-            raise ValueError(f"coco_evaluate: prediction {i} is for image {res['image_id']}, which is not in "
-                             f"the ground truth")
+            raise DataFormatError(f"coco_evaluate: prediction {i} is for image {res['image_id']}, which is not "
+                                  f"in the ground truth")
         if res["category_id"] not in categories:
             unknown.add(res["category_id"])
             continue
-        segmentation = None
-        if "segmentation" in res:
-            segmentation = coco_mask.segmentation_to_rle(res["segmentation"], *images[res["image_id"]])
+        segmentation = _checked_prediction(res, i, images[res["image_id"]])
         if res.get("bbox"):
             box = list(res["bbox"])
             area = box[2] * box[3]
@@ -266,8 +338,8 @@ def coco_evaluate(ground_truth, predictions, iou_type="segm", verbose=True):
     """
     if iou_type not in ("segm", "bbox"):
         raise ValueError(f"coco_evaluate: iou_type must be 'segm' or 'bbox', got {iou_type!r}")
-    images, categories, truths = _ground_truth(_load_json(ground_truth), iou_type)
-    results = _load_json(predictions)
+    images, categories, truths = _ground_truth(_load_json(ground_truth, "ground truth"), iou_type)
+    results = _load_json(predictions, "predictions")
     if not isinstance(results, list):
         raise TypeError(f"coco_evaluate: predictions must be a list of result dicts, got {type(results).__name__}")
     detections = _detections(results, images, categories, iou_type)
