@@ -332,10 +332,12 @@ class Learner:
         return suggestions
 
     # ------------------------------------------------------------------ mixed precision
-    def to_fp16(self, init_scale=2.0 ** 16, growth_interval=2000):
-        """Train with float16 forward and backward, float32 master weights and dynamic loss scaling."""
+    def to_fp16(self, init_scale=2.0 ** 16, growth_interval=2000, growth_factor=2.0, backoff_factor=0.5):
+        """Train with float16 forward and backward, float32 master weights and dynamic loss scaling (the
+        arguments are GradScaler's, checked as its; see train.mixed_precision for what a skipped step does)."""
         self.to_fp32()
-        self.mixed_precision = MixedPrecision(init_scale=init_scale, growth_interval=growth_interval)
+        self.mixed_precision = MixedPrecision(init_scale=init_scale, growth_interval=growth_interval,
+                                              growth_factor=growth_factor, backoff_factor=backoff_factor)
         self.add_cbs([self.mixed_precision])
         return self
 
