@@ -150,3 +150,34 @@ def test_load_state_dict_is_all_or_nothing():
     with pytest.raises(ValueError, match=r"not numeric arrays: 1.weight"):
         model.load_state_dict(state)
     np.testing.assert_array_equal(model.state_dict()["0.weight"], before["0.weight"])
+
+
+# ----------------------------------------------------------------------------- init: bad input
+@pytest.mark.parametrize("fill,error,message", [
+    (lambda: nn.init.normal_(tg.zeros(3), std=-1.0), ValueError, r"normal_: std must be >= 0, got -1.0"),
+    (lambda: nn.init.normal_(tg.zeros(3), mean=float("nan")), ValueError, r"normal_: mean must be a finite"),
+    (lambda: nn.init.uniform_(tg.zeros(3), 1.0, 0.0), ValueError, r"uniform_: needs a <= b .*a=1.0 > b=0.0"),
+    (lambda: nn.init.uniform_(tg.zeros(3, dtype=np.int64)), TypeError, r"uniform_: needs a floating-point"),
+    (lambda: nn.init.kaiming_normal_(tg.zeros((2, 2), dtype=np.int32)), TypeError, "kaiming_normal_: needs a"),
+    (lambda: nn.init.zeros_(np.ones(3)), TypeError, r"constant_: expected a Tensor .*got ndarray"),
+])
+def test_initialisers_refuse_what_pytorchs_refuse(fill, error, message):
+    with pytest.raises(error, match=message):
+        fill()
+
+
+@pytest.mark.parametrize("fill", [nn.init.kaiming_uniform_, nn.init.kaiming_normal_, nn.init.xavier_uniform_,
+                                  nn.init.xavier_normal_])
+def test_initialising_a_tensor_without_elements_is_a_no_op_with_a_warning(fill):
+    empty = tg.zeros(4, 0)  # fan_in 0: kaiming (and xavier on (0, 0)) used to divide by zero
+    with pytest.warns(UserWarning, match="zero-element tensors is a no-op"):
+        assert fill(empty) is empty
+    with pytest.warns(UserWarning, match="zero-element tensors is a no-op"):
+        fill(tg.zeros(0, 0))
+    assert empty.shape == (4, 0)
+
+
+def test_integer_buffers_can_still_be_zeroed():
+    counter = tg.tensor(np.array(5, dtype=np.int64))
+    nn.init.zeros_(counter)
+    assert counter.item() == 0 and counter.dtype == np.int64
