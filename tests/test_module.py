@@ -107,6 +107,16 @@ def test_module_list_indexing_and_containers_refuse_non_modules():
         nn.Sequential(OrderedDict(act=3))
 
 
+def test_train_mode_must_be_a_bool_and_freeze_a_regular_expression():
+    model = nn.Sequential(nn.Linear(3, 2))
+    with pytest.raises(ValueError, match=r"Sequential.train: training mode is expected to be boolean, got 'eval'"):
+        model.train("eval")
+    assert model.training is True
+    with pytest.raises(ValueError, match=r"freeze: pattern must be a regular expression .*got '\[weight'"):
+        model.freeze("[weight")
+    assert all(p.requires_grad for p in model.parameters())
+
+
 # ----------------------------------------------------------------------------- load_state_dict
 def test_load_state_dict_copies_so_the_dict_and_other_models_stay_unchanged():
     initial = linear(1).state_dict()

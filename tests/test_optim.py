@@ -8,6 +8,7 @@ import pytest
 import tinygrad_cv as tg
 from tinygrad_cv import optim
 from tinygrad_cv.nn import Parameter
+from tinygrad_cv.optim import clip_grad_norm_
 from conftest import DEVICES
 
 
@@ -370,6 +371,36 @@ def test_load_state_dict_checks_saved_values_all_or_nothing():
     assert target.param_groups[0]["lr"] == 0.5 and target.state == {}
     with pytest.raises(TypeError, match=r"expected a dict with 'state' and 'param_groups'.*got a list"):
         target.load_state_dict([])
+
+
+def test_a_gradient_of_another_shape_is_an_error_not_a_broadcast():
+    p = Parameter(np.ones(3))
+    opt = optim.SGD([p], lr=0.1)
+    p.grad = tg.tensor(np.array([1.0]))
+    with pytest.raises(ValueError, match=r"SGD.step: a parameter of shape \(3,\) has a gradient of shape \(1,\)"):
+        opt.step()
+    np.testing.assert_array_equal(p.numpy(), [1.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("max_norm", [-1.0, 0.0, math.nan, math.inf])
+def test_clip_grad_norm_refuses_a_max_norm_that_is_not_positive(max_norm):
+    p = Parameter(np.ones(2))
+    p.grad = tg.tensor(np.array([3.0, 4.0]))
+    with pytest.raises(ValueError, match=r"clip_grad_norm_: max_norm must be a finite number > 0"):
+        clip_grad_norm_([p], max_norm)
+    np.testing.assert_array_equal(p.grad.numpy(), [3.0, 4.0])  # a negative one used to flip the sign
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: optim.lr_range(slice(-1e-3, 1e-2), 3), r"even_mults: start must be a finite number > 0, got -0.001"),
+    (lambda: optim.lr_range(slice(0, 1e-2), 3), r"even_mults: start must be .*got 0"),
+    (lambda: optim.lr_range(slice(None, math.nan), 2), r"lr_range: hi must be .*got nan"),
+    (lambda: optim.lr_range(-1e-3, 2), r"lr_range: the learning rate must be .*got -0.001"),
+    (lambda: optim.even_mults(1e-3, 1e-2, 0), r"even_mults: n must be a positive integer, got 0"),
+])
+def test_discriminative_rates_refuse_non_positive_rates(call, message):
+    with pytest.raises(ValueError, match=message):  # (stop / start) ** x of a negative start is complex
+        call()
 
 
 def test_a_parameter_in_two_groups_is_rejected():

@@ -138,6 +138,9 @@ class Module:
 
     # ------------------------------------------------------------------ modes and grads
     def train(self, mode=True):
+        if not isinstance(mode, bool):
+            raise ValueError(f"{type(self).__name__}.train: training mode is expected to be boolean, got "
+                             f"{mode!r}")
         for module in self.modules():
             object.__setattr__(module, "training", mode)
         return self
@@ -164,7 +167,11 @@ class Module:
         return self._set_trainable(pattern, True)
 
     def _set_trainable(self, pattern, trainable):
-        regex = re.compile(pattern) if pattern is not None else None
+        try:
+            regex = re.compile(pattern) if pattern is not None else None
+        except (re.error, TypeError) as error:
+            raise ValueError(f"{'unfreeze' if trainable else 'freeze'}: pattern must be a regular expression "
+                             f"matched against dotted parameter names, got {pattern!r} ({error})") from None
         names = []
         for name, p in self.named_parameters():
             if regex is None or regex.search(name):

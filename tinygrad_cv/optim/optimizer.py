@@ -80,10 +80,15 @@ class Optimizer(abc.ABC):
                 p.grad = None
 
     def step(self):
-        """Update every parameter that has a gradient, in place."""
+        """Update every parameter that has a gradient, in place. A gradient of another shape than its
+        parameter (set by hand) is an error, not a broadcast."""
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
+                    if p.grad.shape != p.shape:
+                        raise ValueError(f"{type(self).__name__}.step: a parameter of shape {p.shape} has a "
+                                         f"gradient of shape {p.grad.shape}; gradients must match their "
+                                         f"parameters")
                     self.update(group, p, p.grad.data, self.state.setdefault(p, {}))
 
     @abc.abstractmethod

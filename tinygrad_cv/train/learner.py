@@ -27,7 +27,7 @@ from ..optim.optimizer import check_number
 from ..optim.lr_scheduler import combined_cos
 from ..tensor import Tensor
 from . import checkpoint
-from .callbacks import CancelFitException, CancelStepException, CancelValidException, ParamScheduler
+from .callbacks import Callback, CancelFitException, CancelStepException, CancelValidException, ParamScheduler
 from .lr_finder import LRFinder
 from .mixed_precision import MixedPrecision, is_norm_layer
 from .progress import ProgressCallback
@@ -69,6 +69,9 @@ class Learner:
     # ------------------------------------------------------------------ callbacks
     def add_cbs(self, cbs):
         for cb in cbs:
+            if not isinstance(cb, Callback):
+                hint = f" (a class: pass {cb.__name__}())" if isinstance(cb, type) else ""
+                raise TypeError(f"Learner: callbacks must be Callback instances, got {cb!r}{hint}")
             cb.learn = self
             self.cbs.append(cb)
         self.cbs.sort(key=lambda cb: cb.order)
@@ -131,6 +134,9 @@ class Learner:
         """Train only the layer groups from ``n`` on (negative counts from the end); with ``train_bn``,
         batch-norm layers stay trainable everywhere (their statistics must adapt to the new data)."""
         groups = self.layer_groups()
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not -len(groups) <= n < len(groups):
+            raise ValueError(f"freeze_to: n must be an integer in [{-len(groups)}, {len(groups) - 1}] (the "
+                             f"model has {len(groups)} layer groups), got {n!r}")
         first_trained = n if n >= 0 else len(groups) + n
         for i, group in enumerate(groups):
             for p in group:
