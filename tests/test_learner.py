@@ -455,6 +455,19 @@ def test_a_metric_that_is_nan_warns_and_names_itself():
     assert math.isnan(learn.recorder.values[0]["broken"]) and learn.recorder.values[0]["accuracy"] > 0
 
 
+def test_figures_before_training_and_predictions_of_an_empty_loader_say_what_is_missing(tmp_path):
+    learn = make_learner(path=tmp_path)
+    for plot, what in ((learn.recorder.plot_losses, "training loss"), (learn.recorder.plot_lr, "learning rate"),
+                       (learn.recorder.plot_metrics, "epoch")):
+        with pytest.raises(ValueError, match=f"Recorder: no {what} recorded yet; train first"):
+            plot()
+    learn.fit(1, lr=1e-3)
+    with pytest.raises(ValueError, match=r"no loss scale .*learn.to_fp16\(\)"):
+        learn.recorder.plot_loss_scale()
+    with pytest.raises(ValueError, match="get_preds: the loader has no batches"):
+        learn.get_preds(dl=[])
+
+
 def test_importing_the_training_package_does_not_import_plotting():
     code = ("import sys, tinygrad_cv.train, tinygrad_cv.metrics; "
             "print(any(m.startswith(('matplotlib', 'PIL')) for m in sys.modules))")

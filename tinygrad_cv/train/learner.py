@@ -335,6 +335,8 @@ class Learner:
         for _ in self._evaluate(self.dls.valid if dl is None else dl):
             preds.append(act(self.pred).data)
             targets.append(None if self.yb is None else self.yb.data)
+        if not preds:
+            raise ValueError("get_preds: the loader has no batches, so there is nothing to predict")
         xp, device = self.pred.xp, self.pred.device
         stacked = None if targets[0] is None else Tensor(xp.concatenate(targets), device=device)
         return Tensor(xp.concatenate(preds), device=device), stacked
