@@ -297,3 +297,7 @@ def test_to_fp16_checks_the_scaler_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         learn.to_fp16(**kwargs)
     assert learn.mixed_precision is None
+    learn.to_fp16(init_scale=2.0 ** 10)
+    with pytest.raises(ValueError, match=message):
+        learn.to_fp16(**kwargs)
+    assert learn.loss_scale == 2.0 ** 10  # a refused change keeps the settings in use

@@ -155,8 +155,9 @@ class Learner:
 
     # ------------------------------------------------------------------ fitting
     def fit(self, n_epoch, lr=None, cbs=(), start_epoch=0):
-        """Train for epochs ``start_epoch`` .. ``n_epoch - 1`` at a constant learning rate ``lr`` (a number or
-        a slice over the layer groups; default ``self.lr``), validating after each epoch."""
+        """Train for epochs ``start_epoch`` .. ``n_epoch - 1`` at a constant learning rate ``lr`` (a number, a
+        slice over the layer groups or one rate per group; default ``self.lr``), validating after each epoch.
+        Refuses to start when no parameter requires grad."""
         for name, value in (("n_epoch", n_epoch), ("start_epoch", start_epoch)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise TypeError(f"fit: {name} must be an int, got {value!r}")
@@ -187,8 +188,8 @@ class Learner:
         """fastai's one-cycle: over the fraction of training done, the learning rate warms up from
         lr_max/div to lr_max (cosine, first ``pct_start``), then anneals to lr_max/div_final (cosine);
         momentum goes from moms[0] to moms[1] and back to moms[2]. ``lr_max`` may be a slice
-        (discriminative rates). ``start_epoch`` resumes a run at that epoch, on the same schedule (see
-        ``load``)."""
+        (discriminative rates) or one rate per layer group. ``start_epoch`` resumes a run at that epoch, on
+        the same schedule (see ``load``)."""
         check_number(pct_start, "fit_one_cycle: pct_start", low=0.0, high=1.0)
         for name, value in (("div", div), ("div_final", div_final)):
             check_number(value, f"fit_one_cycle: {name}", low=0.0, low_open=True)
@@ -395,9 +396,10 @@ class Learner:
     def to_fp16(self, init_scale=2.0 ** 16, growth_interval=2000, growth_factor=2.0, backoff_factor=0.5):
         """Train with float16 forward and backward, float32 master weights and dynamic loss scaling (the
         arguments are GradScaler's, checked as its; see train.mixed_precision for what a skipped step does)."""
-        self.to_fp32()
-        self.mixed_precision = MixedPrecision(init_scale=init_scale, growth_interval=growth_interval,
-                                              growth_factor=growth_factor, backoff_factor=backoff_factor)
+        mixed_precision = MixedPrecision(init_scale=init_scale, growth_interval=growth_interval,
+                                         growth_factor=growth_factor, backoff_factor=backoff_factor)
+        self.to_fp32()  # only once the new settings are known to be good
+        self.mixed_precision = mixed_precision
         self.add_cbs([self.mixed_precision])
         return self
 
