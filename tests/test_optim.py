@@ -302,7 +302,7 @@ def test_param_group_entries_set_directly_are_checked():
 
 
 @pytest.mark.parametrize("params,message", [
-    (lambda: tg.nn.Linear(2, 2), r"SGD: params must be an iterable of Tensors .*got a Linear .*model.parameters\(\)"),
+    (lambda: tg.nn.Linear(2, 2), r"SGD: params must be an iterable .*got a Linear; pass model.parameters\(\)"),
     (lambda: scalar_param(), r"params must be an iterable .*got a Parameter"),
     (lambda: 3.0, r"params must be an iterable .*got a float"),
     (lambda: {"params": [scalar_param()]}, r"got a dict; pass model.parameters\(\) \(or \[tensor\], or \[\{'params'"),

@@ -238,8 +238,7 @@ def check_number(value, where, low=None, high=None, low_open=False, high_open=Fa
 
 
 def _kind(value):
-    return f"a {type(value).__name__}" + (" (a Module: pass model.parameters())"
-                                          if hasattr(value, "named_parameters") else "")
+    return f"a {type(value).__name__}"
 
 
 def per_group(values, n_groups, where):
