@@ -191,3 +191,33 @@ def test_integer_buffers_can_still_be_zeroed():
     counter = tg.tensor(np.array(5, dtype=np.int64))
     nn.init.zeros_(counter)
     assert counter.item() == 0 and counter.dtype == np.int64
+
+
+def test_assignment_and_indexing_errors_are_pytorchs():
+    torch = pytest.importorskip("torch")
+
+    def raised(action):
+        try:
+            action()
+        except Exception as error:  # noqa: BLE001 (the type is what is compared)
+            return type(error)
+        return None
+
+    cases = {
+        "tensor over parameter": (lambda m: setattr(m[0], "weight", tg.randn(2, 3)),
+                                  lambda m: setattr(m[0], "weight", torch.randn(2, 3))),
+        "module over parameter": (lambda m: setattr(m[0], "weight", nn.ReLU()),
+                                  lambda m: setattr(m[0], "weight", torch.nn.ReLU())),
+        "tensor over module": (lambda m: setattr(m, "0", tg.randn(2)), lambda m: setattr(m, "0", torch.randn(2))),
+        "none over parameter": (lambda m: setattr(m[0], "bias", None), lambda m: setattr(m[0], "bias", None)),
+        "index out of range": (lambda m: m[5], lambda m: m[5]),
+        "array as buffer": (lambda m: m.register_buffer("x", np.zeros(2)),
+                            lambda m: m.register_buffer("x", np.zeros(2))),
+    }
+    for name, (ours, theirs) in cases.items():
+        mine = nn.Sequential(nn.Linear(3, 2), nn.ReLU())
+        peer = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU())
+        assert raised(lambda: ours(mine)) is raised(lambda: theirs(peer)), name
+    mine = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    peer = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    assert list(mine[1:].state_dict()) == list(peer[1:].state_dict())

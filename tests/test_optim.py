@@ -403,6 +403,30 @@ def test_discriminative_rates_refuse_non_positive_rates(call, message):
         call()
 
 
+def test_the_errors_pytorch_raises_are_raised_with_its_types():
+    torch = pytest.importorskip("torch")
+
+    def raised(action):
+        try:
+            action()
+        except Exception as error:  # noqa: BLE001 (the type is what is compared)
+            return type(error)
+        return None
+
+    ours, theirs = (lambda: Parameter(np.ones(2))), (lambda: torch.zeros(2, requires_grad=True))
+    cases = [("SGD", lambda p: {"params": p, "lr": 0.1}), ("SGD", lambda p: {"params": [], "lr": 0.1}),
+             ("SGD", lambda p: {"params": [p], "lr": -0.1}), ("SGD", lambda p: {"params": [p], "lr": 0.0}),
+             ("SGD", lambda p: {"params": [p], "lr": 0.1, "momentum": -0.5}),
+             ("SGD", lambda p: {"params": [p], "lr": 0.1, "nesterov": True}),
+             ("Adam", lambda p: {"params": [p], "betas": (0.9, 1.0)}),
+             ("Adam", lambda p: {"params": [p], "weight_decay": -1.0}),
+             ("Adam", lambda p: {"params": [p], "lr": math.nan})]
+    for cls, kwargs in cases:
+        mine = raised(lambda: getattr(optim, cls)(**kwargs(ours())))
+        peer = raised(lambda: getattr(torch.optim, cls)(**kwargs(theirs())))
+        assert mine is peer, (cls, kwargs(ours()))
+
+
 def test_a_parameter_in_two_groups_is_rejected():
     p = scalar_param()
     with pytest.raises(ValueError, match="appears twice"):
