@@ -147,6 +147,17 @@ def test_load_state_dict_accepts_tensors_and_copies_them():
     np.testing.assert_allclose(target.weight.numpy(), source.weight.numpy() + 1)
 
 
+def test_load_state_dict_needs_a_dict_and_to_a_floating_dtype():
+    layer = linear()
+    with pytest.raises(TypeError, match=r"state must be a dict of name -> array .*got list"):
+        layer.load_state_dict([("weight", np.zeros((2, 3)))])
+    with pytest.raises(TypeError, match=r"Linear.to: only floating-point dtypes are accepted, got int64"):
+        layer.to(dtype=np.int64)
+    assert layer.weight.dtype == np.float32
+    layer.to(dtype=np.float64)
+    assert layer.weight.dtype == np.float64
+
+
 def test_load_state_dict_is_all_or_nothing():
     model = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2))
     before = {k: v.copy() for k, v in model.state_dict().items()}

@@ -183,7 +183,11 @@ class Module:
         return names
 
     def to(self, device=None, dtype=None):
-        """Move (and/or cast) every parameter and floating buffer in place."""
+        """Move (and/or cast) every parameter and floating buffer in place. ``dtype`` must be a floating
+        dtype, as PyTorch's."""
+        if dtype is not None and np.dtype(dtype).kind != "f":
+            raise TypeError(f"{type(self).__name__}.to: only floating-point dtypes are accepted, got "
+                            f"{np.dtype(dtype)}")
         for module in self.modules():
             for registry in (module._parameters, module._buffers):
                 for name, t in registry.items():
@@ -208,6 +212,9 @@ class Module:
         their dtype and device; the caller's arrays are never kept. With ``strict``, a missing or unexpected
         name is an error; a shape mismatch or a non-numeric value always is. All or nothing: every name and
         shape is checked (every problem listed in one message) before anything is written."""
+        if not hasattr(state, "keys") or not hasattr(state, "__getitem__"):
+            raise TypeError(f"load_state_dict into {type(self).__name__}: state must be a dict of name -> array "
+                            f"(from state_dict()), got {_typename(state)}")
         own = OrderedDict(self.named_parameters())
         own.update(self.named_buffers())
         missing = [k for k in own if k not in state]
