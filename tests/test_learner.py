@@ -17,6 +17,7 @@ from tinygrad_cv.optim import SGD, clip_grad_norm_
 from tinygrad_cv.optim.lr_scheduler import annealing_cos
 from tinygrad_cv.train import (Callback, EarlyStoppingCallback, GradientClip, Learner, ProgressBar,
                                SaveModelCallback)
+from tinygrad_cv.train.callbacks import CancelFitException
 from tinygrad_cv.train.lr_finder import minimum, steep, valley
 from train_fixtures import MLP, Loaders, cross_entropy, make_dls, make_learner
 
@@ -279,7 +280,6 @@ def test_lr_find_that_stops_early_without_diverging_says_not_enough_iterations(t
             if self.learn.training and self.learn.train_iter + 1 >= 6:
                 raise CancelFitException()
 
-    from tinygrad_cv.train.callbacks import CancelFitException
     learn = make_learner(path=tmp_path, cbs=[StopAfter()])
     with pytest.raises(ValueError, match=r"not enough iterations to suggest a rate: only 0 usable points \(of 6 "
                                          r"batches; 4 needed\).*without diverging"):
