@@ -17,6 +17,7 @@ from tinygrad_cv.optim import SGD, clip_grad_norm_
 from tinygrad_cv.optim.lr_scheduler import annealing_cos
 from tinygrad_cv.train import (Callback, EarlyStoppingCallback, GradientClip, Learner, ProgressBar,
                                SaveModelCallback)
+from tinygrad_cv.train.callbacks import CancelFitException
 from tinygrad_cv.train.lr_finder import minimum, steep, valley
 from train_fixtures import MLP, Loaders, cross_entropy, make_dls, make_learner
 
@@ -258,6 +259,58 @@ def test_lr_finder_smoothing_is_debiased(tmp_path):
     assert smoothed[0] == pytest.approx(raw[0])
 
 
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(num_it=5), r"num_it must be an integer >= 10, got 5"),
+    (dict(num_it=2), r"num_it must be an integer >= 10, got 2"),
+    (dict(num_it=20.5), r"num_it must be an integer >= 10, got 20.5"),
+    (dict(end_lr=math.inf), "need finite 0 < start_lr < end_lr"),
+    (dict(start_lr=1.0, end_lr=0.1), "need finite 0 < start_lr < end_lr"),
+])
+def test_lr_find_checks_its_arguments(tmp_path, kwargs, message):
+    learn = make_learner(path=tmp_path)
+    with pytest.raises(ValueError, match=message):
+        learn.lr_find(**kwargs)
+
+
+def test_lr_find_that_stops_early_without_diverging_says_not_enough_iterations(tmp_path):
+    class StopAfter(Callback):
+        order = 56
+
+        def after_batch(self):
+            if self.learn.training and self.learn.train_iter + 1 >= 6:
+                raise CancelFitException()
+
+    learn = make_learner(path=tmp_path, cbs=[StopAfter()])
+    with pytest.raises(ValueError, match=r"not enough iterations to suggest a rate: only 0 usable points \(of 6 "
+                                         r"batches; 4 needed\).*without diverging"):
+        learn.lr_find(start_lr=1e-6, end_lr=1e-4, num_it=50)
+    assert not learn.lr_finder.diverged
+
+
+def test_lr_find_on_a_curve_that_does_not_diverge(tmp_path):
+    # a gentle sweep (1e-4 .. 1e-2 over 20 batches) never diverges; the suggestions come from the curve
+    # trimmed to points 2 .. 14 (the first 20 // 10 and the last 5 dropped)
+    learn = make_learner(path=tmp_path)
+    suggestions = learn.lr_find(start_lr=1e-4, end_lr=1e-2, num_it=20)
+    finder = learn.lr_finder
+    assert not finder.diverged and len(finder.losses) == 20
+    lrs, losses = np.array(finder.lrs[2:-5]), np.array(finder.losses[2:-5])
+    assert suggestions == (valley(lrs, losses)[0], steep(lrs, losses)[0], minimum(lrs, losses)[0])
+    assert all(1e-5 <= s <= 1e-2 for s in suggestions)
+
+
+def test_suggestions_on_a_curve_that_falls_all_along():
+    lrs = np.array([1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1])
+    losses = np.array([5.0, 4.0, 3.0, 2.0, 1.0, 0.5])
+    # valley: the decreasing run is all 6 points, ending at 5, so it starts at 5 - 6 = -1 (fastai's quirk);
+    # sections = 6 / 3 = 2, index = -1 + 2 + 1 = 2
+    assert valley(lrs, losses) == (pytest.approx(1e-4), 2)
+    # steep: slopes per decade -1, -1, -1, -1, -0.5 (over ln 10): the first of the steepest
+    assert steep(lrs, losses) == (pytest.approx(1e-6), 0)
+    # minimum: the last point, a tenth of its rate
+    assert minimum(lrs, losses) == (pytest.approx(1e-2), 5)
+
+
 def test_suggestions_by_hand():
     lrs = np.array([1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0])
     losses = np.array([2.0, 1.9, 1.0, 0.8, 0.9, 3.0])
@@ -315,10 +368,31 @@ def test_nan_loss_stops_with_epoch_and_batch():
 @pytest.mark.parametrize("make,message", [
     (lambda: Learner(object(), MLP(), cross_entropy), "dls must have .train and .valid"),
     (lambda: Learner(make_dls(), lambda x: x, cross_entropy), "model must be an nn.Module"),
-    (lambda: make_learner().fit(1, lr=0), "positive number or a slice"),
-    (lambda: make_learner().fit(1, lr=-1e-3), "positive number or a slice"),
-    (lambda: make_learner().fit(1, lr=slice(-1e-3, 1e-2)), "positive number or a slice"),
+    (lambda: make_learner().fit(1, lr=0), "positive finite number, a slice"),
+    (lambda: make_learner().fit(1, lr=-1e-3), "positive finite number, a slice"),
+    (lambda: make_learner().fit(1, lr=slice(-1e-3, 1e-2)), "positive finite number, a slice"),
     (lambda: make_learner().fit(0), "n_epoch >= 1"),
+    (lambda: make_learner().fit(-1), "n_epoch >= 1 .*got n_epoch=-1"),
+    (lambda: make_learner().fit(None), "fit: n_epoch must be an int, got None"),
+    (lambda: make_learner().fit(2.5), "fit: n_epoch must be an int, got 2.5"),
+    (lambda: make_learner().fit(2, start_epoch=2), "0 <= start_epoch < n_epoch"),
+    (lambda: make_learner().fit(1, lr=math.inf), "positive finite number, a slice.*got inf"),
+    (lambda: make_learner().fit(1, lr=math.nan), "positive finite number, a slice.*got nan"),
+    (lambda: make_learner().fit_one_cycle(1, [1e-3, 1e-2, 1e-1]),
+     r"fit_one_cycle: got 3 learning rates \[0.001, 0.01, 0.1\] but the model has 2 layer groups"),
+    (lambda: make_learner().fit(1, lr=[1e-3]), "fit: got 1 learning rates"),
+    (lambda: make_learner().fit_one_cycle(1, [1e-3, -1e-2]), "fit_one_cycle: the learning rate must be"),
+    (lambda: make_learner().fit_one_cycle(1, 1e-3, pct_start=1.5), r"pct_start must be .*\[0.0, 1.0\]"),
+    (lambda: make_learner().fit_one_cycle(1, 1e-3, div=0), "fit_one_cycle: div must be"),
+    (lambda: make_learner().fit_one_cycle(1, 1e-3, moms=(0.95, 1.2, 0.95)), r"moms\[1\] must be"),
+    (lambda: make_learner().fit_one_cycle(1, 1e-3, moms=0.9), "moms must be three momenta"),
+    (lambda: make_learner(cbs=[GradientClip]), r"callbacks must be Callback instances.*pass GradientClip\(\)"),
+    (lambda: make_learner().fit(1, cbs=[print]), r"callbacks must be Callback instances, got <built-in"),
+    (lambda: make_learner().freeze_to(2), r"freeze_to: n must be an integer in \[-2, 1\] .*got 2"),
+    (lambda: make_learner().freeze_to(-3), r"freeze_to: n must be .*got -3"),
+    (lambda: GradientClip(max_norm=-1.0), r"GradientClip: max_norm must be .*got -1.0"),
+    (lambda: EarlyStoppingCallback(patience=0), r"patience must be a positive integer .*got 0"),
+    (lambda: EarlyStoppingCallback(min_delta=math.nan), r"EarlyStoppingCallback: min_delta must be a finite"),
     (lambda: make_learner(metrics=[accuracy, accuracy]), "repeat"),
     (lambda: Learner(Loaders([(tg.zeros(2, 4),)], []), MLP(), cross_entropy, progress=False).fit(1),
      r"a batch must be a tuple \(x, ..., y\)"),
@@ -326,6 +400,72 @@ def test_nan_loss_stops_with_epoch_and_batch():
 def test_bad_input_raises_clear_errors(make, message):
     with pytest.raises((ValueError, TypeError), match=message):
         make()
+
+
+def test_one_learning_rate_per_layer_group_as_a_list():
+    learn = make_learner()
+    learn.fit(1, lr=[1e-3, 1e-2])
+    assert [g["lr"] for g in learn.opt.param_groups] == [1e-3, 1e-2]
+    learn.fit_one_cycle(1, np.array([2e-3, 2e-2]))  # 9 batches; the recorder follows the last group
+    top = 2e-2
+    expected = [annealing_cos(top / 25, top, (i / 9) / 0.25) if i / 9 < 0.25 else
+                annealing_cos(top, top / 1e5, (i / 9 - 0.25) / 0.75) for i in range(9)]
+    np.testing.assert_allclose(learn.recorder.lrs, expected, rtol=1e-12)
+    assert learn.opt.param_groups[0]["lr"] == pytest.approx(expected[-1] / 10, rel=1e-12)
+
+
+@pytest.mark.parametrize("loss_func,error,message", [
+    (lambda pred, y: 1.0, TypeError, r"loss_func <lambda> returned a float \(1.0\); it must return a scalar"),
+    (lambda pred, y: (pred * 0).sum(1), ValueError, r"returned a Tensor of shape \(20,\).*one floating-point"),
+    (lambda pred, y: tg.tensor(float(cross_entropy(pred, y).item())), ValueError,
+     "does not depend on any trainable parameter"),
+])
+def test_a_loss_function_that_returns_no_scalar_loss_is_named(loss_func, error, message):
+    tg.manual_seed(0)
+    learn = Learner(make_dls(), MLP(), loss_func, progress=False)
+    with pytest.raises(error, match=message):
+        learn.fit(1)
+
+
+def test_fit_with_every_parameter_frozen_says_to_unfreeze():
+    learn = make_learner()
+    learn.model.requires_grad_(False)
+    with pytest.raises(ValueError, match=r"fit: no parameter of MLP requires grad.*learn.unfreeze\(\)"):
+        learn.fit(1)
+    learn.freeze()  # the head trains again
+    learn.fit(1)
+
+
+def test_a_model_without_parameters_is_refused():
+    class Identity(tg.nn.Module):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(ValueError, match=r"Learner: the model \(Identity\) has no parameters"):
+        Learner(make_dls(), Identity(), cross_entropy)
+
+
+def test_a_metric_that_is_nan_warns_and_names_itself():
+    def broken(pred, y):
+        return math.nan
+
+    learn = make_learner(metrics=[accuracy, broken])
+    with pytest.warns(RuntimeWarning, match=r"metric 'broken' is NaN at epoch 0"):
+        learn.fit(1, lr=1e-3)
+    assert math.isnan(learn.recorder.values[0]["broken"]) and learn.recorder.values[0]["accuracy"] > 0
+
+
+def test_figures_before_training_and_predictions_of_an_empty_loader_say_what_is_missing(tmp_path):
+    learn = make_learner(path=tmp_path)
+    for plot, what in ((learn.recorder.plot_losses, "training loss"), (learn.recorder.plot_lr, "learning rate"),
+                       (learn.recorder.plot_metrics, "epoch")):
+        with pytest.raises(ValueError, match=f"Recorder: no {what} recorded yet; train first"):
+            plot()
+    learn.fit(1, lr=1e-3)
+    with pytest.raises(ValueError, match=r"no loss scale .*learn.to_fp16\(\)"):
+        learn.recorder.plot_loss_scale()
+    with pytest.raises(ValueError, match="get_preds: the loader has no batches"):
+        learn.get_preds(dl=[])
 
 
 def test_importing_the_training_package_does_not_import_plotting():

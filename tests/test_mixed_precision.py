@@ -172,3 +172,132 @@ def test_any_nonfinite_on_each_device(device, bad):
     if bad is not None:
         grads[1][4] = bad
     assert any_nonfinite([(device, g) for g in grads]) == (bad is not None)
+
+
+# ----------------------------------------------------------------------------- skipped steps change nothing
+class StateAround(Callback):
+    """The whole training state (weights, buffers, optimiser state) before and after each training batch."""
+
+    order = 1
+
+    def before_fit(self):
+        self.before, self.after = [], []
+
+    def _state(self):
+        opt = self.learn.opt.state_dict()
+        return {**{f"model.{k}": v for k, v in self.learn.model.state_dict().items()},
+                **{f"opt.{i}.{k}": np.array(v) for i, s in enumerate(opt["state"]) for k, v in s.items()}}
+
+    def before_batch(self):
+        if self.learn.training:
+            self.before.append(self._state())
+
+    def after_batch(self):
+        if self.learn.training:
+            self.after.append(self._state())
+
+
+class OverflowAt(Callback):
+    """Turns the first parameter's float16 gradient into inf at training batch ``at``."""
+
+    order = 14
+
+    def __init__(self, at):
+        self.at = at
+
+    def after_backward(self):
+        if self.learn.training and self.learn.train_iter == self.at:
+            grad = next(self.learn.model.parameters()).grad
+            grad.data = np.full_like(grad.data, np.inf)
+
+
+def _cnn_learner(scale_inputs=1.0, **fp16):
+    from tinygrad_cv import functional as F
+    from train_fixtures import TinyCNN, image_dls
+    tg.manual_seed(0)
+    dls = image_dls()
+    for loader in (dls.train, dls.valid):
+        loader.x = loader.x * np.float32(scale_inputs)
+    opt_func = lambda params, lr: tg.optim.SGD(params, lr, momentum=0.9)  # noqa: E731 (state to compare)
+    return Learner(dls, TinyCNN(), F.cross_entropy, opt_func=opt_func, progress=False).to_fp16(**fp16)
+
+
+def test_a_skipped_step_leaves_weights_optimiser_state_and_batch_norm_statistics_untouched():
+    learn = _cnn_learner(init_scale=2.0 ** 8)
+    around = StateAround()
+    learn.fit(1, lr=1e-2, cbs=[OverflowAt(at=2), around])
+    assert learn.mixed_precision.scaler.skipped_steps == 1
+    before, after = around.before[2], around.after[2]
+    assert set(before) == set(after) and "model.body.1.running_mean" in before and "opt.0.momentum_buffer" in before
+    for key in before:
+        np.testing.assert_array_equal(after[key], before[key], err_msg=key)
+    changed = around.after[3]["model.body.1.running_mean"] != around.before[3]["model.body.1.running_mean"]
+    assert changed.any()  # a clean step still updates the statistics
+    assert int(around.after[3]["model.body.1.num_batches_tracked"]) == 3  # batches 0, 1 and 3
+
+
+def test_training_that_always_overflows_keeps_batch_norm_finite_and_says_so():
+    learn = _cnn_learner(scale_inputs=1e6)  # beyond float16's range (65504): every forward overflows
+    learn.mixed_precision.max_consecutive_skips = 3
+    initial = {k: v.copy() for k, v in learn.model.state_dict().items()}
+    with pytest.warns(RuntimeWarning) as record:
+        learn.fit(1, lr=1e-2)
+    messages = [str(w.message) for w in record]
+    assert any("3 optimiser steps in a row were skipped for float16 overflow" in m for m in messages)
+    assert any("no optimiser step was taken in this fit: all 5 were skipped" in m and "65504" in m
+               for m in messages)
+    for key, value in learn.model.state_dict().items():
+        np.testing.assert_array_equal(value, initial[key], err_msg=key)  # no NaN statistics either
+    assert learn.opt.state == {}
+
+
+def test_a_fit_that_takes_steps_does_not_warn():
+    import warnings
+    learn = make_learner().to_fp16(init_scale=2.0 ** 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        learn.fit(1, lr=1e-2)
+
+
+def test_the_scale_has_a_floor_and_never_grows_to_infinity():
+    from tinygrad_cv.train.mixed_precision import MIN_SCALE
+    scaler = LossScaler()
+    for _ in range(1100):  # 2**16 halved 1100 times would reach 0.0 and 1 / scale ZeroDivisionError
+        scaler.update(found_inf=True)
+    assert scaler.scale == MIN_SCALE == 2.0 ** -24 and scaler.skipped_steps == 1100
+    scaler.update(found_inf=False)
+    assert scaler.consecutive_skips == 0
+    top = LossScaler(init_scale=2.0 ** 127, growth_interval=1)
+    top.update(found_inf=False)  # 2**128 is inf in float32
+    assert top.scale == 2.0 ** 127
+
+
+def test_a_fit_at_the_floor_does_not_divide_by_zero():
+    learn = _cnn_learner(scale_inputs=1e6, init_scale=2.0 ** -23)
+    learn.mixed_precision.max_consecutive_skips = 10 ** 6
+    with pytest.warns(RuntimeWarning, match="no optimiser step"):
+        learn.fit(1, lr=1e-2)
+    assert learn.loss_scale == 2.0 ** -24
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(init_scale=np.inf), r"init_scale must be a finite number >= 2\*\*-24, got inf"),
+    (dict(init_scale=np.nan), r"init_scale must be .*got nan"),
+    (dict(init_scale=0.0), r"init_scale must be .*got 0.0"),
+    (dict(init_scale=-1.0), r"init_scale must be .*got -1.0"),
+    (dict(growth_factor=1.0), r"growth_factor must be a finite number > 1, got 1.0"),
+    (dict(growth_factor=np.inf), r"growth_factor must be .*got inf"),
+    (dict(backoff_factor=1.0), r"backoff_factor must be a number in \(0, 1\), got 1.0"),
+    (dict(backoff_factor=0.0), r"backoff_factor must be .*got 0.0"),
+    (dict(growth_interval=0), r"growth_interval must be a positive integer, got 0"),
+    (dict(growth_interval=2.5), r"growth_interval must be a positive integer, got 2.5"),
+])
+def test_to_fp16_checks_the_scaler_settings(kwargs, message):
+    learn = make_learner()
+    with pytest.raises(ValueError, match=message):
+        learn.to_fp16(**kwargs)
+    assert learn.mixed_precision is None
+    learn.to_fp16(init_scale=2.0 ** 10)
+    with pytest.raises(ValueError, match=message):
+        learn.to_fp16(**kwargs)
+    assert learn.loss_scale == 2.0 ** 10  # a refused change keeps the settings in use

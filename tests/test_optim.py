@@ -8,6 +8,7 @@ import pytest
 import tinygrad_cv as tg
 from tinygrad_cv import optim
 from tinygrad_cv.nn import Parameter
+from tinygrad_cv.optim import clip_grad_norm_
 from conftest import DEVICES
 
 
@@ -229,17 +230,201 @@ def test_load_state_dict_rejects_other_shapes_and_groups():
 
 
 @pytest.mark.parametrize("make,message", [
-    (lambda: optim.SGD([], lr=0.1), "empty parameter list"),
-    (lambda: optim.Adam(iter(())), "empty parameter list"),
-    (lambda: optim.SGD([scalar_param()], lr=0), "positive number, got lr=0"),
-    (lambda: optim.Adam([scalar_param()], lr=-1e-3), "positive number, got lr=-0.001"),
+    (lambda: optim.SGD([], lr=0.1), "SGD: optimizer got an empty parameter list"),
+    (lambda: optim.Adam(iter(())), "Adam: optimizer got an empty parameter list"),
+    (lambda: optim.Adam([scalar_param()], lr=-1e-3), r"lr must be a finite number in \[0.0, inf\), got -0.001"),
     (lambda: optim.SGD([scalar_param()], lr=0.1, nesterov=True), "nesterov needs momentum > 0"),
-    (lambda: optim.Adam([scalar_param()], betas=(0.9, 1.0)), "betas must be two numbers in"),
+    (lambda: optim.Adam([scalar_param()], betas=(0.9, 1.0)),
+     r"betas\[1\] must be a finite number in \[0.0, 1.0\), got 1.0"),
     (lambda: optim.SGD([np.ones(3)], lr=0.1), "floating-point Tensors, got ndarray"),
 ])
 def test_bad_arguments_raise_clear_errors(make, message):
     with pytest.raises((ValueError, TypeError), match=message):
         make()
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: optim.Adam([p], lr=math.inf), r"Adam: lr must be a finite number in \[0.0, inf\), got inf"),
+    (lambda p: optim.SGD([p], lr=math.nan), r"SGD: lr must be a finite number .*got nan"),
+    (lambda p: optim.SGD([p], lr=0.1, momentum=math.nan), r"SGD: momentum must be .*got nan"),
+    (lambda p: optim.SGD([p], lr=0.1, momentum=1.0), r"momentum must be a finite number in \[0.0, 1.0\)"),
+    (lambda p: optim.SGD([p], lr=0.1, momentum=-0.5), r"momentum must be .*got -0.5"),
+    (lambda p: optim.SGD([p], lr=0.1, dampening=math.inf), r"SGD: dampening must be a finite number"),
+    (lambda p: optim.SGD([p], lr=0.1, momentum=0.9, nesterov="yes"), r"nesterov must be True or False"),
+    (lambda p: optim.SGD([p], lr=0.1, weight_decay=-1e-4), r"weight_decay must be .*got -0.0001"),
+    (lambda p: optim.Adam([p], weight_decay=math.nan), r"Adam: weight_decay must be .*got nan"),
+    (lambda p: optim.Adam([p], eps=0.0), r"Adam: eps must be a finite number in \(0.0, inf\), got 0.0"),
+    (lambda p: optim.AdamW([p], betas=(math.nan, 0.99)), r"AdamW: betas\[0\] must be .*got nan"),
+    (lambda p: optim.Adam([p], betas=(0.9,)), r"betas must be a pair"),
+    (lambda p: optim.SGD([{"params": [p], "lr": -1.0}], lr=0.1), r"lr must be .*got -1.0"),
+])
+def test_impossible_hyper_parameters_are_refused_at_construction(make, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        make(scalar_param())
+
+
+def test_a_zero_learning_rate_is_allowed_as_in_pytorch():
+    p = scalar_param(2.0)
+    assert run_steps(optim.SGD([p], lr=0.0, momentum=0.9), p, [1.0, 1.0]) == [2.0, 2.0]
+
+
+def test_set_hyper_checks_each_value_and_keeps_the_old_one_on_error():
+    sgd, adam = optim.SGD([scalar_param()], lr=0.1, momentum=0.5), optim.Adam([scalar_param()])
+    with pytest.raises(ValueError, match="SGD: lr must be a finite number .*got nan"):
+        sgd.set_hyper("lr", math.nan)
+    with pytest.raises(ValueError, match=r"Adam: betas\[0\] must be .*got 1.5"):
+        adam.set_hyper("mom", 1.5)
+    with pytest.raises(ValueError, match=r"set_hyper\('lrr'\): unknown hyper-parameter"):
+        sgd.set_hyper("lrr", 0.1)
+    assert sgd.param_groups[0]["lr"] == 0.1 and adam.param_groups[0]["betas"] == (0.9, 0.999)
+    assert "lrr" not in sgd.param_groups[0]
+    two = optim.SGD([{"params": [scalar_param()]}, {"params": [scalar_param()]}], lr=0.1)
+    with pytest.raises(ValueError, match="got -0.2"):
+        two.set_hyper("lr", [0.3, -0.2])
+    assert [g["lr"] for g in two.param_groups] == [0.1, 0.1]  # all or nothing
+
+
+def test_param_group_entries_set_directly_are_checked():
+    opt = optim.SGD([scalar_param()], lr=0.1, momentum=0.9, nesterov=True)
+    group = opt.param_groups[0]
+    assert isinstance(group, dict)
+    with pytest.raises(ValueError, match="SGD: lr must be .*got nan"):
+        group["lr"] = math.nan
+    with pytest.raises(ValueError, match="nesterov needs momentum > 0"):
+        group.update(momentum=0.0)
+    with pytest.raises(ValueError, match="momentum must be .*got 2"):
+        group.update({"momentum": 2})
+    assert group.setdefault("momentum", 0.5) == 0.9
+    assert group["lr"] == 0.1 and group["momentum"] == 0.9
+    group["lr"] = 0.05
+    group["initial_lr"] = 0.01  # a schedule's own entries are not the optimiser's to check
+    assert group["lr"] == 0.05
+
+
+@pytest.mark.parametrize("params,message", [
+    (lambda: tg.nn.Linear(2, 2), r"SGD: params must be an iterable .*got a Linear; pass model.parameters\(\)"),
+    (lambda: scalar_param(), r"params must be an iterable .*got a Parameter"),
+    (lambda: 3.0, r"params must be an iterable .*got a float"),
+    (lambda: {"params": [scalar_param()]}, r"got a dict; pass model.parameters\(\) \(or \[tensor\], or \[\{'params'"),
+])
+def test_params_that_are_not_an_iterable_of_tensors_are_refused(params, message):
+    with pytest.raises(TypeError, match=message):
+        optim.SGD(params(), lr=0.1)
+
+
+def test_an_exhausted_generator_is_an_empty_parameter_list():
+    model = tg.nn.Linear(2, 2)
+    params = model.parameters()
+    optim.SGD(params, lr=0.1)
+    with pytest.raises(ValueError, match="optimizer got an empty parameter list.*only once"):
+        optim.SGD(params, lr=0.1)
+
+
+def test_a_parameter_given_twice_in_one_group_is_rejected():
+    p = scalar_param()
+    with pytest.raises(ValueError, match="appears twice"):
+        optim.Adam([p, p])
+
+
+def _stepped(opt, params):
+    for p in params:
+        p.grad = tg.ones(*p.shape, dtype=p.dtype)
+    opt.step()
+    return opt
+
+
+def test_load_state_dict_refuses_another_optimisers_state_and_changes_nothing():
+    sgd_state = _stepped(optim.SGD([p := Parameter(np.ones(2))], lr=0.1, momentum=0.9), [p]).state_dict()
+    q = Parameter(np.ones(2))
+    adam = _stepped(optim.Adam([q], lr=0.01), [q])
+    before = adam.state_dict()
+    with pytest.raises(ValueError, match=r"Adam.load_state_dict: the saved parameter groups lack \['betas', "
+                                         r"'eps'\].*another kind of optimiser"):
+        adam.load_state_dict(sgd_state)
+    after = adam.state_dict()
+    assert after["param_groups"] == before["param_groups"]
+    np.testing.assert_array_equal(after["state"][0]["exp_avg"], before["state"][0]["exp_avg"])
+    _stepped(adam, [q])  # still steps (today's failure was a KeyError: 'step' here)
+    adam_state = adam.state_dict()
+    r = Parameter(np.ones(2))
+    with pytest.raises(ValueError, match=r"lack \['dampening', 'momentum', 'nesterov'\]"):
+        optim.SGD([r], lr=0.1, momentum=0.9).load_state_dict(adam_state)
+
+
+def test_load_state_dict_checks_the_per_parameter_state_keys():
+    p = Parameter(np.ones(2))
+    state = _stepped(optim.Adam([p]), [p]).state_dict()
+    del state["state"][0]["exp_avg_sq"]
+    q = Parameter(np.ones(2))
+    with pytest.raises(ValueError, match=r"Adam keeps \['exp_avg', 'exp_avg_sq', 'step'\] per parameter, but "
+                                         r"the saved state has parameter 0: \['exp_avg', 'step'\]"):
+        optim.Adam([q]).load_state_dict(state)
+
+
+def test_load_state_dict_checks_saved_values_all_or_nothing():
+    p, q = Parameter(np.ones(2)), Parameter(np.ones(2))
+    state = _stepped(optim.SGD([p], lr=0.1, momentum=0.9), [p]).state_dict()
+    state["param_groups"][0]["lr"] = math.nan
+    target = optim.SGD([q], lr=0.5, momentum=0.8)
+    with pytest.raises(ValueError, match="SGD: lr must be .*got nan"):
+        target.load_state_dict(state)
+    assert target.param_groups[0]["lr"] == 0.5 and target.state == {}
+    with pytest.raises(TypeError, match=r"expected a dict with 'state' and 'param_groups'.*got a list"):
+        target.load_state_dict([])
+
+
+def test_a_gradient_of_another_shape_is_an_error_not_a_broadcast():
+    p = Parameter(np.ones(3))
+    opt = optim.SGD([p], lr=0.1)
+    p.grad = tg.tensor(np.array([1.0]))
+    with pytest.raises(ValueError, match=r"SGD.step: a parameter of shape \(3,\) has a gradient of shape \(1,\)"):
+        opt.step()
+    np.testing.assert_array_equal(p.numpy(), [1.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("max_norm", [-1.0, 0.0, math.nan, math.inf])
+def test_clip_grad_norm_refuses_a_max_norm_that_is_not_positive(max_norm):
+    p = Parameter(np.ones(2))
+    p.grad = tg.tensor(np.array([3.0, 4.0]))
+    with pytest.raises(ValueError, match=r"clip_grad_norm_: max_norm must be a finite number > 0"):
+        clip_grad_norm_([p], max_norm)
+    np.testing.assert_array_equal(p.grad.numpy(), [3.0, 4.0])  # a negative one used to flip the sign
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: optim.lr_range(slice(-1e-3, 1e-2), 3), r"even_mults: start must be a finite number > 0, got -0.001"),
+    (lambda: optim.lr_range(slice(0, 1e-2), 3), r"even_mults: start must be .*got 0"),
+    (lambda: optim.lr_range(slice(None, math.nan), 2), r"lr_range: hi must be .*got nan"),
+    (lambda: optim.lr_range(-1e-3, 2), r"lr_range: the learning rate must be .*got -0.001"),
+    (lambda: optim.even_mults(1e-3, 1e-2, 0), r"even_mults: n must be a positive integer, got 0"),
+])
+def test_discriminative_rates_refuse_non_positive_rates(call, message):
+    with pytest.raises(ValueError, match=message):  # (stop / start) ** x of a negative start is complex
+        call()
+
+
+def test_the_errors_pytorch_raises_are_raised_with_its_types():
+    torch = pytest.importorskip("torch")
+
+    def raised(action):
+        try:
+            action()
+        except Exception as error:  # noqa: BLE001 (the type is what is compared)
+            return type(error)
+        return None
+
+    ours, theirs = (lambda: Parameter(np.ones(2))), (lambda: torch.zeros(2, requires_grad=True))
+    cases = [("SGD", lambda p: {"params": p, "lr": 0.1}), ("SGD", lambda p: {"params": [], "lr": 0.1}),
+             ("SGD", lambda p: {"params": [p], "lr": -0.1}), ("SGD", lambda p: {"params": [p], "lr": 0.0}),
+             ("SGD", lambda p: {"params": [p], "lr": 0.1, "momentum": -0.5}),
+             ("SGD", lambda p: {"params": [p], "lr": 0.1, "nesterov": True}),
+             ("Adam", lambda p: {"params": [p], "betas": (0.9, 1.0)}),
+             ("Adam", lambda p: {"params": [p], "weight_decay": -1.0}),
+             ("Adam", lambda p: {"params": [p], "lr": math.nan})]
+    for cls, kwargs in cases:
+        mine = raised(lambda: getattr(optim, cls)(**kwargs(ours())))
+        peer = raised(lambda: getattr(torch.optim, cls)(**kwargs(theirs())))
+        assert mine is peer, (cls, kwargs(ours()))
 
 
 def test_a_parameter_in_two_groups_is_rejected():

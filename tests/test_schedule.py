@@ -89,13 +89,52 @@ def test_stepping_past_total_steps_is_an_error():
 @pytest.mark.parametrize("kwargs,message", [
     (dict(max_lr=1.0), "give total_steps"),
     (dict(max_lr=1.0, total_steps=0), "positive integer"),
-    (dict(max_lr=1.0, total_steps=5, pct_start=1.5), "pct_start must be in"),
+    (dict(max_lr=1.0, total_steps=5, pct_start=1.5), r"pct_start must be a finite number in \[0.0, 1.0\], got 1.5"),
     (dict(max_lr=1.0, total_steps=5, anneal_strategy="exp"), "anneal_strategy"),
     (dict(max_lr=[1.0, 2.0], total_steps=5), "2 values but the optimiser has 1"),
+    (dict(max_lr=-0.1, total_steps=5), r"max_lr must be a finite number in \(0.0, inf\), got -0.1"),
+    (dict(max_lr=math.nan, total_steps=5), r"max_lr must be .*got nan"),
+    (dict(max_lr=1.0, total_steps=5, div_factor=0.0), r"div_factor must be .*got 0.0"),
+    (dict(max_lr=1.0, total_steps=5, final_div_factor=-1e4), r"final_div_factor must be .*got -10000.0"),
+    (dict(max_lr=1.0, total_steps=2.5), "total_steps must be a positive integer, got 2.5"),
+    (dict(max_lr=1.0, epochs=0, steps_per_epoch=3), "epochs must be a positive integer, got 0"),
+    (dict(max_lr=1.0, epochs=2, steps_per_epoch=1.5), "steps_per_epoch must be a positive integer, got 1.5"),
+    (dict(max_lr=1.0, total_steps=5, pct_start=math.nan), r"pct_start must be .*got nan"),
+    (dict(max_lr=1.0, total_steps=10, pct_start=1.0), "pct_start=1.0 with total_steps=10 gives a phase that spans"),
+    (dict(max_lr=1.0, total_steps=10, pct_start=0.1), "pct_start=0.1 with total_steps=10 gives a phase"),
+    (dict(max_lr=1.0, total_steps=10, pct_start=0.6, three_phase=True), "pct_start=0.6 .* gives a phase"),
+    (dict(max_lr=1.0, total_steps=5, base_momentum=1.2), r"base_momentum must be .*\[0.0, 1.0\), got 1.2"),
+    (dict(max_lr=1.0, total_steps=5, max_momentum=math.inf), r"max_momentum must be .*got inf"),
 ])
 def test_bad_schedule_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         OneCycleLR(sgd(), **kwargs)
+
+
+def test_pct_start_zero_skips_the_warm_up():
+    # (pct_start = 1 is refused: the fall would span steps total_steps-1 .. total_steps-1 and its annealing
+    # divide by zero, a ZeroDivisionError at the last step in PyTorch.) With pct_start = 0 the warm-up
+    # never comes and the fall runs from step -1: lr at step k = anneal(max_lr, min_lr, (k + 1) / total_steps).
+    low = 1.0 / 25 / 1e4
+    opt = sgd()
+    values = trace(opt, OneCycleLR(opt, max_lr=1.0, total_steps=4, pct_start=0.0, anneal_strategy="linear"), 4)
+    np.testing.assert_allclose(values, [1.0 + (low - 1.0) * (k + 1) / 4 for k in range(4)], rtol=1e-12)
+
+
+def test_the_value_after_the_last_step_stays_at_the_final_rate():
+    opt = sgd()
+    sched = OneCycleLR(opt, max_lr=1.0, total_steps=5, anneal_strategy="linear")
+    for _ in range(5):
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(1.0 / 25 / 1e4, rel=1e-12)
+
+
+def test_load_state_dict_checks_the_step():
+    sched = OneCycleLR(sgd(), max_lr=1.0, total_steps=10)
+    for bad in (11, -1, 2.5, None):
+        with pytest.raises(ValueError, match=rf"last_epoch must be an integer in \[0, 10\], got {bad}"):
+            sched.load_state_dict({"last_epoch": bad, "total_steps": 10})
+    assert sched.last_epoch == 0
 
 
 def test_state_dict_resumes_the_schedule():

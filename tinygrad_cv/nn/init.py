@@ -8,12 +8,18 @@ For a weight of shape (out, in, *kernel): fan_in = in * prod(kernel), fan_out = 
   xavier (Glorot):  std = gain * sqrt(2 / (fan_in + fan_out))
   kaiming (He):     std = gain / sqrt(fan),  fan = fan_in or fan_out (``mode``)
 A uniform initialiser with standard deviation std draws from U(-sqrt(3) std, sqrt(3) std).
+
+As PyTorch: the random initialisers need a floating-point tensor, U(a, b) needs a <= b and N(mean, std^2)
+std >= 0; a kaiming or xavier initialiser on a tensor with no elements does nothing (with a warning)
+instead of dividing by a zero fan.
 """
 import math
 import numbers
+import warnings
 
 from .. import backend
 from ..random import generator
+from ..tensor import Tensor
 
 _LINEAR = ("linear", "identity", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
            "conv_transpose3d", "sigmoid")
@@ -64,18 +70,45 @@ def _fill(tensor, host_values):
     return tensor
 
 
+def _checked(tensor, where, floating=True):
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"{where}: expected a Tensor (e.g. layer.weight), got {type(tensor).__name__}")
+    if floating and tensor.dtype.kind != "f":
+        raise TypeError(f"{where}: needs a floating-point tensor, got {tensor.dtype}")
+    return tensor
+
+
+def _finite(value, name, where):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{where}: {name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _no_elements(tensor):
+    if tensor.data.size == 0:
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=3)
+        return True
+    return False
+
+
 def uniform_(tensor, a=0.0, b=1.0):
     """Fill with U(a, b)."""
-    return _fill(tensor, generator().uniform(a, b, size=tensor.shape))
+    a, b = _finite(a, "a", "uniform_"), _finite(b, "b", "uniform_")
+    if a > b:
+        raise ValueError(f"uniform_: needs a <= b for the range [a, b), got a={a} > b={b}")
+    return _fill(_checked(tensor, "uniform_"), generator().uniform(a, b, size=tensor.shape))
 
 
 def normal_(tensor, mean=0.0, std=1.0):
     """Fill with N(mean, std^2)."""
-    return _fill(tensor, generator().normal(mean, std, size=tensor.shape))
+    mean, std = _finite(mean, "mean", "normal_"), _finite(std, "std", "normal_")
+    if std < 0:
+        raise ValueError(f"normal_: std must be >= 0, got {std}")
+    return _fill(_checked(tensor, "normal_"), generator().normal(mean, std, size=tensor.shape))
 
 
 def constant_(tensor, val):
-    tensor.data[...] = val
+    _checked(tensor, "constant_", floating=False).data[...] = val
     return tensor
 
 
@@ -89,6 +122,8 @@ def ones_(tensor):
 
 def xavier_uniform_(tensor, gain=1.0):
     """U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out))."""
+    if _no_elements(_checked(tensor, "xavier_uniform_")):
+        return tensor
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     bound = math.sqrt(3.0) * gain * math.sqrt(2.0 / (fan_in + fan_out))
     return uniform_(tensor, -bound, bound)
@@ -96,12 +131,16 @@ def xavier_uniform_(tensor, gain=1.0):
 
 def xavier_normal_(tensor, gain=1.0):
     """N(0, std^2) with std = gain * sqrt(2 / (fan_in + fan_out))."""
+    if _no_elements(_checked(tensor, "xavier_normal_")):
+        return tensor
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
 
 
 def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
     """U(-b, b) with b = gain * sqrt(3 / fan), gain = calculate_gain(nonlinearity, a)."""
+    if _no_elements(_checked(tensor, "kaiming_uniform_")):
+        return tensor
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     bound = math.sqrt(3.0) * std
     return uniform_(tensor, -bound, bound)
@@ -109,4 +148,6 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
 
 def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
     """N(0, std^2) with std = gain / sqrt(fan), gain = calculate_gain(nonlinearity, a)."""
+    if _no_elements(_checked(tensor, "kaiming_normal_")):
+        return tensor
     return normal_(tensor, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode)))

@@ -33,22 +33,57 @@ class Module:
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name, value):
+        """Register a Parameter or Module by its attribute name, as PyTorch. A name already registered keeps
+        its kind: a parameter takes only a Parameter or None, a sub-module only a Module or None, a buffer
+        only a Tensor or None (None keeps the name registered, and skipped by parameters() and state_dict())."""
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
-        for registry in (self._parameters, self._buffers, self._modules):
-            registry.pop(name, None)
         if isinstance(value, Parameter):
+            self._forget(name)
+            self._parameters[name] = value
+        elif name in self._parameters:
+            self._check_kind(name, value, "parameter", Parameter, "nn.Parameter or None expected; to replace "
+                             "it, wrap the tensor: nn.Parameter(t)")
             self._parameters[name] = value
         elif isinstance(value, Module):
+            self._forget(name)
             self._modules[name] = value
-        elif name in self.__dict__.get("_buffer_names", ()):
+        elif name in self._modules:
+            self._check_kind(name, value, "child module", Module, "nn.Module or None expected")
+            self._modules[name] = value
+        elif name in self._buffers:
+            self._check_kind(name, value, "buffer", Tensor, "Tensor or None expected; wrap an array: "
+                             "tg.tensor(array)")
             self._buffers[name] = value
         object.__setattr__(self, name, value)
 
+    def _forget(self, name):
+        for registry in (self._parameters, self._buffers, self._modules):
+            registry.pop(name, None)
+
+    def _check_kind(self, name, value, kind, cls, expected):
+        if value is not None and not isinstance(value, cls):
+            raise TypeError(f"{type(self).__name__}: cannot assign '{_typename(value)}' as {kind} '{name}' "
+                            f"({expected})")
+
+    def __delattr__(self, name):
+        self._forget(name)
+        object.__delattr__(self, name)
+
     def register_buffer(self, name, tensor):
-        """A state tensor saved in the state_dict but not trained (batch norm's running statistics)."""
-        self.__dict__.setdefault("_buffer_names", set()).add(name)
-        setattr(self, name, tensor)
+        """A state tensor saved in the state_dict but not trained (batch norm's running statistics): a
+        Tensor, or None (registered, but absent from state_dict until a Tensor is assigned)."""
+        where = f"{type(self).__name__}.register_buffer"
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"{where}: a buffer name must be a non-empty string without '.', got {name!r}")
+        if name in self.__dict__ and name not in self._buffers:
+            raise KeyError(f"{where}: attribute '{name}' already exists; pick another name")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"{where}: cannot assign '{_typename(tensor)}' object to buffer '{name}' (Tensor "
+                            f"or None required); wrap it: tg.tensor(array)")
+        self._forget(name)
+        self._buffers[name] = tensor
+        object.__setattr__(self, name, tensor)
 
     def __call__(self, *args, **kwargs):
         """Run the subclass's ``forward``. Containers such as ModuleList hold modules without
@@ -103,6 +138,9 @@ class Module:
 
     # ------------------------------------------------------------------ modes and grads
     def train(self, mode=True):
+        if not isinstance(mode, bool):
+            raise ValueError(f"{type(self).__name__}.train: training mode is expected to be boolean, got "
+                             f"{mode!r}")
         for module in self.modules():
             object.__setattr__(module, "training", mode)
         return self
@@ -129,7 +167,11 @@ class Module:
         return self._set_trainable(pattern, True)
 
     def _set_trainable(self, pattern, trainable):
-        regex = re.compile(pattern) if pattern is not None else None
+        try:
+            regex = re.compile(pattern) if pattern is not None else None
+        except (re.error, TypeError) as error:
+            raise ValueError(f"{'unfreeze' if trainable else 'freeze'}: pattern must be a regular expression "
+                             f"matched against dotted parameter names, got {pattern!r} ({error})") from None
         names = []
         for name, p in self.named_parameters():
             if regex is None or regex.search(name):
@@ -141,7 +183,11 @@ class Module:
         return names
 
     def to(self, device=None, dtype=None):
-        """Move (and/or cast) every parameter and floating buffer in place."""
+        """Move (and/or cast) every parameter and floating buffer in place. ``dtype`` must be a floating
+        dtype, as PyTorch's."""
+        if dtype is not None and np.dtype(dtype).kind != "f":
+            raise TypeError(f"{type(self).__name__}.to: only floating-point dtypes are accepted, got "
+                            f"{np.dtype(dtype)}")
         for module in self.modules():
             for registry in (module._parameters, module._buffers):
                 for name, t in registry.items():
@@ -162,15 +208,24 @@ class Module:
         return state
 
     def load_state_dict(self, state, strict=True):
-        """Copy arrays into the parameters and buffers. With ``strict``, a missing or unexpected name
-        is an error; a shape mismatch always is. Every problem is listed in one message."""
+        """Copy arrays (NumPy, CuPy or Tensors) into the existing parameters and buffers, in place, keeping
+        their dtype and device; the caller's arrays are never kept. With ``strict``, a missing or unexpected
+        name is an error; a shape mismatch or a non-numeric value always is. All or nothing: every name and
+        shape is checked (every problem listed in one message) before anything is written."""
+        if not hasattr(state, "keys") or not hasattr(state, "__getitem__"):
+            raise TypeError(f"load_state_dict into {type(self).__name__}: state must be a dict of name -> array "
+                            f"(from state_dict()), got {_typename(state)}")
         own = OrderedDict(self.named_parameters())
         own.update(self.named_buffers())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
-        wrong_shape = [f"{k}: checkpoint {tuple(np.shape(state[k]))} vs model {own[k].shape}"
-                       for k in own if k in state and tuple(np.shape(state[k])) != own[k].shape]
+        arrays = {k: _host_array(state[k]) for k in own if k in state}
+        not_numeric = [f"{k} ({a.dtype})" for k, a in arrays.items() if a.dtype.kind not in "biuf"]
+        wrong_shape = [f"{k}: checkpoint {a.shape} vs model {own[k].shape}"
+                       for k, a in arrays.items() if a.shape != own[k].shape]
         problems = []
+        if not_numeric:
+            problems.append("not numeric arrays: " + ", ".join(not_numeric))
         if wrong_shape:
             problems.append("shape mismatch: " + "; ".join(wrong_shape))
         if strict and missing:
@@ -180,9 +235,9 @@ class Module:
         if problems:
             raise ValueError(f"load_state_dict into {type(self).__name__}: " + " | ".join(problems) +
                              ". Is this checkpoint from another model or configuration?")
-        for name, t in own.items():
-            if name in state:
-                t.data = Tensor(np.asarray(state[name]), dtype=t.dtype, device=t.device).data
+        for name, array in arrays.items():
+            target = own[name]
+            target.data[...] = backend.move(array.astype(target.dtype, copy=False), target.device)
         return self
 
     # ------------------------------------------------------------------ display
@@ -197,16 +252,16 @@ class Module:
 
 
 class Sequential(Module):
-    """Apply modules in order; indexable like a list."""
+    """Apply modules in order; indexable like a list (a slice is a Sequential keeping the names)."""
 
     def __init__(self, *modules):
         super().__init__()
         if len(modules) == 1 and isinstance(modules[0], (OrderedDict, dict)):
             for name, m in modules[0].items():
-                setattr(self, name, m)
+                setattr(self, name, _checked_module(m, "Sequential", name))
         else:
             for i, m in enumerate(modules):
-                setattr(self, str(i), m)
+                setattr(self, str(i), _checked_module(m, "Sequential", i))
 
     def forward(self, x):
         for m in self._modules.values():
@@ -214,8 +269,9 @@ class Sequential(Module):
         return x
 
     def __getitem__(self, i):
-        items = list(self._modules.values())
-        return Sequential(*items[i]) if isinstance(i, slice) else items[i]
+        if isinstance(i, slice):
+            return Sequential(OrderedDict(list(self._modules.items())[i]))
+        return list(self._modules.values())[_checked_index(i, len(self), "Sequential")]
 
     def __len__(self):
         return len(self._modules)
@@ -224,12 +280,12 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def append(self, module):
-        setattr(self, str(len(self._modules)), module)
+        setattr(self, str(len(self._modules)), _checked_module(module, "Sequential.append", len(self)))
         return self
 
 
 class ModuleList(Module):
-    """A list of modules whose parameters are registered."""
+    """A list of modules whose parameters are registered (a slice is a ModuleList, renumbered)."""
 
     def __init__(self, modules=()):
         super().__init__()
@@ -237,14 +293,46 @@ class ModuleList(Module):
             self.append(m)
 
     def append(self, module):
-        setattr(self, str(len(self._modules)), module)
+        setattr(self, str(len(self._modules)), _checked_module(module, "ModuleList", len(self)))
         return self
 
     def __getitem__(self, i):
-        return list(self._modules.values())[i]
+        if isinstance(i, slice):
+            return ModuleList(list(self._modules.values())[i])
+        return list(self._modules.values())[_checked_index(i, len(self), "ModuleList")]
 
     def __len__(self):
         return len(self._modules)
 
     def __iter__(self):
         return iter(self._modules.values())
+
+
+def _typename(value):
+    """'Tensor', 'Linear', 'numpy.ndarray', 'float': how an error message names what it was given."""
+    cls = type(value)
+    if isinstance(value, (Tensor, Module)) or cls.__module__ == "builtins":
+        return cls.__name__
+    return f"{cls.__module__.split('.')[0]}.{cls.__qualname__}"
+
+
+def _host_array(value):
+    """A host NumPy view of a state-dict value (an array of any device, a Tensor, or numbers)."""
+    if isinstance(value, Tensor):
+        value = value.data
+    return backend.to_numpy(value) if backend.is_device_array(value) else np.asarray(value)
+
+
+def _checked_module(module, where, name):
+    if not isinstance(module, Module):
+        raise TypeError(f"{where}: entry {name!r} is a {_typename(module)}, not an nn.Module; wrap functions "
+                        f"in a Module (e.g. nn.ReLU()) before putting them in a container")
+    return module
+
+
+def _checked_index(i, length, where):
+    if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+        raise TypeError(f"{where}: indices must be integers or slices, got {_typename(i)}")
+    if not -length <= i < length:
+        raise IndexError(f"{where}: index {i} is out of range for a container of length {length}")
+    return int(i)

@@ -1,5 +1,5 @@
 """Adam and AdamW, with PyTorch's update formulas."""
-from .optimizer import Optimizer
+from .optimizer import Optimizer, check_number
 
 
 class Adam(Optimizer):
@@ -10,21 +10,27 @@ class Adam(Optimizer):
         m   <- beta1 * m + (1 - beta1) * g
         v   <- beta2 * v + (1 - beta2) * g^2
         p   <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+    Checked whenever set: lr and weight_decay finite and >= 0; betas two numbers in [0, 1), as PyTorch;
+    eps finite and > 0 (PyTorch accepts 0, which divides by zero where a gradient has been 0: refused).
     """
 
     momentum_key = "betas"
+    state_keys = ("step", "exp_avg", "exp_avg_sq")
     decoupled_weight_decay = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+        betas = tuple(betas) if isinstance(betas, (list, tuple)) else betas
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 
     def check_hypers(self, group):
         super().check_hypers(group)
-        name = type(self).__name__
-        if len(group["betas"]) != 2 or not all(0 <= b < 1 for b in group["betas"]):
-            raise ValueError(f"{name}: betas must be two numbers in [0, 1), got {group['betas']}")
-        if not group["eps"] >= 0:
-            raise ValueError(f"{name}: eps must be >= 0, got {group['eps']}")
+        name, betas = type(self).__name__, group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
+        for i, beta in enumerate(betas):
+            check_number(beta, f"{name}: betas[{i}]", low=0.0, high=1.0, high_open=True)
+        check_number(group["eps"], f"{name}: eps", low=0.0, low_open=True)
 
     def update(self, group, param, grad, state):
         p, xp = param.data, param.xp

@@ -1,5 +1,6 @@
 """Gradient clipping by the global norm, as ``torch.nn.utils.clip_grad_norm_``."""
 import math
+import numbers
 
 import numpy as np
 
@@ -12,8 +13,11 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     total = (sum_p ||grad_p||^q)^(1/q)  (max |grad| for q = inf);
     every grad *= min(1, max_norm / (total + 1e-6)).
     Returns the total norm before clipping, as a 0-d float32 Tensor. Parameters without a gradient are
-    skipped.
+    skipped. ``max_norm`` must be finite and > 0 (PyTorch accepts a negative one, which flips the
+    gradients' sign).
     """
+    if isinstance(max_norm, bool) or not isinstance(max_norm, numbers.Real) or not 0 < max_norm < math.inf:
+        raise ValueError(f"clip_grad_norm_: max_norm must be a finite number > 0, got {max_norm!r}")
     params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
     grads = [p.grad.data for p in params if p.grad is not None]
     if not grads:

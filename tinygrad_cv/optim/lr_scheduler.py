@@ -2,7 +2,7 @@
 import math
 import numbers
 
-from .optimizer import per_group
+from .optimizer import check_number, per_group
 
 
 def annealing_cos(start, end, pct):
@@ -25,6 +25,11 @@ class OneCycleLR:
     initial rate (at step 2 * pct_start * total_steps - 2) and then annihilates it.
 
     Call ``step()`` after each ``optimizer.step()``; stepping more than ``total_steps`` times is an error.
+    The arguments are checked as PyTorch's (positive integer step counts, pct_start in [0, 1], 'cos' or
+    'linear'), and further: max_lr and the div factors finite and > 0, momenta in [0, 1), and no phase
+    that spans zero steps (PyTorch divides by zero there, e.g. pct_start=1.0) or, with three_phase, never
+    comes (pct_start > 1/2, where PyTorch ends the cycle near max_lr). After the last step (step
+    total_steps) the rate stays at the final one, where PyTorch extrapolates (below zero when linear).
     """
 
     def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
@@ -32,26 +37,45 @@ class OneCycleLR:
                  div_factor=25.0, final_div_factor=1e4, three_phase=False):
         self.optimizer = optimizer
         self.total_steps = _total_steps(total_steps, epochs, steps_per_epoch)
-        if not 0 <= pct_start <= 1:
-            raise ValueError(f"OneCycleLR: pct_start must be in [0, 1], got {pct_start}")
+        check_number(pct_start, "OneCycleLR: pct_start", low=0.0, high=1.0)
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', "
                              f"got {anneal_strategy!r}")
         if cycle_momentum and optimizer.momentum_key is None:
             raise ValueError(f"OneCycleLR: {type(optimizer).__name__} has no momentum to cycle; "
                              f"pass cycle_momentum=False")
+        for name, value in (("div_factor", div_factor), ("final_div_factor", final_div_factor)):
+            check_number(value, f"OneCycleLR: {name}", low=0.0, low_open=True)
         self.anneal = annealing_cos if anneal_strategy == "cos" else annealing_linear
         self.cycle_momentum = cycle_momentum
         self.phases = self._phases(float(pct_start), three_phase)
+        self._check_phases(pct_start)
         groups = optimizer.param_groups
         max_lrs = per_group(max_lr, len(groups), "OneCycleLR: max_lr")
-        for group, top in zip(groups, max_lrs):
+        max_moms = per_group(max_momentum, len(groups), "OneCycleLR: max_momentum")
+        base_moms = per_group(base_momentum, len(groups), "OneCycleLR: base_momentum")
+        for top, top_mom, base_mom in zip(max_lrs, max_moms, base_moms):
+            check_number(top, "OneCycleLR: max_lr", low=0.0, low_open=True)
+            if cycle_momentum:
+                check_number(top_mom, "OneCycleLR: max_momentum", low=0.0, high=1.0, high_open=True)
+                check_number(base_mom, "OneCycleLR: base_momentum", low=0.0, high=1.0, high_open=True)
+        for group, top, top_mom, base_mom in zip(groups, max_lrs, max_moms, base_moms):
             group.update(initial_lr=top / div_factor, max_lr=top, min_lr=top / div_factor / final_div_factor)
             if cycle_momentum:
-                group.update(max_momentum=max_momentum, base_momentum=base_momentum)
-                optimizer.set_momentum(group, max_momentum)
+                group.update(max_momentum=top_mom, base_momentum=base_mom)
+                optimizer.set_momentum(group, top_mom)
         self.last_epoch = -1
         self.step()
+
+    def _check_phases(self, pct_start):
+        """Refuse phases that make no schedule: a first phase ending exactly at step 0 or a last phase starting
+        at or after step total_steps - 1 (both divide by zero), or, with three_phase, a last phase that never
+        comes (pct_start above about 1/2)."""
+        n, first_end, last_start = self.total_steps, self.phases[0][0], self.phases[-2][0]
+        if first_end == 0 or last_start >= n - 1:
+            raise ValueError(f"OneCycleLR: pct_start={pct_start} with total_steps={n} gives a phase that "
+                             f"spans no steps (phase ends at steps {[p[0] for p in self.phases]}); "
+                             f"choose a pct_start that leaves every phase at least one step")
 
     def _phases(self, pct_start, three_phase):
         """Per phase: (end step, lr key at start, lr key at end, momentum keys at start and end)."""
@@ -80,7 +104,7 @@ class OneCycleLR:
         start_step = 0.0
         for i, (end_step, lr_from, lr_to, mom_from, mom_to) in enumerate(self.phases):
             if step <= end_step or i == len(self.phases) - 1:
-                pct = (step - start_step) / (end_step - start_step)
+                pct = min(1.0, (step - start_step) / (end_step - start_step))
                 momentum = self.anneal(group[mom_from], group[mom_to], pct) if self.cycle_momentum else None
                 return self.anneal(group[lr_from], group[lr_to], pct), momentum
             start_step = end_step
@@ -93,6 +117,10 @@ class OneCycleLR:
         return {"last_epoch": self.last_epoch, "total_steps": self.total_steps}
 
     def load_state_dict(self, state):
+        last = state.get("last_epoch")
+        if isinstance(last, bool) or not isinstance(last, numbers.Integral) or not 0 <= last <= self.total_steps:
+            raise ValueError(f"OneCycleLR.load_state_dict: last_epoch must be an integer in [0, "
+                             f"{self.total_steps}], got {last!r}")
         if state["total_steps"] != self.total_steps:
             raise ValueError(f"OneCycleLR.load_state_dict: the saved schedule has total_steps="
                              f"{state['total_steps']} but this one has {self.total_steps}")
@@ -101,16 +129,16 @@ class OneCycleLR:
 
 def _total_steps(total_steps, epochs, steps_per_epoch):
     if total_steps is not None:
-        if not isinstance(total_steps, numbers.Integral) or total_steps <= 0:
-            raise ValueError(f"OneCycleLR: total_steps must be a positive integer, got {total_steps!r}")
-        return int(total_steps)
+        return _positive_int(total_steps, "total_steps")
     if epochs is None or steps_per_epoch is None:
         raise ValueError("OneCycleLR: give total_steps, or both epochs and steps_per_epoch")
-    if epochs <= 0 or steps_per_epoch <= 0:
-        raise ValueError(f"OneCycleLR: epochs and steps_per_epoch must be positive, got {epochs} and "
-                         f"{steps_per_epoch}")
-    return int(epochs) * int(steps_per_epoch)
+    return _positive_int(epochs, "epochs") * _positive_int(steps_per_epoch, "steps_per_epoch")
 
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"OneCycleLR: {name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 # --------------------------------------------------------------------------- schedules of training progress

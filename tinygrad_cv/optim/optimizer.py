@@ -5,6 +5,7 @@ A subclass defines ``update(group, param, grad, state)``, which changes ``param.
 has a gradient, on raw arrays: no graph is built and nothing loops over elements in Python.
 """
 import abc
+import math
 import numbers
 
 import numpy as np
@@ -15,19 +16,32 @@ from ..tensor import Tensor
 
 class Optimizer(abc.ABC):
     """Base class. ``params`` is an iterable of Tensors, or a list of dicts (parameter groups), each
-    with a ``"params"`` list and optional hyper-parameters overriding the defaults, as in PyTorch."""
+    with a ``"params"`` list and optional hyper-parameters overriding the defaults, as in PyTorch.
+
+    Hyper-parameters are checked by ``check_hypers`` whenever they enter: at construction, in
+    ``add_param_group``, ``set_hyper``, ``load_state_dict``, and when an entry of ``param_groups`` is set
+    directly (each group is a ``ParamGroup``, a dict that checks its values as they are set)."""
 
     momentum_key = None
     """Which hyper-parameter a schedule's 'momentum' drives ('momentum' for SGD, 'betas' for Adam)."""
+    state_keys = None
+    """The keys of a parameter's state once it has one (checked by ``load_state_dict``); None: unchecked."""
 
     def __init__(self, params, defaults):
+        name = type(self).__name__
         self.defaults = dict(defaults)
         self.param_groups = []
         self.state = {}
-        groups = list(params) if not isinstance(params, Tensor) else [params]
+        if isinstance(params, (Tensor, dict)) or hasattr(params, "named_parameters") or \
+                not hasattr(params, "__iter__"):
+            raise TypeError(f"{name}: params must be an iterable of Tensors or of parameter-group dicts, "
+                            f"got {_kind(params)}; pass model.parameters() (or [tensor], or "
+                            f"[{{'params': ...}}, ...])")
+        groups = list(params)
         if not groups:
-            raise ValueError(f"{type(self).__name__}: got an empty parameter list; pass model.parameters() "
-                             f"of a model that has parameters (or a list of parameter-group dicts)")
+            raise ValueError(f"{name}: optimizer got an empty parameter list; pass model.parameters() of a "
+                             f"model that has parameters (a generator such as model.parameters() can be "
+                             f"iterated only once)")
         if not isinstance(groups[0], dict):
             groups = [{"params": groups}]
         for group in groups:
@@ -35,11 +49,11 @@ class Optimizer(abc.ABC):
 
     def add_param_group(self, group):
         """Append a group: a dict with ``"params"`` and optional hyper-parameters (defaults fill the rest)."""
+        name = type(self).__name__
         if not isinstance(group, dict) or "params" not in group:
-            raise TypeError(f"{type(self).__name__}: a parameter group must be a dict with a 'params' key, "
+            raise TypeError(f"{name}: a parameter group must be a dict with a 'params' key, "
                             f"got {type(group).__name__}")
         params = [group["params"]] if isinstance(group["params"], Tensor) else list(group["params"])
-        name = type(self).__name__
         if not params:
             raise ValueError(f"{name}: parameter group {len(self.param_groups)} is empty")
         for p in params:
@@ -50,17 +64,13 @@ class Optimizer(abc.ABC):
         if len({id(p) for p in params}) != len(params) or known & {id(p) for p in params}:
             raise ValueError(f"{name}: a parameter appears twice (in one group or in two groups); "
                              f"each parameter must belong to exactly one group")
-        full = {**self.defaults, **group, "params": params}
-        self.check_hypers(full)
-        self.param_groups.append(full)
+        self.param_groups.append(ParamGroup(self.check_hypers, {**self.defaults, **group, "params": params}))
 
     def check_hypers(self, group):
         """Reject impossible hyper-parameters with a message naming them; subclasses extend it."""
-        lr = group["lr"]
-        if not isinstance(lr, numbers.Real) or not lr > 0:
-            raise ValueError(f"{type(self).__name__}: learning rate must be a positive number, got lr={lr!r}")
-        if group.get("weight_decay", 0) < 0:
-            raise ValueError(f"{type(self).__name__}: weight_decay must be >= 0, got {group['weight_decay']}")
+        name = type(self).__name__
+        check_number(group["lr"], f"{name}: lr", low=0.0)
+        check_number(group.get("weight_decay", 0.0), f"{name}: weight_decay", low=0.0)
 
     # ------------------------------------------------------------------ stepping
     def zero_grad(self):
@@ -70,10 +80,15 @@ class Optimizer(abc.ABC):
                 p.grad = None
 
     def step(self):
-        """Update every parameter that has a gradient, in place."""
+        """Update every parameter that has a gradient, in place. A gradient of another shape than its
+        parameter (set by hand) is an error, not a broadcast."""
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
+                    if p.grad.shape != p.shape:
+                        raise ValueError(f"{type(self).__name__}.step: a parameter of shape {p.shape} has a "
+                                         f"gradient of shape {p.grad.shape}; gradients must match their "
+                                         f"parameters")
                     self.update(group, p, p.grad.data, self.state.setdefault(p, {}))
 
     @abc.abstractmethod
@@ -87,20 +102,28 @@ class Optimizer(abc.ABC):
 
     def set_momentum(self, group, value):
         """Set the hyper-parameter that plays momentum's role (SGD's momentum, Adam's beta1)."""
+        group.update(self._momentum_entry(group, value))
+
+    def _momentum_entry(self, group, value):
         if self.momentum_key == "betas":
-            group["betas"] = (value, *group["betas"][1:])
-        else:
-            group[self.momentum_key] = value
+            return {"betas": (value, *group["betas"][1:])}
+        return {self.momentum_key: value}
 
     def set_hyper(self, name, values):
         """Set the scalar hyper-parameter ``name`` ('lr', 'mom' for momentum/beta1, 'weight_decay', ...)
-        to one number for every group, or to a list (or array) of one number per group."""
-        values = per_group(values, len(self.param_groups), f"{type(self).__name__}.set_hyper({name!r})")
-        for group, value in zip(self.param_groups, values):
-            if name == "mom":
-                self.set_momentum(group, value)
-            else:
-                group[name] = value
+        to one number for every group, or to a list (or array) of one number per group. Every group's new
+        value is checked before any is set."""
+        where = f"{type(self).__name__}.set_hyper({name!r})"
+        if name != "mom" and name not in self.defaults:
+            raise ValueError(f"{where}: unknown hyper-parameter; this optimiser has "
+                             f"{['mom', *self.defaults]}")
+        values = per_group(values, len(self.param_groups), where)
+        updates = [self._momentum_entry(group, value) if name == "mom" else {name: value}
+                   for group, value in zip(self.param_groups, values)]
+        for group, update in zip(self.param_groups, updates):
+            self.check_hypers({**group, **update})
+        for group, update in zip(self.param_groups, updates):
+            dict.update(group, update)  # checked above
 
     # ------------------------------------------------------------------ state
     def state_dict(self):
@@ -115,28 +138,52 @@ class Optimizer(abc.ABC):
 
     def load_state_dict(self, state_dict):
         """Restore hyper-parameters and per-parameter state saved by ``state_dict`` (arrays are copied to
-        each parameter's device). The groups must have the same sizes and the state the same shapes."""
-        params = self._all_params()
-        saved_groups = state_dict["param_groups"]
+        each parameter's device). All or nothing: the groups must have the same sizes, the hyper-parameters
+        this optimiser's names and valid values, the state this optimiser's keys and the parameters' shapes;
+        otherwise a ValueError lists what differs and nothing is changed."""
+        name = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
+            raise TypeError(f"{name}: expected a dict with 'state' and 'param_groups' (from "
+                            f"Optimizer.state_dict()), got {_kind(state_dict)}")
+        params, saved_groups, saved_state = self._all_params(), state_dict["param_groups"], state_dict["state"]
         sizes = [len(g["params"]) for g in self.param_groups]
         saved_sizes = [len(g["params"]) for g in saved_groups]
-        name = f"{type(self).__name__}.load_state_dict"
-        if sizes != saved_sizes:
-            raise ValueError(f"{name}: the saved optimiser has parameter groups of sizes {saved_sizes} but "
-                             f"this one has {sizes}; was it saved for another model?")
-        wrong = [f"parameter {i}: {k} {np.shape(v)} vs {p.shape}" for i, (p, s) in
-                 enumerate(zip(params, state_dict["state"])) for k, v in s.items()
-                 if backend.is_device_array(v) and np.shape(v) != p.shape]
-        if wrong:
-            raise ValueError(f"{name}: state shapes do not match the parameters: " + "; ".join(wrong))
-        for group, saved in zip(self.param_groups, saved_groups):
-            group.update({k: (tuple(v) if isinstance(v, list) else v)
-                          for k, v in saved.items() if k != "params"})
+        if sizes != saved_sizes or len(saved_state) != len(params):
+            raise ValueError(f"{name}: the saved optimiser has parameter groups of sizes {saved_sizes} "
+                             f"but this one has {sizes} (and {len(saved_state)} saved states for "
+                             f"{len(params)} parameters); was it saved for another model?")
+        missing = sorted(set(self.defaults) - {k for g in saved_groups for k in g})
+        if missing:
+            raise ValueError(f"{name}: the saved parameter groups lack {missing} (they have "
+                             f"{sorted(k for k in saved_groups[0] if k != 'params')}): the state is from "
+                             f"another kind of optimiser; load it into the optimiser type that saved it")
+        new_groups = [{**group, **{k: (tuple(v) if isinstance(v, list) else v)
+                                   for k, v in saved.items() if k != "params"}}
+                      for group, saved in zip(self.param_groups, saved_groups)]
+        for group in new_groups:
+            self.check_hypers(group)
+        self._check_saved_state(name, params, saved_state)
+        for group, new in zip(self.param_groups, new_groups):
+            dict.update(group, new)
         self.state = {}
-        for p, saved in zip(params, state_dict["state"]):
+        for p, saved in zip(params, saved_state):
             if saved:
                 self.state[p] = {k: (backend.move(np.array(v, dtype=p.dtype), p.device)
                                      if backend.is_device_array(v) else v) for k, v in saved.items()}
+
+    def _check_saved_state(self, name, params, saved_state):
+        """Each saved per-parameter state has this optimiser's keys, and its arrays the parameter's shape."""
+        wrong_keys = [f"parameter {i}: {sorted(s)}" for i, s in enumerate(saved_state)
+                      if s and self.state_keys is not None and set(s) != set(self.state_keys)]
+        if wrong_keys:
+            raise ValueError(f"{name}: {type(self).__name__} keeps {sorted(self.state_keys)} per parameter, "
+                             f"but the saved state has " + "; ".join(wrong_keys[:3]) + ": it is from another "
+                             "kind of optimiser or another configuration")
+        wrong = [f"parameter {i}: {k} {np.shape(v)} vs {p.shape}" for i, (p, s) in
+                 enumerate(zip(params, saved_state)) for k, v in s.items()
+                 if backend.is_device_array(v) and np.shape(v) != p.shape]
+        if wrong:
+            raise ValueError(f"{name}: state shapes do not match the parameters: " + "; ".join(wrong))
 
     def _all_params(self):
         return [p for g in self.param_groups for p in g["params"]]
@@ -147,6 +194,51 @@ class Optimizer(abc.ABC):
             hypers = ", ".join(f"{k}={v}" for k, v in g.items() if k != "params")
             lines.append(f"  group {i}: {len(g['params'])} tensors, {hypers}")
         return "\n".join(lines) + "\n)"
+
+
+class ParamGroup(dict):
+    """A parameter group: a dict whose hyper-parameters are checked (by the optimiser's ``check_hypers``)
+    whenever they are set, through ``group[key] = value``, ``update`` or ``setdefault``; a value that fails
+    the check is not stored."""
+
+    def __init__(self, check, values):
+        check(values)
+        super().__init__(values)
+        self.check = check
+
+    def __setitem__(self, key, value):
+        self.check({**self, key: value})
+        super().__setitem__(key, value)
+
+    def update(self, *args, **kwargs):
+        new = dict(*args, **kwargs)
+        self.check({**self, **new})
+        super().update(new)
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+
+def check_number(value, where, low=None, high=None, low_open=False, high_open=False):
+    """A finite real number within [low, high] (an open end with ``low_open``/``high_open``), else a
+    ValueError: '<where> must be ..., got <value>'."""
+    bad = isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+    if not bad and low is not None:
+        bad = value <= low if low_open else value < low
+    if not bad and high is not None:
+        bad = value >= high if high_open else value > high
+    if bad:
+        lo = "" if low is None else f"{'(' if low_open else '['}{low}, "
+        hi = "" if high is None else f"{high}{')' if high_open else ']'}"
+        within = f" in {lo or '(-inf, '}{hi or 'inf)'}" if (lo or hi) else ""
+        raise ValueError(f"{where} must be a finite number{within}, got {value!r}")
+    return value
+
+
+def _kind(value):
+    return f"a {type(value).__name__}"
 
 
 def per_group(values, n_groups, where):

@@ -1,5 +1,5 @@
 """Stochastic gradient descent with momentum, dampening, weight decay and Nesterov, as PyTorch."""
-from .optimizer import Optimizer
+from .optimizer import Optimizer, check_number
 
 
 class SGD(Optimizer):
@@ -8,9 +8,14 @@ class SGD(Optimizer):
         b <- momentum * b + (1 - dampening) * g
         d  = g + momentum * b   (nesterov)   or   b   (otherwise; g itself when momentum = 0)
         p <- p - lr * d
+
+    Checked whenever set: lr and weight_decay finite and >= 0; momentum in [0, 1) (PyTorch accepts 1 and
+    more, where the buffer never forgets, or grows: refused here); dampening finite; nesterov needs
+    momentum > 0 and dampening 0, as PyTorch.
     """
 
     momentum_key = "momentum"
+    state_keys = ("momentum_buffer",)
 
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
@@ -18,8 +23,10 @@ class SGD(Optimizer):
 
     def check_hypers(self, group):
         super().check_hypers(group)
-        if group["momentum"] < 0:
-            raise ValueError(f"SGD: momentum must be >= 0, got {group['momentum']}")
+        check_number(group["momentum"], "SGD: momentum", low=0.0, high=1.0, high_open=True)
+        check_number(group["dampening"], "SGD: dampening")
+        if not isinstance(group["nesterov"], bool):
+            raise TypeError(f"SGD: nesterov must be True or False, got {group['nesterov']!r}")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(f"SGD: nesterov needs momentum > 0 and dampening = 0, got "
                              f"momentum={group['momentum']}, dampening={group['dampening']}")

@@ -17,9 +17,12 @@ A callback reads and writes the Learner's state through ``self.learn`` (learn.mo
 learn.xb, learn.yb, learn.pred, learn.loss, learn.epoch, learn.iter, learn.training, ...), and steers
 the loop by raising one of the Cancel exceptions below.
 """
+import numbers
+
 import numpy as np
 
 from ..optim import clip_grad_norm_
+from ..optim.optimizer import check_number
 
 
 class CancelStepException(Exception):
@@ -83,6 +86,7 @@ class GradientClip(Callback):
     order = 20
 
     def __init__(self, max_norm=1.0, norm_type=2.0):
+        check_number(max_norm, "GradientClip: max_norm", low=0.0, low_open=True)
         self.max_norm, self.norm_type = max_norm, norm_type
 
     def after_backward(self):
@@ -97,6 +101,10 @@ class TrackerCallback(Callback):
     order = 60
 
     def __init__(self, monitor="valid_loss", comp=None, min_delta=0.0):
+        check_number(min_delta, f"{type(self).__name__}: min_delta")
+        if comp is not None and not callable(comp):
+            raise TypeError(f"{type(self).__name__}: comp must be np.less, np.greater or another comparison, "
+                            f"got {comp!r}")
         self.monitor = monitor
         self.comp = comp or (np.less if "loss" in monitor else np.greater)
         self.min_delta = -abs(min_delta) if self.comp is np.less else abs(min_delta)
@@ -121,6 +129,9 @@ class EarlyStoppingCallback(TrackerCallback):
 
     def __init__(self, monitor="valid_loss", comp=None, min_delta=0.0, patience=1):
         super().__init__(monitor, comp, min_delta)
+        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 1:
+            raise ValueError(f"EarlyStoppingCallback: patience must be a positive integer (epochs without "
+                             f"improvement before stopping), got {patience!r}")
         self.patience = patience
 
     def before_fit(self):

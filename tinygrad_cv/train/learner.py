@@ -15,18 +15,20 @@ import math
 import numbers
 import os
 import time
+import warnings
 
 import numpy as np
 
 from .. import distributed as dist
 from ..autograd import no_grad
-from ..metrics.base import as_metric
+from ..metrics.base import as_metric, function_name
 from ..nn import Module
 from ..optim import Adam, lr_range
+from ..optim.optimizer import check_number
 from ..optim.lr_scheduler import combined_cos
 from ..tensor import Tensor
 from . import checkpoint
-from .callbacks import CancelFitException, CancelStepException, CancelValidException, ParamScheduler
+from .callbacks import Callback, CancelFitException, CancelStepException, CancelValidException, ParamScheduler
 from .distributed import DataParallel
 from .lr_finder import LRFinder
 from .mixed_precision import MixedPrecision, is_norm_layer
@@ -47,6 +49,10 @@ class Learner:
                                 f"batches); {type(dls).__name__} has no .{split}")
         if not isinstance(model, Module):
             raise TypeError(f"Learner: model must be an nn.Module, got {type(model).__name__}")
+        if next(model.parameters(), None) is None:
+            raise ValueError(f"Learner: the model ({type(model).__name__}) has no parameters, so there is "
+                             f"nothing to train; register its weights as nn.Parameter attributes (or "
+                             f"sub-modules) in __init__")
         self.dls, self.model, self.loss_func, self.opt_func, self.lr = dls, model, loss_func, opt_func, lr
         self.metrics = [as_metric(m) for m in (metrics if isinstance(metrics, (list, tuple)) else [metrics])]
         names = [m.name for m in self.metrics]
@@ -67,6 +73,9 @@ class Learner:
     # ------------------------------------------------------------------ callbacks
     def add_cbs(self, cbs):
         for cb in cbs:
+            if not isinstance(cb, Callback):
+                hint = f" (a class: pass {cb.__name__}())" if isinstance(cb, type) else ""
+                raise TypeError(f"Learner: callbacks must be Callback instances, got {cb!r}{hint}")
             cb.learn = self
             self.cbs.append(cb)
         self.cbs.sort(key=lambda cb: cb.order)
@@ -110,19 +119,28 @@ class Learner:
         self.opt = self.opt_func([{"params": g} for g in self.layer_groups()], lr=self.lr)
         return self.opt
 
-    def lr_range(self, lr):
-        """One learning rate per layer group from a number or a slice (see optim.lr_range)."""
-        bounds = [lr.start, lr.stop] if isinstance(lr, slice) else [lr]
-        positive = [b is None or (isinstance(b, numbers.Real) and b > 0) for b in bounds]
+    def lr_range(self, lr, where="Learner"):
+        """One learning rate per layer group from a number, a slice (see optim.lr_range) or a sequence of
+        one rate per layer group."""
+        n_groups, per_group = len(self.layer_groups()), isinstance(lr, (list, tuple, np.ndarray))
+        bounds = list(np.ravel(lr)) if per_group else [lr.start, lr.stop] if isinstance(lr, slice) else [lr]
+        if per_group and len(bounds) != n_groups:
+            raise ValueError(f"{where}: got {len(bounds)} learning rates {lr!r} but the model has {n_groups} "
+                             f"layer groups; give one per group, a number or a slice(lo, hi)")
+        positive = [b is None or (isinstance(b, numbers.Real) and not isinstance(b, bool) and 0 < b < math.inf)
+                    for b in bounds]
         if not all(positive) or bounds[-1] is None:
-            raise ValueError(f"Learner: the learning rate must be a positive number or a slice(lo, hi), "
-                             f"got {lr!r}")
-        return lr_range(lr, len(self.layer_groups()))
+            raise ValueError(f"{where}: the learning rate must be a positive finite number, a slice(lo, hi) "
+                             f"or one such number per layer group, got {lr!r}")
+        return np.array(bounds, dtype=float) if per_group else lr_range(lr, n_groups)
 
     def freeze_to(self, n):
         """Train only the layer groups from ``n`` on (negative counts from the end); with ``train_bn``,
         batch-norm layers stay trainable everywhere (their statistics must adapt to the new data)."""
         groups = self.layer_groups()
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not -len(groups) <= n < len(groups):
+            raise ValueError(f"freeze_to: n must be an integer in [{-len(groups)}, {len(groups) - 1}] (the "
+                             f"model has {len(groups)} layer groups), got {n!r}")
         first_trained = n if n >= 0 else len(groups) + n
         for i, group in enumerate(groups):
             for p in group:
@@ -141,14 +159,22 @@ class Learner:
 
     # ------------------------------------------------------------------ fitting
     def fit(self, n_epoch, lr=None, cbs=(), start_epoch=0):
-        """Train for epochs ``start_epoch`` .. ``n_epoch - 1`` at a constant learning rate ``lr`` (a number or
-        a slice over the layer groups; default ``self.lr``), validating after each epoch."""
-        if int(n_epoch) != n_epoch or n_epoch < 1 or not 0 <= start_epoch < n_epoch:
+        """Train for epochs ``start_epoch`` .. ``n_epoch - 1`` at a constant learning rate ``lr`` (a number, a
+        slice over the layer groups or one rate per group; default ``self.lr``), validating after each epoch.
+        Refuses to start when no parameter requires grad."""
+        for name, value in (("n_epoch", n_epoch), ("start_epoch", start_epoch)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(f"fit: {name} must be an int, got {value!r}")
+        if n_epoch < 1 or not 0 <= start_epoch < n_epoch:
             raise ValueError(f"fit: need n_epoch >= 1 and 0 <= start_epoch < n_epoch, got n_epoch={n_epoch}, "
                              f"start_epoch={start_epoch}")
+        if not any(p.requires_grad for p in self.model.parameters()):
+            raise ValueError(f"fit: no parameter of {type(self.model).__name__} requires grad, so there is "
+                             f"nothing to train: unfreeze some first (learn.unfreeze(), learn.freeze_to(n) or "
+                             f"model.requires_grad_())")
         if self.opt is None:
             self.create_opt()
-        lrs = self.lr_range(self.lr if lr is None else lr)
+        lrs = self.lr_range(self.lr if lr is None else lr, "fit")
         self.n_epoch, self.train_iter = int(n_epoch), 0
         with self.added_cbs(list(cbs)):
             try:
@@ -166,11 +192,18 @@ class Learner:
         """fastai's one-cycle: over the fraction of training done, the learning rate warms up from
         lr_max/div to lr_max (cosine, first ``pct_start``), then anneals to lr_max/div_final (cosine);
         momentum goes from moms[0] to moms[1] and back to moms[2]. ``lr_max`` may be a slice
-        (discriminative rates). ``start_epoch`` resumes a run at that epoch, on the same schedule (see
-        ``load``)."""
+        (discriminative rates) or one rate per layer group. ``start_epoch`` resumes a run at that epoch, on
+        the same schedule (see ``load``)."""
+        check_number(pct_start, "fit_one_cycle: pct_start", low=0.0, high=1.0)
+        for name, value in (("div", div), ("div_final", div_final)):
+            check_number(value, f"fit_one_cycle: {name}", low=0.0, low_open=True)
+        if not isinstance(moms, (list, tuple)) or len(moms) != 3:
+            raise ValueError(f"fit_one_cycle: moms must be three momenta (start, middle, end), got {moms!r}")
+        for i, mom in enumerate(moms):
+            check_number(mom, f"fit_one_cycle: moms[{i}]", low=0.0, high=1.0, high_open=True)
         if self.opt is None:
             self.create_opt()
-        top = self.lr_range(self.lr if lr_max is None else lr_max)
+        top = self.lr_range(self.lr if lr_max is None else lr_max, "fit_one_cycle")
         scheds = {"lr": combined_cos(pct_start, top / div, top, top / div_final)}
         if self.opt.momentum_key is not None:
             scheds["mom"] = combined_cos(pct_start, *moms)
@@ -218,7 +251,7 @@ class Learner:
             self.loss = None
             self._event("after_batch")
             return
-        self.loss = self.loss_grad = self.loss_func(self.pred, self.yb)
+        self.loss = self.loss_grad = self._checked_loss(self.loss_func(self.pred, self.yb))
         self.loss_value = float(self.loss.item())
         self._event("after_loss")
         if self.training:
@@ -232,6 +265,23 @@ class Learner:
                 pass
             self.opt.zero_grad()
         self._event("after_batch")
+
+    def _checked_loss(self, loss):
+        """The loss function's result, if it is a floating scalar Tensor that (in training) has a graph."""
+        name = f"Learner: loss_func {function_name(self.loss_func)}"
+        if not isinstance(loss, Tensor):
+            raise TypeError(f"{name} returned a {type(loss).__name__} ({loss!r:.60}); it must return a scalar "
+                            f"Tensor computed from the predictions with tinygrad_cv ops, so that backward "
+                            f"reaches the model")
+        if loss.data.size != 1 or loss.dtype.kind != "f":
+            raise ValueError(f"{name} returned a Tensor of shape {loss.shape} and dtype {loss.dtype}; it must "
+                             f"return one floating-point number (reduce per-sample losses, e.g. .mean() or "
+                             f"reduction='mean')")
+        if self.training and not loss.requires_grad:
+            raise ValueError(f"{name} returned a Tensor that does not depend on any trainable parameter (no "
+                             f"graph to differentiate); compute it from the predictions with tinygrad_cv ops, "
+                             f"not through .numpy() or .item()")
+        return loss
 
     def _check_loss_is_finite(self):
         """In fp32 a NaN or infinite loss means training diverged: stop with where it happened. (Under mixed
@@ -264,7 +314,14 @@ class Learner:
             total, count = total + self.loss_value * len(self.yb), count + len(self.yb)
             for metric in self.metrics:
                 metric.accumulate(self.pred, self.yb)
-        return {"valid_loss": total / count if count else None, **{m.name: m.value for m in self.metrics}}
+        values = {m.name: m.value for m in self.metrics}
+        for name, value in values.items():
+            if isinstance(value, numbers.Real) and math.isnan(value):
+                warnings.warn(f"Learner: metric {name!r} is NaN at epoch {self.epoch}; check what it returns "
+                              f"on these batches (a NaN from one batch makes the epoch's average NaN), and "
+                              f"note that a callback monitoring it never sees an improvement",
+                              RuntimeWarning, stacklevel=2)
+        return {"valid_loss": total / count if count else None, **values}
 
     def validate(self, dl=None):
         """{'valid_loss': ..., <metric name>: ...} over ``dl`` (default: the validation set), the loss and the
@@ -283,6 +340,8 @@ class Learner:
         for _ in self._evaluate(self.dls.valid if dl is None else dl):
             preds.append(act(self.pred).data)
             targets.append(None if self.yb is None else self.yb.data)
+        if not preds:
+            raise ValueError("get_preds: the loader has no batches, so there is nothing to predict")
         xp, device = self.pred.xp, self.pred.device
         stacked = None if targets[0] is None else Tensor(xp.concatenate(targets), device=device)
         return Tensor(xp.concatenate(preds), device=device), stacked
@@ -324,6 +383,8 @@ class Learner:
         loss against it (PNG at ``fname``, default path/lr_find.png), restore the weights and the optimiser,
         and return SuggestedLRs(valley, steep, minimum). The finder stays available as ``learn.lr_finder``."""
         finder = LRFinder(start_lr, end_lr, num_it)
+        if len(self.dls.train) == 0:
+            raise ValueError("lr_find: the training loader has no batches")
         progress = [cb for cb in self.cbs if isinstance(cb, ProgressCallback)]
         self.remove_cbs(progress)
         try:
@@ -336,10 +397,13 @@ class Learner:
         return suggestions
 
     # ------------------------------------------------------------------ mixed precision
-    def to_fp16(self, init_scale=2.0 ** 16, growth_interval=2000):
-        """Train with float16 forward and backward, float32 master weights and dynamic loss scaling."""
-        self.to_fp32()
-        self.mixed_precision = MixedPrecision(init_scale=init_scale, growth_interval=growth_interval)
+    def to_fp16(self, init_scale=2.0 ** 16, growth_interval=2000, growth_factor=2.0, backoff_factor=0.5):
+        """Train with float16 forward and backward, float32 master weights and dynamic loss scaling (the
+        arguments are GradScaler's, checked as its; see train.mixed_precision for what a skipped step does)."""
+        mixed_precision = MixedPrecision(init_scale=init_scale, growth_interval=growth_interval,
+                                         growth_factor=growth_factor, backoff_factor=backoff_factor)
+        self.to_fp32()  # only once the new settings are known to be good
+        self.mixed_precision = mixed_precision
         self.add_cbs([self.mixed_precision])
         return self
 

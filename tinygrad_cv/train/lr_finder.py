@@ -1,6 +1,7 @@
 """The learning-rate finder (Smith 2015, as in fastai): train for a few batches while the learning rate
 grows exponentially, watch the smoothed loss, and suggest a rate from the curve."""
 import math
+import numbers
 from collections import namedtuple
 
 import numpy as np
@@ -15,19 +16,29 @@ SuggestedLRs = namedtuple("SuggestedLRs", ["valley", "steep", "minimum"])
 class LRFinder(Callback):
     """Sets lr = start_lr * (end_lr / start_lr)^(i / num_it) before training batch i, records the smoothed
     loss (beta 0.98, debiased), and stops after ``num_it`` batches, or as soon as the smoothed loss is NaN
-    or exceeds 4 times the best so far. The weights and the optimiser state are restored afterwards."""
+    or exceeds 4 times the best so far. The weights and the optimiser state are restored afterwards.
+
+    The suggestions read the curve without its first num_it // 10 and last 5 points (fastai's trim) and
+    need at least ``MIN_POINTS`` points, so ``num_it`` must be at least ``min_num_it`` (10)."""
 
     order = 55  # after the Recorder, so that the last batch is recorded before the finder stops
+    MIN_POINTS = 4
+    min_num_it = 10  # 10 - 10 // 10 - 5 = MIN_POINTS
 
     def __init__(self, start_lr=1e-7, end_lr=10.0, num_it=100):
-        if not 0 < start_lr < end_lr:
-            raise ValueError(f"lr_find: need 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}")
-        if num_it < 2:
-            raise ValueError(f"lr_find: num_it must be at least 2, got {num_it}")
+        finite = all(isinstance(v, numbers.Real) and math.isfinite(v) for v in (start_lr, end_lr))
+        if not finite or not 0 < start_lr < end_lr:
+            raise ValueError(f"lr_find: need finite 0 < start_lr < end_lr, got start_lr={start_lr}, "
+                             f"end_lr={end_lr}")
+        if isinstance(num_it, bool) or not isinstance(num_it, numbers.Integral) or num_it < self.min_num_it:
+            raise ValueError(f"lr_find: num_it must be an integer >= {self.min_num_it}, got {num_it!r}: the "
+                             f"suggestions drop the first num_it // 10 and the last 5 points of the curve and "
+                             f"need {self.MIN_POINTS} left")
         self.schedule, self.num_it = exponential(start_lr, end_lr), int(num_it)
 
     def before_fit(self):
         self.lrs, self.losses, self.smooth, self.best = [], [], SmoothedLoss(0.98), math.inf
+        self.diverged = False
         self.saved_model = self.learn.model.state_dict()
         self.saved_opt = self.learn.opt.state_dict()
 
@@ -43,6 +54,7 @@ class LRFinder(Callback):
         self.losses.append(smoothed)
         self.best = min(self.best, smoothed)
         if not smoothed <= 4 * self.best:  # also true for NaN
+            self.diverged = True
             raise CancelFitException()
 
     def after_batch(self):
@@ -69,10 +81,15 @@ class LRFinder(Callback):
     def suggestions(self):
         """SuggestedLRs(valley, steep, minimum), fastai's definitions (see the functions of those names)."""
         lrs, losses = self.curve()
-        if len(losses) < 3:
-            raise ValueError(f"lr_find: only {len(losses)} usable points were recorded (the loss diverged "
-                             f"after {len(self.losses)} batches); lower start_lr or raise num_it")
-        return SuggestedLRs(valley(lrs, losses)[0], steep(lrs, losses)[0], minimum(lrs, losses)[0])
+        if len(losses) >= self.MIN_POINTS:
+            return SuggestedLRs(valley(lrs, losses)[0], steep(lrs, losses)[0], minimum(lrs, losses)[0])
+        found = f"only {len(losses)} usable points (of {len(self.losses)} batches; {self.MIN_POINTS} needed)"
+        if self.diverged:
+            raise ValueError(f"lr_find: {found}: the loss diverged (smoothed {self.losses[-1]:.4g} > 4 x the "
+                             f"best {self.best:.4g}) after {len(self.losses)} batches; lower start_lr")
+        raise ValueError(f"lr_find: not enough iterations to suggest a rate: {found}, as the sweep stopped "
+                         f"after {len(self.losses)} of num_it={self.num_it} batches without diverging; let it "
+                         f"run longer (more batches, or no callback that cancels the fit)")
 
     def plot(self, fname, skip_end=5):
         """Smoothed loss against the learning rate (log scale), with the suggestions marked at the points

@@ -1,6 +1,7 @@
 """The Recorder keeps the history of training (losses, learning rates, momenta, loss scales, the epoch
 table) and draws it as PNG figures. It is always among a Learner's callbacks, as ``learn.recorder``."""
 import math
+import numbers
 import os
 
 from .. import distributed as dist
@@ -12,6 +13,8 @@ class SmoothedLoss:
     avg_t = beta avg_{t-1} + (1 - beta) loss_t, reported as avg_t / (1 - beta^t)."""
 
     def __init__(self, beta=0.98):
+        if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0 <= beta < 1:
+            raise ValueError(f"SmoothedLoss: beta must be a number in [0, 1), got {beta!r}")
         self.beta = beta
         self.reset()
 
@@ -55,6 +58,7 @@ class Recorder(Callback):
 
     def __init__(self, beta=0.98):
         self.smooth = SmoothedLoss(beta)
+        self.before_fit()
 
     def before_fit(self):
         self.losses, self.smooth_losses, self.lrs, self.moms, self.loss_scales = [], [], [], [], []
@@ -83,8 +87,13 @@ class Recorder(Callback):
     def _path(self, fname, default):
         return os.fspath(fname) if fname is not None else os.path.join(os.fspath(self.learn.path), default)
 
+    def _require(self, history, what):
+        if not history:
+            raise ValueError(f"Recorder: no {what} recorded yet; train first (learn.fit(...))")
+
     def plot_losses(self, fname=None, skip_start=5):
         """Smoothed training loss per batch and validation loss per epoch; returns the PNG path."""
+        self._require(self.smooth_losses, "training loss")
         figure, (ax,) = new_figure()
         ax.plot(range(skip_start, len(self.smooth_losses)), self.smooth_losses[skip_start:],
                 label="train (smoothed)")
@@ -98,6 +107,7 @@ class Recorder(Callback):
 
     def plot_lr(self, fname=None):
         """Learning rate and momentum per batch (the schedule); returns the PNG path."""
+        self._require(self.lrs, "learning rate")
         figure, (lr_ax, mom_ax) = new_figure(2)
         lr_ax.plot(self.lrs)
         lr_ax.set(xlabel="batches", ylabel="learning rate", title="Learning rate")
@@ -107,6 +117,7 @@ class Recorder(Callback):
 
     def plot_metrics(self, fname=None):
         """Every column of the epoch table (losses and metrics) against the epoch; returns the PNG path."""
+        self._require(self.values, "epoch")
         names = [k for k in (self.values[0] if self.values else {}) if k not in ("epoch", "time")]
         figure, axes = new_figure(max(1, len(names)), width=4.5, height=3.5)
         for ax, name in zip(axes, names):
@@ -118,6 +129,7 @@ class Recorder(Callback):
 
     def plot_loss_scale(self, fname=None):
         """The dynamic loss scale of mixed-precision training per batch (log scale); returns the PNG path."""
+        self._require(self.loss_scales, "loss scale (only training after learn.to_fp16() has one)")
         figure, (ax,) = new_figure()
         ax.semilogy(self.loss_scales)
         ax.set(xlabel="batches", ylabel="loss scale", title="Dynamic loss scale (halved on overflow)")
