@@ -227,7 +227,7 @@ SPECS = [
            _dim_shapes(shape.filter(lambda s: min(s) > 1))),
     OpSpec("std_all", lambda x: x.std(unbiased=False), lambda x: np.std(x),
            single(shape.filter(lambda s: np.prod(s) > 1))),
-    OpSpec("max_dim", lambda x, dim: x.max(dim), lambda x, dim: x.max(axis=dim), _dim_shapes(), make=distinct),
+    OpSpec("max_dim", lambda x, dim: x.max(dim).values, lambda x, dim: x.max(axis=dim), _dim_shapes(), make=distinct),
     OpSpec("min_all", lambda x: x.min(), lambda x: x.min(), single(shape), make=distinct),
     OpSpec("logsumexp", lambda x, dim: F.logsumexp(x, dim),
            lambda x, dim: np.log(np.exp(x).sum(axis=dim)), _dim_shapes()),
