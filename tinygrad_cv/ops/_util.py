@@ -88,7 +88,7 @@ def broadcast_shape(op, *shapes):
     try:
         return np.broadcast_shapes(*shapes)
     except ValueError:
-        listed = " and ".join(str(tuple(s)) for s in shapes)
+        listed = " and ".join(dict.fromkeys(str(tuple(s)) for s in shapes))
         raise ValueError(f"{op}: shapes {listed} cannot be broadcast together; every dim must match "
                          f"or be 1, counting from the last") from None
 
