@@ -1,8 +1,10 @@
 """Small helpers shared by the ops: PyTorch's type promotion, binary operands, dims, fp32 accumulation."""
+import itertools
 import numbers
 
 import numpy as np
 
+from .. import backend
 from ..tensor import DEFAULT_DTYPE, Tensor
 
 _BOOL, _INT, _FLOAT = 0, 1, 2
@@ -63,10 +65,6 @@ def result_dtype(*operands, op="result_dtype"):
     category (bool < integer < floating) is higher: int32 tensor + int64 0-d tensor stays int32,
     float32 (n,) + float64 0-d stays float32, int tensor * 0.5 is float32, int32 + float64 0-d is float64.
     """
-    first = operands[0]
-    if isinstance(first, Tensor) and all(isinstance(o, Tensor) and o.data.dtype == first.data.dtype
-                                         for o in operands[1:]):
-        return first.data.dtype  # the common case, kept cheap
     groups = [None, None, None]
     for value in operands:
         priority, dtype = _operand_dtype(value, op)
@@ -74,35 +72,56 @@ def result_dtype(*operands, op="result_dtype"):
     return _combine(groups[2], _combine(groups[1], groups[0]))
 
 
+def _common_dtype(a, b):
+    """The dtype of the common cases without the general rule: two tensors of one dtype, or a
+    floating tensor with a Python number. None when the general rule is needed."""
+    if isinstance(a, Tensor):
+        if isinstance(b, Tensor):
+            return a.data.dtype if a.data.dtype == b.data.dtype else None
+        return a.data.dtype if a.data.dtype.kind == "f" and type(b) in (float, int) else None
+    if isinstance(b, Tensor) and b.data.dtype.kind == "f" and type(a) in (float, int):
+        return b.data.dtype
+    return None
+
+
 def as_tensor(value, dtype, like):
-    """``value`` as a Tensor of ``dtype`` on ``like``'s device (a differentiable cast for a Tensor)."""
+    """``value`` as a Tensor of ``dtype`` on ``like``'s device (a differentiable cast for a Tensor;
+    a fresh array for anything else, so that a caller's array is never aliased)."""
     if isinstance(value, Tensor):
         return value if value.data.dtype == dtype else value.to(dtype=dtype)
-    return Tensor(np.array(value, dtype=dtype), device=like.device)
+    return Tensor.wrap(backend.move(np.array(value, dtype=dtype), like.device), like.device)
 
 
 def broadcast_shape(op, *shapes):
-    """The broadcast of ``shapes``, or a ValueError naming ``op`` and the shapes."""
-    if all(s == shapes[0] for s in shapes[1:]):
-        return shapes[0]
-    try:
-        return np.broadcast_shapes(*shapes)
-    except ValueError:
-        listed = " and ".join(dict.fromkeys(str(tuple(s)) for s in shapes))
-        raise ValueError(f"{op}: shapes {listed} cannot be broadcast together; every dim must match "
-                         f"or be 1, counting from the last") from None
+    """The broadcast of ``shapes`` (NumPy's rule: from the last dim, sizes match or are 1), or a
+    ValueError naming ``op`` and the shapes."""
+    out = []
+    for sizes in itertools.zip_longest(*(reversed(s) for s in shapes), fillvalue=1):
+        size = 1
+        for n in sizes:
+            if n != 1:
+                if size not in (1, n):
+                    listed = " and ".join(dict.fromkeys(str(tuple(s)) for s in shapes))
+                    raise ValueError(f"{op}: shapes {listed} cannot be broadcast together; every dim must "
+                                     f"match or be 1, counting from the last")
+                size = n
+        out.append(size)
+    return tuple(reversed(out))
 
 
 def binary_operands(op, a, b, dtype=None):
     """Both operands of a binary elementwise op as tensors of one dtype (``result_dtype`` unless
     ``dtype`` is given) on one device, after checking that their shapes broadcast."""
-    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
-        raise TypeError(f"{op}: at least one operand must be a Tensor, got {type(a).__name__} and "
-                        f"{type(b).__name__}")
-    dtype = dtype or result_dtype(a, b, op=op)
+    dtype = dtype or _common_dtype(a, b)
+    if dtype is None:
+        if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+            raise TypeError(f"{op}: at least one operand must be a Tensor, got {type(a).__name__} and "
+                            f"{type(b).__name__}")
+        dtype = result_dtype(a, b, op=op)
     like = a if isinstance(a, Tensor) else b
     a, b = as_tensor(a, dtype, like), as_tensor(b, dtype, like)
-    broadcast_shape(op, a.shape, b.shape)
+    if a.data.shape != b.data.shape and a.data.ndim and b.data.ndim:
+        broadcast_shape(op, a.data.shape, b.data.shape)
     return a, b
 
 
