@@ -290,6 +290,13 @@ def test_array_protocol():
     assert np.asarray([tg.tensor(1.0), tg.tensor(2.0)]).dtype != object
 
 
+def test_numpy_operands_defer_to_the_tensor():
+    x = tg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    for y in (np.float64(2.0) * x, np.ones(2) + x, np.ones(2) - x):
+        assert isinstance(y, tg.Tensor) and y.requires_grad
+    np.testing.assert_array_equal((np.ones(2) - x).numpy(), [0, -1])
+
+
 def test_iteration_contains_abs_pos():
     t = tg.tensor([[1.0, -2.0], [3.0, 4.0]], requires_grad=True)
     rows = list(t)

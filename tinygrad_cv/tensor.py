@@ -39,6 +39,7 @@ class Tensor:
     """An n-dimensional array that can record the operations applied to it for ``backward``."""
 
     __hash__ = object.__hash__  # == is elementwise, so identity hashing must be restored
+    __array_priority__ = 1000  # ndarray * Tensor calls Tensor.__rmul__ (a Tensor), not NumPy's own mul
 
     def __init__(self, data, dtype=None, device=None, requires_grad=False):
         self.device = backend.check_device(device)
