@@ -535,12 +535,15 @@ def test_top_level_namespace_is_functional():
         assert getattr(tg, name) is getattr(F, name), name
     for name in TENSOR_METHODS:
         assert callable(getattr(tg.Tensor, name)), name
+    for name in ("bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64"):
+        assert tg.ones(2, dtype=getattr(tg, name)).dtype == np.dtype(name)
 
 
 def test_namespace_names_are_pytorchs():
     torch = pytest.importorskip("torch")
     assert [n for n in TOP_LEVEL if n not in dir(torch)] == []
     assert [n for n in TENSOR_METHODS if n not in dir(torch.Tensor)] == []
+    assert all(isinstance(getattr(torch, n), torch.dtype) for n in ("bool", "uint8", "int64", "float16"))
 
 
 def test_new_methods_compute_what_they_say():

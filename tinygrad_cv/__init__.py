@@ -19,4 +19,6 @@ from .random import manual_seed  # noqa: F401
 from .tensor import (Tensor, arange, eye, full, full_like, ones, ones_like, rand, rand_like, randn,  # noqa: F401
                      randn_like, tensor, zeros, zeros_like)
 
+# dtype names, as torch.float32, torch.int64, torch.bool (NumPy reads them with np.dtype)
 float16, float32, float64 = "float16", "float32", "float64"
+uint8, int8, int16, int32, int64, bool = "uint8", "int8", "int16", "int32", "int64", "bool"
