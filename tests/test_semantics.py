@@ -488,6 +488,13 @@ def test_zero_d_tensors_accept_dim_0_and_minus_1():
     assert s.grad.item() == 1
 
 
+def test_any_and_all():
+    x = tg.tensor([[0.0, 2.0], [0.0, 0.0]])
+    assert x.any().item() is True and x.all().item() is False and x.any().dtype == bool
+    assert x.any(1).tolist() == [True, False] and F.all(x != 5, 0, keepdim=True).tolist() == [[True, True]]
+    assert tg.tensor(3).all(0).item() is True
+
+
 def test_argmax_is_int64():
     x = tg.tensor([[1.0, 5.0], [7.0, 2.0]])
     for out in (x.argmax(), x.argmax(1), x.argmin(0, keepdim=True), x.argmin()):
@@ -513,21 +520,22 @@ def test_reductions_match_torch():
 
 
 # ============================================================================ the namespace
-TOP_LEVEL = ["abs", "add", "amax", "amin", "argmax", "argmin", "cat", "ceil", "chunk", "clamp", "clip", "conv2d",
-             "conv_transpose2d", "cos", "cumsum", "div", "exp", "expm1", "flatten", "flip", "floor", "floor_divide",
-             "log", "log1p", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "mul",
-             "neg", "permute", "pixel_shuffle", "pow", "prod", "reciprocal", "relu", "remainder", "reshape", "round",
-             "rsqrt", "sigmoid", "sign", "sin", "softmax", "split", "sqrt", "square", "squeeze", "stack", "std", "sub",
-             "sum", "tanh", "transpose", "trunc", "unsqueeze", "var", "where"]
-TENSOR_METHODS = ["abs", "add", "amax", "amin", "argmax", "argmin", "bool", "ceil", "chunk", "clamp", "clip", "cos",
-                  "cpu", "cumsum", "detach", "dim", "div", "double", "exp", "expand", "expm1", "flatten", "flip",
-                  "float", "floor", "floor_divide", "half", "int", "item", "log", "log1p", "log_softmax", "logsumexp",
-                  "long", "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "neg", "numel", "numpy",
-                  "permute", "pow", "prod", "reciprocal", "relu", "remainder", "requires_grad_", "reshape", "round",
-                  "rsqrt", "sigmoid", "sign", "sin", "size", "softmax", "split", "sqrt", "square", "squeeze", "std",
-                  "sub", "sum", "tanh", "to", "tolist", "transpose", "trunc", "type_as", "unsqueeze", "var", "view",
-                  "where", "__abs__", "__array__", "__bool__", "__contains__", "__float__", "__floordiv__",
-                  "__index__", "__int__", "__iter__", "__mod__", "__pos__", "__rfloordiv__", "__rmod__"]
+TOP_LEVEL = """
+    abs add all amax amin any argmax argmin cat ceil chunk clamp clip conv2d conv_transpose2d cos
+    cumsum div exp expm1 flatten flip floor floor_divide log log1p log_softmax logsumexp matmul max
+    maximum mean min minimum mul neg permute pixel_shuffle pow prod reciprocal relu remainder
+    reshape round rsqrt sigmoid sign sin softmax split sqrt square squeeze stack std sub sum tanh
+    transpose trunc unsqueeze var where
+""".split()
+TENSOR_METHODS = """
+    abs add all amax amin any argmax argmin bool ceil chunk clamp clip cos cpu cumsum detach dim div
+    double exp expand expm1 flatten flip float floor floor_divide half int item log log1p
+    log_softmax logsumexp long matmul max maximum mean min minimum mul neg numel numpy permute pow
+    prod reciprocal relu remainder requires_grad_ reshape round rsqrt sigmoid sign sin size softmax
+    split sqrt square squeeze std sub sum tanh to tolist transpose trunc type_as unsqueeze var view
+    where __abs__ __array__ __bool__ __contains__ __float__ __floordiv__ __index__ __int__ __iter__
+    __mod__ __pos__ __rfloordiv__ __rmod__
+""".split()
 
 
 def test_top_level_namespace_is_functional():

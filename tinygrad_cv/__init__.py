@@ -5,7 +5,7 @@
 """
 from . import functional  # noqa: F401
 # The ops PyTorch also offers at torch.* (the same function objects as in functional).
-from .functional import (abs, add, amax, amin, argmax, argmin, cat, ceil, chunk, clamp, clip,  # noqa: F401
+from .functional import (abs, add, all, amax, amin, any, argmax, argmin, cat, ceil, chunk, clamp, clip,  # noqa: F401
                          conv2d, conv_transpose2d, cos, cumsum, div, exp, expm1, flatten, flip, floor,
                          floor_divide, log, log1p, log_softmax, logsumexp, matmul, max, maximum, mean, min,
                          minimum, mul, neg, permute, pixel_shuffle, pow, prod, reciprocal, relu, remainder,

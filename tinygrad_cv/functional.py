@@ -5,7 +5,7 @@ Where each op lives:
                       reciprocal square sin cos abs sign floor ceil round trunc maximum minimum
                       where clamp (clip) relu leaky_relu sigmoid tanh, comparisons
   ops/reduce.py       sum prod cumsum mean amax amin max min var std logsumexp softmax log_softmax
-                      argmax argmin
+                      argmax argmin any all
   ops/linalg.py       matmul
   ops/shape.py        reshape view flatten permute transpose squeeze unsqueeze expand flip getitem
                       cat stack split chunk pad cast to_device
@@ -22,8 +22,8 @@ from .ops.elementwise import (abs, add, ceil, clamp, clip, compare, cos, div, ex
                               reciprocal, relu, remainder, round, rsqrt, sigmoid, sign, sin, sqrt, square,
                               sub, tanh, trunc, where)
 from .ops.linalg import matmul  # noqa: F401
-from .ops.reduce import (amax, amin, argmax, argmin, cumsum, log_softmax, logsumexp, max, mean, min,  # noqa: F401
-                         prod, softmax, std, sum, var)
+from .ops.reduce import (all, amax, amin, any, argmax, argmin, cumsum, log_softmax, logsumexp, max,  # noqa: F401
+                         mean, min, prod, softmax, std, sum, var)
 from .ops.shape import (cast, cat, chunk, expand, flatten, flip, getitem, pad, permute, reshape,  # noqa: F401
                         split, squeeze, stack, to_device, transpose, unsqueeze, view)
 from .ops.roi import roi_align, roi_pool  # noqa: F401

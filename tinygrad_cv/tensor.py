@@ -179,8 +179,8 @@ class Tensor:
     # ----------------------------------------------------------------- Python protocols
     def __bool__(self):
         if self.data.size != 1:
-            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous (shape "
-                               f"{self.shape}); use .any() or .all(), or compare one element")
+            raise RuntimeError(f"Boolean value of a Tensor with {self.data.size} values is ambiguous (shape "
+                               f"{self.shape}); reduce it first (e.g. (t > 0).sum() > 0), or pick one element")
         return bool(self.item())
 
     def __float__(self): return float(self.item())
@@ -297,6 +297,8 @@ class Tensor:
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
         return F.std(self, dim, unbiased, keepdim, correction=correction)
 
+    def any(self, dim=None, keepdim=False): return F.any(self, dim, keepdim)
+    def all(self, dim=None, keepdim=False): return F.all(self, dim, keepdim)
     def argmax(self, dim=None, keepdim=False): return F.argmax(self, dim, keepdim)
     def argmin(self, dim=None, keepdim=False): return F.argmin(self, dim, keepdim)
     def softmax(self, dim, dtype=None): return F.softmax(self, dim, dtype)

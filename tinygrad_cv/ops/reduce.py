@@ -1,4 +1,5 @@
-"""Reductions over dims (sum, prod, mean, max, min, var, std, logsumexp, cumsum) and softmax / log_softmax.
+"""Reductions over dims (sum, prod, mean, max, min, var, std, logsumexp, cumsum, any, all) and softmax /
+log_softmax.
 
 float16 inputs accumulate in float32 and are rounded back at the end. Sums and products of bool and
 integer tensors are int64; mean, var, std, softmax and log_softmax refuse them, as PyTorch.
@@ -317,6 +318,21 @@ def log_softmax(input, dim, dtype=None):
     x = input if dtype is None else input.to(dtype=dtype)
     require_floating(x, "log_softmax")
     return LogSoftmax.apply(x, axis=normalize_dim(dim, x.ndim, "log_softmax"))
+
+
+def any(input, dim=None, keepdim=False):
+    """True where some element over ``dim`` (None: all) is nonzero; a bool tensor, not differentiable."""
+    return _logical(input, dim, keepdim, "any")
+
+
+def all(input, dim=None, keepdim=False):
+    """True where every element over ``dim`` (None: all) is nonzero."""
+    return _logical(input, dim, keepdim, "all")
+
+
+def _logical(x, dim, keepdim, how):
+    axes = normalize_dim(dim, x.ndim, how)
+    return Tensor(getattr(x.data, how)(axis=axes, keepdims=keepdim), device=x.device)
 
 
 def argmax(input, dim=None, keepdim=False):
