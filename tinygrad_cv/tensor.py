@@ -193,12 +193,12 @@ class Tensor:
         return int(self.item())
 
     def __array__(self, dtype=None, copy=None):
-        """The data as a NumPy array (``np.asarray(t)``; on the CPU without a copy, as PyTorch)."""
-        needs_copy = self.device != "cpu" or (dtype is not None and np.dtype(dtype) != self.dtype)
-        if copy is False and needs_copy:
+        """The data as a NumPy array (``np.asarray(t)``; host data without a copy, as PyTorch)."""
+        on_host = isinstance(self.data, np.ndarray)
+        if copy is False and not (on_host and (dtype is None or np.dtype(dtype) == self.dtype)):
             raise ValueError(f"__array__: copy=False, but a tensor of dtype {self.dtype} on "
                              f"{self.device!r} cannot become a NumPy array of dtype {dtype} without a copy")
-        array = self.data if self.device == "cpu" else backend.to_numpy(self.data)
+        array = self.data if on_host else backend.to_numpy(self.data)
         if dtype is not None:
             array = array.astype(dtype, copy=False)
         return array.copy() if copy and array is self.data else array
