@@ -262,6 +262,11 @@ def test_integer_semantics_match_torch():
             getattr(torch, name)(t)
     with pytest.raises(NotImplementedError):
         torch.softmax(t, 0)
+    u, b = torch.tensor([3, 0, 250], dtype=torch.uint8), torch.tensor([True, False])
+    for name in ("floor", "ceil", "round", "trunc", "abs", "relu", "sign", "square"):
+        assert str(getattr(F, name)(tg.tensor(u.numpy())).dtype) == str(getattr(torch, name)(u).dtype)[6:], name
+    for name in ("sign", "square"):
+        assert str(getattr(F, name)(tg.tensor(b.numpy())).dtype) == str(getattr(torch, name)(b).dtype)[6:], name
 
 
 # ============================================================================ Python protocols
@@ -570,6 +575,14 @@ def test_new_methods_compute_what_they_say():
     assert x.add(x, alpha=2).tolist() == [[0.75, -4.5], [12, 7.5]] and x.sub(1, alpha=2).tolist()[0] == [-1.75, -3.5]
     assert x.type_as(tg.tensor([1])).dtype == np.int64 and x.int().dtype == np.int32 and x.bool().dtype == bool
     assert x.dim() == 2
+
+
+def test_integer_and_bool_dtypes_of_sign_like_ops():
+    x, b = tg.tensor(np.array([3, 0, 250], dtype=np.uint8)), tg.tensor([True, False])
+    for fn in (F.floor, F.ceil, F.round, F.trunc, F.abs, F.relu, F.sign):
+        assert fn(x).dtype == np.uint8, fn.__name__
+    assert F.floor(x).tolist() == [3, 0, 250] and F.sign(x).tolist() == [1, 0, 1]
+    assert F.sign(b).tolist() == [True, False] and F.square(b).dtype == np.int64
 
 
 def test_rounding_has_zero_gradient():

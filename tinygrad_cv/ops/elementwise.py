@@ -382,7 +382,9 @@ def maximum(input, other): return Maximum.apply(*binary_operands("maximum", inpu
 def minimum(input, other): return Minimum.apply(*binary_operands("minimum", input, other))
 def neg(input): return Neg.apply(input)
 def abs(input): return Abs.apply(input)
-def square(input): return Square.apply(input)
+def square(input):
+    """input * input; bool inputs give int64, as PyTorch."""
+    return Square.apply(input.long() if input.dtype == bool else input)
 def relu(input): return ReLU.apply(input)
 def leaky_relu(input, negative_slope=0.01): return LeakyReLU.apply(input, negative_slope=negative_slope)
 
@@ -450,5 +452,6 @@ def compare(a, b, how):
 
 
 def sign(input):
-    """Elementwise sign, not differentiable."""
-    return Tensor(input.xp.sign(input.data), device=input.device)
+    """Elementwise sign (-1, 0 or 1, in the input's dtype; a bool is its own sign), not differentiable."""
+    data = input.data.copy() if input.dtype == bool else input.xp.sign(input.data)
+    return Tensor(data, device=input.device)
