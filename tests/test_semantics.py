@@ -601,6 +601,14 @@ def test_broadcast_errors_name_the_op_and_shapes(fn, name):
         fn(tg.ones(2, 3), tg.ones(4))
 
 
-def test_where_needs_a_tensor_condition():
+def test_where_needs_a_bool_tensor_condition():
     with pytest.raises(TypeError, match="condition"):
         F.where([True, False], tg.ones(2), 0.0)
+    with pytest.raises(TypeError, match="float32 Tensor"):
+        F.where(tg.tensor([1.0, 0.0]), tg.ones(2), 0.0)
+
+
+def test_where_condition_rule_matches_torch():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError, match="bool"):
+        torch.where(torch.tensor([1.0, 0.0]), torch.ones(2), 0.0)

@@ -415,13 +415,15 @@ def round(input, *, decimals=0):
 
 def where(condition, input, other):
     """Elementwise ``condition ? input : other``; input and other may be numbers (promoted together)."""
-    if not isinstance(condition, Tensor):
-        raise TypeError(f"where: condition must be a bool Tensor, got {type(condition).__name__}")
+    if not isinstance(condition, Tensor) or condition.dtype != bool:
+        seen = f"a {condition.dtype} Tensor" if isinstance(condition, Tensor) else type(condition).__name__
+        raise TypeError(f"where: condition must be a bool Tensor (as PyTorch), got {seen}; compare first, "
+                        f"e.g. where(x > 0, x, y)")
     like = input if isinstance(input, Tensor) else other if isinstance(other, Tensor) else condition
     dtype = result_dtype(input, other, op="where")
     x, y = as_tensor(input, dtype, like), as_tensor(other, dtype, like)
     broadcast_shape("where", condition.shape, x.shape, y.shape)
-    return Where.apply(x, y, cond=condition.data.astype(bool, copy=False))
+    return Where.apply(x, y, cond=condition.data)
 
 
 def clamp(input, min=None, max=None):
