@@ -73,6 +73,27 @@ def interleaved(rng, s, i):
     return (2 * rng.integers(-4, 5, size=s) + (i + 1) % 2) * 0.25
 
 
+def with_zeros(rng, s, i):
+    """Normal values, about a third of them exactly zero (prod's gradient must not divide by them)."""
+    return rng.standard_normal(s) * (rng.random(s) > 0.3)
+
+
+def off_the_steps(rng, s, i):
+    """Input 0: an integer plus a fraction in [0.2, 0.8]; input 1: 1 or 2. Then a / b is at least 0.1
+    from an integer, away from the jumps of remainder and floor_divide."""
+    if i == 1:
+        return rng.choice([1.0, 2.0], size=s)
+    return rng.integers(-3, 4, size=s) + rng.uniform(0.2, 0.8, size=s)
+
+
+def clamp_bounds(rng, s, i):
+    """x on odd multiples of 0.25, lo on even ones in [-2, -0.5], hi on even ones in [0, 2]: no ties
+    between x and a bound, and lo < hi."""
+    if i == 0:
+        return (2 * rng.integers(-4, 5, size=s) + 1) * 0.25
+    return 2 * rng.integers(*((-4, 0) if i == 1 else (0, 5)), size=s) * 0.25
+
+
 @dataclass
 class OpSpec:
     name: str
@@ -198,6 +219,13 @@ SPECS = [
            single(shape), make=away_from_zero),
     OpSpec("sigmoid", F.sigmoid, _sig, single(shape)),
     OpSpec("tanh", F.tanh, np.tanh, single(shape)),
+    OpSpec("square", F.square, lambda x: x * x, single(shape)),
+    OpSpec("reciprocal", F.reciprocal, lambda x: x ** -1.0, single(shape), make=away_from_zero),
+    OpSpec("rsqrt", F.rsqrt, lambda x: x ** -0.5, single(shape), make=positive),
+    OpSpec("log1p", F.log1p, lambda x: np.log(1 + x), single(shape), make=positive),
+    OpSpec("expm1", F.expm1, lambda x: np.exp(x) - 1, single(shape)),
+    OpSpec("floor_plus_x", lambda x: F.floor(x) + F.ceil(x) + F.round(x) + F.trunc(x) + x,
+           lambda x: np.floor(x) + np.ceil(x) + np.rint(x) + np.fix(x) + x, single(shape), make=off_the_steps),
     OpSpec("clamp", lambda x: F.clamp(x, -0.1, 0.1), lambda x: np.minimum(np.maximum(x, -0.1), 0.1),
            single(shape), make=away_from_zero),
     OpSpec("pow_scalar", lambda x: x ** 3, lambda x: x * x * x, single(shape)),
@@ -213,6 +241,12 @@ SPECS = [
     OpSpec("pow_tensor", lambda a, b: a ** b, lambda a, b: np.exp(b * np.log(a)), broadcast_pair(), make=positive),
     OpSpec("maximum", F.maximum, np.maximum, broadcast_pair(), make=interleaved),
     OpSpec("minimum", F.minimum, np.minimum, broadcast_pair(), make=interleaved),
+    OpSpec("remainder", lambda a, b: a % b, lambda a, b: a - np.floor(a / b) * b, broadcast_pair(), make=off_the_steps),
+    OpSpec("floor_divide", lambda a, b: (a // b) + a, lambda a, b: np.floor(a / b) + a, broadcast_pair(),
+           make=off_the_steps),
+    OpSpec("clamp_tensor", lambda x, lo, hi: F.clamp(x, lo, hi), lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
+           broadcast_pair().map(lambda ab: (ab[0], ab[1], ab[1])), make=clamp_bounds),
+    OpSpec("max_binary", lambda a, b: F.max(a, b), np.maximum, broadcast_pair(), make=interleaved),
     OpSpec("where", lambda a, b: F.where(a > 0, a, b), lambda a, b: np.where(a > 0, a, b),
            broadcast_pair(), make=away_from_zero),
     # ------------------------------------------------------------ matmul
@@ -227,7 +261,15 @@ SPECS = [
            _dim_shapes(shape.filter(lambda s: min(s) > 1))),
     OpSpec("std_all", lambda x: x.std(unbiased=False), lambda x: np.std(x),
            single(shape.filter(lambda s: np.prod(s) > 1))),
-    OpSpec("max_dim", lambda x, dim: x.max(dim), lambda x, dim: x.max(axis=dim), _dim_shapes(), make=distinct),
+    OpSpec("max_dim", lambda x, dim: x.max(dim).values, lambda x, dim: x.max(axis=dim), _dim_shapes(), make=distinct),
+    OpSpec("min_dim_keepdim", lambda x, dim: F.min(x, dim, keepdim=True).values,
+           lambda x, dim: x.min(axis=dim, keepdims=True), _dim_shapes(), make=distinct),
+    OpSpec("prod_dim", lambda x, dim: x.prod(dim), lambda x, dim: np.multiply.reduce(x, axis=dim), _dim_shapes(),
+           make=with_zeros),
+    OpSpec("prod_all", lambda x: F.prod(x), lambda x: np.multiply.reduce(x.ravel()), single(shape), make=with_zeros),
+    OpSpec("cumsum", lambda x, dim: x.cumsum(dim), lambda x, dim: np.add.accumulate(x, axis=dim), _dim_shapes()),
+    OpSpec("var_correction", lambda x, dim: F.var(x, dim, keepdim=True, correction=0),
+           lambda x, dim: ((x - x.mean(axis=dim, keepdims=True)) ** 2).mean(axis=dim, keepdims=True), _dim_shapes()),
     OpSpec("min_all", lambda x: x.min(), lambda x: x.min(), single(shape), make=distinct),
     OpSpec("logsumexp", lambda x, dim: F.logsumexp(x, dim),
            lambda x, dim: np.log(np.exp(x).sum(axis=dim)), _dim_shapes()),
@@ -247,6 +289,7 @@ SPECS = [
            lambda x: x[..., None], single(shape)),
     OpSpec("expand", lambda x: x.unsqueeze(0).expand(3, *x.shape),
            lambda x: np.broadcast_to(x, (3,) + x.shape), single(shape)),
+    OpSpec("flip", lambda x: x.flip(0, -1), lambda x: x[::-1, ..., ::-1] if x.ndim > 1 else x[::-1], single(shape)),
     OpSpec("getitem_slice", lambda x: x[1:, ::2], lambda x: x[1:, ::2], single(shape_2d_plus)),
     OpSpec("getitem_repeated_index", lambda x: x[[0, -1, 0, 0]], lambda x: x[[0, -1, 0, 0]], single(shape)),
     OpSpec("getitem_mixed", lambda x: x[[0, 0, -1], ..., 0], lambda x: x[[0, 0, -1], ..., 0], single(shape_2d_plus)),

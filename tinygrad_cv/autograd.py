@@ -13,6 +13,8 @@ import abc
 import contextlib
 import gc
 
+import numpy as np
+
 from .backend import get_xp
 from .tensor import Tensor
 
@@ -51,7 +53,7 @@ class Function(abc.ABC):
         ctx = cls.__new__(cls)
         ctx.xp, ctx.device, ctx.saved = get_xp(device), device, ()
         ctx.needs_input_grad = tuple(t.requires_grad for t in tensors)
-        data = ctx.forward(*[t.data for t in tensors], **params)
+        data = as_array(ctx.forward(*[t.data for t in tensors], **params))
         out = Tensor.wrap(data, ctx.device)
         if _grad_enabled and any(ctx.needs_input_grad) and data.dtype.kind == "f":
             out.requires_grad = True
@@ -66,6 +68,12 @@ class Function(abc.ABC):
     @abc.abstractmethod
     def backward(self, grad):
         """One gradient array (or None) per tensor input, given the gradient of the output."""
+
+
+def as_array(value):
+    """NumPy turns 0-d results into scalars (``np.float64``); make them 0-d arrays again, so that op
+    results and gradients are always arrays of their dtype (CuPy always returns arrays)."""
+    return np.asarray(value) if isinstance(value, np.generic) else value
 
 
 def sum_to_shape(xp, grad, shape):
@@ -106,7 +114,7 @@ def _topological_order(root_ctx):
 
 def _accumulate(store, key, grad):
     previous = store.get(key)
-    store[key] = grad if previous is None else previous + grad
+    store[key] = grad if previous is None else as_array(previous + grad)
 
 
 @contextlib.contextmanager
@@ -151,7 +159,7 @@ def _backward(root, grad, retain_graph):
         for parent, gi in zip(ctx.parents, input_grads):
             if gi is None or not parent.requires_grad:
                 continue
-            gi = sum_to_shape(ctx.xp, gi, parent.shape)
+            gi = sum_to_shape(ctx.xp, as_array(gi), parent.shape)
             if gi.dtype != parent.data.dtype:
                 gi = gi.astype(parent.data.dtype)
             if parent._ctx is None:
@@ -163,7 +171,8 @@ def _backward(root, grad, retain_graph):
 
 
 def _accumulate_leaf(leaf, grad):
+    """Add ``grad`` (already of the leaf's dtype and shape) into ``leaf.grad``, a fresh array."""
     if leaf.grad is None:
-        leaf.grad = Tensor(grad.copy(), device=leaf.device)
+        leaf.grad = Tensor.wrap(as_array(grad.copy()), leaf.device)
     else:
-        leaf.grad.data = leaf.grad.data + grad
+        leaf.grad.data = as_array(leaf.grad.data + grad)

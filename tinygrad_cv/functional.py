@@ -1,11 +1,13 @@
 """The differentiable functions, with PyTorch's names and semantics. Import as ``F``.
 
 Where each op lives:
-  ops/elementwise.py  add sub mul div neg pow exp log sqrt sin cos abs maximum minimum where clamp
-                      relu leaky_relu sigmoid tanh, comparisons
-  ops/reduce.py       sum mean amax amin var std logsumexp softmax log_softmax argmax argmin
+  ops/elementwise.py  add sub mul div floor_divide remainder neg pow exp expm1 log log1p sqrt rsqrt
+                      reciprocal square sin cos abs sign floor ceil round trunc maximum minimum
+                      where clamp (clip) relu leaky_relu sigmoid tanh, comparisons
+  ops/reduce.py       sum prod cumsum mean amax amin max min var std logsumexp softmax log_softmax
+                      argmax argmin any all
   ops/linalg.py       matmul
-  ops/shape.py        reshape view flatten permute transpose squeeze unsqueeze expand getitem
+  ops/shape.py        reshape view flatten permute transpose squeeze unsqueeze expand flip getitem
                       cat stack split chunk pad cast to_device
   ops/roi.py          roi_align roi_pool
   ops/conv.py         linear conv2d conv_transpose2d bias_relu
@@ -15,13 +17,15 @@ Where each op lives:
   ops/loss.py         binary_cross_entropy_with_logits binary_cross_entropy cross_entropy nll_loss
                       mse_loss l1_loss smooth_l1_loss dice_loss
 """
-from .ops.elementwise import (abs, add, clamp, compare, cos, div, exp, leaky_relu, log, maximum, minimum,  # noqa: F401
-                              mul, neg, pow, relu, sigmoid, sign, sin, sqrt, sub, tanh, where)
+from .ops.elementwise import (abs, add, ceil, clamp, clip, compare, cos, div, exp, expm1, floor,  # noqa: F401
+                              floor_divide, leaky_relu, log, log1p, maximum, minimum, mul, neg, pow,
+                              reciprocal, relu, remainder, round, rsqrt, sigmoid, sign, sin, sqrt, square,
+                              sub, tanh, trunc, where)
 from .ops.linalg import matmul  # noqa: F401
-from .ops.reduce import (amax, amin, argmax, argmin, log_softmax, logsumexp, mean, softmax, std, sum,  # noqa: F401
-                         var)
-from .ops.shape import (cast, cat, chunk, expand, flatten, getitem, pad, permute, reshape, split,  # noqa: F401
-                        squeeze, stack, to_device, transpose, unsqueeze, view)
+from .ops.reduce import (all, amax, amin, any, argmax, argmin, cumsum, log_softmax, logsumexp, max,  # noqa: F401
+                         mean, min, prod, softmax, std, sum, var)
+from .ops.shape import (cast, cat, chunk, expand, flatten, flip, getitem, pad, permute, reshape,  # noqa: F401
+                        split, squeeze, stack, to_device, transpose, unsqueeze, view)
 from .ops.roi import roi_align, roi_pool  # noqa: F401
 from .ops.conv import bias_relu, conv2d, conv_transpose2d, linear  # noqa: F401
 from .ops.pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d  # noqa: F401
@@ -29,6 +33,3 @@ from .ops.norm import batch_norm, dropout  # noqa: F401
 from .ops.resample import interpolate, pixel_shuffle  # noqa: F401
 from .ops.loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, dice_loss,  # noqa: F401
                        l1_loss, mse_loss, nll_loss, smooth_l1_loss)
-
-max = amax
-min = amin

@@ -14,24 +14,32 @@ DEFAULT_DTYPE = np.float32
 
 
 def _as_array(data, dtype, device):
-    """Turn Python data or an array of any device into an array on ``device``."""
+    """Turn Python data or an array of any device into an array on ``device``.
+
+    Python floats become the default float32, as in PyTorch; NumPy arrays and NumPy scalars (such as
+    the ``np.float64`` a 0-d float64 sum returns) keep their dtype. Only bool, integer and floating
+    data can be a tensor."""
     if isinstance(data, Tensor):
         data = data.data
     if backend.is_device_array(data):
         array = backend.move(data, device)
-        return array if dtype is None else array.astype(dtype, copy=False)
-    host = np.asarray(data)
-    if dtype is None and host.dtype == np.float64 and not isinstance(data, np.ndarray):
-        dtype = DEFAULT_DTYPE  # Python floats become float32, as in PyTorch; NumPy arrays keep theirs
+    else:
+        array = np.asarray(data)
+        if dtype is None and array.dtype == np.float64 and not isinstance(data, (np.ndarray, np.generic)):
+            dtype = DEFAULT_DTYPE
     if dtype is not None:
-        host = host.astype(dtype, copy=False)
-    return backend.move(host, device)
+        array = array.astype(dtype, copy=False)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"Tensor: data of dtype {array.dtype} ({type(data).__name__}) cannot be a tensor; "
+                        f"only bool, integer and floating-point numbers can")
+    return backend.move(array, device)
 
 
 class Tensor:
     """An n-dimensional array that can record the operations applied to it for ``backward``."""
 
     __hash__ = object.__hash__  # == is elementwise, so identity hashing must be restored
+    __array_priority__ = 1000  # ndarray * Tensor calls Tensor.__rmul__ (a Tensor), not NumPy's own mul
 
     def __init__(self, data, dtype=None, device=None, requires_grad=False):
         self.device = backend.check_device(device)
@@ -71,6 +79,9 @@ class Tensor:
 
     def numel(self):
         return int(self.data.size)
+
+    def dim(self):
+        return self.ndim
 
     def __len__(self):
         if self.ndim == 0:
@@ -153,8 +164,54 @@ class Tensor:
     def long(self):
         return self.to(dtype=np.int64)
 
+    def int(self):
+        return self.to(dtype=np.int32)
+
+    def bool(self):
+        return self.to(dtype=np.bool_)
+
+    def type_as(self, other):
+        return self.to(dtype=other.dtype)
+
     def astype(self, dtype):
         return self.to(dtype=dtype)
+
+    # ----------------------------------------------------------------- Python protocols
+    def __bool__(self):
+        if self.data.size != 1:
+            raise RuntimeError(f"Boolean value of a Tensor with {self.data.size} values is ambiguous (shape "
+                               f"{self.shape}); reduce it first (e.g. (t > 0).sum() > 0), or pick one element")
+        return bool(self.item())
+
+    def __float__(self): return float(self.item())
+    def __int__(self): return int(self.item())
+
+    def __index__(self):
+        if self.dtype.kind not in "biu" or self.data.size != 1:
+            raise TypeError(f"only integer tensors of a single element can be converted to an index; "
+                            f"this one has dtype {self.dtype} and shape {self.shape}")
+        return int(self.item())
+
+    def __array__(self, dtype=None, copy=None):
+        """The data as a NumPy array (``np.asarray(t)``; host data without a copy, as PyTorch)."""
+        on_host = isinstance(self.data, np.ndarray)
+        if copy is False and not (on_host and (dtype is None or np.dtype(dtype) == self.dtype)):
+            raise ValueError(f"__array__: copy=False, but a tensor of dtype {self.dtype} on "
+                             f"{self.device!r} cannot become a NumPy array of dtype {dtype} without a copy")
+        array = self.data if on_host else backend.to_numpy(self.data)
+        if dtype is not None:
+            array = array.astype(dtype, copy=False)
+        return array.copy() if copy and array is self.data else array
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __contains__(self, element):
+        if not isinstance(element, (Tensor, numbers.Number)):
+            raise TypeError(f"Tensor.__contains__ only supports a Tensor or a number, got {type(element).__name__}")
+        return bool((self == element).data.any())
 
     # ----------------------------------------------------------------- operators
     def __add__(self, other): return F.add(self, other)
@@ -165,11 +222,22 @@ class Tensor:
     def __rmul__(self, other): return F.mul(other, self)
     def __truediv__(self, other): return F.div(self, other)
     def __rtruediv__(self, other): return F.div(other, self)
+    def __floordiv__(self, other): return F.floor_divide(self, other)
+    def __rfloordiv__(self, other): return F.floor_divide(other, self)
+    def __mod__(self, other): return F.remainder(self, other)
+    def __rmod__(self, other): return F.remainder(other, self)
     def __pow__(self, other): return F.pow(self, other)
     def __rpow__(self, other): return F.pow(other, self)
     def __matmul__(self, other): return F.matmul(self, other)
     def __rmatmul__(self, other): return F.matmul(other, self)
     def __neg__(self): return F.neg(self)
+    def __abs__(self): return F.abs(self)
+
+    def __pos__(self):
+        if self.dtype == bool:
+            raise TypeError("the unary + operator is not supported on a bool tensor (as in PyTorch)")
+        return self
+
     def __getitem__(self, index): return F.getitem(self, index)
     def __lt__(self, other): return F.compare(self, other, "less")
     def __le__(self, other): return F.compare(self, other, "less_equal")
@@ -178,13 +246,35 @@ class Tensor:
     def __eq__(self, other): return F.compare(self, other, "equal")
     def __ne__(self, other): return F.compare(self, other, "not_equal")
 
-    # ----------------------------------------------------------------- elementwise
+    # ----------------------------------------------------------------- arithmetic and elementwise
+    def add(self, other, *, alpha=1): return F.add(self, other, alpha=alpha)
+    def sub(self, other, *, alpha=1): return F.sub(self, other, alpha=alpha)
+    def mul(self, other): return F.mul(self, other)
+    def div(self, other): return F.div(self, other)
+    def floor_divide(self, other): return F.floor_divide(self, other)
+    def remainder(self, other): return F.remainder(self, other)
+    def matmul(self, other): return F.matmul(self, other)
+    def neg(self): return F.neg(self)
     def exp(self): return F.exp(self)
+    def expm1(self): return F.expm1(self)
     def log(self): return F.log(self)
+    def log1p(self): return F.log1p(self)
     def sqrt(self): return F.sqrt(self)
+    def rsqrt(self): return F.rsqrt(self)
+    def reciprocal(self): return F.reciprocal(self)
+    def square(self): return F.square(self)
+    def sin(self): return F.sin(self)
+    def cos(self): return F.cos(self)
     def abs(self): return F.abs(self)
+    def sign(self): return F.sign(self)
+    def floor(self): return F.floor(self)
+    def ceil(self): return F.ceil(self)
+    def trunc(self): return F.trunc(self)
+    def round(self, *, decimals=0): return F.round(self, decimals=decimals)
     def pow(self, exponent): return F.pow(self, exponent)
     def clamp(self, min=None, max=None): return F.clamp(self, min, max)
+    def clip(self, min=None, max=None): return F.clamp(self, min, max)
+    def where(self, condition, other): return F.where(condition, self, other)
     def relu(self): return F.relu(self)
     def sigmoid(self): return F.sigmoid(self)
     def tanh(self): return F.tanh(self)
@@ -192,16 +282,27 @@ class Tensor:
     def minimum(self, other): return F.minimum(self, other)
 
     # ----------------------------------------------------------------- reductions
-    def sum(self, dim=None, keepdim=False): return F.sum(self, dim, keepdim)
-    def mean(self, dim=None, keepdim=False): return F.mean(self, dim, keepdim)
-    def max(self, dim=None, keepdim=False): return F.amax(self, dim, keepdim)
-    def min(self, dim=None, keepdim=False): return F.amin(self, dim, keepdim)
-    def var(self, dim=None, keepdim=False, unbiased=True): return F.var(self, dim, keepdim, unbiased)
-    def std(self, dim=None, keepdim=False, unbiased=True): return F.std(self, dim, keepdim, unbiased)
+    def sum(self, dim=None, keepdim=False, *, dtype=None): return F.sum(self, dim, keepdim, dtype=dtype)
+    def prod(self, dim=None, keepdim=False, *, dtype=None): return F.prod(self, dim, keepdim, dtype=dtype)
+    def cumsum(self, dim, *, dtype=None): return F.cumsum(self, dim, dtype=dtype)
+    def mean(self, dim=None, keepdim=False, *, dtype=None): return F.mean(self, dim, keepdim, dtype=dtype)
+    def amax(self, dim=None, keepdim=False): return F.amax(self, dim, keepdim)
+    def amin(self, dim=None, keepdim=False): return F.amin(self, dim, keepdim)
+    def max(self, dim=None, keepdim=False): return F.max(self, dim, keepdim)
+    def min(self, dim=None, keepdim=False): return F.min(self, dim, keepdim)
+
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return F.var(self, dim, unbiased, keepdim, correction=correction)
+
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return F.std(self, dim, unbiased, keepdim, correction=correction)
+
+    def any(self, dim=None, keepdim=False): return F.any(self, dim, keepdim)
+    def all(self, dim=None, keepdim=False): return F.all(self, dim, keepdim)
     def argmax(self, dim=None, keepdim=False): return F.argmax(self, dim, keepdim)
     def argmin(self, dim=None, keepdim=False): return F.argmin(self, dim, keepdim)
-    def softmax(self, dim): return F.softmax(self, dim)
-    def log_softmax(self, dim): return F.log_softmax(self, dim)
+    def softmax(self, dim, dtype=None): return F.softmax(self, dim, dtype)
+    def log_softmax(self, dim, dtype=None): return F.log_softmax(self, dim, dtype)
     def logsumexp(self, dim, keepdim=False): return F.logsumexp(self, dim, keepdim)
 
     # ----------------------------------------------------------------- shape
@@ -215,6 +316,7 @@ class Tensor:
     def expand(self, *sizes): return F.expand(self, *sizes)
     def split(self, split_size_or_sections, dim=0): return F.split(self, split_size_or_sections, dim)
     def chunk(self, chunks, dim=0): return F.chunk(self, chunks, dim)
+    def flip(self, *dims): return F.flip(self, *dims)
     def contiguous(self): return self
 
     @property

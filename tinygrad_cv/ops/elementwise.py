@@ -1,11 +1,11 @@
-"""Elementwise ops: arithmetic, exp/log, comparisons, clamp and the activations.
+"""Elementwise ops: arithmetic, exp/log, rounding, comparisons, clamp and the activations.
 
 Broadcasting is free here: backward returns gradients of the broadcast shape and the engine sums
 them back to each input's shape (``autograd.sum_to_shape``).
 """
 from ..autograd import Function
-from ..tensor import Tensor
-from ._util import lift_pair
+from ..tensor import DEFAULT_DTYPE, Tensor
+from ._util import as_tensor, binary_operands, broadcast_shape, result_dtype, to_floating
 
 
 class Add(Function):
@@ -171,7 +171,7 @@ class Where(Function):
 
 
 class Clamp(Function):
-    """y = min(max(x, lo), hi);  dy/dx = 1 where lo <= x <= hi, else 0 (PyTorch)."""
+    """y = min(max(x, lo), hi) with number bounds;  dy/dx = 1 where lo <= x <= hi, else 0 (PyTorch)."""
     def forward(ctx, x, lo, hi):
         inside = ctx.xp.ones(x.shape, dtype=bool)
         y = x
@@ -186,6 +186,112 @@ class Clamp(Function):
 
     def backward(ctx, g):
         return g * ctx.saved[0]
+
+
+class ClampTensor(Function):
+    """y = min(max(x, lo), hi) with tensor bounds (either may be absent), PyTorch's gradients:
+    x gets g where lo <= x <= hi; lo gets g where x < lo (and lo < hi); hi gets g where x > hi or
+    hi < lo, that is wherever hi is the output."""
+    def forward(ctx, x, *bounds, has_lo, has_hi):
+        xp = ctx.xp
+        lo = bounds[0] if has_lo else None
+        hi = bounds[-1] if has_hi else None
+        y = x if lo is None else xp.maximum(x, lo)
+        y = y if hi is None else xp.minimum(y, hi)
+        inside = (True if lo is None else x >= lo) & (True if hi is None else x <= hi)
+        takes_lo = None if lo is None else (x < lo) & (True if hi is None else lo < hi)
+        takes_hi = None if hi is None else (x > hi) | (False if lo is None else hi < lo)
+        ctx.save(*(m for m in (inside, takes_lo, takes_hi) if m is not None))
+        return y
+
+    def backward(ctx, g):
+        zero = g.dtype.type(0)
+        return tuple(ctx.xp.where(mask, g, zero) for mask in ctx.saved)
+
+
+class FloorDivide(Function):
+    """z = floor(a / b). Piecewise constant: zero gradients, as PyTorch."""
+    def forward(ctx, a, b):
+        return ctx.xp.floor_divide(a, b)
+
+    def backward(ctx, g):
+        zero = ctx.xp.zeros_like(g)
+        return zero, zero
+
+
+class Remainder(Function):
+    """z = a - floor(a / b) b (the sign of b, as Python's %);  dz/da = 1, dz/db = -floor(a / b)."""
+    def forward(ctx, a, b):
+        ctx.save(a, b)
+        return ctx.xp.remainder(a, b)
+
+    def backward(ctx, g):
+        a, b = ctx.saved
+        return g, (-g * ctx.xp.floor_divide(a, b) if ctx.needs_input_grad[1] else None)
+
+
+class Square(Function):
+    """y = x^2;  dy/dx = 2x."""
+    def forward(ctx, x):
+        ctx.save(x)
+        return x * x
+
+    def backward(ctx, g):
+        return g * 2 * ctx.saved[0]
+
+
+class Reciprocal(Function):
+    """y = 1/x;  dy/dx = -y^2."""
+    def forward(ctx, x):
+        y = ctx.xp.reciprocal(x)
+        ctx.save(y)
+        return y
+
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        return -g * y * y
+
+
+class Rsqrt(Function):
+    """y = 1/sqrt(x);  dy/dx = -y^3 / 2."""
+    def forward(ctx, x):
+        y = ctx.xp.reciprocal(ctx.xp.sqrt(x))
+        ctx.save(y)
+        return y
+
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        return g * y * y * y * y.dtype.type(-0.5)
+
+
+class Log1p(Function):
+    """y = ln(1 + x), accurate near 0;  dy/dx = 1 / (1 + x)."""
+    def forward(ctx, x):
+        ctx.save(x)
+        return ctx.xp.log1p(x)
+
+    def backward(ctx, g):
+        return g / (1 + ctx.saved[0])
+
+
+class Expm1(Function):
+    """y = e^x - 1, accurate near 0;  dy/dx = y + 1."""
+    def forward(ctx, x):
+        y = ctx.xp.expm1(x)
+        ctx.save(y)
+        return y
+
+    def backward(ctx, g):
+        return g * (ctx.saved[0] + 1)
+
+
+class Rounding(Function):
+    """floor, ceil, round or trunc: piecewise constant, so the gradient is zero (PyTorch)."""
+    def forward(ctx, x, how, decimals=0):
+        return ctx.xp.round(x, decimals) if how == "round" else getattr(ctx.xp, how)(x)
+
+    def backward(ctx, g):
+        return ctx.xp.zeros_like(g)
 
 
 class ReLU(Function):
@@ -242,49 +348,112 @@ class Tanh(Function):
 
 
 # --------------------------------------------------------------------------- public wrappers
-def add(a, b): return Add.apply(*lift_pair(a, b))
-def sub(a, b): return Sub.apply(*lift_pair(a, b))
-def mul(a, b): return Mul.apply(*lift_pair(a, b))
-def div(a, b): return Div.apply(*lift_pair(a, b))
-def neg(x): return Neg.apply(x)
-def pow(x, exponent): return Pow.apply(*lift_pair(x, exponent))
-def exp(x): return Exp.apply(x)
-def log(x): return Log.apply(x)
-def sqrt(x): return Sqrt.apply(x)
-def sin(x): return Sin.apply(x)
-def cos(x): return Cos.apply(x)
-def abs(x): return Abs.apply(x)
-def maximum(a, b): return Maximum.apply(*lift_pair(a, b))
-def minimum(a, b): return Minimum.apply(*lift_pair(a, b))
-def relu(x): return ReLU.apply(x)
-def leaky_relu(x, negative_slope=0.01): return LeakyReLU.apply(x, negative_slope=negative_slope)
-def sigmoid(x): return Sigmoid.apply(x)
-def tanh(x): return Tanh.apply(x)
+def add(input, other, *, alpha=1):
+    """input + alpha * other, with PyTorch's type promotion (see ``result_dtype``)."""
+    return Add.apply(*binary_operands("add", input, other if alpha == 1 else other * alpha))
 
 
-def where(condition, x, y):
-    """Elementwise ``condition ? x : y``; x or y may be Python numbers."""
-    x, y = lift_pair(x, y)
-    cond = condition.data if isinstance(condition, Tensor) else x.xp.asarray(condition)
-    return Where.apply(x, y, cond=cond.astype(bool, copy=False))
+def sub(input, other, *, alpha=1):
+    """input - alpha * other."""
+    return Sub.apply(*binary_operands("sub", input, other if alpha == 1 else other * alpha))
 
 
-def clamp(x, min=None, max=None):
+def mul(input, other): return Mul.apply(*binary_operands("mul", input, other))
+
+
+def div(input, other):
+    """True division: integer and bool operands give the default float dtype (float32), as PyTorch."""
+    dtype = result_dtype(input, other, op="div")
+    return Div.apply(*binary_operands("div", input, other, dtype if dtype.kind == "f" else DEFAULT_DTYPE))
+
+
+def floor_divide(input, other):
+    """floor(input / other) in the promoted dtype (integers stay integers); zero gradients."""
+    return FloorDivide.apply(*binary_operands("floor_divide", input, other))
+
+
+def remainder(input, other):
+    """input - floor(input / other) * other: the result has the sign of ``other``, as Python's %."""
+    return Remainder.apply(*binary_operands("remainder", input, other))
+
+
+def pow(input, exponent): return Pow.apply(*binary_operands("pow", input, exponent))
+def maximum(input, other): return Maximum.apply(*binary_operands("maximum", input, other))
+def minimum(input, other): return Minimum.apply(*binary_operands("minimum", input, other))
+def neg(input): return Neg.apply(input)
+def abs(input): return Abs.apply(input)
+def square(input):
+    """input * input; bool inputs give int64, as PyTorch."""
+    return Square.apply(input.long() if input.dtype == bool else input)
+def relu(input): return ReLU.apply(input)
+def leaky_relu(input, negative_slope=0.01): return LeakyReLU.apply(input, negative_slope=negative_slope)
+
+
+# Floating-only functions: integer and bool inputs are computed in the default float dtype, as PyTorch.
+def exp(input): return Exp.apply(to_floating(input))
+def expm1(input): return Expm1.apply(to_floating(input))
+def log(input): return Log.apply(to_floating(input))
+def log1p(input): return Log1p.apply(to_floating(input))
+def sqrt(input): return Sqrt.apply(to_floating(input))
+def rsqrt(input): return Rsqrt.apply(to_floating(input))
+def reciprocal(input): return Reciprocal.apply(to_floating(input))
+def sin(input): return Sin.apply(to_floating(input))
+def cos(input): return Cos.apply(to_floating(input))
+def sigmoid(input): return Sigmoid.apply(to_floating(input))
+def tanh(input): return Tanh.apply(to_floating(input))
+
+
+def floor(input): return Rounding.apply(input, how="floor")
+def ceil(input): return Rounding.apply(input, how="ceil")
+def trunc(input): return Rounding.apply(input, how="trunc")
+
+
+def round(input, *, decimals=0):
+    """Round half to even (as PyTorch and NumPy), to ``decimals`` places."""
+    return Rounding.apply(input, how="round", decimals=decimals)
+
+
+def where(condition, input, other):
+    """Elementwise ``condition ? input : other``; input and other may be numbers (promoted together)."""
+    if not isinstance(condition, Tensor) or condition.dtype != bool:
+        seen = f"a {condition.dtype} Tensor" if isinstance(condition, Tensor) else type(condition).__name__
+        raise TypeError(f"where: condition must be a bool Tensor (as PyTorch), got {seen}; compare first, "
+                        f"e.g. where(x > 0, x, y)")
+    like = input if isinstance(input, Tensor) else other if isinstance(other, Tensor) else condition
+    dtype = result_dtype(input, other, op="where")
+    x, y = as_tensor(input, dtype, like), as_tensor(other, dtype, like)
+    broadcast_shape("where", condition.shape, x.shape, y.shape)
+    return Where.apply(x, y, cond=condition.data)
+
+
+def clamp(input, min=None, max=None):
+    """min(max(input, min), max). Bounds may be numbers or tensors (broadcast); the result dtype is
+    promoted over all of them (an integer tensor with a float bound gives float32), as PyTorch."""
     if min is None and max is None:
         raise ValueError("clamp: give at least one of min and max")
-    return Clamp.apply(x, lo=min, hi=max)
+    bounds = [b for b in (min, max) if b is not None]
+    dtype = result_dtype(input, *bounds, op="clamp")
+    x = as_tensor(input, dtype, input)
+    if not any(isinstance(b, Tensor) for b in bounds):
+        return Clamp.apply(x, lo=min, hi=max)
+    bounds = [as_tensor(b, dtype, input) for b in bounds]
+    broadcast_shape("clamp", x.shape, *(b.shape for b in bounds))
+    return ClampTensor.apply(x, *bounds, has_lo=min is not None, has_hi=max is not None)
+
+
+clip = clamp
 
 
 def compare(a, b, how):
-    """Elementwise comparison (``how`` is a NumPy ufunc name such as 'less'); the result is a bool
-    tensor that carries no gradient."""
-    a, b = lift_pair(a, b)
+    """Elementwise comparison (``how`` is a NumPy ufunc name such as 'less') after promoting both
+    operands to one dtype; the result is a bool tensor that carries no gradient."""
+    a, b = binary_operands(how, a, b)
     if a.device != b.device:
         raise RuntimeError(f"{how}: operands are on different devices ({a.device!r} and {b.device!r})")
     return Tensor(getattr(a.xp, how)(a.data, b.data), device=a.device)
 
 
-def sign(x):
-    """Elementwise sign, not differentiable."""
-    return Tensor(x.xp.sign(x.data), device=x.device)
-
+def sign(input):
+    """Elementwise sign (-1, 0 or 1, in the input's dtype; a bool is its own sign), not differentiable."""
+    data = input.data.copy() if input.dtype == bool else input.xp.sign(input.data)
+    return Tensor(data, device=input.device)

@@ -1,10 +1,23 @@
-"""Reductions over dims (sum, mean, max, min, var, std, logsumexp) and softmax / log_softmax.
+"""Reductions over dims (sum, prod, mean, max, min, var, std, logsumexp, cumsum, any, all) and softmax /
+log_softmax.
 
-float16 inputs accumulate in float32 and are rounded back at the end.
+float16 inputs accumulate in float32 and are rounded back at the end. Sums and products of bool and
+integer tensors are int64; mean, var, std, softmax and log_softmax refuse them, as PyTorch.
 """
+import numbers
+from collections import namedtuple
+
+import numpy as np
+
 from ..autograd import Function
 from ..tensor import Tensor
-from ._util import accumulate_dtype, normalize_dim
+from ._util import accumulate_dtype, normalize_dim, require_floating, to_floating
+from .elementwise import maximum, minimum
+from .shape import reshape
+
+# What max/min(input, dim) return, as torch.return_types.max/min: a tuple with named fields.
+MaxResult = namedtuple("max", ["values", "indices"])
+MinResult = namedtuple("min", ["values", "indices"])
 
 
 def _restore_dims(g, axes, keepdim):
@@ -60,6 +73,53 @@ class Extreme(Function):
         hit = x == y
         g = _restore_dims(g, ctx.axes, g.ndim == x.ndim)
         return g * hit / hit.sum(axis=ctx.axes, keepdims=True)
+
+
+class ExtremeAlongDim(Function):
+    """values = x at ``index`` (the first max or min along ``axis``, found by the caller); the whole
+    gradient goes to that element, as PyTorch's ``max(input, dim)`` (unlike ``amax``, which shares it)."""
+    def forward(ctx, x, index, axis, keepdim):
+        ctx.save(index)
+        ctx.axis, ctx.keepdim, ctx.size = axis, keepdim, x.shape[axis]
+        y = ctx.xp.take_along_axis(x, index, axis)
+        return y if keepdim else y.squeeze(axis)
+
+    def backward(ctx, g):
+        (index,) = ctx.saved
+        xp = ctx.xp
+        g = g if ctx.keepdim else xp.expand_dims(g, ctx.axis)
+        positions = xp.arange(ctx.size).reshape((-1,) + (1,) * (g.ndim - 1 - ctx.axis))
+        return xp.where(positions == index, g, g.dtype.type(0))
+
+
+class Prod(Function):
+    """y = prod_i x_i;  dy/dx_i = prod_{j != i} x_j, computed without dividing by zero: where the
+    slice has no zero it is y / x_i; with one zero, only that element gets the product of the others."""
+    def forward(ctx, x, axes, keepdim):
+        ctx.save(x)
+        ctx.axes, ctx.keepdim = axes, keepdim
+        return x.prod(axis=axes, keepdims=keepdim, dtype=accumulate_dtype(x.dtype)).astype(x.dtype, copy=False)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        xp = ctx.xp
+        zero = x == 0
+        safe = xp.where(zero, x.dtype.type(1), x)
+        nonzero_prod = safe.prod(axis=ctx.axes, keepdims=True)
+        zeros = zero.sum(axis=ctx.axes, keepdims=True)
+        others = xp.where(zeros == 0, nonzero_prod / safe, xp.where((zeros == 1) & zero, nonzero_prod, 0))
+        return (_restore_dims(g, ctx.axes, ctx.keepdim) * others).astype(g.dtype, copy=False)
+
+
+class CumSum(Function):
+    """y_i = sum_{j <= i} x_j along an axis;  dx_j = sum_{i >= j} g_i (a reversed cumulative sum)."""
+    def forward(ctx, x, axis):
+        ctx.axis = axis
+        return x.cumsum(axis=axis, dtype=accumulate_dtype(x.dtype)).astype(x.dtype, copy=False)
+
+    def backward(ctx, g):
+        xp = ctx.xp
+        return xp.flip(xp.flip(g, ctx.axis).cumsum(axis=ctx.axis), ctx.axis)
 
 
 class Var(Function):
@@ -134,55 +194,161 @@ class LogSoftmax(Function):
 
 
 # --------------------------------------------------------------------------- public wrappers
-def sum(x, dim=None, keepdim=False):
+def _summable(x, dtype):
+    """The input of sum/prod/cumsum: cast to ``dtype`` when given; bool and integers become int64."""
+    if dtype is not None:
+        return x.to(dtype=dtype)
+    return x.to(dtype=np.int64) if x.dtype.kind in "biu" else x
+
+
+def sum(input, dim=None, keepdim=False, *, dtype=None):
+    """Sum over ``dim`` (an int, a tuple, or None for all); bool and integer inputs give int64."""
+    x = _summable(input, dtype)
     return Sum.apply(x, axes=normalize_dim(dim, x.ndim, "sum"), keepdim=keepdim)
 
 
-def mean(x, dim=None, keepdim=False):
+def prod(input, dim=None, keepdim=False, *, dtype=None):
+    """Product of all elements, or along one ``dim``; bool and integer inputs give int64."""
+    if dim is not None and not isinstance(dim, numbers.Integral):
+        raise TypeError(f"prod: dim must be an int (one dim, as PyTorch), got {dim!r}")
+    x = _summable(input, dtype)
+    return Prod.apply(x, axes=normalize_dim(dim, x.ndim, "prod"), keepdim=keepdim)
+
+
+def cumsum(input, dim, *, dtype=None):
+    """Running sum along ``dim``; bool and integer inputs give int64."""
+    x = _summable(input, dtype)
+    axes = normalize_dim(dim, x.ndim, "cumsum")
+    return CumSum.apply(x, axis=axes[0]) if axes else reshape(x, ())
+
+
+def mean(input, dim=None, keepdim=False, *, dtype=None):
+    """Mean over ``dim``. Integer inputs need ``dtype`` (a float dtype), as in PyTorch."""
+    x = input if dtype is None else input.to(dtype=dtype)
+    require_floating(x, "mean")
     return Mean.apply(x, axes=normalize_dim(dim, x.ndim, "mean"), keepdim=keepdim)
 
 
-def amax(x, dim=None, keepdim=False):
-    return Extreme.apply(x, axes=normalize_dim(dim, x.ndim, "max"), keepdim=keepdim, largest=True)
+def amax(input, dim=None, keepdim=False):
+    """The largest value over ``dim`` (None: all); ties share the gradient evenly."""
+    return Extreme.apply(input, axes=normalize_dim(dim, input.ndim, "amax"), keepdim=keepdim, largest=True)
 
 
-def amin(x, dim=None, keepdim=False):
-    return Extreme.apply(x, axes=normalize_dim(dim, x.ndim, "min"), keepdim=keepdim, largest=False)
+def amin(input, dim=None, keepdim=False):
+    return Extreme.apply(input, axes=normalize_dim(dim, input.ndim, "amin"), keepdim=keepdim, largest=False)
 
 
-def var(x, dim=None, keepdim=False, unbiased=True, correction=None):
-    """Variance with Bessel's correction by default (``correction=1``), as PyTorch."""
-    correction = (1 if unbiased else 0) if correction is None else correction
-    return Var.apply(x, axes=normalize_dim(dim, x.ndim, "var"), keepdim=keepdim, correction=correction)
+def max(input, dim=None, keepdim=False):
+    """PyTorch's three forms: ``max(input)`` is the 0-d largest value; ``max(input, dim, keepdim=False)``
+    is a named tuple ``(values, indices)`` of the first largest element along ``dim``, its gradient going
+    to that element; ``max(input, other)`` with a Tensor ``other`` is ``maximum(input, other)``."""
+    return _extreme("max", input, dim, keepdim, largest=True)
 
 
-def std(x, dim=None, keepdim=False, unbiased=True, correction=None):
-    return var(x, dim, keepdim, unbiased, correction).sqrt()
+def min(input, dim=None, keepdim=False):
+    """``min(input)``, ``min(input, dim, keepdim=False) -> (values, indices)`` or ``min(input, other)``."""
+    return _extreme("min", input, dim, keepdim, largest=False)
 
 
-def logsumexp(x, dim, keepdim=False):
+def _extreme(op, x, dim, keepdim, largest):
+    if isinstance(dim, Tensor):
+        if keepdim is not False:
+            raise TypeError(f"{op}: the form {op}(input, other) takes no keepdim, got keepdim={keepdim!r}")
+        return (maximum if largest else minimum)(x, dim)
+    if dim is None:
+        if keepdim:
+            raise TypeError(f"{op}: keepdim=True needs a dim; use {op}(input, dim, keepdim=True) or "
+                            f"a{op}(input, keepdim=True)")
+        return Extreme.apply(x, axes=tuple(range(x.ndim)), keepdim=False, largest=largest)
+    if not isinstance(dim, numbers.Integral) or isinstance(dim, bool):
+        raise TypeError(f"{op}: the second argument must be an int dim or a Tensor (other), got "
+                        f"{type(dim).__name__} {dim!r}")
+    result = MaxResult if largest else MinResult
+    axes = normalize_dim(dim, x.ndim, op)
+    if not axes:  # a 0-d tensor: its only element, at index 0
+        return result(reshape(x, ()), Tensor(x.xp.zeros((), dtype=np.int64), device=x.device))
+    axis = axes[0]
+    index = (x.xp.argmax if largest else x.xp.argmin)(x.data, axis=axis, keepdims=True).astype(np.int64)
+    values = ExtremeAlongDim.apply(x, index=index, axis=axis, keepdim=keepdim)
+    return result(values, Tensor(index if keepdim else index.squeeze(axis), device=x.device))
+
+
+def _correction(op, dim, unbiased, correction):
+    """Sort out PyTorch's overloads of var/std: (input, unbiased), (input, dim, unbiased, keepdim)
+    and (input, dim=None, *, correction=1, keepdim=False)."""
+    if isinstance(dim, bool):  # var(input, unbiased)
+        if unbiased is not None:
+            raise TypeError(f"{op}: got unbiased twice ({dim!r} in place of dim, and unbiased={unbiased!r})")
+        dim, unbiased = None, dim
+    if unbiased is not None and correction is not None:
+        raise TypeError(f"{op}: give unbiased or correction, not both (got {unbiased!r} and {correction!r})")
+    if correction is None:
+        correction = 0 if unbiased is False else 1
+    return dim, correction
+
+
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """sum (x - mean)^2 / (n - correction) over ``dim``; ``correction=1`` (Bessel) by default, and
+    ``unbiased=False`` means ``correction=0``, as PyTorch (also ``var(input, unbiased)``)."""
+    require_floating(input, "var")
+    dim, correction = _correction("var", dim, unbiased, correction)
+    return Var.apply(input, axes=normalize_dim(dim, input.ndim, "var"), keepdim=keepdim, correction=correction)
+
+
+def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """sqrt(var(...)), with the same arguments."""
+    require_floating(input, "std")
+    return var(input, dim, unbiased, keepdim, correction=correction).sqrt()
+
+
+def logsumexp(input, dim, keepdim=False):
+    """log sum exp over ``dim``; integer inputs are computed in float32, as PyTorch."""
+    x = to_floating(input)
     return LogSumExp.apply(x, axes=normalize_dim(dim, x.ndim, "logsumexp"), keepdim=keepdim)
 
 
-def softmax(x, dim):
-    return Softmax.apply(x, axis=normalize_dim(dim, x.ndim, "softmax")[0])
+def softmax(input, dim, dtype=None):
+    """exp(x) / sum exp(x) along ``dim``, computed in ``dtype`` when given."""
+    x = input if dtype is None else input.to(dtype=dtype)
+    require_floating(x, "softmax")
+    return Softmax.apply(x, axis=normalize_dim(dim, x.ndim, "softmax"))
 
 
-def log_softmax(x, dim):
-    return LogSoftmax.apply(x, axis=normalize_dim(dim, x.ndim, "log_softmax")[0])
+def log_softmax(input, dim, dtype=None):
+    x = input if dtype is None else input.to(dtype=dtype)
+    require_floating(x, "log_softmax")
+    return LogSoftmax.apply(x, axis=normalize_dim(dim, x.ndim, "log_softmax"))
 
 
-def argmax(x, dim=None, keepdim=False):
-    """Index of the (first) largest element; not differentiable."""
-    return _arg(x, dim, keepdim, x.xp.argmax)
+def any(input, dim=None, keepdim=False):
+    """True where some element over ``dim`` (None: all) is nonzero; a bool tensor, not differentiable."""
+    return _logical(input, dim, keepdim, "any")
 
 
-def argmin(x, dim=None, keepdim=False):
-    return _arg(x, dim, keepdim, x.xp.argmin)
+def all(input, dim=None, keepdim=False):
+    """True where every element over ``dim`` (None: all) is nonzero."""
+    return _logical(input, dim, keepdim, "all")
 
 
-def _arg(x, dim, keepdim, fn):
-    if dim is None:
+def _logical(x, dim, keepdim, how):
+    axes = normalize_dim(dim, x.ndim, how)
+    return Tensor(getattr(x.data, how)(axis=axes, keepdims=keepdim), device=x.device)
+
+
+def argmax(input, dim=None, keepdim=False):
+    """Index (int64) of the first largest element, over all (flattened) or along ``dim``; not differentiable."""
+    return _arg(input, dim, keepdim, input.xp.argmax, "argmax")
+
+
+def argmin(input, dim=None, keepdim=False):
+    return _arg(input, dim, keepdim, input.xp.argmin, "argmin")
+
+
+def _arg(x, dim, keepdim, fn, op):
+    if dim is None or x.ndim == 0:
+        normalize_dim(dim, x.ndim, op)  # a 0-d tensor accepts dim 0 and -1 only
         out = fn(x.data.reshape(-1))
-        return Tensor(out.reshape((1,) * x.ndim) if keepdim else out, device=x.device)
-    return Tensor(fn(x.data, axis=dim, keepdims=keepdim), device=x.device)
+        out = out.reshape((1,) * x.ndim) if keepdim else out
+    else:
+        out = fn(x.data, axis=normalize_dim(dim, x.ndim, op)[0], keepdims=keepdim)
+    return Tensor(x.xp.asarray(out).astype(np.int64, copy=False), device=x.device)

@@ -28,6 +28,16 @@ class Permute(Function):
         return g.transpose(ctx.inverse)
 
 
+class Flip(Function):
+    """y = x reversed along ``axes``; the gradient is reversed back."""
+    def forward(ctx, x, axes):
+        ctx.axes = axes
+        return ctx.xp.flip(x, axes)
+
+    def backward(ctx, g):
+        return ctx.xp.flip(g, ctx.axes)
+
+
 class Expand(Function):
     """A broadcast view; backward sums over the expanded dims (done by the engine's sum_to_shape)."""
     def forward(ctx, x, shape):
@@ -125,9 +135,19 @@ def permute(x, *dims):
 
 
 def transpose(x, dim0, dim1):
+    """Swap two dims; a 0-d tensor accepts transpose(0, 0) (and -1), as PyTorch."""
+    normalize_dim((dim0, dim1), x.ndim, "transpose")
     dims = list(range(x.ndim))
+    if not dims:
+        return reshape(x, ())
     dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
     return permute(x, *dims)
+
+
+def flip(x, *dims):
+    """Reverse the order of elements along ``dims`` (``flip(x, (0, 1))`` or ``x.flip(0, 1)``)."""
+    dims = _sizes(dims)
+    return Flip.apply(x, axes=normalize_dim(dims, x.ndim, "flip"))
 
 
 def squeeze(x, dim=None):
