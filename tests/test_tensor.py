@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import tinygrad_cv as tg
+from tinygrad_cv import nn, optim
 
 
 def test_attributes():
@@ -96,3 +97,24 @@ def test_argmax_and_indexing_with_tensors():
     np.testing.assert_array_equal(a.argmax(1).numpy(), [1, 0])
     np.testing.assert_array_equal(a[tg.Tensor([1, 1])].numpy(), [[7, 0, 1], [7, 0, 1]])
     np.testing.assert_array_equal(a[a > 4].numpy(), [5, 7])
+
+
+@pytest.mark.parametrize("make", [tg.Tensor, tg.tensor, lambda a: nn.Parameter(tg.tensor(a))],
+                         ids=["Tensor", "tensor", "Parameter"])
+def test_a_tensor_never_aliases_the_callers_array(make):
+    """The optimisers update parameters in place: the array a tensor was made from must not change."""
+    initial = np.array([[1.0, -2.0], [0.5, 3.0]], dtype=np.float32)
+    kept = initial.copy()
+    w = make(initial).requires_grad_()
+    (w * w).sum().backward()
+    optim.SGD([w], lr=0.1).step()
+    np.testing.assert_array_equal(initial, kept)
+    np.testing.assert_allclose(w.numpy(), kept - 0.1 * 2 * kept, rtol=1e-6)
+    view = initial[:, ::-1]  # a view of the caller's array is not shared either
+    assert not np.shares_memory(tg.Tensor(view).data, initial)
+
+
+def test_detach_shares_the_data_as_pytorch():
+    a = tg.randn(3, requires_grad=True)
+    d = a.detach()
+    assert d.data is a.data and not d.requires_grad and d.is_leaf

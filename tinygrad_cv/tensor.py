@@ -14,13 +14,19 @@ DEFAULT_DTYPE = np.float32
 
 
 def _as_array(data, dtype, device):
-    """Turn Python data or an array of any device into an array on ``device``.
+    """Turn Python data or an array of any device into a new array on ``device``.
 
     Python floats become the default float32, as in PyTorch; NumPy arrays and NumPy scalars (such as
     the ``np.float64`` a 0-d float64 sum returns) keep their dtype. Only bool, integer and floating
-    data can be a tensor."""
+    data can be a tensor. The result never aliases the caller's array (``torch.tensor`` copies too):
+    the optimisers update parameters in place, which must not change the array they were made from."""
     if isinstance(data, Tensor):
         data = data.data
+    out = _converted(data, dtype, device)
+    return out.copy() if out is data else out
+
+
+def _converted(data, dtype, device):
     if backend.is_device_array(data):
         array = backend.move(data, device)
     else:
@@ -118,8 +124,8 @@ class Tensor:
         backward(self, grad, retain_graph=retain_graph)
 
     def detach(self):
-        """The same data, cut from the graph."""
-        return Tensor(self.data, device=self.device)
+        """The same data (shared, as PyTorch's), cut from the graph."""
+        return Tensor.wrap(self.data, self.device)
 
     def zero_grad(self):
         self.grad = None
