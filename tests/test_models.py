@@ -279,11 +279,7 @@ def randomised_torchvision(torch, torchvision, arch, seed):
     return model.eval()
 
 
-# ResNet-34 against torchvision only with -m slow: 18 and 50 cover both blocks, and 34's keys are checked above
-TORCH_ARCHS = ["resnet18", pytest.param("resnet34", marks=pytest.mark.slow), "resnet50"]
-
-
-@pytest.mark.parametrize("arch", TORCH_ARCHS)
+@pytest.mark.parametrize("arch", sorted(ARCHS))
 def test_torchvision_weights_load_and_give_the_same_logits(tmp_path, arch):
     torch = pytest.importorskip("torch")
     torchvision = pytest.importorskip("torchvision")
@@ -300,7 +296,7 @@ def test_torchvision_weights_load_and_give_the_same_logits(tmp_path, arch):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
-@pytest.mark.parametrize("arch", TORCH_ARCHS)
+@pytest.mark.parametrize("arch", sorted(ARCHS))
 def test_our_weights_load_into_torchvision_strictly_with_the_same_logits(tmp_path, arch):
     torch = pytest.importorskip("torch")
     torchvision = pytest.importorskip("torchvision")
