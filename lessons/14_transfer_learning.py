@@ -1,0 +1,213 @@
+# %% [markdown]
+# # Lesson 14: transfer learning
+#
+# The central move of the fastai lesson: do not start from random weights. Take a ResNet whose body
+# was trained on a large source task (ImageNet, in the course), put a new head on it for your task,
+# train the head alone for a while (the body *frozen*), then everything (*unfrozen*) with small
+# learning rates for the early layers and larger ones near the head (*discriminative* rates). fastai
+# packs the recipe into one call, `learn.fine_tune(epochs)`.
+#
+# No ImageNet weights can be downloaded here, so this lesson makes its own: it pretrains a ResNet-18
+# (narrow, for a CPU) on a source task built from the synthetic generators' textures and shapes,
+# saves the weights as a `.safetensors` file, and loads that file the way you would load torchvision's.
+# Then it fine-tunes on the Planet-like tiles and compares, epoch by epoch, with the same network
+# trained from scratch for the same number of epochs.
+#
+#     python lessons/14_transfer_learning.py [--quick] [--out DIR] [--data DIR]
+
+# %%
+import os
+import time
+from functools import partial
+
+import numpy as np
+
+import tinygrad_cv as tg
+import tinygrad_cv.functional as F
+from tinygrad_cv.data import planet_recipe
+from tinygrad_cv.data.loader import DataLoader, DataLoaders
+from tinygrad_cv.data.synthetic import make_planet
+from tinygrad_cv.data.synthetic.draw import Canvas, fractal_noise, textured
+from tinygrad_cv.data.synthetic.shapes import shape_alpha
+from tinygrad_cv.io import load_safetensors, save_safetensors
+from tinygrad_cv.metrics import accuracy, fbeta
+from tinygrad_cv.models import resnet18
+from tinygrad_cv.train import Callback, Learner
+from lesson_utils import parse_args, pyplot, save_figure
+
+args = parse_args("Lesson 14: transfer learning", "14_transfer_learning", data="planet_transfer")
+started = time.time()
+tg.manual_seed(0)
+
+# Sizes: the full run is what the text below reports; --quick only proves that every step runs.
+if args.quick:
+    n_source, source_epochs, n_target, target_epochs, width, batch = 96, 1, 48, 2, 4, 16
+else:
+    n_source, source_epochs, n_target, target_epochs, width, batch = 4000, 4, 600, 8, 8, 32
+size = 64
+data_dir = os.path.join(args.out, "data") if args.quick else args.data
+
+# %% [markdown]
+# ## 1. A source task
+#
+# ImageNet teaches a network edges, textures, blobs and object parts, which are useful far beyond
+# ImageNet's 1000 classes. Our stand-in must teach the same kind of thing, so its classes are made
+# of exactly that: a textured background, coarse or fine (two textures), with a square, a circle, a
+# triangle or nothing on it (four shapes): eight classes. Colours, sizes, positions and angles are
+# random, so the only way to be right is to see texture and shape.
+
+# %%
+SHAPES = ("nothing", "square", "circle", "triangle")
+TEXTURES = ("coarse", "fine")
+CLASSES = [f"{shape} on {texture}" for texture in TEXTURES for shape in SHAPES]
+
+
+def source_image(rng, label):
+    """One (size, size, 3) uint8 image of class ``label`` (texture * 4 + shape)."""
+    texture, shape = divmod(label, len(SHAPES))
+    canvas = Canvas(size, size)
+    cells = 2 if texture == 0 else 12
+    colour = rng.uniform(0.2, 0.8, 3).astype(np.float32)
+    canvas.paint(1.0, textured(colour, fractal_noise(rng, size, size, cells, 3), 0.9))
+    if shape:
+        radius = rng.uniform(0.15, 0.3) * size
+        cx, cy = rng.uniform(radius, size - radius, 2)
+        alpha = shape_alpha(canvas, shape, cx, cy, radius, rng.uniform(0, 2 * np.pi))
+        canvas.paint(alpha, rng.uniform(0, 1, 3).astype(np.float32))
+    return canvas.to_uint8()
+
+
+def source_loaders(n, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, len(CLASSES), n)
+    samples = [{"image": source_image(rng, int(label)), "target": int(label)} for label in labels]
+    cut = n * 9 // 10
+    return DataLoaders(DataLoader(samples[:cut], batch_size=batch, shuffle=True, seed=seed),
+                       DataLoader(samples[cut:], batch_size=batch, seed=seed))
+
+
+source = source_loaders(n_source)
+print(f"source task: {n_source} images of {size} px, {len(CLASSES)} classes: {CLASSES}")
+
+# %% [markdown]
+# ## 2. Pretraining, and saving the weights
+#
+# `resnet18` is torchvision's architecture (here at width 8 instead of 64, so that it trains on a
+# CPU in a minute or two) with torchvision's parameter names. Its `state_dict()` saved with
+# `save_safetensors` is the same kind of file as a torchvision or timm ResNet-18 exported to
+# safetensors: names like `layer1.0.conv1.weight`, one array each.
+
+# %%
+pretrained_model = resnet18(num_classes=len(CLASSES), width=width)
+pretrain = Learner(source, pretrained_model, F.cross_entropy, metrics=[accuracy], path=args.out)
+pretrain.fit_one_cycle(source_epochs, 3e-3)
+source_accuracy = pretrain.recorder.values[-1]["accuracy"]
+weights_path = save_safetensors(pretrained_model.state_dict(), os.path.join(args.out, "resnet18_source.safetensors"))
+names = list(load_safetensors(weights_path))
+print(f"source accuracy {source_accuracy:.3f}; saved {len(names)} arrays to {weights_path}, e.g. {names[:3]}")
+
+# %% [markdown]
+# ## 3. The target task: Planet-like tiles
+#
+# Seventeen tags per tile, multi-label (see lesson 6), with few images: pretraining matters most when
+# the target task has little data.
+
+# %%
+path = make_planet(data_dir, n=n_target, size=128, seed=0)
+recipe = planet_recipe(path, valid_pct=0.2, seed=42)
+print(recipe)
+f2 = partial(fbeta, beta=2, thresh=0.2)
+
+
+class F2History(Callback):
+    """The validation F2 after every epoch, across fits (fine_tune runs two; the Recorder keeps the last)."""
+
+    def __init__(self):
+        self.values = []
+
+    def after_epoch(self):
+        self.values.append(self.learn.epoch_values["fbeta"])
+
+
+def target_learner(model):
+    history = F2History()
+    learn = Learner(recipe.dataloaders(batch_size=batch, size=size, seed=0), model,
+                    F.binary_cross_entropy_with_logits, metrics=[f2], cbs=[history], path=args.out)
+    return learn, history
+
+
+# %% [markdown]
+# ## 4. Fine-tuning the pretrained body
+#
+# `resnet18(num_classes=17, weights=path)` loads every array of the file except the head: the file's
+# `fc` has 8 outputs, we asked for 17, so `fc` is replaced by a new, random Linear (the head rule:
+# an explicit `num_classes` that differs from the file's replaces the head; leaving it out would make
+# the mismatch an error naming `fc.weight` and both shapes). Everything else must match exactly.
+#
+# With torchvision's real weights, the call is the same with another file:
+#
+#     import torchvision, safetensors.torch
+#     safetensors.torch.save_file(torchvision.models.resnet18(weights="DEFAULT").state_dict(),
+#                                 "resnet18_imagenet.safetensors")
+#     model = resnet18(num_classes=17, weights="resnet18_imagenet.safetensors")   # width 64
+#
+# (or a timm `model.safetensors` from the hub for `resnet18`/`resnet34`/`resnet50`). Then
+# `fine_tune(epochs - 1, freeze_epochs=1)`: one epoch with the body frozen (the head and the batch
+# norm layers learn at `base_lr`), then all layers, at rates from `base_lr/2/100` (first group) to
+# `base_lr/2` (head).
+
+# %%
+tg.manual_seed(1)
+model = resnet18(num_classes=len(recipe.vocab), weights=weights_path, width=width, multi_label=True)
+fine, fine_history = target_learner(model)
+fine.fine_tune(target_epochs - 1, base_lr=1e-2, freeze_epochs=1)
+fine_f2 = fine_history.values
+
+# %% [markdown]
+# ## 5. The same network from scratch, with the same budget
+#
+# Same architecture, same data, same number of epochs, one-cycle at the same top rate; only the
+# starting weights differ.
+
+# %%
+tg.manual_seed(1)
+scratch, scratch_history = target_learner(resnet18(num_classes=len(recipe.vocab), width=width, multi_label=True))
+scratch.fit_one_cycle(target_epochs, 1e-2)
+scratch_f2 = scratch_history.values
+
+# %% [markdown]
+# ## 6. What pretraining bought
+#
+# F2 on the validation set after each epoch, for both. The question of the issue: how soon does the
+# pretrained model reach the from-scratch model's *final* F2?
+
+# %%
+epochs = np.arange(1, target_epochs + 1)
+reached = [e for e, value in zip(epochs, fine_f2) if value >= scratch_f2[-1]]
+print("epoch  F2 pretrained  F2 from scratch")
+for e, a, b in zip(epochs, fine_f2, scratch_f2):
+    print(f"{e:5d}  {a:13.3f}  {b:15.3f}")
+if reached:
+    print(f"the pretrained model reaches the from-scratch final F2 ({scratch_f2[-1]:.3f}) at epoch {reached[0]} "
+          f"of {target_epochs}")
+else:
+    print(f"the pretrained model does not reach the from-scratch final F2 ({scratch_f2[-1]:.3f}) in "
+          f"{target_epochs} epochs")
+
+plt = pyplot()
+fig, ax = plt.subplots(figsize=(6, 4))
+ax.plot(epochs, fine_f2, "o-", label="pretrained body, fine_tune")
+ax.plot(epochs, scratch_f2, "s-", label="from scratch, fit_one_cycle")
+ax.axhline(scratch_f2[-1], color="grey", lw=0.8, ls="--")
+ax.axvline(1.5, color="grey", lw=0.8, ls=":")
+ax.text(1.55, ax.get_ylim()[0], " unfrozen from here", va="bottom", fontsize=8)
+ax.set_xlabel("epoch")
+ax.set_ylabel("F2 on the validation set (threshold 0.2)")
+ax.legend()
+save_figure(fig, args.out, "f2_pretrained_vs_scratch.png")
+print(f"total time {(time.time() - started) / 60:.1f} min")
+
+# %% [markdown]
+# ## What the run showed
+#
+# (Numbers of the full run, `python lessons/14_transfer_learning.py`, on one CPU thread.) RESULTS
