@@ -391,8 +391,8 @@ class Learner:
         only the last layer group, and batch norm when ``train_bn``), ``fit_one_cycle(freeze_epochs,
         slice(base_lr), pct_start=0.99)``: the head learns at ``base_lr``. Then ``base_lr`` is halved,
         everything is unfrozen, and ``fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr),
-        pct_start=pct_start, div=div)``: discriminative rates from base_lr/lr_mult for the first group to
-        base_lr for the head, geometrically spaced. ``kwargs`` (div_final, moms, cbs) go to both phases,
+        pct_start=pct_start, div=div)``: discriminative rates from (the halved) base_lr / lr_mult for the
+        first group to base_lr for the head, geometrically spaced. ``kwargs`` (div_final, moms, cbs) go to both phases,
         as in fastai; ``freeze_epochs=0`` skips the first phase."""
         if int(freeze_epochs) != freeze_epochs or freeze_epochs < 0:
             raise ValueError(f"fine_tune: freeze_epochs must be an int >= 0, got {freeze_epochs!r}")
