@@ -28,6 +28,7 @@ from tinygrad_cv.data import planet_recipe
 from tinygrad_cv.data.loader import DataLoader, DataLoaders
 from tinygrad_cv.data.synthetic import make_planet
 from tinygrad_cv.data.synthetic.draw import Canvas, fractal_noise, textured
+from tinygrad_cv.data.synthetic.planet import FOREST_ONLY, PAINTERS, paint_ground
 from tinygrad_cv.data.synthetic.shapes import shape_alpha
 from tinygrad_cv.io import load_safetensors, save_safetensors
 from tinygrad_cv.metrics import accuracy, fbeta
@@ -43,7 +44,7 @@ tg.manual_seed(0)
 if args.quick:
     n_source, source_epochs, n_target, target_epochs, width, batch = 96, 1, 48, 2, 4, 16
 else:
-    n_source, source_epochs, n_target, target_epochs, width, batch = 4000, 4, 600, 8, 8, 32
+    n_source, source_epochs, n_target, target_epochs, width, batch = 5000, 5, 400, 8, 8, 32
 size = 64
 data_dir = os.path.join(args.out, "data") if args.quick else args.data
 
@@ -51,29 +52,40 @@ data_dir = os.path.join(args.out, "data") if args.quick else args.data
 # ## 1. A source task
 #
 # ImageNet teaches a network edges, textures, blobs and object parts, which are useful far beyond
-# ImageNet's 1000 classes. Our stand-in must teach the same kind of thing, so its classes are made
-# of exactly that: a textured background, coarse or fine (two textures), with a square, a circle, a
-# triangle or nothing on it (four shapes): eight classes. Colours, sizes, positions and angles are
-# random, so the only way to be right is to see texture and shape.
+# ImageNet's 1000 classes. Our stand-in is drawn from the synthetic generators' own textures and
+# shapes: sixteen single-label classes. Twelve show one land-cover feature (a field grid, a river,
+# a road, roofs, a mine, ...) painted by the Planet generator's painters on forest or open ground,
+# without clouds, haze or other features; four show a square, a circle, a triangle or nothing on a
+# textured background (the "shapes" generator's). Colours, sizes, positions and angles are random.
+#
+# Be clear about what this is: the land-cover classes share the target's visual vocabulary, so this
+# is closer to pretraining on *other satellite images* than to ImageNet, whose photos look nothing
+# like satellite tiles. The target task below is still a different one: seventeen tags at once,
+# several per tile, under clouds and haze, learned from a few hundred tiles.
 
 # %%
+LAND = list(PAINTERS)
 SHAPES = ("nothing", "square", "circle", "triangle")
-TEXTURES = ("coarse", "fine")
-CLASSES = [f"{shape} on {texture}" for texture in TEXTURES for shape in SHAPES]
+CLASSES = LAND + [f"{shape} on texture" for shape in SHAPES]
 
 
 def source_image(rng, label):
-    """One (size, size, 3) uint8 image of class ``label`` (texture * 4 + shape)."""
-    texture, shape = divmod(label, len(SHAPES))
-    canvas = Canvas(size, size)
-    cells = 2 if texture == 0 else 12
-    colour = rng.uniform(0.2, 0.8, 3).astype(np.float32)
-    canvas.paint(1.0, textured(colour, fractal_noise(rng, size, size, cells, 3), 0.9))
-    if shape:
-        radius = rng.uniform(0.15, 0.3) * size
-        cx, cy = rng.uniform(radius, size - radius, 2)
-        alpha = shape_alpha(canvas, shape, cx, cy, radius, rng.uniform(0, 2 * np.pi))
-        canvas.paint(alpha, rng.uniform(0, 1, 3).astype(np.float32))
+    """One (size, size, 3) uint8 image of class ``label``: a land feature, or a shape on a texture."""
+    canvas, scale = Canvas(size, size), size / 128
+    if label < len(LAND):
+        feature = LAND[label]
+        paint_ground(canvas, rng, scale, forest=feature in FOREST_ONLY or rng.random() < 0.6)
+        PAINTERS[feature](canvas, rng, scale, 1)
+    else:
+        shape = label - len(LAND)
+        canvas.paint(1.0, textured(rng.uniform(0.2, 0.8, 3).astype(np.float32),
+                                   fractal_noise(rng, size, size, int(rng.integers(2, 12)), 3), 0.9))
+        if shape:
+            radius = rng.uniform(0.15, 0.3) * size
+            cx, cy = rng.uniform(radius, size - radius, 2)
+            canvas.paint(shape_alpha(canvas, shape, cx, cy, radius, rng.uniform(0, 2 * np.pi)),
+                         rng.uniform(0, 1, 3).astype(np.float32))
+    canvas.shade(rng.uniform(0.85, 1.15) * rng.uniform(0.95, 1.05, 3))
     return canvas.to_uint8()
 
 
@@ -88,6 +100,15 @@ def source_loaders(n, seed=0):
 
 source = source_loaders(n_source)
 print(f"source task: {n_source} images of {size} px, {len(CLASSES)} classes: {CLASSES}")
+
+plt = pyplot()
+fig, axes = plt.subplots(2, 8, figsize=(12, 3.4))
+examples = np.random.default_rng(123)  # its own generator: the figure changes no number of the run
+for label, ax in enumerate(axes.ravel()):
+    ax.imshow(source_image(examples, label))
+    ax.set_title(CLASSES[label].replace("_", " "), fontsize=7)
+    ax.axis("off")
+save_figure(fig, args.out, "source_task.png")
 
 # %% [markdown]
 # ## 2. Pretraining, and saving the weights
@@ -140,7 +161,7 @@ def target_learner(model):
 # ## 4. Fine-tuning the pretrained body
 #
 # `resnet18(num_classes=17, weights=path)` loads every array of the file except the head: the file's
-# `fc` has 8 outputs, we asked for 17, so `fc` is replaced by a new, random Linear (the head rule:
+# `fc` has 16 outputs, we asked for 17, so `fc` is replaced by a new, random Linear (the head rule:
 # an explicit `num_classes` that differs from the file's replaces the head; leaving it out would make
 # the mismatch an error naming `fc.weight` and both shapes). Everything else must match exactly.
 #
@@ -194,7 +215,6 @@ else:
     print(f"the pretrained model does not reach the from-scratch final F2 ({scratch_f2[-1]:.3f}) in "
           f"{target_epochs} epochs")
 
-plt = pyplot()
 fig, ax = plt.subplots(figsize=(6, 4))
 ax.plot(epochs, fine_f2, "o-", label="pretrained body, fine_tune")
 ax.plot(epochs, scratch_f2, "s-", label="from scratch, fit_one_cycle")
