@@ -230,4 +230,22 @@ print(f"total time {(time.time() - started) / 60:.1f} min")
 # %% [markdown]
 # ## What the run showed
 #
-# (Numbers of the full run, `python lessons/14_transfer_learning.py`, on one CPU thread.) RESULTS
+# The full run (`python lessons/14_transfer_learning.py`, one CPU thread, about 3 minutes):
+# pretraining for 5 epochs on 4,500 source images reached 72% validation accuracy over the 16
+# classes. Then 8 epochs on 320 planet tiles, F2 on 80 validation tiles:
+#
+# | epoch | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 |
+# |---|---|---|---|---|---|---|---|---|
+# | pretrained, `fine_tune` | 0.768 | 0.803 | 0.835 | 0.856 | 0.881 | 0.875 | 0.876 | 0.872 |
+# | from scratch | 0.485 | 0.734 | 0.639 | 0.737 | 0.845 | 0.848 | 0.854 | 0.844 |
+#
+# - After one epoch in which only the new head and the batch norm layers learned, the pretrained
+#   model is at 0.768; the network from scratch is at 0.485.
+# - The pretrained model passes the from-scratch model's final F2 (0.844) at epoch 4, half the
+#   budget, and finishes at 0.872.
+# - Its curve rises steadily; the from-scratch one jumps about (0.734, then 0.639) before settling.
+#
+# Keep the scale of this in mind: one seed and 80 validation tiles, so differences of a point or two
+# of F2 are within the noise; the early lead is the robust part. And the source task matters: in an
+# earlier version of this lesson, whose source task had only textures and shapes (no land-cover
+# features), the pretrained model led in the first epochs only and finished below the one from scratch.
