@@ -179,7 +179,7 @@ def test_save_model_callback_keeps_and_restores_the_best(tmp_path):
 
     learn = make_learner(metrics=[Scripted([0.2, 0.9, 0.3, 0.4])], path=tmp_path)
     learn.fit(4, lr=1e-2, cbs=[Snapshot(), SaveModelCallback(monitor="scripted", fname="best")])
-    assert (tmp_path / "models" / "best.npz").exists()
+    assert (tmp_path / "models" / "best.safetensors").exists()
     for name, value in weights(learn.model).items():
         np.testing.assert_array_equal(value, snapshots[1][name])
 

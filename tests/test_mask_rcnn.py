@@ -478,9 +478,9 @@ def test_training_stages_freeze_the_backbone_and_its_batch_norm():
     assert all(np.array_equal(before[k], v) for k, v in model.backbone.state_dict().items())
 
     names = model.set_trainable("3+")
-    assert any(n.startswith("backbone.2.") for n in names)
-    assert not any(n.startswith("backbone.1.") for n in names)
-    assert model.backbone[2][0].convs[0][1].training and not model.backbone[1][0].convs[0][1].training
+    assert any(n.startswith("backbone.layer2.") for n in names)
+    assert not any(n.startswith(("backbone.layer1.", "backbone.conv1", "backbone.bn1")) for n in names)
+    assert model.backbone.layer2[0].bn1.training and not model.backbone.layer1[0].bn1.training
     assert len(model.set_trainable("all")) == len(list(model.parameters()))
 
 

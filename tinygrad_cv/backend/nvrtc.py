@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..io import atomic_write
+
 KERNEL_DIR = Path(__file__).resolve().with_name("kernels")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # The architectures the compile checks cover: Turing (T4), Ampere (A100), Hopper (H100).
@@ -58,10 +60,9 @@ def cache_dir(kind):
 
 
 def write_atomically(path, data):
-    """Write bytes to ``path`` through a temporary file and a rename, so no reader sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """Write bytes to ``path`` through a temporary file and a rename, so no reader sees half a file (the
+    temporary file is removed if the write fails; see ``tinygrad_cv.io.atomic_write``)."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def source_hash(*parts):

@@ -1,4 +1,4 @@
-"""Images and masks on disk, read and written with Pillow; atomic writes of any file.
+"""Images and masks on disk, read and written with Pillow (atomically, through ``tinygrad_cv.io.atomic_write``).
 
     read_image(path)  -> (H, W, 3) uint8 RGB, whatever the file's mode (RGB, RGBA, L, P, ...)
     image_size(path)  -> (H, W) from the file's header, without decoding the pixels
@@ -11,11 +11,10 @@ A file that cannot be fully decoded (missing, corrupt, truncated) raises ``Image
 names the file. Pillow is imported inside the functions, so ``import tinygrad_cv`` does not load it.
 """
 import os
-import threading
-from pathlib import Path
 
 import numpy as np
 
+from ..io import atomic_write
 from .errors import DataFormatError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -82,25 +81,7 @@ def read_mask(path):
     return _decode(path, "read_mask", indices)
 
 
-# --------------------------------------------------------------------------- writing
-def atomic_write(path, write):
-    """Run ``write(tmp_path)`` and then rename ``tmp_path`` onto ``path``; return ``path`` as a Path.
-
-    The rename is atomic on one file system, so a reader sees either the old file or the complete
-    new one. The temporary name is unique per process and thread; it is removed if ``write`` fails.
-    """
-    path = os.fspath(path)
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}-{threading.get_ident()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return Path(path)
-
-
+# --------------------------------------------------------------------------- writing (atomic_write: see io.py)
 _FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".gif": "GIF",
             ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
 

@@ -16,7 +16,7 @@ from .. import functional as F
 from .. import nn
 from ..autograd import no_grad
 from ..tensor import Tensor
-from .resnet import conv_bn, resnet_small
+from .resnet import RESNETS, ResNet, conv_bn, resnet_small
 
 
 def _double_conv(in_channels, out_channels):
@@ -92,7 +92,20 @@ class UNet(nn.Module):
         return [self.encoder, nn.ModuleList([self.middle, self.decoder, self.final])]
 
 
-def unet_resnet(n_classes, width=32, depths=(1, 1, 1, 1), in_channels=3, encoder=None):
-    """A U-Net on a small ResNet encoder (or on the body of the ``encoder`` ResNet given)."""
-    encoder = encoder or resnet_small(1, width=width, depths=depths, in_channels=in_channels)
+def unet_resnet(n_classes, width=None, depths=(1, 1, 1, 1), in_channels=3, encoder=None, weights=None):
+    """A U-Net on a ResNet encoder: by default a small ResNet (``width`` default 32, ``depths``); or
+    ``encoder``, a ResNet whose body it shares, or the name "resnet18", "resnet34" or "resnet50" for
+    torchvision's network (``width`` default 64, the published one), pretrained from the safetensors file
+    ``weights`` when given (its ``fc`` is not used: the U-Net has its own head)."""
+    if isinstance(encoder, str):
+        if encoder not in RESNETS:
+            raise ValueError(f"unet_resnet: encoder must be a ResNet or one of {sorted(RESNETS)}, got {encoder!r}")
+        # num_classes=1, chosen explicitly: a file with another head loads all but its fc (the head rule)
+        encoder = RESNETS[encoder](1, weights=weights, width=width or 64, in_channels=in_channels)
+    elif weights is not None:
+        raise ValueError("unet_resnet: weights= needs encoder='resnet18', 'resnet34' or 'resnet50' (or load the "
+                         "weights into the ResNet you pass as encoder)")
+    if encoder is not None and not isinstance(encoder, ResNet):
+        raise TypeError(f"unet_resnet: encoder must be a ResNet or a name, got {type(encoder).__name__}")
+    encoder = encoder or resnet_small(1, width=width or 32, depths=depths, in_channels=in_channels)
     return UNet(list(encoder.body), n_classes, in_channels)

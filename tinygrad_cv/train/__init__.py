@@ -2,7 +2,7 @@
 from .callbacks import (Callback, CancelFitException, CancelStepException, CancelValidException,  # noqa: F401
                         EarlyStoppingCallback, GradientClip, ParamScheduler, SaveModelCallback,
                         TrackerCallback)
-from .checkpoint import load_checkpoint, load_state, save_checkpoint, save_state  # noqa: F401
+from .checkpoint import CheckpointError, load_checkpoint, load_state, save_checkpoint, save_state  # noqa: F401
 from .distributed import DataParallel  # noqa: F401
 from .learner import Learner  # noqa: F401
 from .lr_finder import LRFinder, SuggestedLRs  # noqa: F401

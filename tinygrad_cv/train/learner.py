@@ -420,12 +420,13 @@ class Learner:
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_path(self, name):
-        return os.path.join(self.path, self.model_dir, f"{name}.npz")
+        return os.path.join(self.path, self.model_dir, f"{name}.safetensors")
 
     def save(self, name, with_opt=True):
         """Save the model (and optimiser), the epoch, the random state, the data loaders' positions and
-        any callback state (the loss scale) to ``path/model_dir/name.npz``. Training resumed from it with
-        ``load`` and ``fit_one_cycle(..., start_epoch=learn.epoch + 1)`` continues exactly."""
+        any callback state (the loss scale) to ``path/model_dir/name.safetensors``, every array under its
+        own name (``model/fc.weight``, ``opt/state/0/exp_avg``; see train/checkpoint.py). Training resumed
+        from it with ``load`` and ``fit_one_cycle(..., start_epoch=learn.epoch + 1)`` continues exactly."""
         if with_opt and self.opt is None:
             self.create_opt()
         extra = {"loaders": loader_epochs(self.dls),
@@ -438,7 +439,11 @@ class Learner:
         return path
 
     def load(self, name, with_opt=True, restore_rng=True):
-        """Load a checkpoint written by ``save``; ``learn.epoch`` becomes the epoch it was saved after."""
+        """Load a checkpoint written by ``save``; ``learn.epoch`` becomes the epoch it was saved after.
+        All or nothing (see ``checkpoint.load_checkpoint``): a checkpoint of another model, or one whose
+        optimiser is of another type than this Learner's (SGD saved, Adam here), is refused with every
+        problem named and nothing changed; ``with_opt=False`` loads the model (and the rest) without the
+        optimiser."""
         if with_opt and self.opt is None:
             self.create_opt()
         info = checkpoint.load_checkpoint(self.checkpoint_path(name), self.model,
@@ -451,6 +456,24 @@ class Learner:
                 cb.load_state_dict(extra["callbacks"][cb.name])
         self.epoch = info["epoch"] if info["epoch"] is not None else self.epoch
         return self
+
+    # ------------------------------------------------------------------ transfer learning
+    def fine_tune(self, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_start=0.3, div=5.0, **kwargs):
+        """fastai's recipe for a pretrained body with a new head. First, with the body frozen (``freeze``:
+        only the last layer group, and batch norm when ``train_bn``), ``fit_one_cycle(freeze_epochs,
+        slice(base_lr), pct_start=0.99)``: the head learns at ``base_lr``. Then ``base_lr`` is halved,
+        everything is unfrozen, and ``fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr),
+        pct_start=pct_start, div=div)``: discriminative rates from (the halved) base_lr / lr_mult for the
+        first group to base_lr for the head, geometrically spaced. ``kwargs`` (div_final, moms, cbs) go to both phases,
+        as in fastai; ``freeze_epochs=0`` skips the first phase."""
+        if int(freeze_epochs) != freeze_epochs or freeze_epochs < 0:
+            raise ValueError(f"fine_tune: freeze_epochs must be an int >= 0, got {freeze_epochs!r}")
+        if freeze_epochs:
+            self.freeze()
+            self.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, **kwargs)
+        base_lr /= 2
+        self.unfreeze()
+        self.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div, **kwargs)
 
 
 def _epoch_counters(dls):

@@ -23,6 +23,11 @@ class MaskRCNNConfig:
     # at stride 8; a stride-1 stem would keep 128 x 128 maps and cost about ten times more
     backbone_widths: tuple = (32, 64)
     backbone_depths: tuple = (2, 2)
+    # "basic" (ResNet-18/34's blocks) or "bottleneck" (ResNet-50's, 4x the width out); and optionally a
+    # torchvision/timm ResNet .safetensors file to start from: with widths (64, 128, 256, 512) and depths
+    # (2, 2, 2, 2), (3, 4, 6, 3) or (3, 4, 6, 3) + "bottleneck", the body of ResNet-18, -34 or -50
+    backbone_block: str = "basic"
+    backbone_weights: str = None
 
     # anchors and the region proposal network
     anchor_scales: tuple = (8, 16, 32, 64, 128)   # sqrt(anchor area), image pixels
@@ -59,19 +64,20 @@ class MaskRCNNConfig:
 
     layer_patterns: dict = field(default_factory=lambda: {
         "heads": r"^(rpn|box_head|mask_head)\.",
-        "3+": r"^(backbone\.[2-9]|rpn|box_head|mask_head)\.",
+        "3+": r"^(backbone\.layer[2-9]|rpn|box_head|mask_head)\.",
         "all": r".",
     })
     """Which parameters each training stage updates (Matterport's ``layers`` argument): regular
-    expressions over the parameter names. The backbone's children are the stem (0) and the stages
-    1, 2, ... (ResNet's res2, res3, ...), so '3+' trains from our stage 2 up, as Matterport's '3+'
-    starts at res3."""
+    expressions over the parameter names. The backbone's children are the stem (conv1, bn1, relu,
+    maxpool) and the stages layer1, layer2, ... (ResNet's res2, res3, ...), so '3+' trains from layer2
+    up, as Matterport's '3+' starts at res3."""
 
     def __post_init__(self):
         checks = [
             (self.num_classes >= 2, "num_classes counts the background, so it must be at least 2"),
             (len(self.backbone_widths) == len(self.backbone_depths) > 0,
              "backbone_widths and backbone_depths need one entry per stage"),
+            (self.backbone_block in ("basic", "bottleneck"), "backbone_block must be 'basic' or 'bottleneck'"),
             (self.image_size % self.backbone_stride == 0,
              "image_size must be a multiple of the backbone's stride"),
             (self.mask_size == 2 * self.mask_pool_size, "mask_size must be 2 * mask_pool_size"),
@@ -88,6 +94,11 @@ class MaskRCNNConfig:
     def backbone_stride(self):
         """The stem divides by 4, every stage after the first by 2 more."""
         return 4 * 2 ** (len(self.backbone_depths) - 1)
+
+    @property
+    def backbone_channels(self):
+        """The channels of the feature map: the last width, times 4 for bottleneck blocks."""
+        return self.backbone_widths[-1] * (4 if self.backbone_block == "bottleneck" else 1)
 
     @property
     def anchors_per_cell(self):

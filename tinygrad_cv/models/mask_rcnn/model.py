@@ -16,7 +16,7 @@ from ... import nn
 from ...autograd import no_grad
 from ...random import generator
 from ...tensor import Tensor
-from ..resnet import BasicBlock, ResNet
+from ..resnet import BasicBlock, Bottleneck, ResNet, load_resnet_weights
 from .config import MaskRCNNConfig
 from .heads import BoxHead, MaskHead
 from .inference import paste_masks, select_detections
@@ -27,22 +27,28 @@ from .targets import anchor_targets, collate_ground_truth, mask_targets, roi_tar
 
 def backbone_resnet(config, num_classes=1, multi_label=False):
     """The ResNet whose ``.body`` is the Mask R-CNN backbone: the ImageNet stem (stride 4) and the
-    stages of config.backbone_widths / backbone_depths. Train it as a classifier first (with its own
-    head) to give Mask R-CNN a pretrained backbone, as Matterport starts from ImageNet weights."""
-    return ResNet(BasicBlock, config.backbone_depths, config.backbone_widths, num_classes,
-                  small_images=False, multi_label=multi_label)
+    stages of config.backbone_widths / backbone_depths / backbone_block. With config.backbone_weights,
+    it starts from that torchvision or timm file (strictly, but with its own ``num_classes`` head, by
+    the head rule of ``models.resnet``), as Matterport starts from ImageNet weights; without, train it
+    as a classifier first (``pretrain_backbone``)."""
+    block = Bottleneck if config.backbone_block == "bottleneck" else BasicBlock
+    model = ResNet(block, config.backbone_depths, config.backbone_widths, num_classes,
+                   small_images=False, multi_label=multi_label)
+    if config.backbone_weights is None:
+        return model
+    return load_resnet_weights(model, config.backbone_weights, num_classes, where="backbone_resnet")
 
 
 class MaskRCNN(nn.Module):
     """A single-level Mask R-CNN. ``backbone`` is an nn.Sequential of ResNet stages (a ResNet's
-    ``.body``) giving config.backbone_widths[-1] channels at config.backbone_stride; by default a
+    ``.body``) giving config.backbone_channels channels at config.backbone_stride; by default a
     fresh ``backbone_resnet(config).body``."""
 
     def __init__(self, config=None, backbone=None):
         super().__init__()
         self.config = config = config or MaskRCNNConfig()
         self.backbone = backbone if backbone is not None else backbone_resnet(config).body
-        channels, scale = config.backbone_widths[-1], 1.0 / config.backbone_stride
+        channels, scale = config.backbone_channels, 1.0 / config.backbone_stride
         self.rpn = RPNHead(channels, config.rpn_channels, config.anchors_per_cell)
         self.box_head = BoxHead(channels, config.num_classes, config.box_pool_size, config.box_head_units,
                                 scale, config.sampling_ratio)
@@ -58,7 +64,7 @@ class MaskRCNN(nn.Module):
             raise ValueError(f"MaskRCNN: images must be a Tensor (N, 3, {size}, {size}) (see "
                              f"prepare_images), got {getattr(images, 'shape', type(images).__name__)}")
         features = self.backbone(images)
-        expected = (self.config.backbone_widths[-1], self.config.feature_size, self.config.feature_size)
+        expected = (self.config.backbone_channels, self.config.feature_size, self.config.feature_size)
         if features.shape[1:] != expected:
             raise ValueError(f"MaskRCNN: the backbone gives features {features.shape[1:]}, but the config "
                              f"expects {expected} (channels, and image_size / backbone_stride)")
