@@ -290,6 +290,7 @@ SPECS = [
     OpSpec("expand", lambda x: x.unsqueeze(0).expand(3, *x.shape),
            lambda x: np.broadcast_to(x, (3,) + x.shape), single(shape)),
     OpSpec("flip", lambda x: x.flip(0, -1), lambda x: x[::-1, ..., ::-1] if x.ndim > 1 else x[::-1], single(shape)),
+    OpSpec("clone", lambda x: x.clone(), lambda x: np.array(x, copy=True), single(shape)),
     OpSpec("getitem_slice", lambda x: x[1:, ::2], lambda x: x[1:, ::2], single(shape_2d_plus)),
     OpSpec("getitem_repeated_index", lambda x: x[[0, -1, 0, 0]], lambda x: x[[0, -1, 0, 0]], single(shape)),
     OpSpec("getitem_mixed", lambda x: x[[0, 0, -1], ..., 0], lambda x: x[[0, 0, -1], ..., 0], single(shape_2d_plus)),

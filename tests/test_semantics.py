@@ -343,6 +343,15 @@ def test_floor_divide_and_remainder_follow_python():
     assert z.grad.tolist() == [0]
 
 
+@pytest.mark.parametrize("divide", [lambda a, b: a // b, lambda a, b: a % b], ids=["floor_divide", "remainder"])
+def test_integer_division_by_zero_raises_as_python_and_pytorch(divide):
+    with pytest.raises(ZeroDivisionError, match="integer division by zero"):
+        divide(tg.tensor([5, 3]), tg.tensor([0, 1]))
+    with pytest.raises(ZeroDivisionError):
+        divide(tg.tensor([5, 3]), 0)
+    assert np.isinf(divide(tg.tensor([5.0]), 0.0).item()) or np.isnan(divide(tg.tensor([5.0]), 0.0).item())
+
+
 # ============================================================================ max / min overloads
 def test_max_with_dim_is_a_values_indices_tuple():
     x = tg.tensor([[1.0, 3.0, 3.0, 2.0], [5.0, 4.0, 0.0, 5.0]], requires_grad=True)
@@ -416,32 +425,37 @@ def test_var_std_overloads_match_torch():
 
 # ============================================================================ clamp with tensor bounds
 def clamp_grads_by_hand(x, lo, hi):
-    """PyTorch's rule: x where lo <= x <= hi; lo where x < lo < hi; hi where x > hi or hi < lo."""
-    return (x >= lo) & (x <= hi), (x < lo) & (lo < hi), (x > hi) | (hi < lo)
+    """PyTorch computes min(max(x, lo), hi): m = max(x, lo) takes x where x > lo, lo where lo > x and
+    half of each on a tie; the output takes m where m < hi, hi where hi < m, half of each on a tie."""
+    m = np.maximum(x, lo)
+    to_m = (m < hi) + 0.5 * (m == hi)
+    return to_m * ((x > lo) + 0.5 * (x == lo)), to_m * ((lo > x) + 0.5 * (x == lo)), (hi < m) + 0.5 * (m == hi)
 
 
 def test_clamp_with_tensor_bounds():
-    x_np = np.array([-3.0, -1.0, 0.5, 2.0, 5.0, 1.0])
-    lo_np = np.array([-2.0, -2.0, 0.0, 0.0, 0.0, 3.0])  # the last has lo > hi: the output is hi
-    hi_np = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 2.0])
+    # the last has lo > hi (the output is hi); the two before it are ties with lo and with hi
+    x_np = np.array([-3.0, -1.0, 0.5, 2.0, 5.0, 0.0, 1.0, 1.0])
+    lo_np = np.array([-2.0, -2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.0])
+    hi_np = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2.0])
     x, lo, hi = (tg.Tensor(a, requires_grad=True) for a in (x_np, lo_np, hi_np))
     out = F.clamp(x, lo, hi)
     np.testing.assert_array_equal(out.numpy(), np.minimum(np.maximum(x_np, lo_np), hi_np))
-    upstream = np.arange(1.0, 7.0)
+    upstream = np.arange(1.0, 9.0)
     out.backward(upstream)
-    for t, mask in zip((x, lo, hi), clamp_grads_by_hand(x_np, lo_np, hi_np)):
-        np.testing.assert_array_equal(t.grad.numpy(), upstream * mask)
+    for t, share in zip((x, lo, hi), clamp_grads_by_hand(x_np, lo_np, hi_np)):
+        np.testing.assert_array_equal(t.grad.numpy(), upstream * share)
     only_min = tg.Tensor(x_np, requires_grad=True)
     below = F.clamp(only_min, min=tg.Tensor(np.zeros(1)))
     np.testing.assert_array_equal(below.numpy(), np.maximum(x_np, 0))
     below.sum().backward()
-    np.testing.assert_array_equal(only_min.grad.numpy(), x_np >= 0)
+    np.testing.assert_array_equal(only_min.grad.numpy(), (x_np > 0) + 0.5 * (x_np == 0))
 
 
 def test_clamp_with_tensor_bounds_matches_torch():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)
     x_np, lo_np, hi_np = rng.standard_normal((3, 4)), rng.standard_normal(4) - 0.5, rng.standard_normal((3, 1)) + 0.5
+    x_np[0, 1], x_np[2, 3] = lo_np[1], hi_np[2, 0]  # a tie with each bound
     for kwargs in ({"min": True, "max": True}, {"min": True}, {"max": True}):
         ours = [tg.Tensor(a, requires_grad=True) for a in (x_np, lo_np, hi_np)]
         theirs = [torch.tensor(a, requires_grad=True) for a in (x_np, lo_np, hi_np)]
@@ -528,15 +542,16 @@ def test_reductions_match_torch():
 
 # ============================================================================ the namespace
 TOP_LEVEL = """
-    abs add all amax amin any argmax argmin cat ceil chunk clamp clip conv2d conv_transpose2d cos
-    cumsum div exp expm1 flatten flip floor floor_divide log log1p log_softmax logsumexp matmul max
-    maximum mean min minimum mul neg permute pixel_shuffle pow prod reciprocal relu remainder
-    reshape round rsqrt sigmoid sign sin softmax split sqrt square squeeze stack std sub sum tanh
-    transpose trunc unsqueeze var where
+    abs add all amax amin any argmax argmin cat ceil chunk clamp clip clone conv2d conv_transpose2d cos
+    cumsum div eq exp expm1 flatten flip floor floor_divide ge gt isfinite isinf isnan le log log1p
+    log_softmax logical_not logsumexp lt matmul max maximum mean min minimum mul ne neg permute
+    pixel_shuffle pow prod reciprocal relu remainder reshape round rsqrt sigmoid sign sin softmax split
+    sqrt square squeeze stack std sub sum tanh transpose trunc unsqueeze var where
 """.split()
 TENSOR_METHODS = """
-    abs add all amax amin any argmax argmin bool ceil chunk clamp clip cos cpu cumsum detach dim div
-    double exp expand expm1 flatten flip float floor floor_divide half int item log log1p
+    abs add all amax amin any argmax argmin bool ceil chunk clamp clip clone cos cpu cumsum detach dim div
+    double eq exp expand expm1 flatten flip float floor floor_divide ge gt half int isfinite isinf isnan
+    item le log log1p logical_not lt ne t
     log_softmax logsumexp long matmul max maximum mean min minimum mul neg numel numpy permute pow
     prod reciprocal relu remainder requires_grad_ reshape round rsqrt sigmoid sign sin size softmax
     split sqrt square squeeze std sub sum tanh to tolist transpose trunc type_as unsqueeze var view
@@ -575,6 +590,22 @@ def test_new_methods_compute_what_they_say():
     assert x.add(x, alpha=2).tolist() == [[0.75, -4.5], [12, 7.5]] and x.sub(1, alpha=2).tolist()[0] == [-1.75, -3.5]
     assert x.type_as(tg.tensor([1])).dtype == np.int64 and x.int().dtype == np.int32 and x.bool().dtype == bool
     assert x.dim() == 2
+    assert x.t().tolist() == [[0.25, 4], [-1.5, 2.5]] and tg.tensor([1.0, 2.0]).t().tolist() == [1, 2]
+    with pytest.raises(RuntimeError, match="t: expects a tensor with <= 2 dimensions"):
+        tg.zeros(2, 2, 2).t()
+    y = tg.tensor([1.0, np.inf, np.nan, -2.0])
+    assert y.isnan().tolist() == [False, False, True, False] and y.isinf().tolist() == [False, True, False, False]
+    assert y.isfinite().tolist() == [True, False, False, True]
+    assert (y > 0).logical_not().tolist() == [False, False, True, True]
+    assert [f(x, 0.5).tolist() for f in (F.eq, F.ne, F.lt, F.le, F.gt, F.ge)] == [
+        [[a == 0.5 for a in r] for r in x.tolist()], [[a != 0.5 for a in r] for r in x.tolist()],
+        [[a < 0.5 for a in r] for r in x.tolist()], [[a <= 0.5 for a in r] for r in x.tolist()],
+        [[a > 0.5 for a in r] for r in x.tolist()], [[a >= 0.5 for a in r] for r in x.tolist()]]
+    leaf = tg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    copy = leaf.clone()
+    assert copy.data is not leaf.data and not np.shares_memory(copy.data, leaf.data)
+    (copy * copy).sum().backward()
+    assert leaf.grad.tolist() == [2, 4] and leaf.grad.dtype == np.float64
 
 
 def test_integer_and_bool_dtypes_of_sign_like_ops():

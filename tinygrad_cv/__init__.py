@@ -6,11 +6,12 @@
 from . import functional  # noqa: F401
 # The ops PyTorch also offers at torch.* (the same function objects as in functional).
 from .functional import (abs, add, all, amax, amin, any, argmax, argmin, cat, ceil, chunk, clamp, clip,  # noqa: F401
-                         conv2d, conv_transpose2d, cos, cumsum, div, exp, expm1, flatten, flip, floor,
-                         floor_divide, log, log1p, log_softmax, logsumexp, matmul, max, maximum, mean, min,
-                         minimum, mul, neg, permute, pixel_shuffle, pow, prod, reciprocal, relu, remainder,
-                         reshape, round, rsqrt, sigmoid, sign, sin, softmax, split, sqrt, square, squeeze,
-                         stack, std, sub, sum, tanh, transpose, trunc, unsqueeze, var, where)
+                         clone, conv2d, conv_transpose2d, cos, cumsum, div, eq, exp, expm1, flatten, flip,
+                         floor, floor_divide, ge, gt, isfinite, isinf, isnan, le, log, log1p, log_softmax,
+                         logical_not, logsumexp, lt, matmul, max, maximum, mean, min, minimum, mul, ne, neg,
+                         permute, pixel_shuffle, pow, prod, reciprocal, relu, remainder, reshape, round, rsqrt,
+                         sigmoid, sign, sin, softmax, split, sqrt, square, squeeze, stack, std, sub, sum, tanh,
+                         transpose, trunc, unsqueeze, var, where)
 from .autograd import Function, is_grad_enabled, no_grad  # noqa: F401
 from .backend import cuda_available  # noqa: F401
 from .backend.threads import get_num_threads, set_num_threads  # noqa: F401

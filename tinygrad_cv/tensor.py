@@ -251,6 +251,17 @@ class Tensor:
     def __ge__(self, other): return F.compare(self, other, "greater_equal")
     def __eq__(self, other): return F.compare(self, other, "equal")
     def __ne__(self, other): return F.compare(self, other, "not_equal")
+    def eq(self, other): return F.eq(self, other)
+    def ne(self, other): return F.ne(self, other)
+    def lt(self, other): return F.lt(self, other)
+    def le(self, other): return F.le(self, other)
+    def gt(self, other): return F.gt(self, other)
+    def ge(self, other): return F.ge(self, other)
+    def isnan(self): return F.isnan(self)
+    def isinf(self): return F.isinf(self)
+    def isfinite(self): return F.isfinite(self)
+    def logical_not(self): return F.logical_not(self)
+    def clone(self): return F.clone(self)
 
     # ----------------------------------------------------------------- arithmetic and elementwise
     def add(self, other, *, alpha=1): return F.add(self, other, alpha=alpha)
@@ -328,6 +339,13 @@ class Tensor:
     @property
     def T(self):
         return F.permute(self, *reversed(range(self.ndim)))
+
+    def t(self):
+        """The transpose of a matrix; a 0-d or 1-d tensor is returned as it is (PyTorch's ``t``)."""
+        if self.ndim > 2:
+            raise RuntimeError(f"t: expects a tensor with <= 2 dimensions, but this one has {self.ndim}; "
+                               f"use transpose(dim0, dim1) or permute")
+        return self.T
 
 
 # ----------------------------------------------------------------------- creation helpers

@@ -188,30 +188,16 @@ class Clamp(Function):
         return g * ctx.saved[0]
 
 
-class ClampTensor(Function):
-    """y = min(max(x, lo), hi) with tensor bounds (either may be absent), PyTorch's gradients:
-    x gets g where lo <= x <= hi; lo gets g where x < lo (and lo < hi); hi gets g where x > hi or
-    hi < lo, that is wherever hi is the output."""
-    def forward(ctx, x, *bounds, has_lo, has_hi):
-        xp = ctx.xp
-        lo = bounds[0] if has_lo else None
-        hi = bounds[-1] if has_hi else None
-        y = x if lo is None else xp.maximum(x, lo)
-        y = y if hi is None else xp.minimum(y, hi)
-        inside = (True if lo is None else x >= lo) & (True if hi is None else x <= hi)
-        takes_lo = None if lo is None else (x < lo) & (True if hi is None else lo < hi)
-        takes_hi = None if hi is None else (x > hi) | (False if lo is None else hi < lo)
-        ctx.save(*(m for m in (inside, takes_lo, takes_hi) if m is not None))
-        return y
-
-    def backward(ctx, g):
-        zero = g.dtype.type(0)
-        return tuple(ctx.xp.where(mask, g, zero) for mask in ctx.saved)
+def _check_integer_divisor(op, b):
+    """Integer division by zero has no answer: PyTorch raises ZeroDivisionError (NumPy would give 0)."""
+    if b.dtype.kind in "biu" and not b.all():
+        raise ZeroDivisionError(f"{op}: integer division by zero (the divisor has zeros); divide floats instead")
 
 
 class FloorDivide(Function):
     """z = floor(a / b). Piecewise constant: zero gradients, as PyTorch."""
     def forward(ctx, a, b):
+        _check_integer_divisor("floor_divide", b)
         return ctx.xp.floor_divide(a, b)
 
     def backward(ctx, g):
@@ -222,6 +208,7 @@ class FloorDivide(Function):
 class Remainder(Function):
     """z = a - floor(a / b) b (the sign of b, as Python's %);  dz/da = 1, dz/db = -floor(a / b)."""
     def forward(ctx, a, b):
+        _check_integer_divisor("remainder", b)
         ctx.save(a, b)
         return ctx.xp.remainder(a, b)
 
@@ -428,7 +415,9 @@ def where(condition, input, other):
 
 def clamp(input, min=None, max=None):
     """min(max(input, min), max). Bounds may be numbers or tensors (broadcast); the result dtype is
-    promoted over all of them (an integer tensor with a float bound gives float32), as PyTorch."""
+    promoted over all of them (an integer tensor with a float bound gives float32), as PyTorch. With
+    number bounds the gradient is 1 where min <= input <= max; with tensor bounds it is that of
+    ``minimum(maximum(input, min), max)``, as in PyTorch (a tie shares the gradient evenly)."""
     if min is None and max is None:
         raise ValueError("clamp: give at least one of min and max")
     bounds = [b for b in (min, max) if b is not None]
@@ -436,9 +425,11 @@ def clamp(input, min=None, max=None):
     x = as_tensor(input, dtype, input)
     if not any(isinstance(b, Tensor) for b in bounds):
         return Clamp.apply(x, lo=min, hi=max)
-    bounds = [as_tensor(b, dtype, input) for b in bounds]
-    broadcast_shape("clamp", x.shape, *(b.shape for b in bounds))
-    return ClampTensor.apply(x, *bounds, has_lo=min is not None, has_hi=max is not None)
+    # Tensor bounds: max(x, min) then min(., max), as PyTorch computes it, so the gradients are the
+    # same too (shared evenly on ties; the upper bound wins where max < min).
+    broadcast_shape("clamp", x.shape, *(b.shape for b in bounds if isinstance(b, Tensor)))
+    y = x if min is None else maximum(x, as_tensor(min, dtype, input))
+    return y if max is None else minimum(y, as_tensor(max, dtype, input))
 
 
 clip = clamp
@@ -451,6 +442,25 @@ def compare(a, b, how):
     if a.device != b.device:
         raise RuntimeError(f"{how}: operands are on different devices ({a.device!r} and {b.device!r})")
     return Tensor(getattr(a.xp, how)(a.data, b.data), device=a.device)
+
+
+def eq(input, other): return compare(input, other, "equal")
+def ne(input, other): return compare(input, other, "not_equal")
+def lt(input, other): return compare(input, other, "less")
+def le(input, other): return compare(input, other, "less_equal")
+def gt(input, other): return compare(input, other, "greater")
+def ge(input, other): return compare(input, other, "greater_equal")
+
+
+def _predicate(input, name):
+    """A bool tensor from the NumPy/CuPy ufunc ``name`` (isnan, isinf, isfinite, logical_not); no gradient."""
+    return Tensor.wrap(getattr(input.xp, name)(input.data), input.device)
+
+
+def isnan(input): return _predicate(input, "isnan")
+def isinf(input): return _predicate(input, "isinf")
+def isfinite(input): return _predicate(input, "isfinite")
+def logical_not(input): return _predicate(input, "logical_not")
 
 
 def sign(input):

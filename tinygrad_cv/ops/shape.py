@@ -93,6 +93,15 @@ class Cast(Function):
         return g.astype(ctx.in_dtype)
 
 
+class Clone(Function):
+    """y = a copy of x;  dy/dx = 1."""
+    def forward(ctx, x):
+        return x.copy()
+
+    def backward(ctx, g):
+        return g
+
+
 class ToDevice(Function):
     def forward(ctx, x, device):
         ctx.source, ctx.device = ctx.device, device
@@ -316,6 +325,11 @@ def pad(x, pad, mode="constant", value=None):
         if lo or hi:
             x = getitem(x, (slice(None),) * axis + (_pad_source(mode, x.shape[axis], lo, hi),))
     return x
+
+
+def clone(input):
+    """A copy of ``input`` with its own memory, still in the graph (gradients pass through), as PyTorch."""
+    return Clone.apply(input)
 
 
 def cast(x, dtype):
