@@ -181,8 +181,8 @@ def test_a_file_with_torchvisions_keys_loads_strictly(tmp_path, arch):
 
 def test_bottleneck_strides_on_the_3x3_convolution():
     block = resnet50(width=8).layer2[0]
-    assert block.conv1.stride == 1 and block.conv2.stride == 2 and block.conv3.stride == 1
-    assert block.downsample[0].stride == 2
+    assert block.conv1.stride == (1, 1) and block.conv2.stride == (2, 2) and block.conv3.stride == (1, 1)
+    assert block.downsample[0].stride == (2, 2)
 
 
 def test_a_mismatched_file_names_every_bad_key(tmp_path):
