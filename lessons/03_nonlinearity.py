@@ -1,15 +1,17 @@
-"""Lesson 3: non-linearity.
+# %% [markdown]
+# # Lesson 3: non-linearity
+#
+# A stack of linear layers is still one linear map: it can only draw straight lines. Put a
+# non-linearity between them and it can bend. Which one matters:
+#   sigmoid(x) = 1 / (1 + e^-x)   squashes to (0, 1); its slope is at most 1/4 and vanishes for
+#                                 large |x| (saturation), so gradients shrink layer after layer;
+#   relu(x) = max(x, 0)           slope 1 wherever it is active: gradients pass through unchanged.
+# Then the universal approximation idea: linear -> ReLU -> linear with enough units fits any
+# reasonable 1-D function, as a sum of hinges; more units, closer fit.
+#
+#     python lessons/03_nonlinearity.py [--quick] [--out DIR]
 
-A stack of linear layers is still one linear map: it can only draw straight lines. Put a
-non-linearity between them and it can bend. Which one matters:
-  sigmoid(x) = 1 / (1 + e^-x)   squashes to (0, 1); its slope is at most 1/4 and vanishes for
-                                large |x| (saturation), so gradients shrink layer after layer;
-  relu(x) = max(x, 0)           slope 1 wherever it is active: gradients pass through unchanged.
-Then the universal approximation idea: linear -> ReLU -> linear with enough units fits any
-reasonable 1-D function, as a sum of hinges; more units, closer fit.
-
-    python lessons/03_nonlinearity.py [--quick] [--out DIR]
-"""
+# %%
 import numpy as np
 
 import tinygrad_cv as tg
@@ -17,11 +19,14 @@ import tinygrad_cv.functional as F
 from tinygrad_cv import nn, optim
 from lesson_utils import parse_args, pyplot, save_figure
 
-args = parse_args(__doc__, "03_nonlinearity")
+args = parse_args("Lesson 3: non-linearity", "03_nonlinearity")
 tg.manual_seed(0)
 plt = pyplot()
 
-# --- 1. Shapes and slopes (the slopes come from autograd) ----------------------------------------
+# %% [markdown]
+# ## 1. Shapes and slopes (the slopes come from autograd)
+
+# %%
 x = tg.Tensor(np.linspace(-6, 6, 241), requires_grad=True)
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
 for name, fn in (("sigmoid", F.sigmoid), ("relu", F.relu)):
@@ -36,7 +41,10 @@ for ax in axes:
     ax.legend()
 save_figure(fig, args.out, "sigmoid_vs_relu.png")
 
-# --- 2. Saturation: how much gradient reaches each layer of a deep stack -------------------------
+# %% [markdown]
+# ## 2. Saturation: how much gradient reaches each layer of a deep stack
+
+# %%
 depth, width = 12, 32
 grad_norms = {}
 for name, act in (("sigmoid", F.sigmoid), ("relu", F.relu)):
@@ -58,8 +66,10 @@ ax.set_title("gradients vanish through saturating sigmoids")
 ax.legend()
 save_figure(fig, args.out, "gradient_through_depth.png")
 
+# %% [markdown]
+# ## 3. Universal approximation
 
-# --- 3. Universal approximation -------------------------------------------------------------------
+# %%
 def target(t):
     return np.sin(3 * t) + 0.5 * np.abs(t) - 0.3 * t ** 2
 

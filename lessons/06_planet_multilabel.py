@@ -1,20 +1,22 @@
-"""Lesson 6: multi-label satellite tagging (the Planet "Understanding the Amazon from space" task).
+# %% [markdown]
+# # Lesson 6: multi-label satellite tagging (the Planet "Understanding the Amazon from space" task)
+#
+# Each satellite tile carries several tags at once: one weather tag (clear, partly_cloudy, cloudy,
+# haze) and any number of land tags (primary forest, agriculture, road, water, ...). So the model does
+# not pick *one* class with a softmax and an argmax: it gives each of the 17 tags its own probability
+# through a sigmoid, and we keep every tag whose probability is above a threshold.
+#
+# The steps, as in the fastai lesson:
+#   1. the data block: read the CSV, split, label with the tag vocabulary, transform, make loaders;
+#   2. a ResNet with a 17-way multi-label head, trained with binary cross-entropy on logits;
+#   3. the LR finder, then fit_one_cycle;
+#   4. the metric: F2 (recall counts 4x as much as precision), averaged per image; pick the threshold;
+#   5. progressive resizing: train at 64 px, then go on at 128 px with the same weights;
+#   6. an honest baseline: a linear model on raw pixels cannot reach the same F2.
+#
+#     python lessons/06_planet_multilabel.py [--quick] [--out DIR] [--data DIR]
 
-Each satellite tile carries several tags at once: one weather tag (clear, partly_cloudy, cloudy,
-haze) and any number of land tags (primary forest, agriculture, road, water, ...). So the model does
-not pick *one* class with a softmax and an argmax: it gives each of the 17 tags its own probability
-through a sigmoid, and we keep every tag whose probability is above a threshold.
-
-The steps, as in the fastai lesson:
-  1. the data block: read the CSV, split, label with the tag vocabulary, transform, make loaders;
-  2. a ResNet with a 17-way multi-label head, trained with binary cross-entropy on logits;
-  3. the LR finder, then fit_one_cycle;
-  4. the metric: F2 (recall counts 4x as much as precision), averaged per image; pick the threshold;
-  5. progressive resizing: train at 64 px, then go on at 128 px with the same weights;
-  6. an honest baseline: a linear model on raw pixels cannot reach the same F2.
-
-    python lessons/06_planet_multilabel.py [--quick] [--out DIR] [--data DIR]
-"""
+# %%
 import os
 import time
 from functools import partial
@@ -29,9 +31,9 @@ from tinygrad_cv.data.synthetic import make_planet
 from tinygrad_cv.metrics import accuracy_multi, fbeta
 from tinygrad_cv.models import resnet_small
 from tinygrad_cv.train import Learner
-from lesson_utils import parse_args, pyplot, save_figure
+from lesson_utils import parse_args, pyplot, save_figure, show_file
 
-args = parse_args(__doc__, "06_planet_multilabel", data="planet")
+args = parse_args("Lesson 6: multi-label satellite tagging (Planet)", "06_planet_multilabel", data="planet")
 started = time.time()
 tg.manual_seed(0)
 
@@ -40,10 +42,14 @@ n_images, small, large, batch = (48, 32, 48, 16) if args.quick else (2000, 64, 1
 epochs_small, epochs_large = (1, 1) if args.quick else (8, 2)
 data_dir = os.path.join(args.out, "data") if args.quick else args.data
 
-# --- 1. The data -------------------------------------------------------------------------------
+# %% [markdown]
+# ## 1. The data
+#
 # The synthetic tiles are written exactly as Kaggle ships the real ones: train-jpg/*.jpg and
 # train_v2.csv with two columns, image_name and tags ("clear primary road"), so the same code reads
 # a real download.
+
+# %%
 path = make_planet(data_dir, n=n_images, size=128, seed=0)
 with open(os.path.join(path, "train_v2.csv")) as f:
     print("".join(f.readlines()[:4]))
@@ -61,11 +67,15 @@ def loaders(size):
 
 
 dls = loaders(small)
-print(f"figure: {dls.show_batch(os.path.join(args.out, 'batch.png'), n=8)}")
+show_file(dls.show_batch(os.path.join(args.out, 'batch.png'), n=8))
 
-# --- 2. The model and the loss -----------------------------------------------------------------
+# %% [markdown]
+# ## 2. The model and the loss
+#
 # Multi-label: 17 independent yes/no questions. binary_cross_entropy_with_logits applies the sigmoid
 # inside the loss in a numerically stable form, so the model outputs raw logits.
+
+# %%
 model = resnet_small(len(recipe.vocab), width=8 if args.quick else 16, multi_label=True)
 
 # `partial` fixes a metric's threshold: fbeta(pred, targ, beta=2, thresh=0.2) becomes a function of
@@ -74,18 +84,26 @@ f2 = partial(fbeta, beta=2, thresh=0.2)
 acc = partial(accuracy_multi, thresh=0.2)
 learn = Learner(dls, model, F.binary_cross_entropy_with_logits, metrics=[acc, f2], path=args.out)
 
-# --- 3. The LR finder, then one-cycle ------------------------------------------------------------
+# %% [markdown]
+# ## 3. The LR finder, then one-cycle
+#
 # Raise the learning rate exponentially batch after batch and watch the loss: pick a rate where it
 # still falls steeply, before it blows up. Weights are restored afterwards.
+
+# %%
 suggestion = learn.lr_find(num_it=12 if args.quick else 100)
 print(f"LR finder suggests: valley {suggestion.valley:.2e}, steep {suggestion.steep:.2e}")
-print(f"figure: {os.path.join(args.out, 'lr_find.png')}")
+show_file(os.path.join(args.out, 'lr_find.png'))
 lr = float(np.clip(suggestion.valley, 1e-3, 1e-2))
 learn.fit_one_cycle(epochs_small, lr)
 
-# --- 4. Choosing the threshold ----------------------------------------------------------------------
+# %% [markdown]
+# ## 4. Choosing the threshold
+#
 # F2 = 5 * precision * recall / (4 * precision + recall), per image, then averaged. The threshold
 # trades precision for recall; scan it on the validation set.
+
+# %%
 def f2_by_threshold(learn):
     probs, targets = learn.get_preds()
     thresholds = np.arange(0.05, 0.96, 0.05)
@@ -96,9 +114,13 @@ def f2_by_threshold(learn):
 thresholds, scores = f2_by_threshold(learn)
 print(f"at {small} px: best F2 {scores.max():.3f} at threshold {thresholds[scores.argmax()]:.2f}")
 
-# --- 5. Progressive resizing ----------------------------------------------------------------------
+# %% [markdown]
+# ## 5. Progressive resizing
+#
 # The ResNet ends with an adaptive average pool, so the same weights accept 128-px images. Training
 # first on small images is fast and teaches the coarse features; the larger ones add detail.
+
+# %%
 learn.dls = loaders(large)
 learn.fit_one_cycle(epochs_large, lr / 4)
 thresholds, scores_large = f2_by_threshold(learn)
@@ -113,13 +135,17 @@ ax.set_xlabel("threshold")
 ax.set_ylabel("F2 on the validation set")
 ax.legend()
 save_figure(fig, args.out, "f2_vs_threshold.png")
-print(f"figure: {learn.recorder.plot_losses(os.path.join(args.out, 'losses.png'))}")
-print(f"figure: {learn.show_results(n=8, fname=os.path.join(args.out, 'predictions.png'))}")
+show_file(learn.recorder.plot_losses(os.path.join(args.out, 'losses.png')))
+show_file(learn.show_results(n=8, fname=os.path.join(args.out, 'predictions.png')))
 train_minutes = (time.time() - started) / 60
 
-# --- 6. An honest baseline -------------------------------------------------------------------------
+# %% [markdown]
+# ## 6. An honest baseline
+#
 # If a linear model on the raw pixels did as well, the task would be too easy to teach anything.
 # It learns colour averages (cloudy is white, water is dark) but not roads, buildings or shapes.
+
+# %%
 tg.manual_seed(0)
 linear = nn.Sequential(nn.Flatten(), nn.Linear(3 * small * small, len(recipe.vocab)))
 baseline = Learner(loaders(small), linear, F.binary_cross_entropy_with_logits, metrics=[f2], path=args.out,

@@ -1,22 +1,24 @@
-"""Lesson 7: one-cycle and the learning-rate finder.
+# %% [markdown]
+# # Lesson 7: one-cycle and the learning-rate finder
+#
+# Lesson 2 showed that the learning rate decides everything: too small crawls, too large diverges,
+# and a fixed rate large enough to explore never settles. Two tools from Leslie Smith (made popular by
+# fastai) answer "which rate?" and "why one rate?":
+#
+#   the LR finder   train for a few dozen batches while the rate grows exponentially, from 1e-7 to 10;
+#                   the loss first barely moves, then falls, then explodes. A good rate sits on the
+#                   steep, steady part of the fall, well before the explosion;
+#   one-cycle       do not keep the rate fixed: warm up from lr_max/25 to lr_max, then anneal with a
+#                   cosine to almost zero, while the momentum does the opposite (high when the rate is
+#                   low, low when the rate is high). The large steps in the middle explore; the small
+#                   steps at the end settle into the bottom of whatever valley the model has reached.
+#
+# Then the experiment that matters: the same model, data, seed and number of epochs, trained with a
+# fixed rate and with one-cycle, at several peak rates.
+#
+#     python lessons/07_one_cycle_lr_finder.py [--quick] [--out DIR]
 
-Lesson 2 showed that the learning rate decides everything: too small crawls, too large diverges,
-and a fixed rate large enough to explore never settles. Two tools from Leslie Smith (made popular by
-fastai) answer "which rate?" and "why one rate?":
-
-  the LR finder   train for a few dozen batches while the rate grows exponentially, from 1e-7 to 10;
-                  the loss first barely moves, then falls, then explodes. A good rate sits on the
-                  steep, steady part of the fall, well before the explosion;
-  one-cycle       do not keep the rate fixed: warm up from lr_max/25 to lr_max, then anneal with a
-                  cosine to almost zero, while the momentum does the opposite (high when the rate is
-                  low, low when the rate is high). The large steps in the middle explore; the small
-                  steps at the end settle into the bottom of whatever valley the model has reached.
-
-Then the experiment that matters: the same model, data, seed and number of epochs, trained with a
-fixed rate and with one-cycle, at several peak rates.
-
-    python lessons/07_one_cycle_lr_finder.py [--quick] [--out DIR]
-"""
+# %%
 import os
 from functools import partial
 
@@ -29,21 +31,25 @@ from tinygrad_cv.data import planet_recipe
 from tinygrad_cv.data.synthetic import make_planet
 from tinygrad_cv.metrics import fbeta
 from tinygrad_cv.train import Learner
-from lesson_utils import parse_args, pyplot, save_figure
+from lesson_utils import parse_args, pyplot, save_figure, show_file
 
-args = parse_args(__doc__, "07_one_cycle_lr_finder")
+args = parse_args("Lesson 7: one-cycle and the learning-rate finder", "07_one_cycle_lr_finder")
 plt = pyplot()
 # Sizes: --quick only proves that every step runs; the full run is the experiment (a few minutes).
 n_tiles, size, width, epochs, num_it = (160, 32, 8, 2, 30) if args.quick else (1000, 32, 16, 8, 100)
 # The peak rates of the comparison, as multiples of the LR finder's 'valley' suggestion.
 multiples = (1, 10) if args.quick else (0.3, 1, 3, 10, 30)
 
-# --- 1. The one-cycle schedule on its own --------------------------------------------------------
+# %% [markdown]
+# ## 1. The one-cycle schedule on its own
+#
 # A schedule is just a function of the step. PyTorch's OneCycleLR drives any optimiser that has a
 # momentum (SGD's momentum, Adam's beta1): call scheduler.step() after each optimizer.step(). With
 # pct_start = 0.3 the first 30% of the steps warm up, cosine-shaped, from max_lr / div_factor to
 # max_lr; the rest anneal to max_lr / (div_factor * final_div_factor). Momentum moves the other way:
 # a large step with a large momentum would overshoot, so momentum dips while the rate peaks.
+
+# %%
 total_steps, max_lr = 200, 1e-2
 weight = nn.Parameter(tg.zeros(3))
 sgd = optim.SGD([weight], lr=max_lr, momentum=0.9)
@@ -57,9 +63,13 @@ for _ in range(total_steps):
 print(f"OneCycleLR: starts at {torch_lrs[0]:.1e} (max_lr/25), peaks at {max(torch_lrs):.1e} at step "
       f"{int(np.argmax(torch_lrs))} of {total_steps}, ends at {torch_lrs[-1]:.1e}")
 
-# --- 2. Data and a small CNN ------------------------------------------------------------------------
+# %% [markdown]
+# ## 2. Data and a small CNN
+#
 # Planet-like satellite tiles at 32x32 (lesson 6): 17 tags per tile, multi-label, so the loss is binary
 # cross-entropy on 17 logits and the metric is F2 at threshold 0.2.
+
+# %%
 tg.manual_seed(0)
 folder = make_planet(os.path.join(args.out, "planet"), n=n_tiles, size=size, seed=0)
 recipe = planet_recipe(folder, valid_pct=0.2, seed=0)
@@ -82,8 +92,9 @@ def new_learner(progress=False):
     return Learner(dls, model, F.binary_cross_entropy_with_logits, metrics=[partial(fbeta, beta=2, thresh=0.2)],
                    path=args.out, progress=progress)
 
-
-# --- 3. The learning-rate finder ---------------------------------------------------------------------
+# %% [markdown]
+# ## 3. The learning-rate finder
+#
 # Before training batch i the rate is 1e-7 * (10 / 1e-7)^(i / num_it); the loss is smoothed with an
 # exponential moving average (the raw loss of one batch is too noisy to read). The finder stops when
 # the smoothed loss passes 4x its best, and restores the weights: it is a measurement, not training.
@@ -91,9 +102,11 @@ def new_learner(progress=False):
 #   valley   a point a third to half of the way down the longest descending stretch of the curve;
 #   steep    where the loss falls fastest per unit of log(lr);
 #   minimum  a tenth of the rate at the lowest loss (the lowest point itself is already too hot).
+
+# %%
 finder_learn = new_learner()
 suggestion = finder_learn.lr_find(num_it=num_it, fname=os.path.join(args.out, "lr_find.png"))
-print(f"figure: {os.path.join(args.out, 'lr_find.png')}")
+show_file(os.path.join(args.out, 'lr_find.png'))
 print(f"LR finder suggests: valley {suggestion.valley:.2e}, steep {suggestion.steep:.2e}, "
       f"minimum/10 {suggestion.minimum:.2e}")
 lr = suggestion.valley
@@ -112,11 +125,14 @@ ax.set(xlabel="learning rate", ylabel="training loss", title="LR finder: raw and
 ax.legend()
 save_figure(fig, args.out, "lr_find_raw_and_smoothed.png")
 
-
-# --- 4. Fixed rate against one-cycle -----------------------------------------------------------------
+# %% [markdown]
+# ## 4. Fixed rate against one-cycle
+#
 # Same model, same data, same seed, same epochs; only the schedule differs. Learner.fit keeps the rate
 # fixed; Learner.fit_one_cycle uses fastai's version of the cycle (warm-up over the first 25%, from
 # lr_max/25, annealing to lr_max/1e5; momentum, here Adam's beta1, from 0.95 to 0.85 and back).
+
+# %%
 def train(schedule, multiple):
     """Train a fresh learner with ``schedule`` peaking at ``multiple`` x the valley rate (the epoch table
     is printed for the one-cycle run at the valley rate)."""
@@ -147,8 +163,8 @@ for schedule in ("fixed", "one-cycle"):
 
 # The schedule that fit_one_cycle really followed, batch by batch, as the Recorder saw it.
 main_run = runs["one-cycle", 1]
-print(f"figure: {main_run.recorder.plot_lr(os.path.join(args.out, 'fit_one_cycle_schedule.png'))}")
-print(f"figure: {main_run.recorder.plot_losses(os.path.join(args.out, 'losses.png'))}")
+show_file(main_run.recorder.plot_lr(os.path.join(args.out, 'fit_one_cycle_schedule.png')))
+show_file(main_run.recorder.plot_losses(os.path.join(args.out, 'losses.png')))
 recorded = np.array(main_run.recorder.lrs)
 print(f"fit_one_cycle: first rate {recorded[0] / lr:.3f} x lr_max, peak {recorded.max() / lr:.3f} x lr_max, "
       f"last {recorded[-1] / lr:.1e} x lr_max")

@@ -1,22 +1,24 @@
-"""Lesson 11: instance segmentation with a small Mask R-CNN, on the synthetic "shapes" data.
+# %% [markdown]
+# # Lesson 11: instance segmentation with a small Mask R-CNN, on the synthetic "shapes" data
+#
+# Semantic segmentation (lesson 8) gives every pixel a class. Instance segmentation also tells the
+# objects apart: two overlapping circles are two masks, each with its own class and score. Mask R-CNN
+# (He et al., 2017) does it in two stages:
+#
+#   1. a region proposal network (RPN) slides over the backbone's feature map and, at every cell,
+#      scores a set of *anchor* boxes (several sizes and shapes) for "is there an object" and says
+#      how to move each onto it; the best few hundred moved anchors are the *proposals*;
+#   2. for each proposal (a region of interest, ROI), RoIAlign cuts a fixed-size grid of features out
+#      of the feature map; a box head classifies it and refines its box, and a mask head paints a
+#      28 x 28 mask for it, one per class.
+#
+# Training samples anchors and ROIs against the ground truth and adds five losses; see
+# tinygrad_cv/models/mask_rcnn/. This lesson trains one on the CPU in a few minutes, the Matterport
+# "shapes" notebook's way: the heads first (backbone frozen), then all the layers.
+#
+#     python lessons/11_instance_segmentation.py [--quick] [--out DIR] [--data DIR] [--image PATH]
 
-Semantic segmentation (lesson 8) gives every pixel a class. Instance segmentation also tells the
-objects apart: two overlapping circles are two masks, each with its own class and score. Mask R-CNN
-(He et al., 2017) does it in two stages:
-
-  1. a region proposal network (RPN) slides over the backbone's feature map and, at every cell,
-     scores a set of *anchor* boxes (several sizes and shapes) for "is there an object" and says
-     how to move each onto it; the best few hundred moved anchors are the *proposals*;
-  2. for each proposal (a region of interest, ROI), RoIAlign cuts a fixed-size grid of features out
-     of the feature map; a box head classifies it and refines its box, and a mask head paints a
-     28 x 28 mask for it, one per class.
-
-Training samples anchors and ROIs against the ground truth and adds five losses; see
-tinygrad_cv/models/mask_rcnn/. This lesson trains one on the CPU in a few minutes, the Matterport
-"shapes" notebook's way: the heads first (backbone frozen), then all the layers.
-
-    python lessons/11_instance_segmentation.py [--quick] [--out DIR] [--data DIR] [--image PATH]
-"""
+# %%
 import os
 import time
 
@@ -39,8 +41,9 @@ from tinygrad_cv.models.mask_rcnn import (MaskRCNN, MaskRCNNConfig, backbone_res
                                           train)
 from lesson_utils import parse_args, pyplot, save_figure  # noqa: E402
 
-args = parse_args(__doc__, "11_instance_segmentation", data="shapes", configure=lambda parser: parser.add_argument(
-    "--image", help="an image file of your own to run the trained model on"))
+args = parse_args("Lesson 11: instance segmentation with Mask R-CNN", "11_instance_segmentation", data="shapes",
+                  configure=lambda parser: parser.add_argument(
+                      "--image", help="an image file of your own to run the trained model on"))
 tg.manual_seed(0)
 plt = pyplot()
 
@@ -51,12 +54,16 @@ else:
     size, n_train, n_valid, batch, epochs = 128, 600, 100, 8, {"backbone": 3, "heads": 2, "all": 8}
     data_dir = args.data
 
-# --- 1. The data --------------------------------------------------------------------------------------------
+# %% [markdown]
+# ## 1. The data
+#
 # Coloured squares, circles and triangles on a textured background, written as a COCO instances
 # file: per object a category, a box [x, y, w, h] and a mask (run-length encoded). The training and
 # validation images come from different seeds. load_coco_instances gives one dict per image: the
 # image, 'boxes' (x1, y1, x2, y2), 'labels' (1 square, 2 circle, 3 triangle; 0 is the background)
 # and 'instance_masks', one full-size 0/1 mask per object.
+
+# %%
 splits = {}
 for split, n, seed in [("train", n_train, 0), ("valid", n_valid, 1)]:
     folder = make_shapes(os.path.join(data_dir, f"{split}_{size}px"), n=n, size=size, seed=seed)
@@ -68,12 +75,16 @@ vocab = coco.vocab
 print(f"{len(train_samples)} training and {len(valid_samples)} validation images; classes {vocab[1:]}; "
       f"{sum(len(s['labels']) for s in train_samples)} training objects")
 
-# --- 2. RoIPool against RoIAlign ----------------------------------------------------------------------------
+# %% [markdown]
+# ## 2. RoIPool against RoIAlign
+#
 # Both cut a fixed grid (here 3 x 3 bins) out of a feature map for any box. RoIPool (Fast R-CNN)
 # rounds the box to whole feature cells and each bin to whole cells, then takes the maximum: at
 # stride 8 a rounding of half a cell moves the features by 4 image pixels, which hardly matters to a
 # class but ruins a mask. RoIAlign (Mask R-CNN) rounds nothing: each bin averages a few points
 # (2 x 2 here) read off the map by bilinear interpolation, so the output follows the box smoothly.
+
+# %%
 def pool_bins(start, end, bins):
     """RoIPool's bins along one axis, in whole cells [lo, hi): the box rounded to cells, at least one
     cell long, bin p covering floor(p * s) .. ceil((p + 1) * s) cells from the start (s = length / bins)."""
@@ -130,13 +141,17 @@ def draw_roi_comparison():
 
 draw_roi_comparison()
 
-# --- 3. A pretrained backbone -------------------------------------------------------------------------------
+# %% [markdown]
+# ## 3. A pretrained backbone
+#
 # The backbone is a small ResNet body (stem + two stages) with one feature map at stride 8: 16 x 16
 # cells for a 128-pixel image. Matterport's starts from ImageNet or COCO weights, so that its
 # "heads first" stage trains new heads on features that already mean something. Our stand-in: train
 # the same ResNet, with a classifier head, to say which shapes each image contains (a multi-label
 # task, binary cross-entropy per class). It takes seconds, and it also leaves the batch norm layers
 # with running statistics of these images, which the frozen backbone will use in the heads stage.
+
+# %%
 config = MaskRCNNConfig(num_classes=len(vocab), image_size=size)
 started = time.perf_counter()
 classifier = backbone_resnet(config, num_classes=len(vocab) - 1, multi_label=True)
@@ -144,15 +159,20 @@ backbone_history = pretrain_backbone(classifier, train_samples, config, epochs["
                                      batch_size=2 * batch, log_every=25)
 print(f"backbone pretrained: presence loss {backbone_history[-1]['presence']:.3f}")
 
-# --- 4. The model -------------------------------------------------------------------------------------------
+# %% [markdown]
+# ## 4. The model
+#
 # Each of the 16 x 16 cells has 5 anchor sizes (8 to 128 pixels) x 3 shapes (width/height 0.5, 1,
 # 2) = 15 anchors. Matterport uses a five-level feature pyramid instead; one level is far cheaper
 # and enough for objects of 20 to 50 pixels.
+
+# %%
 model = MaskRCNN(config, backbone=classifier.body)
 print(f"{len(model.anchors)} anchors; {sum(p.numel() for p in model.parameters())} parameters")
 
-
-# --- 5. Training by stages ----------------------------------------------------------------------------------
+# %% [markdown]
+# ## 5. Training by stages
+#
 # model.losses(images, targets) returns the five losses of a batch:
 #   rpn_objectness  is each sampled anchor an object? (256 anchors per image, at most half positive)
 #   rpn_box         how to move the positive anchors onto their objects (smooth L1 on the deltas)
@@ -164,6 +184,8 @@ print(f"{len(model.anchors)} anchors; {sum(p.numel() for p in model.parameters()
 # learn while the backbone is frozen (its batch norm statistics too), so that the large, random
 # gradients of brand-new heads do not wreck the pretrained features; then every layer, at a lower
 # learning rate.
+
+# %%
 history = train(model, train_samples, "heads", epochs["heads"], 2e-3, batch_size=batch, log_every=25)
 heads_steps = len(history)
 history += train(model, train_samples, "all", epochs["all"], 1e-3, batch_size=batch, log_every=25, seed=1)
@@ -184,21 +206,29 @@ ax.legend(fontsize=8)
 save_figure(fig, args.out, "losses.png")
 plt.close(fig)
 
-# --- 6. Evaluation ------------------------------------------------------------------------------------------
+# %% [markdown]
+# ## 6. Evaluation
+#
 # COCO's mAP averages the precision over recall levels, classes and IoU thresholds 0.5 to 0.95: a
 # detection counts at threshold t when its mask (segm) or box (bbox) overlaps an unmatched object
 # of its class by IoU >= t. AP50 is the lenient end, AP75 the strict one. The Matterport notebook
 # reports the VOC-style AP at IoU 0.5 averaged over images.
+
+# %%
 scores = evaluate(model, valid_samples, valid_coco, valid_json)
 print("masks (segm):\n" + format_summary(scores["segm"]))
 for kind in ("segm", "bbox"):
     print(f"{kind}: " + "  ".join(f"{name} {scores[kind][name]:.3f}" for name in ("AP", "AP50", "AP75")))
 print(f"VOC mask AP50 (mean over images): {scores['voc_ap50']:.3f}; training took {minutes:.1f} min")
 
-# --- 7. Predictions -----------------------------------------------------------------------------------------
+# %% [markdown]
+# ## 7. Predictions
+#
 # model.detect: proposals -> box head -> for every class its own refined box, scored by the class's
 # probability; per-class NMS; then the mask head on the kept boxes, and each detection's 28 x 28 mask
 # of its class resized bilinearly into its box and thresholded at 0.5.
+
+# %%
 COLORS = np.array([[0.9, 0.1, 0.1], [0.1, 0.6, 1.0], [1.0, 0.8, 0.0], [0.2, 0.9, 0.3], [0.8, 0.3, 1.0]])
 
 
@@ -228,8 +258,12 @@ for k, (sample, found) in enumerate(zip(shown, detections)):
 save_figure(fig, args.out, "predictions.png")
 plt.close(fig)
 
-# --- 8. Your own image --------------------------------------------------------------------------------------
+# %% [markdown]
+# ## 8. Your own image
+#
 # The model only knows 128-pixel images of flat shapes; any picture is resized to that square.
+
+# %%
 if args.image:
     from PIL import Image
     picture = np.asarray(Image.fromarray(read_image(args.image)).resize((size, size), Image.BILINEAR))
