@@ -20,7 +20,7 @@ import numpy as np
 
 from tinygrad_cv.data import (DataLoader, DataLoaders, DataRecipe, Dihedral, Flip, Lighting, Normalize,
                               Perspective, RandomSplit, Rotate, TagLabels, Zoom, aug_transforms, csv_rows,
-                              planet_recipe)
+                              planet_recipe, valid_transforms)
 from tinygrad_cv.data.synthetic import make_planet
 from tinygrad_cv.data.transforms import DIHEDRAL, warp_sample
 from lesson_utils import parse_args, pyplot, save_figure, show_file
@@ -228,12 +228,19 @@ assert np.array_equal(train_loader.load_sample(0, 1)["image"], train_loader.load
 # with mean and std measured on the TRAINING images only. The validation set stands for data the model
 # has never seen; its statistics must not leak into the model, and it must be transformed exactly as
 # the training data was. (A pretrained network expects the statistics of *its* training set, e.g.
-# IMAGENET_STATS.) DataLoaders measures them on a few training batches; here, on the whole training set:
+# IMAGENET_STATS.) And they are measured on the training tiles as they are, NOT augmented: augmentation
+# is a random view for training, while the statistics describe the data the model will be shown at test
+# time, which is never augmented. Here, on the whole training set, resized but not augmented (the
+# validation transforms):
 
 # %%
-train_images = [train_loader.load_batch(indices, 0)["image"] for indices in train_loader.batch_indices(0)]
+plain_train = DataLoader(train_loader.dataset, batch_size=batch_size, transform=valid_transforms(size))
+train_images = [plain_train.load_batch(indices, 0)["image"] for indices in plain_train.batch_indices(0)]
 normalize = Normalize.from_images(train_images)
-print(f"training set statistics: {normalize}\nDataLoaders measured, on its first 4 batches: {planet_dls.normalize}")
+augmented = Normalize.from_images(train_loader.load_batch(indices, 0)["image"]
+                                  for indices in train_loader.batch_indices(0))
+print(f"training set statistics: {normalize}\nthe same tiles augmented (brightness, contrast, warps) would "
+      f"give: {augmented}")
 before = np.concatenate(train_images).reshape(-1, 3) / 255.0
 after = np.concatenate([normalize(images) for images in train_images]).transpose(0, 2, 3, 1).reshape(-1, 3)
 assert np.allclose(after.mean(0), 0, atol=1e-4) and np.allclose(after.std(0), 1, atol=1e-3)
@@ -241,8 +248,8 @@ valid_loader = planet_dls.loaders["valid"]
 valid_after = np.concatenate([normalize(valid_loader.load_batch(indices, 0)["image"])
                               for indices in valid_loader.batch_indices(0)]).transpose(0, 2, 3, 1).reshape(-1, 3)
 print(f"normalised training pixels: mean {after.mean(0).round(4)}, std {after.std(0).round(4)}")
-# The validation tiles come out close to mean 0, but with a std below 1: the training statistics were
-# measured on *augmented* tiles, whose random brightness and contrast widen the spread of the pixels.
+# The validation tiles are another sample of the same kind of data: their normalised mean and std differ
+# from 0 and 1 only by sampling (the fewer the tiles, the larger the difference; compare --quick).
 print(f"validation pixels with the training statistics: mean {valid_after.mean(0).round(3)}, "
       f"std {valid_after.std(0).round(3)}")
 
@@ -258,3 +265,20 @@ for ax in axes:
     ax.set_yticks([])
     ax.legend(fontsize=8)
 save_figure(fig, args.out, "normalisation_histograms.png")
+
+
+# %% [markdown]
+# ## What to look at
+#
+# - `dihedral_8.png`: the 8 views a satellite tile allows; each equals a NumPy flip or rotation exactly.
+# - `augmented_batch_by_epoch.png`: the same six tiles, a different random view in every epoch.
+# - `normalisation_histograms.png`: after normalisation every channel is centred on 0 with spread 1.
+#
+# ## Exercises (change one line)
+#
+# 1. In `DataLoader(train_ds, batch_size=batch_size, shuffle=True, seed=0)` use `seed=1`: the asserts still
+#    pass (each sample once per epoch), but the printed first batches change.
+# 2. In `aug_transforms(size, flip_vert=True, ...)` of `planet_dls`, use `flip_vert=False`: only left-right
+#    flips remain, so a tile can no longer appear upside down in `augmented_batch_by_epoch.png`.
+# 3. Measure the statistics on `train_loader` (augmented) instead of `plain_train`: the printed line
+#    "the same tiles augmented" shows the statistics you would then get.
