@@ -10,11 +10,13 @@
 #   1. the data block: read the CSV, split, label with the tag vocabulary, transform, make loaders;
 #   2. a ResNet with a 17-way multi-label head, trained with binary cross-entropy on logits;
 #   3. the LR finder, then fit_one_cycle;
-#   4. the metric: F2 (recall counts 4x as much as precision), averaged per image; pick the threshold;
-#   5. progressive resizing: train at 64 px, then go on at 128 px with the same weights;
-#   6. an honest baseline: a linear model on raw pixels cannot reach the same F2.
+#   4. the metric: F2 (recall weighs beta = 2 times as much as precision), averaged per image; the threshold;
+#   5. progressive resizing: train at 64 px, then go on at 128 px with the same weights, against the same
+#      budget at 128 px only;
+#   6. the test set: predictions in the submission format;
+#   7. an honest baseline: a linear model on raw pixels cannot reach the same F2.
 #
-#     python lessons/06_planet_multilabel.py [--quick] [--out DIR] [--data DIR]
+#     python lessons/06_planet_multilabel.py [--quick] [--out DIR] [--data DIR] [--planet DIR]
 
 # %%
 import os

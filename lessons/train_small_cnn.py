@@ -3,7 +3,7 @@
 #
 # Each tile carries several tags at once (clear, primary, water, road, ...): multi-label classification.
 # The network gives one logit per tag; the loss is binary cross-entropy on each logit; the metric is the
-# Planet competition's F2 at threshold 0.2, which weighs recall four times as much as precision.
+# Planet competition's F2 at threshold 0.2, which weighs recall beta = 2 times as much as precision.
 #
 #   1. Data: write a synthetic planet-like dataset in the real format (train-jpg/ + train_v2.csv) and
 #      read it back with the data block, as a real download would be read.
