@@ -93,3 +93,16 @@ ax.plot(z.numpy()[::6], fd[::6], "o", ms=3, label="finite differences")
 ax.legend()
 ax.set_xlabel("z")
 save_figure(fig, args.out, "autograd_vs_finite_differences.png")
+
+
+# %% [markdown]
+# ## What to look at
+#
+# - `autograd_vs_finite_differences.png`: the autograd curve and the finite-difference dots coincide.
+# - The printed gradients: the engine's and the hand-derived ones agree to every printed digit.
+#
+# ## Exercises (change one line)
+#
+# 1. In `BuggyFlip.backward`, return `g[::-1]` (the correct backward): gradcheck no longer raises, so the
+#    "-> caught" line disappears.
+# 2. In section 2, drop one factor `x.numpy()` from `by_hand`: the assert fails, since x is not all ones.

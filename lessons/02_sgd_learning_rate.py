@@ -81,3 +81,16 @@ for lr, color in ((0.01, "tab:blue"), (0.2, "tab:red")):
 ax.set_title("noisy gradients on a bumpy function")
 ax.legend()
 save_figure(fig, args.out, "fixed_rate_gets_stuck.png")
+
+
+# %% [markdown]
+# ## What to look at
+#
+# - `learning_rates_on_a_quadratic.png`: on x^2 a step multiplies x by (1 - 2 lr): 0.1 shrinks it
+#   steadily, 0.99 flips its sign each step and shrinks it slowly, 1.01 flips and grows.
+# - `fixed_rate_gets_stuck.png`: the small rate stops in a dip, the large one keeps hopping.
+#
+# ## Exercises (change one line)
+#
+# 1. Add `(0.5, "tab:purple")` to the quadratic's rates: 1 - 2 * 0.5 = 0, so x reaches 0 in one step.
+# 2. Add `(1.0, "tab:brown")`: 1 - 2 * 1.0 = -1, so x jumps between 1 and -1 for ever.

@@ -284,3 +284,18 @@ for ax, (values, title, cmap) in zip(axes, panels):
     ax.set_title(title, fontsize=10)
     ax.axis("off")
 save_figure(fig, args.out, "sobel_edges.png")
+
+
+# %% [markdown]
+# ## What to look at
+#
+# - `im2col_patch_matrix.png`: each column is one patch; a convolution is one matrix product with it.
+# - `stride_padding_dilation.png`: output size = floor((n + 2 padding - dilation (k - 1) - 1) / stride) + 1.
+# - `sobel_edges.png`: the Sobel kernels answer where the brightness changes, and in which direction.
+#
+# ## Exercises (change one line)
+#
+# 1. In section 4, `F.conv2d(image, sobel, padding=1)` with `padding=0`: by the formula above the edge map
+#    loses one pixel on every side (and the border artefact it discusses goes with it).
+# 2. In `output_size`'s calls, try k=5, padding=2, stride 1: the output keeps the input's size, as with
+#    k=3, padding=1.

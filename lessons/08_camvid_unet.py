@@ -18,10 +18,13 @@ import os
 import time
 from functools import partial
 
+import numpy as np
+
 import tinygrad_cv as tg
 import tinygrad_cv.functional as F
 from tinygrad_cv import nn
 from tinygrad_cv.data import camvid_recipe, class_colors
+from tinygrad_cv.data.show import class_legend
 from tinygrad_cv.data.synthetic import make_camvid
 from tinygrad_cv.metrics import AccIgnore, MeanIoU
 from tinygrad_cv.models import resnet_small, unet_resnet
@@ -125,7 +128,8 @@ with tg.no_grad():
     encoder_learn.model.eval()
     pred_unet = learn.model(x).argmax(1).numpy()
     pred_enc = encoder_learn.model(x).argmax(1).numpy()
-images = dls.normalize.decode(x.numpy()) if hasattr(dls.normalize, "decode") else None
+# The images de-normalised with the loaders' statistics: pixel = x * std + mean, per channel.
+images = np.clip(x.numpy().transpose(0, 2, 3, 1) * dls.normalize.std + dls.normalize.mean, 0, 1)
 colors = class_colors(len(codes))
 plt = pyplot()
 n = min(4, len(x))
@@ -134,11 +138,24 @@ for row in range(n):
     for col, (title, labels) in enumerate((("truth", y.numpy()[row]), ("U-Net", pred_unet[row]),
                                            ("encoder only", pred_enc[row]))):
         ax = axes[row, col]
-        if images is not None:
-            ax.imshow(images[row])
-        ax.imshow(colors[labels], alpha=0.6 if images is not None else 1.0)
+        ax.imshow(images[row])
+        ax.imshow(colors[labels], alpha=0.6)
         ax.set_title(title)
         ax.axis("off")
+class_legend(fig, range(len(codes)), codes)
 save_figure(fig, args.out, "predictions.png")
 show_file(learn.recorder.plot_losses(os.path.join(args.out, 'losses.png')))
 show_file(learn.recorder.plot_lr(os.path.join(args.out, 'lr_schedule.png')))
+
+
+# %% [markdown]
+# ## What to look at
+#
+# - `predictions.png`: truth, U-Net and encoder-only masks over the images, with the class-colour legend;
+#   the encoder alone draws coarser outlines (it upsamples from a small feature map, without the skips).
+# - `losses.png` and `lr_schedule.png`: the long warm-up (pct_start=0.9) and the short anneal.
+#
+# ## Exercises (change one line)
+#
+# 1. Set the full run's `epochs` to 5: half the training steps.
+# 2. Set `n = min(8, len(x))` in section 6: the predictions figure shows up to 8 validation images.

@@ -242,3 +242,18 @@ loss_ax.legend()
 scale_ax.semilogy(mixed.recorder.loss_scales, base=2)
 scale_ax.set(xlabel="batch", ylabel="loss scale", title="dynamic loss scale: doubles, halves on overflow")
 save_figure(fig, args.out, "fp16_vs_fp32_training.png")
+
+
+# %% [markdown]
+# ## What to look at
+#
+# - `float16_spacing.png`: float16's spacing grows with the magnitude; above 2048 it is already 2.
+# - `loss_scaling_histogram.png`: scaling moves the small gradients out of float16's underflow zone.
+# - `master_weights_and_accumulation.png`: an update smaller than half the spacing is lost in float16.
+# - `fp16_vs_fp32_training.png` and `loss_scale.png`: the two trainings side by side, the scale's halvings.
+#
+# ## Exercises (change one line)
+#
+# 1. Set the full run's `n_tiles` to 500: half the tiles, about half the training steps of section 6.
+# 2. Print `np.finfo(np.float16)`: its max (65504) and smallest normal (6.1e-05) are the limits the figures
+#    show.

@@ -386,3 +386,17 @@ ax.set(xlabel="arithmetic intensity (FLOP / byte)", ylabel="attainable FLOP/s", 
        title="roofline of an H100 SXM, our kernels at their shapes")
 ax.legend(fontsize="small", loc="lower right")
 save_figure(fig, args.out, "roofline.png")
+
+
+# %% [markdown]
+# ## What to look at
+#
+# - `grid_stride_loop.png`: which thread handles which element, in a grid-stride loop.
+# - `roofline.png`: each kernel under the memory roof or the compute roof, by its arithmetic intensity.
+# - The printed emulator checks: the errors it catches before a GPU would.
+#
+# ## Exercises (change one line)
+#
+# 1. In the roofline section, add a box count to `roi_boxes`: one more RoIAlign size is measured.
+# 2. Run on a machine with a CUDA GPU and CuPy: the timings then compare the CPU with the real device
+#    instead of the roofline's predictions alone.

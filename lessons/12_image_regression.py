@@ -243,3 +243,18 @@ ax.set_xlabel("distance between predicted and true centre (pixels)")
 ax.set_ylabel("validation pictures")
 ax.legend(fontsize=8)
 save_figure(fig, args.out, "error_histogram.png")
+
+
+# %% [markdown]
+# ## What to look at
+#
+# - `predicted_centres.png`: predicted centres against the true ones on validation images.
+# - `error_histogram.png`: the distance errors, this head against the classifier's pooled head; the
+#   pooled head has thrown away "where", so its errors are larger.
+# - `losses.png`: the training and validation losses.
+#
+# ## Exercises (change one line)
+#
+# 1. Set `epochs` of the full run to 4: half the training steps.
+# 2. Give `learn` `F.smooth_l1_loss` instead of `F.mse_loss`: the printed loss is then on another scale, so
+#    compare the pixel errors (the metric), not the losses.
