@@ -45,3 +45,20 @@ def test_show_results_writes_a_mask_figure_with_a_legend(tmp_path, monkeypatch):
     path = show_results(np.zeros((2, 3, 4, 4)), y, pred, str(tmp_path / "r.png"), n=2, vocab=["sky", "road", "car"])
     assert (tmp_path / "r.png").stat().st_size > 1000 and path == str(tmp_path / "r.png")
     assert [h.get_label() for h in legends[0]] == ["sky", "road", "car"]
+
+
+def test_lr_finder_marks_each_suggestion_at_its_legends_rate(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    from tinygrad_cv.train.lr_finder import LRFinder, minimum
+    finder = LRFinder(num_it=60)
+    finder.lrs = list(np.geomspace(1e-6, 1.0, 60))
+    finder.losses = list(2.0 - np.sin(np.linspace(0, 3, 60)))          # lowest near index 30
+    marks = []
+    original = Axes.plot
+    monkeypatch.setattr(Axes, "plot", lambda self, *a, **k: marks.append((a, k)) or original(self, *a, **k))
+    finder.plot(str(tmp_path / "lr_find.png"))
+    labelled = {k["label"].split(":")[0]: float(np.ravel(a[0])[0]) for a, k in marks if "label" in k}
+    lowest = minimum(*finder.curve())[0]
+    assert labelled["minimum"] == pytest.approx(lowest)                 # a tenth of the lowest point's rate
+    assert set(labelled) == {"valley", "steep", "minimum"}
