@@ -14,7 +14,7 @@ import tinygrad_cv.functional as F
 from tinygrad_cv.autograd import Function
 from lesson_utils import parse_args, pyplot, save_figure
 
-args = parse_args("Lesson 1: tensors and autograd", "01_tensors_autograd")
+args = parse_args("Lesson 1: tensors and autograd", "01_tensors_autograd", full_minutes=0.2)
 tg.manual_seed(0)
 
 # %% [markdown]

@@ -17,7 +17,7 @@ import tinygrad_cv as tg
 import tinygrad_cv.functional as F
 from lesson_utils import parse_args, pyplot, save_figure
 
-args = parse_args("Lesson 2: gradient descent and the learning rate", "02_sgd_learning_rate")
+args = parse_args("Lesson 2: gradient descent and the learning rate", "02_sgd_learning_rate", full_minutes=0.3)
 steps = 15 if args.quick else 30
 
 

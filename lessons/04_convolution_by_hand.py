@@ -31,7 +31,7 @@ import tinygrad_cv as tg
 import tinygrad_cv.functional as F
 from lesson_utils import parse_args, pyplot, save_figure
 
-args = parse_args("Lesson 4: convolution by hand", "04_convolution_by_hand")
+args = parse_args("Lesson 4: convolution by hand", "04_convolution_by_hand", full_minutes=0.5)
 rng = np.random.default_rng(0)
 plt = pyplot()
 

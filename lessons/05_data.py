@@ -25,7 +25,7 @@ from tinygrad_cv.data.synthetic import make_planet
 from tinygrad_cv.data.transforms import DIHEDRAL, warp_sample
 from lesson_utils import parse_args, pyplot, save_figure, show_file
 
-args = parse_args("Lesson 5: data", "05_data")
+args = parse_args("Lesson 5: data", "05_data", full_minutes=1.1)
 n_tiles, batch_size = (64, 16) if args.quick else (400, 32)
 plt = pyplot()
 

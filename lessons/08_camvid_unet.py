@@ -31,7 +31,8 @@ from tinygrad_cv.models import resnet_small, unet_resnet
 from tinygrad_cv.train import Learner
 from lesson_utils import parse_args, pyplot, save_figure, show_file
 
-args = parse_args("Lesson 8: semantic segmentation with a U-Net (CamVid)", "08_camvid_unet", data="camvid")
+args = parse_args("Lesson 8: semantic segmentation with a U-Net (CamVid)", "08_camvid_unet", data="camvid",
+                  full_minutes=12)
 tg.manual_seed(0)
 
 n_images, size, batch, epochs, width = (24, 32, 8, 1, 8) if args.quick else (600, 128, 8, 10, 16)

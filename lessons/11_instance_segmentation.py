@@ -42,6 +42,7 @@ from tinygrad_cv.models.mask_rcnn import (MaskRCNN, MaskRCNNConfig, backbone_res
 from lesson_utils import parse_args, pyplot, save_figure  # noqa: E402
 
 args = parse_args("Lesson 11: instance segmentation with Mask R-CNN", "11_instance_segmentation", data="shapes",
+                  full_minutes=5,
                   configure=lambda parser: parser.add_argument(
                       "--image", help="an image file of your own to run the trained model on"))
 tg.manual_seed(0)

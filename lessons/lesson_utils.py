@@ -38,9 +38,10 @@ def parse_args(description, default_out, data=None, configure=None, full_minutes
     args.quick = args.quick or quick_from_env()
     os.makedirs(args.out, exist_ok=True)
     if args.quick:
-        took = f"the full run took {full_minutes} min when measured" if full_minutes else "the full run takes longer"
-        print(f"SMOKE RUN (quick mode): tiny sizes, so the numbers below mean nothing; {took}: "
-              f"run without --quick (and with {QUICK_ENV} unset) for the real experiment.")
+        took = (f"took about {full_minutes:g} min when measured (README, results)" if full_minutes
+                else "is longer (its time is not measured yet)")
+        print(f"SMOKE RUN (quick mode): sizes cut down to check that every step runs, so its numbers are not the "
+              f"lesson's results; the full run (no --quick, {QUICK_ENV} unset) {took}.")
     return args
 
 
