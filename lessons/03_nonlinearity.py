@@ -28,7 +28,7 @@ plt = pyplot()
 # ## 1. Shapes and slopes (the slopes come from autograd)
 
 # %%
-x = tg.Tensor(np.linspace(-6, 6, 241), requires_grad=True)
+x = tg.Tensor(np.linspace(-6, 6, 61 if args.quick else 241), requires_grad=True)
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
 for name, fn in (("sigmoid", F.sigmoid), ("relu", F.relu)):
     x.grad = None
