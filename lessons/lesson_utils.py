@@ -5,6 +5,9 @@ import os
 import sys
 
 QUICK_ENV = "TINYGRAD_CV_QUICK"
+# The lessons' folder. A notebook has no __file__, so a lesson that needs its own path (to launch itself
+# again, e.g. under mpiexec) takes it from here: os.path.join(LESSONS_DIR, "15_data_parallel.py").
+LESSONS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def in_notebook():
