@@ -24,8 +24,9 @@ $(STAMP_TORCH): pyproject.toml $(STAMP_DEV)
 	$(PY) -m pip install -q -e '.[dev,gpu,distributed,torch]'
 	touch $@
 
+# The flagship lesson in full (-u: its epoch table and timings appear as they happen, even when piped).
 demo: $(STAMP_RUN)
-	$(PY) lessons/06_planet_multilabel.py
+	$(PY) -u lessons/06_planet_multilabel.py
 
 lint: $(STAMP_DEV)
 	$(PY) -m ruff check tinygrad_cv tests lessons benchmarks

@@ -1,21 +1,23 @@
-"""Lesson 2: gradient descent and the learning rate.
+# %% [markdown]
+# # Lesson 2: gradient descent and the learning rate
+#
+# Gradient descent repeats  x <- x - lr * df/dx.  On f(x) = x^2 the step multiplies x by (1 - 2 lr):
+#   lr = 0.1   factor  0.8   too small: steady but slow
+#   lr = 0.7   factor -0.4   near the best (0.5): fast, with a small overshoot
+#   lr = 0.99  factor -0.98  too large: jumps from side to side, barely closing in
+#   lr = 1.01  factor -1.02  past the limit (1.0): each jump is larger, it diverges
+# Then a bumpy, noisy function, where a small fixed rate settles into the first dip it meets.
+#
+#     python lessons/02_sgd_learning_rate.py [--quick] [--out DIR]
 
-Gradient descent repeats  x <- x - lr * df/dx.  On f(x) = x^2 the step multiplies x by (1 - 2 lr):
-  lr = 0.1   factor  0.8   too small: steady but slow
-  lr = 0.7   factor -0.4   near the best (0.5): fast, with a small overshoot
-  lr = 0.99  factor -0.98  too large: jumps from side to side, barely closing in
-  lr = 1.01  factor -1.02  past the limit (1.0): each jump is larger, it diverges
-Then a bumpy, noisy function, where a small fixed rate settles into the first dip it meets.
-
-    python lessons/02_sgd_learning_rate.py [--quick] [--out DIR]
-"""
+# %%
 import numpy as np
 
 import tinygrad_cv as tg
 import tinygrad_cv.functional as F
 from lesson_utils import parse_args, pyplot, save_figure
 
-args = parse_args(__doc__, "02_sgd_learning_rate")
+args = parse_args("Lesson 2: gradient descent and the learning rate", "02_sgd_learning_rate", full_minutes=0.3)
 steps = 15 if args.quick else 30
 
 
@@ -31,8 +33,10 @@ def descend(f, x0, lr, steps, noise=0.0, seed=0):
         path.append(float(x.item()))
     return np.array(path)
 
+# %% [markdown]
+# ## 1. The quadratic and four learning rates
 
-# --- 1. The quadratic and four learning rates ---------------------------------------------------
+# %%
 def quadratic(x):
     return x * x
 
@@ -54,11 +58,14 @@ for ax in axes:
     ax.legend()
 save_figure(fig, args.out, "learning_rates_on_a_quadratic.png")
 
-
-# --- 2. Noise and local dips ---------------------------------------------------------------------
+# %% [markdown]
+# ## 2. Noise and local dips
+#
 # f(x) = x^2 + 0.3 sin(12 x) has dips all along the bowl. With noisy gradients (as from
 # mini-batches), a small fixed rate stops in the first dip; a larger one hops over the dips but
 # never settles, which is why schedules start high and anneal (lesson 7: one-cycle).
+
+# %%
 def bumpy(x):
     return x * x + 0.3 * F.sin(12 * x)
 
@@ -74,3 +81,16 @@ for lr, color in ((0.01, "tab:blue"), (0.2, "tab:red")):
 ax.set_title("noisy gradients on a bumpy function")
 ax.legend()
 save_figure(fig, args.out, "fixed_rate_gets_stuck.png")
+
+
+# %% [markdown]
+# ## What to look at
+#
+# - `learning_rates_on_a_quadratic.png`: on x^2 a step multiplies x by (1 - 2 lr): 0.1 shrinks it
+#   steadily, 0.99 flips its sign each step and shrinks it slowly, 1.01 flips and grows.
+# - `fixed_rate_gets_stuck.png`: the small rate stops in a dip, the large one keeps hopping.
+#
+# ## Exercises (change one line)
+#
+# 1. Add `(0.5, "tab:purple")` to the quadratic's rates: 1 - 2 * 0.5 = 0, so x reaches 0 in one step.
+# 2. Add `(1.0, "tab:brown")`: 1 - 2 * 1.0 = -1, so x jumps between 1 and -1 for ever.

@@ -1,24 +1,26 @@
-"""Lesson 4: convolution by hand.
+# %% [markdown]
+# # Lesson 4: convolution by hand
+#
+# A convolution slides a small kernel over the image; at each position it multiplies the kernel with
+# the patch under it, element by element, and sums. For an input x (C, H, W) and a kernel w (C, k, k):
+#
+#     out[y, x] = sum_{c, i, j}  w[c, i, j] * xpad[c, y*s + i*d, x*s + j*d]
+#
+# (s = stride, d = dilation, xpad = x with p zeros around it). Written as loops that is slow; two
+# ideas make it fast:
+#   im2col  copy every patch into one column of a matrix: (C*k*k) rows, one column per output pixel.
+#           With the right strides the patches are a *view* of the image, so there is no Python loop;
+#   GEMM    then every output channel is one row of weights times that matrix, and the whole layer is
+#           one matrix product: w (O, C*k*k) @ cols (C*k*k, Ho*Wo).
+# Then what stride, padding and dilation do to the window, the output size
+#
+#     Ho = floor((H + 2p - d(k - 1) - 1) / s) + 1,
+#
+# and a real kernel: the Sobel edge detector.
+#
+#     python lessons/04_convolution_by_hand.py [--quick] [--out DIR]
 
-A convolution slides a small kernel over the image; at each position it multiplies the kernel with
-the patch under it, element by element, and sums. For an input x (C, H, W) and a kernel w (C, k, k):
-
-    out[y, x] = sum_{c, i, j}  w[c, i, j] * xpad[c, y*s + i*d, x*s + j*d]
-
-(s = stride, d = dilation, xpad = x with p zeros around it). Written as loops that is slow; two
-ideas make it fast:
-  im2col  copy every patch into one column of a matrix: (C*k*k) rows, one column per output pixel.
-          With the right strides the patches are a *view* of the image, so there is no Python loop;
-  GEMM    then every output channel is one row of weights times that matrix, and the whole layer is
-          one matrix product: w (O, C*k*k) @ cols (C*k*k, Ho*Wo).
-Then what stride, padding and dilation do to the window, the output size
-
-    Ho = floor((H + 2p - d(k - 1) - 1) / s) + 1,
-
-and a real kernel: the Sobel edge detector.
-
-    python lessons/04_convolution_by_hand.py [--quick] [--out DIR]
-"""
+# %%
 import itertools
 
 import numpy as np
@@ -29,18 +31,21 @@ import tinygrad_cv as tg
 import tinygrad_cv.functional as F
 from lesson_utils import parse_args, pyplot, save_figure
 
-args = parse_args(__doc__, "04_convolution_by_hand")
+args = parse_args("Lesson 4: convolution by hand", "04_convolution_by_hand", full_minutes=0.5)
 rng = np.random.default_rng(0)
 plt = pyplot()
 
-
-# --- 1. im2col: the patches as one matrix --------------------------------------------------------
+# %% [markdown]
+# ## 1. im2col: the patches as one matrix
+#
 # An array is a block of memory plus *strides*: how many bytes to move for one step along each axis.
 # For a (C, H, W) float64 image the strides are (H*W*8, W*8, 8): one row down is W*8 bytes. A window
 # position (i, j) moves d rows and d columns; an output position (y, x) moves s rows and s columns.
 # So the 5-d array  windows[c, i, j, y, x] = xpad[c, y*s + i*d, x*s + j*d]  is just xpad's memory read
 # with strides (sc, d*sh, d*sw, s*sh, s*sw): as_strided builds that view without copying anything.
 # Reshaping it to (C*k*k, Ho*Wo) makes the one copy: the patch matrix.
+
+# %%
 def output_size(n, k, stride=1, padding=0, dilation=1):
     """Pixels along one axis: floor((n + 2p - d(k - 1) - 1) / s) + 1. The window reaches d(k - 1) + 1
     pixels; it fits at n + 2p - d(k - 1) positions, of which every s-th is taken."""
@@ -111,13 +116,16 @@ for ax in axes:
     ax.set_yticks([])
 save_figure(fig, args.out, "im2col_patch_matrix.png")
 
-
-# --- 2. Convolution = one matrix product -----------------------------------------------------------
+# %% [markdown]
+# ## 2. Convolution = one matrix product
+#
 # With the patches as columns, output channel o at pixel p is  sum_k w[o, k] * cols[k, p]: a row of
 # weights times a column of patch values. For all channels and pixels at once:
 #     out (N, O, Ho*Wo) = w (O, C*k*k) @ cols (N, C*k*k, Ho*Wo)  + bias[:, None]
 # matmul broadcasts over the batch, and BLAS does the heavy lifting. (Deep-learning "convolution" does
 # not flip the kernel: strictly it is a cross-correlation. A learned kernel does not care.)
+
+# %%
 def conv2d_by_hand(x, w, b, stride=1, padding=0, dilation=1):
     """x (N, C, H, W), w (O, C, k, k), b (O,) -> (N, O, Ho, Wo) as im2col + one matrix product."""
     cols, (ho, wo) = im2col(x, w.shape[-1], stride, padding, dilation)
@@ -153,7 +161,9 @@ grad_w = (upstream.reshape(2, 4, -1) @ cols.transpose(0, 2, 1)).sum(axis=0).resh
 assert np.allclose(grad_w, w.grad.numpy())
 print("dL/dW = sum_n dL/dOut[n] @ cols[n]^T matches autograd")
 
-# --- 3. Stride, padding, dilation and the output size -------------------------------------------------
+# %% [markdown]
+# ## 3. Stride, padding, dilation and the output size
+#
 #   padding p   adds p rows/columns of zeros on each side: the window can centre on border pixels.
 #               With k = 3, p = 1 and s = 1 the output has the input's size ("same").
 #   stride s    moves the window s pixels at a time: the output shrinks by about s on each axis.
@@ -161,6 +171,8 @@ print("dL/dW = sum_n dL/dOut[n] @ cols[n]^T matches autograd")
 #               more context for the same 9 weights.
 # The window covers d(k - 1) + 1 pixels, and fits at the positions 0 .. H + 2p - d(k - 1) - 1; taking
 # every s-th gives floor((H + 2p - d(k - 1) - 1) / s) + 1 outputs. The formula against the engine:
+
+# %%
 checked = 0
 for h, k, stride, padding, dilation in itertools.product((5, 8, 13), (1, 3, 5), (1, 2, 3), (0, 1, 2), (1, 2)):
     if dilation * (k - 1) + 1 > h + 2 * padding:
@@ -225,12 +237,15 @@ fig.suptitle(f"the cells a {k}x{k} kernel reads for the red output pixel: input 
              f"padding zeros (light red)")
 save_figure(fig, args.out, "stride_padding_dilation.png")
 
-
-# --- 4. A real kernel: the Sobel edge detector -----------------------------------------------------
+# %% [markdown]
+# ## 4. A real kernel: the Sobel edge detector
+#
 # Sobel-x = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]] is a horizontal difference (right minus left),
 # smoothed over three rows: large where the brightness changes from left to right, i.e. on vertical
 # edges; its transpose finds horizontal edges. Stacked as two output channels of one weight
 # (2, 1, 3, 3), one conv2d computes both; |gradient| = sqrt(gx^2 + gy^2) is the edge strength.
+
+# %%
 def draw_scene(size):
     """A grayscale test image: a bright disk, a tilted square and a soft left-to-right shading."""
     v, u = np.mgrid[0:size, 0:size] / size
@@ -269,3 +284,18 @@ for ax, (values, title, cmap) in zip(axes, panels):
     ax.set_title(title, fontsize=10)
     ax.axis("off")
 save_figure(fig, args.out, "sobel_edges.png")
+
+
+# %% [markdown]
+# ## What to look at
+#
+# - `im2col_patch_matrix.png`: each column is one patch; a convolution is one matrix product with it.
+# - `stride_padding_dilation.png`: output size = floor((n + 2 padding - dilation (k - 1) - 1) / stride) + 1.
+# - `sobel_edges.png`: the Sobel kernels answer where the brightness changes, and in which direction.
+#
+# ## Exercises (change one line)
+#
+# 1. In section 4, `F.conv2d(image, sobel, padding=1)` with `padding=0`: by the formula above the edge map
+#    loses one pixel on every side (and the border artefact it discusses goes with it).
+# 2. In `output_size`'s calls, try k=5, padding=2, stride 1: the output keeps the input's size, as with
+#    k=3, padding=1.

@@ -1,16 +1,18 @@
-"""Lesson 5: data.
+# %% [markdown]
+# # Lesson 5: data
+#
+# Before a model sees anything, images travel a long way: files on disk -> samples -> random
+# augmentations -> mini-batches -> normalised Tensors on the device. Each step is small:
+#   1. the Dataset protocol: anything with len(ds) and ds[i]; a tiny dataset of our own;
+#   2. the DataLoader: mini-batches, shuffled by a seed, so every run sees the same batches;
+#   3. DataLoaders: the training and validation loaders together, batches as (x, y) Tensors;
+#   4. the data block on planet-like satellite tiles: get the items, split, label, transform, load;
+#   5. transforms: flips, the 8 dihedral symmetries, rotation, zoom, perspective warp, lighting;
+#   6. normalisation with statistics of the training set only, and what it does to the pixels.
+#
+#     python lessons/05_data.py [--quick] [--out DIR]
 
-Before a model sees anything, images travel a long way: files on disk -> samples -> random
-augmentations -> mini-batches -> normalised Tensors on the device. Each step is small:
-  1. the Dataset protocol: anything with len(ds) and ds[i]; a tiny dataset of our own;
-  2. the DataLoader: mini-batches, shuffled by a seed, so every run sees the same batches;
-  3. DataLoaders: the training and validation loaders together, batches as (x, y) Tensors;
-  4. the data block on planet-like satellite tiles: get the items, split, label, transform, load;
-  5. transforms: flips, the 8 dihedral symmetries, rotation, zoom, perspective warp, lighting;
-  6. normalisation with statistics of the training set only, and what it does to the pixels.
-
-    python lessons/05_data.py [--quick] [--out DIR]
-"""
+# %%
 import os
 from pathlib import Path
 
@@ -18,17 +20,18 @@ import numpy as np
 
 from tinygrad_cv.data import (DataLoader, DataLoaders, DataRecipe, Dihedral, Flip, Lighting, Normalize,
                               Perspective, RandomSplit, Rotate, TagLabels, Zoom, aug_transforms, csv_rows,
-                              planet_recipe)
+                              planet_recipe, valid_transforms)
 from tinygrad_cv.data.synthetic import make_planet
 from tinygrad_cv.data.transforms import DIHEDRAL, warp_sample
-from lesson_utils import parse_args, pyplot, save_figure
+from lesson_utils import parse_args, pyplot, save_figure, show_file
 
-args = parse_args(__doc__, "05_data")
+args = parse_args("Lesson 5: data", "05_data", full_minutes=1.1)
 n_tiles, batch_size = (64, 16) if args.quick else (400, 32)
 plt = pyplot()
 
-
-# --- 1. The Dataset protocol ------------------------------------------------------------------------
+# %% [markdown]
+# ## 1. The Dataset protocol
+#
 # A dataset is anything with a length and an indexing operator: len(ds) samples, ds[i] the i-th.
 # Nothing else: no base class to inherit, no files required. Here a sample is a dict of NumPy arrays
 # ("image" (H, W, 3) uint8 and "target"), the form every loader and transform of tinygrad_cv expects.
@@ -37,6 +40,8 @@ plt = pyplot()
 #     so a run can be repeated and samples can be loaded in any order, by any worker;
 #   - lazy: a sample is made (or read from disk) only when asked for, so the dataset can be larger
 #     than memory. The planet dataset below holds file paths, not pixels.
+
+# %%
 class ColouredSquares:
     """``n`` images of ``size`` x ``size`` pixels: a red, green or blue square at a random place on a
     dark, noisy background. The target is the square's colour (0, 1 or 2)."""
@@ -67,13 +72,17 @@ print(f"len(train_ds) = {len(train_ds)}; train_ds[5]: image {sample['image'].sha
       f"target {sample['target']} ({train_ds.vocab[sample['target']]})")
 assert np.array_equal(train_ds[5]["image"], sample["image"])    # the same sample every time
 
-# --- 2. The DataLoader: mini-batches -------------------------------------------------------------
+# %% [markdown]
+# ## 2. The DataLoader: mini-batches
+#
 # One gradient step on the whole dataset is expensive; on one sample, very noisy. A mini-batch of B
 # samples is the middle road: its gradient is an average whose noise shrinks like 1/sqrt(B). The loader
 # cuts each epoch into batches and stacks each batch's samples into arrays with a batch axis first.
 # shuffle=True draws a new order every epoch: were the data sorted (all reds, then greens), unshuffled
 # batches would hold one class each and every step would pull the model one way. The order comes from
 # a generator seeded by (seed, epoch): the same seed gives the same epochs, run after run.
+
+# %%
 loader = DataLoader(train_ds, batch_size=batch_size, shuffle=True, seed=0)
 batch = loader.one_batch()
 print(f"{len(loader)} batches per epoch; one batch: image {batch['image'].shape}, target {batch['target']}")
@@ -84,17 +93,23 @@ assert not np.array_equal(epoch0[0], epoch1[0])                                 
 again = DataLoader(train_ds, batch_size=batch_size, shuffle=True, seed=0)
 assert all(np.array_equal(a, b) for a, b in zip(epoch0, again.batch_indices(0)))   # same seed, same batches
 
-# --- 3. DataLoaders: training and validation together --------------------------------------------
+# %% [markdown]
+# ## 3. DataLoaders: training and validation together
+#
 # A model is trained on one set and judged on another it never learns from. DataLoaders holds both
 # loaders (the validation one is not shuffled and, below, not augmented) and turns each batch into
 # Tensors: x = the images as float32 (N, C, H, W), normalised (section 6), y = the targets.
+
+# %%
 dls = DataLoaders(loader, DataLoader(valid_ds, batch_size=batch_size, seed=1))
 x, y = dls.one_batch()
 print(dls)
 print(f"x: {x.shape} {x.dtype}, y: {y.shape} {y.dtype}; classes {dls.vocab}")
-print(f"figure: {dls.show_batch(os.path.join(args.out, 'squares_batch.png'), n=8, ncols=4)}")
+show_file(dls.show_batch(os.path.join(args.out, 'squares_batch.png'), n=8, ncols=4))
 
-# --- 4. The data block on planet-like tiles --------------------------------------------------------
+# %% [markdown]
+# ## 4. The data block on planet-like tiles
+#
 # Real datasets come as files. The synthetic tiles are written exactly as Kaggle's Planet data is:
 # train-jpg/<name>.jpg and train_v2.csv with the columns image_name and tags ("clear primary road").
 # The data block answers five questions, one small object each:
@@ -103,6 +118,8 @@ print(f"figure: {dls.show_batch(os.path.join(args.out, 'squares_batch.png'), n=8
 #   label      what is each item's target?      its tags as a 0/1 vector over the vocabulary
 #   transform  how is each sample augmented?    random flips, rotations, ... on the training set only
 #   load       how are batches made?            DataLoaders, as above
+
+# %%
 path = make_planet(os.path.join(args.out, "planet"), n=n_tiles, size=128, seed=0)
 rows = csv_rows(Path(path) / "train_v2.csv", columns=("image_name", "tags"))                     # get
 print(f"{len(rows)} rows, e.g. {rows[0]}")
@@ -123,10 +140,11 @@ assert np.array_equal(packaged.valid_indices, recipe.valid_indices) and packaged
 size = 64
 planet_dls = recipe.dataloaders(batch_size=batch_size, size=size, seed=0,                   # transform + load
                                 train_tfms=aug_transforms(size, flip_vert=True, max_rotate=20, max_warp=0.2))
-print(f"figure: {planet_dls.show_batch(os.path.join(args.out, 'planet_batch.png'), n=9)}")
+show_file(planet_dls.show_batch(os.path.join(args.out, 'planet_batch.png'), n=9))
 
-
-# --- 5. Transforms ------------------------------------------------------------------------------------
+# %% [markdown]
+# ## 5. Transforms
+#
 # Augmentation shows the model a slightly different picture of each tile every epoch: a flipped or
 # turned satellite tile is still the same forest with the same road, so the label stays and the model
 # learns what does not depend on the view. Each transform is t(sample, rng); the loader seeds rng from
@@ -135,6 +153,8 @@ print(f"figure: {planet_dls.show_batch(os.path.join(args.out, 'planet_batch.png'
 # image is resampled (bilinearly) only once. Where a rotated or warped view reaches past the tile's edge,
 # the default pad_mode="reflection" mirrors the tile (look at the corners): no black wedges for the
 # model to learn as a feature.
+
+# %%
 showcase = next((i for i, row in enumerate(rows) if {"road", "water"} & set(row["tags"].split())), 0)
 tile = recipe.load(showcase)
 rows_of_figure = [("Flip(p=0.5)", Flip()), ("Rotate(30)", Rotate(30, p=1.0)), ("Zoom(1.6)", Zoom(1.6, p=1.0)),
@@ -198,7 +218,9 @@ fig.suptitle(f"six training tiles, augmented anew each epoch (resized to {size} 
 save_figure(fig, args.out, "augmented_batch_by_epoch.png")
 assert np.array_equal(train_loader.load_sample(0, 1)["image"], train_loader.load_sample(0, 1)["image"])
 
-# --- 6. Normalisation -----------------------------------------------------------------------------------
+# %% [markdown]
+# ## 6. Normalisation
+#
 # Pixels arrive as 0..255. A network trains best on inputs centred on 0 with a spread of about 1 in
 # every channel: the first layer's weights then start on the same scale for all channels, and the
 # activations neither vanish nor blow up. So each channel c becomes
@@ -206,10 +228,19 @@ assert np.array_equal(train_loader.load_sample(0, 1)["image"], train_loader.load
 # with mean and std measured on the TRAINING images only. The validation set stands for data the model
 # has never seen; its statistics must not leak into the model, and it must be transformed exactly as
 # the training data was. (A pretrained network expects the statistics of *its* training set, e.g.
-# IMAGENET_STATS.) DataLoaders measures them on a few training batches; here, on the whole training set:
-train_images = [train_loader.load_batch(indices, 0)["image"] for indices in train_loader.batch_indices(0)]
+# IMAGENET_STATS.) And they are measured on the training tiles as they are, NOT augmented: augmentation
+# is a random view for training, while the statistics describe the data the model will be shown at test
+# time, which is never augmented. Here, on the whole training set, resized but not augmented (the
+# validation transforms):
+
+# %%
+plain_train = DataLoader(train_loader.dataset, batch_size=batch_size, transform=valid_transforms(size))
+train_images = [plain_train.load_batch(indices, 0)["image"] for indices in plain_train.batch_indices(0)]
 normalize = Normalize.from_images(train_images)
-print(f"training set statistics: {normalize}\nDataLoaders measured, on its first 4 batches: {planet_dls.normalize}")
+augmented = Normalize.from_images(train_loader.load_batch(indices, 0)["image"]
+                                  for indices in train_loader.batch_indices(0))
+print(f"training set statistics: {normalize}\nthe same tiles augmented (brightness, contrast, warps) would "
+      f"give: {augmented}")
 before = np.concatenate(train_images).reshape(-1, 3) / 255.0
 after = np.concatenate([normalize(images) for images in train_images]).transpose(0, 2, 3, 1).reshape(-1, 3)
 assert np.allclose(after.mean(0), 0, atol=1e-4) and np.allclose(after.std(0), 1, atol=1e-3)
@@ -217,8 +248,8 @@ valid_loader = planet_dls.loaders["valid"]
 valid_after = np.concatenate([normalize(valid_loader.load_batch(indices, 0)["image"])
                               for indices in valid_loader.batch_indices(0)]).transpose(0, 2, 3, 1).reshape(-1, 3)
 print(f"normalised training pixels: mean {after.mean(0).round(4)}, std {after.std(0).round(4)}")
-# The validation tiles come out close to mean 0, but with a std below 1: the training statistics were
-# measured on *augmented* tiles, whose random brightness and contrast widen the spread of the pixels.
+# The validation tiles are another sample of the same kind of data: their normalised mean and std differ
+# from 0 and 1 only by sampling (the fewer the tiles, the larger the difference; compare --quick).
 print(f"validation pixels with the training statistics: mean {valid_after.mean(0).round(3)}, "
       f"std {valid_after.std(0).round(3)}")
 
@@ -234,3 +265,20 @@ for ax in axes:
     ax.set_yticks([])
     ax.legend(fontsize=8)
 save_figure(fig, args.out, "normalisation_histograms.png")
+
+
+# %% [markdown]
+# ## What to look at
+#
+# - `dihedral_8.png`: the 8 views a satellite tile allows; each equals a NumPy flip or rotation exactly.
+# - `augmented_batch_by_epoch.png`: the same six tiles, a different random view in every epoch.
+# - `normalisation_histograms.png`: after normalisation every channel is centred on 0 with spread 1.
+#
+# ## Exercises (change one line)
+#
+# 1. In `DataLoader(train_ds, batch_size=batch_size, shuffle=True, seed=0)` use `seed=1`: the asserts still
+#    pass (each sample once per epoch), but the printed first batches change.
+# 2. In `aug_transforms(size, flip_vert=True, ...)` of `planet_dls`, use `flip_vert=False`: only left-right
+#    flips remain, so a tile can no longer appear upside down in `augmented_batch_by_epoch.png`.
+# 3. Measure the statistics on `train_loader` (augmented) instead of `plain_train`: the printed line
+#    "the same tiles augmented" shows the statistics you would then get.

@@ -1,18 +1,20 @@
-"""Lesson 9: mixed precision.
+# %% [markdown]
+# # Lesson 9: mixed precision
+#
+# float16 ("half") takes half the memory and half the memory traffic of float32, and GPUs multiply it on
+# tensor cores many times faster (on an H100, about 990 TFLOP/s of dense fp16 matrix products against
+# 67 TFLOP/s of plain fp32). But it has only 16 bits: 1 sign, 5 exponent, 10 fraction bits, so
+#   - its range is small: above 65504 everything is inf (overflow);
+#   - small numbers lose their bits and then become 0 (underflow), and gradients are small numbers;
+#   - its precision is about 3 decimal digits: adding a small number to a large one can do nothing.
+# Mixed precision (Micikevicius et al., 2018) keeps fp16 where it is safe and fast (the forward and
+# backward passes) and fp32 where it is not: the master copy of the weights and their update, the
+# accumulators of sums and products, the loss, batch-norm statistics. Loss scaling rescues the small
+# gradients. This lesson shows each failure, then each fix, then trains the same model both ways.
+#
+#     python lessons/09_mixed_precision.py [--quick] [--out DIR]
 
-float16 ("half") takes half the memory and half the memory traffic of float32, and GPUs multiply it on
-tensor cores many times faster (on an H100, about 990 TFLOP/s of dense fp16 matrix products against
-67 TFLOP/s of plain fp32). But it has only 16 bits: 1 sign, 5 exponent, 10 fraction bits, so
-  - its range is small: above 65504 everything is inf (overflow);
-  - small numbers lose their bits and then become 0 (underflow), and gradients are small numbers;
-  - its precision is about 3 decimal digits: adding a small number to a large one can do nothing.
-Mixed precision (Micikevicius et al., 2018) keeps fp16 where it is safe and fast (the forward and
-backward passes) and fp32 where it is not: the master copy of the weights and their update, the
-accumulators of sums and products, the loss, batch-norm statistics. Loss scaling rescues the small
-gradients. This lesson shows each failure, then each fix, then trains the same model both ways.
-
-    python lessons/09_mixed_precision.py [--quick] [--out DIR]
-"""
+# %%
 import os
 from functools import partial
 
@@ -25,15 +27,19 @@ from tinygrad_cv.data import planet_recipe
 from tinygrad_cv.data.synthetic import make_planet
 from tinygrad_cv.metrics import fbeta
 from tinygrad_cv.train import Learner, LossScaler
-from lesson_utils import parse_args, pyplot, save_figure
+from lesson_utils import parse_args, pyplot, save_figure, show_file
 
-args = parse_args(__doc__, "09_mixed_precision")
+args = parse_args("Lesson 9: mixed precision", "09_mixed_precision")
 plt = pyplot()
 tg.manual_seed(0)
 
-# --- 1. What float16 can hold ---------------------------------------------------------------------
+# %% [markdown]
+# ## 1. What float16 can hold
+#
 # A normal fp16 number is (-1)^sign * 2^(exponent - 15) * (1 + fraction / 1024), exponent 1..30;
 # exponent 0 holds the subnormals 2^-14 * fraction / 1024, which trade precision for range near 0.
+
+# %%
 half, single = np.finfo(np.float16), np.finfo(np.float32)
 print(f"{'':22s} {'float16':>12s} {'float32':>12s}")
 for name in ("max", "smallest_normal", "smallest_subnormal", "eps"):
@@ -60,21 +66,29 @@ ax.set(xlabel="value", ylabel="spacing of representable numbers", xlim=(1e-9, 1e
 ax.legend(fontsize="small")
 save_figure(fig, args.out, "float16_spacing.png")
 
-# --- 2. Overflow --------------------------------------------------------------------------------------
+# %% [markdown]
+# ## 2. Overflow
+#
 # Products of moderate numbers leave the range: 300 * 300 = 90000 > 65504. So does exp() of any logit
 # above log(65504) = 11.09, which is why the loss (a log-softmax or a sigmoid) is computed in fp32.
+
+# %%
 with np.errstate(over="ignore"):   # NumPy warns on overflow; here it is the point
     x = tg.Tensor([300.0], dtype=tg.float16)
     print(f"300 * 300 in float16 = {(x * x).item()}, in float32 = {(x.float() * x.float()).item()}")
     logits = tg.Tensor([10.0, 11.0, 12.0], dtype=tg.float16)
     print(f"exp({logits.numpy()}) in float16 = {F.exp(logits).numpy()}")
 
-# --- 3. Underflow of small gradients -------------------------------------------------------------------
+# %% [markdown]
+# ## 3. Underflow of small gradients
+#
 # A segmentation-sized loss: the mean of binary cross-entropy over 8 x 256 x 256 pixels. Its gradient
 # with respect to each logit is (sigmoid(logit) - target) / 524288: less than 2e-6. That is below
 # float16's smallest normal (6.1e-5): those gradients are subnormals with a few bits left, and the
 # ones below 2^-25 round to exactly 0. Under mixed precision the logits are float16 and the loss is
 # float32, so the gradient is rounded to float16 where it flows back through the cast.
+
+# %%
 rng = np.random.default_rng(0)
 shape = (8, 1, 256, 256)
 targets = (rng.random(shape) < 0.3).astype(np.float32)
@@ -97,11 +111,15 @@ for scale in (1.0, 2.0 ** 16):
     print(f"float16 gradients, loss scale {scale:>7.0f}: {100 * np.mean(g == 0):5.2f}% are exactly 0, "
           f"median relative error {np.median(relative):.1e}")
 
-# --- 4. Loss scaling -------------------------------------------------------------------------------------
+# %% [markdown]
+# ## 4. Loss scaling
+#
 # Backward is linear in the gradient it starts from: multiply the loss by S and every gradient is
 # multiplied by S, which moves the whole histogram up by log2(S) on the axis below, out of the
 # subnormals and into float16's precise range. Divide by S again in float32, after backward and before
 # the update. S = 2^16 makes the zeros disappear and brings the error down to float16's rounding.
+
+# %%
 log2_reference = np.log2(np.abs(reference[reference != 0]))
 fig, ax = plt.subplots(figsize=(7, 4))
 bins = np.arange(-40, 6, 0.5)
@@ -125,11 +143,15 @@ for found_inf in (False, False, False, True, True, False):
     print(f"LossScaler: {'overflow, step skipped' if found_inf else 'clean step':22s} scale {before:>8.0f} -> "
           f"{scaler.scale:.0f}")
 
-# --- 5. fp32 master weights and fp32 accumulation -------------------------------------------------------
+# %% [markdown]
+# ## 5. fp32 master weights and fp32 accumulation
+#
 # An update is w - lr * g. Near w = 1 the float16 numbers are 2^-11 = 0.00049 apart below 1, so an
 # update smaller than half of that (0.00024) rounds back to w: the weight never moves, however many
 # steps are taken. The same update added to a float32 master copy is kept. Below: plain SGD with
 # lr * gradient = 1e-4 per step, once on a float16 weight and once on a float32 one.
+
+# %%
 steps = 200 if args.quick else 1000
 trajectories = {}
 for dtype in (tg.float16, tg.float32):
@@ -168,12 +190,16 @@ for ax in (w_ax, sum_ax):
     ax.legend()
 save_figure(fig, args.out, "master_weights_and_accumulation.png")
 
-# --- 6. Training in float16 against float32 ------------------------------------------------------------
+# %% [markdown]
+# ## 6. Training in float16 against float32
+#
 # Learner.to_fp16() does all of the above each batch: float16 copies of the float32 master weights for
 # the forward and backward passes (batch norm keeps float32 weights and statistics), the predictions
 # cast to float32 for the loss, the loss multiplied by the dynamic scale, the gradients unscaled in
 # float32 and checked for inf/NaN (a skipped step halves the scale), and the optimiser stepping the
 # masters. Same model, data, seed and schedule, once in each precision.
+
+# %%
 n_tiles, size, width, epochs = (160, 32, 8, 2) if args.quick else (1000, 32, 16, 8)
 folder = make_planet(os.path.join(args.out, "planet"), n=n_tiles, size=size, seed=0)
 recipe = planet_recipe(folder, valid_pct=0.2, seed=0)
@@ -206,7 +232,7 @@ for name, learn in runs.items():
 mixed = runs["mixed float16"]
 print(f"loss scale: from 2^{np.log2(mixed.recorder.loss_scales[0]):.0f} to 2^{np.log2(mixed.loss_scale):.0f}, "
       f"{mixed.mixed_precision.scaler.skipped_steps} steps skipped for overflow")
-print(f"figure: {mixed.recorder.plot_loss_scale(os.path.join(args.out, 'loss_scale.png'))}")
+show_file(mixed.recorder.plot_loss_scale(os.path.join(args.out, 'loss_scale.png')))
 
 fig, (loss_ax, scale_ax) = plt.subplots(1, 2, figsize=(11, 4))
 for name, learn in runs.items():
@@ -216,3 +242,18 @@ loss_ax.legend()
 scale_ax.semilogy(mixed.recorder.loss_scales, base=2)
 scale_ax.set(xlabel="batch", ylabel="loss scale", title="dynamic loss scale: doubles, halves on overflow")
 save_figure(fig, args.out, "fp16_vs_fp32_training.png")
+
+
+# %% [markdown]
+# ## What to look at
+#
+# - `float16_spacing.png`: float16's spacing grows with the magnitude; above 2048 it is already 2.
+# - `loss_scaling_histogram.png`: scaling moves the small gradients out of float16's underflow zone.
+# - `master_weights_and_accumulation.png`: an update smaller than half the spacing is lost in float16.
+# - `fp16_vs_fp32_training.png` and `loss_scale.png`: the two trainings side by side, the scale's halvings.
+#
+# ## Exercises (change one line)
+#
+# 1. Set the full run's `n_tiles` to 500: half the tiles, about half the training steps of section 6.
+# 2. Print `np.finfo(np.float16)`: its max (65504) and smallest normal (6.1e-05) are the limits the figures
+#    show.

@@ -1,21 +1,23 @@
-"""Lesson 10: GPU kernels.
+# %% [markdown]
+# # Lesson 10: GPU kernels
+#
+# A GPU runs one small function, the kernel, on tens of thousands of threads at once. Most of the
+# engine's ops need no kernel of their own: they are NumPy code that CuPy runs on the GPU unchanged. The
+# hot ones do: im2col (a convolution's data movement) and RoIAlign (Mask R-CNN's resampling of boxes)
+# are written in CUDA C++, in tinygrad_cv/backend/kernels/*.cu. This lesson reads them, runs them, and
+# asks how fast they could be:
+#
+#   1. threads, blocks and the grid, with a kernel written here and run on the emulator;
+#   2. im2col as a kernel: one thread per output pixel, a grid-stride loop, the batch on the grid's y;
+#   3. RoIAlign as a kernel: one thread per output bin; its backward needs atomicAdd;
+#   4. the emulator ("emu" device): the same .cu text compiled by g++ for the CPU, with the checks a
+#      GPU does not make (scalar types, launch bounds, out-of-bounds writes, data races);
+#   5. CPU against GPU timings when a GPU is present, and the roofline: the fastest an H100 could run
+#      each kernel, from its FLOPs and the bytes it must move.
+#
+#     python lessons/10_gpu_kernels.py [--quick] [--out DIR]
 
-A GPU runs one small function, the kernel, on tens of thousands of threads at once. Most of the
-engine's ops need no kernel of their own: they are NumPy code that CuPy runs on the GPU unchanged. The
-hot ones do: im2col (a convolution's data movement) and RoIAlign (Mask R-CNN's resampling of boxes)
-are written in CUDA C++, in tinygrad_cv/backend/kernels/*.cu. This lesson reads them, runs them, and
-asks how fast they could be:
-
-  1. threads, blocks and the grid, with a kernel written here and run on the emulator;
-  2. im2col as a kernel: one thread per output pixel, a grid-stride loop, the batch on the grid's y;
-  3. RoIAlign as a kernel: one thread per output bin; its backward needs atomicAdd;
-  4. the emulator ("emu" device): the same .cu text compiled by g++ for the CPU, with the checks a
-     GPU does not make (scalar types, launch bounds, out-of-bounds writes, data races);
-  5. CPU against GPU timings when a GPU is present, and the roofline: the fastest an H100 could run
-     each kernel, from its FLOPs and the bytes it must move.
-
-    python lessons/10_gpu_kernels.py [--quick] [--out DIR]
-"""
+# %%
 import inspect
 import math
 import time
@@ -28,7 +30,7 @@ import tinygrad_cv.functional as F
 from tinygrad_cv.backend import emulator, launch, nvrtc
 from lesson_utils import parse_args, pyplot, save_figure
 
-args = parse_args(__doc__, "10_gpu_kernels")
+args = parse_args("Lesson 10: GPU kernels", "10_gpu_kernels")
 plt = pyplot()
 rng = np.random.default_rng(0)
 
@@ -44,8 +46,9 @@ def show_source(file, start, end="}"):
         print(f"{number + 1:4d} | {lines[number]}")
     print("-----")
 
-
-# --- 1. Threads, blocks, grid ----------------------------------------------------------------------------
+# %% [markdown]
+# ## 1. Threads, blocks, grid
+#
 # A launch kernel<<<grid, block>>> starts grid x block threads. Threads come in blocks (up to 1024
 # threads, which share fast memory and can wait for each other); blocks form the grid. Each thread
 # finds its work from its coordinates: threadIdx (inside the block), blockIdx (of the block) and
@@ -62,6 +65,8 @@ def show_source(file, start, end="}"):
 #
 # The kernels below are ours, for this lesson. The emulator compiles CUDA source for the CPU, just as
 # cupy.RawModule compiles it for a GPU, and runs every thread of the grid.
+
+# %%
 LESSON_KERNELS = r"""
 #include "common.h"
 
@@ -107,7 +112,9 @@ ax.set_xlabel("element index i (label: global thread number, and its block b)")
 ax.set_title(f"grid-stride loop: {grid} blocks x {block} threads = {grid * block} threads cover {n} elements")
 save_figure(fig, args.out, "grid_stride_loop.png")
 
-# --- 2. im2col as a kernel ---------------------------------------------------------------------------
+# %% [markdown]
+# ## 2. im2col as a kernel
+#
 # A convolution is one matrix product once every KH x KW window of the input has been copied into a
 # column: cols (C*KH*KW, HO*WO) per image, and out = weight (O, C*KH*KW) @ cols. im2col is that copy.
 # In the kernel, one thread handles one output position (c, oh, ow) and writes its KH*KW window down
@@ -115,6 +122,8 @@ save_figure(fig, args.out, "grid_stride_loop.png")
 # stride 1, their reads (x[.., h, w + 1]) are neighbours: coalesced. Positions outside the image (the
 # padding) get 0, so no padded copy of x is ever made. The batch is the grid's second dimension: image
 # n = blockIdx.y.
+
+# %%
 show_source("im2col", "// One thread per (c, oh, ow)")
 
 # The launcher (Python) allocates the output and picks the launch configuration from the shapes. Every
@@ -149,11 +158,15 @@ differences = [np.abs(a - b).max() for a, b in zip(results["cpu"], results["emu"
 print("conv2d, emu against cpu: max |difference| of output, dx, dw =", ", ".join(f"{d:.1e}" for d in differences))
 assert max(differences) < 1e-4
 
-# --- 3. RoIAlign as a kernel ---------------------------------------------------------------------------
+# %% [markdown]
+# ## 3. RoIAlign as a kernel
+#
 # For each box and each of its PH x PW bins, RoIAlign averages a few bilinear samples of the feature
 # map. One thread per output element (k, c, ph, pw): the thread works out where its bin's samples lie,
 # reads the four neighbours of each sample and blends them. Threads of neighbouring pw read nearby
 # pixels of the same channel plane.
+
+# %%
 show_source("roi_align", "// One thread per output element (k, c, ph, pw)")
 
 # The backward pass runs the same loop and sends each share of the gradient to the four pixels the
@@ -177,9 +190,13 @@ print(f"roi_align, emu kernel against the cpu matrix form: max |difference| forw
       f"backward {differences[1]:.1e}")
 assert max(differences) < 1e-4
 
-# --- 4. What the emulator catches -----------------------------------------------------------------------
+# %% [markdown]
+# ## 4. What the emulator catches
+#
 # On a GPU these mistakes crash much later, or give slightly wrong numbers with no error at all. The
 # emulator checks each launch and says what went wrong.
+
+# %%
 values = np.arange(64, dtype=np.float32)
 
 
@@ -214,14 +231,17 @@ try_launch("roi_align_forward_f32 with float64 boxes", roi_forward, (1,), (256,)
 try_launch("roi_align_forward_f32, correct launch", roi_forward, (1,), (256,), good_args)
 assert np.allclose(y, results["cpu"][0], atol=1e-5)
 
-
-# --- 5. How fast? CPU against GPU, and the roofline ---------------------------------------------------
+# %% [markdown]
+# ## 5. How fast? CPU against GPU, and the roofline
+#
 # Two limits bound any kernel: the arithmetic (FLOPs / peak FLOP/s) and the memory traffic (bytes /
 # bandwidth). Its time is at least the larger of the two:   time >= max(FLOPs / peak, bytes / bandwidth).
 # The ratio FLOPs / bytes is the arithmetic intensity. Below the "ridge" intensity (peak / bandwidth) a
 # kernel is memory-bound: a faster ALU would not help. The bytes counted are the least a kernel must
 # move: each input read once, each output written once. (A bound, not a prediction: real kernels reach
 # perhaps 50-90% of it.)
+
+# %%
 H100 = {"bandwidth": 3.35e12, "fp32": 67e12, "fp16 tensor cores": 990e12}   # H100 SXM: B/s, FLOP/s
 print(f"\nH100 SXM: {H100['bandwidth'] / 1e12:.2f} TB/s; {H100['fp32'] / 1e12:.0f} TFLOP/s fp32 (ridge at "
       f"{H100['fp32'] / H100['bandwidth']:.0f} FLOP/B), {H100['fp16 tensor cores'] / 1e12:.0f} TFLOP/s fp16 "
@@ -366,3 +386,17 @@ ax.set(xlabel="arithmetic intensity (FLOP / byte)", ylabel="attainable FLOP/s", 
        title="roofline of an H100 SXM, our kernels at their shapes")
 ax.legend(fontsize="small", loc="lower right")
 save_figure(fig, args.out, "roofline.png")
+
+
+# %% [markdown]
+# ## What to look at
+#
+# - `grid_stride_loop.png`: which thread handles which element, in a grid-stride loop.
+# - `roofline.png`: each kernel under the memory roof or the compute roof, by its arithmetic intensity.
+# - The printed emulator checks: the errors it catches before a GPU would.
+#
+# ## Exercises (change one line)
+#
+# 1. In the roofline section, add a box count to `roi_boxes`: one more RoIAlign size is measured.
+# 2. Run on a machine with a CUDA GPU and CuPy: the timings then compare the CPU with the real device
+#    instead of the roofline's predictions alone.

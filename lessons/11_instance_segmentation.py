@@ -1,22 +1,24 @@
-"""Lesson 11: instance segmentation with a small Mask R-CNN, on the synthetic "shapes" data.
+# %% [markdown]
+# # Lesson 11: instance segmentation with a small Mask R-CNN, on the synthetic "shapes" data
+#
+# Semantic segmentation (lesson 8) gives every pixel a class. Instance segmentation also tells the
+# objects apart: two overlapping circles are two masks, each with its own class and score. Mask R-CNN
+# (He et al., 2017) does it in two stages:
+#
+#   1. a region proposal network (RPN) slides over the backbone's feature map and, at every cell,
+#      scores a set of *anchor* boxes (several sizes and shapes) for "is there an object" and says
+#      how to move each onto it; the best few hundred moved anchors are the *proposals*;
+#   2. for each proposal (a region of interest, ROI), RoIAlign cuts a fixed-size grid of features out
+#      of the feature map; a box head classifies it and refines its box, and a mask head paints a
+#      28 x 28 binary mask for it, one per class (a sigmoid per pixel, see section 7).
+#
+# Training samples anchors and ROIs against the ground truth and adds five losses; see
+# tinygrad_cv/models/mask_rcnn/. This lesson trains one on the CPU in a few minutes, the Matterport
+# "shapes" notebook's way: the heads first (backbone frozen), then all the layers.
+#
+#     python lessons/11_instance_segmentation.py [--quick] [--out DIR] [--data DIR] [--image PATH]
 
-Semantic segmentation (lesson 8) gives every pixel a class. Instance segmentation also tells the
-objects apart: two overlapping circles are two masks, each with its own class and score. Mask R-CNN
-(He et al., 2017) does it in two stages:
-
-  1. a region proposal network (RPN) slides over the backbone's feature map and, at every cell,
-     scores a set of *anchor* boxes (several sizes and shapes) for "is there an object" and says
-     how to move each onto it; the best few hundred moved anchors are the *proposals*;
-  2. for each proposal (a region of interest, ROI), RoIAlign cuts a fixed-size grid of features out
-     of the feature map; a box head classifies it and refines its box, and a mask head paints a
-     28 x 28 mask for it, one per class.
-
-Training samples anchors and ROIs against the ground truth and adds five losses; see
-tinygrad_cv/models/mask_rcnn/. This lesson trains one on the CPU in a few minutes, the Matterport
-"shapes" notebook's way: the heads first (backbone frozen), then all the layers.
-
-    python lessons/11_instance_segmentation.py [--quick] [--out DIR] [--data DIR] [--image PATH]
-"""
+# %%
 import os
 import time
 
@@ -39,8 +41,10 @@ from tinygrad_cv.models.mask_rcnn import (MaskRCNN, MaskRCNNConfig, backbone_res
                                           train)
 from lesson_utils import parse_args, pyplot, save_figure  # noqa: E402
 
-args = parse_args(__doc__, "11_instance_segmentation", data="shapes", configure=lambda parser: parser.add_argument(
-    "--image", help="an image file of your own to run the trained model on"))
+args = parse_args("Lesson 11: instance segmentation with Mask R-CNN", "11_instance_segmentation", data="shapes",
+                  full_minutes=5,
+                  configure=lambda parser: parser.add_argument(
+                      "--image", help="an image file of your own to run the trained model on"))
 tg.manual_seed(0)
 plt = pyplot()
 
@@ -51,12 +55,16 @@ else:
     size, n_train, n_valid, batch, epochs = 128, 600, 100, 8, {"backbone": 3, "heads": 2, "all": 8}
     data_dir = args.data
 
-# --- 1. The data --------------------------------------------------------------------------------------------
+# %% [markdown]
+# ## 1. The data
+#
 # Coloured squares, circles and triangles on a textured background, written as a COCO instances
 # file: per object a category, a box [x, y, w, h] and a mask (run-length encoded). The training and
 # validation images come from different seeds. load_coco_instances gives one dict per image: the
 # image, 'boxes' (x1, y1, x2, y2), 'labels' (1 square, 2 circle, 3 triangle; 0 is the background)
 # and 'instance_masks', one full-size 0/1 mask per object.
+
+# %%
 splits = {}
 for split, n, seed in [("train", n_train, 0), ("valid", n_valid, 1)]:
     folder = make_shapes(os.path.join(data_dir, f"{split}_{size}px"), n=n, size=size, seed=seed)
@@ -68,12 +76,96 @@ vocab = coco.vocab
 print(f"{len(train_samples)} training and {len(valid_samples)} validation images; classes {vocab[1:]}; "
       f"{sum(len(s['labels']) for s in train_samples)} training objects")
 
-# --- 2. RoIPool against RoIAlign ----------------------------------------------------------------------------
+# %% [markdown]
+# ## 1b. Four tasks on one image
+#
+# The same picture answers four questions of growing detail:
+#
+# - **classification with localisation**: what is the (main) object, and where is its box? One class, one box;
+# - **object detection**: every object's class and box, however many there are;
+# - **semantic segmentation** (lesson 8): the class of every pixel; two circles are one "circle" region;
+# - **instance segmentation** (this lesson): every object's own mask, class and score; two circles are
+#   two masks.
+
+# %%
+from tinygrad_cv.data import class_colors  # noqa: E402
+from tinygrad_cv.data.show import class_legend  # noqa: E402
+
+example = max(train_samples[:20], key=lambda sample: len(sample["labels"]))   # a busy image
+masks, labels, boxes = example["instance_masks"] > 0, example["labels"], example["boxes"]
+semantic = np.zeros(masks.shape[1:], np.int64)
+for mask, label in zip(masks, labels):
+    semantic[mask] = label
+instances = np.zeros(masks.shape[1:], np.int64)
+for k, mask in enumerate(masks, start=1):
+    instances[mask] = k
+largest = int(np.argmax(masks.reshape(len(masks), -1).sum(1)))
+# Objects get colours of their own (matplotlib's tab10, on a black background), unrelated to the classes'.
+tab10 = np.array(plt.cm.tab10.colors) * 255
+object_colors = np.vstack([[0, 0, 0], tab10[np.arange(len(labels)) % 10]]).astype(np.uint8)
+fig, axes = plt.subplots(1, 4, figsize=(13, 3.8))
+titles = ["classification + localisation", "object detection", "semantic segmentation\n(a colour per class)",
+          "instance segmentation\n(a colour per object)"]
+shown = [example["image"], example["image"], class_colors(len(vocab))[semantic],   # a colour per class
+         object_colors[instances]]                                                  # a colour per object
+for ax, title, picture in zip(axes, titles, shown):
+    ax.imshow(picture)
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+for ax, chosen in ((axes[0], [largest]), (axes[1], range(len(labels)))):
+    for k in chosen:
+        x1, y1, x2, y2 = boxes[k]
+        ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec="yellow", lw=1.5))
+        ax.text(x1, y1 - 1, vocab[labels[k]], color="black", fontsize=7, bbox=dict(facecolor="yellow", pad=1, lw=0))
+for k, (x1, y1, _, _) in enumerate(boxes, start=1):
+    axes[3].text(x1, y1 - 1, f"{vocab[labels[k - 1]]} #{k}", color="white", fontsize=7,
+                 bbox=dict(facecolor=object_colors[k] / 255, pad=1, lw=0))
+class_legend(fig, range(len(vocab)), vocab)      # the semantic panel's colours are classes
+save_figure(fig, args.out, "four_tasks.png")
+
+# %% [markdown]
+# ## 1c. One COCO annotation
+#
+# The instances file has three lists: "images" (id, file_name, width, height), "categories" (id, name) and
+# "annotations", one per object:
+#
+# - `bbox`: [x, y, width, height] in pixels, from the top-left corner (not x1, y1, x2, y2);
+# - `segmentation`: the mask, either as **polygons** (a list of [x1, y1, x2, y2, ...] outlines, what people
+#   draw) or as **RLE**, run-length encoding (`{"size": [height, width], "counts": ...}`: the lengths of
+#   alternating runs of 0s and 1s down the columns, compressed into a string), what programs write;
+# - `area`: the number of mask pixels (not the box's area);
+# - `iscrowd`: 1 marks one annotation covering a crowd of objects (always RLE); detections that match a crowd
+#   are neither rewarded nor punished by the evaluation. Ours are all 0.
+
+# %%
+import json  # noqa: E402
+
+from tinygrad_cv.data import coco_mask  # noqa: E402
+
+with open(splits["train"][2]) as f:
+    instances_file = json.load(f)
+annotation = dict(instances_file["annotations"][0])
+counts = annotation["segmentation"]["counts"]
+for key, value in {**annotation, "segmentation": {**annotation["segmentation"], "counts": counts[:24] + "..."}}.items():
+    print(f"  {key:13s} {json.dumps(value)}")
+decoded = coco_mask.decode(annotation["segmentation"])
+print(f"decoded RLE: a {decoded.shape} 0/1 mask with {int(decoded.sum())} pixels set (= area "
+      f"{annotation['area']}); its box {coco_mask.to_bbox(annotation['segmentation'])} (= bbox {annotation['bbox']})")
+# The same kind of mask as a polygon: a triangle outlined by its three corners, turned into RLE.
+triangle = [[10.0, 40.0, 30.0, 5.0, 50.0, 40.0]]
+rle = coco_mask.from_polygons(triangle, 48, 64)
+print(f"polygon {triangle[0]} -> RLE of area {int(coco_mask.area(rle))} px, box {coco_mask.to_bbox(rle)}")
+
+# %% [markdown]
+# ## 2. RoIPool against RoIAlign
+#
 # Both cut a fixed grid (here 3 x 3 bins) out of a feature map for any box. RoIPool (Fast R-CNN)
 # rounds the box to whole feature cells and each bin to whole cells, then takes the maximum: at
 # stride 8 a rounding of half a cell moves the features by 4 image pixels, which hardly matters to a
 # class but ruins a mask. RoIAlign (Mask R-CNN) rounds nothing: each bin averages a few points
 # (2 x 2 here) read off the map by bilinear interpolation, so the output follows the box smoothly.
+
+# %%
 def pool_bins(start, end, bins):
     """RoIPool's bins along one axis, in whole cells [lo, hi): the box rounded to cells, at least one
     cell long, bin p covering floor(p * s) .. ceil((p + 1) * s) cells from the start (s = length / bins)."""
@@ -130,13 +222,17 @@ def draw_roi_comparison():
 
 draw_roi_comparison()
 
-# --- 3. A pretrained backbone -------------------------------------------------------------------------------
+# %% [markdown]
+# ## 3. A pretrained backbone
+#
 # The backbone is a small ResNet body (stem + two stages) with one feature map at stride 8: 16 x 16
 # cells for a 128-pixel image. Matterport's starts from ImageNet or COCO weights, so that its
 # "heads first" stage trains new heads on features that already mean something. Our stand-in: train
 # the same ResNet, with a classifier head, to say which shapes each image contains (a multi-label
 # task, binary cross-entropy per class). It takes seconds, and it also leaves the batch norm layers
 # with running statistics of these images, which the frozen backbone will use in the heads stage.
+
+# %%
 config = MaskRCNNConfig(num_classes=len(vocab), image_size=size)
 started = time.perf_counter()
 classifier = backbone_resnet(config, num_classes=len(vocab) - 1, multi_label=True)
@@ -144,26 +240,34 @@ backbone_history = pretrain_backbone(classifier, train_samples, config, epochs["
                                      batch_size=2 * batch, log_every=25)
 print(f"backbone pretrained: presence loss {backbone_history[-1]['presence']:.3f}")
 
-# --- 4. The model -------------------------------------------------------------------------------------------
+# %% [markdown]
+# ## 4. The model
+#
 # Each of the 16 x 16 cells has 5 anchor sizes (8 to 128 pixels) x 3 shapes (width/height 0.5, 1,
 # 2) = 15 anchors. Matterport uses a five-level feature pyramid instead; one level is far cheaper
 # and enough for objects of 20 to 50 pixels.
+
+# %%
 model = MaskRCNN(config, backbone=classifier.body)
 print(f"{len(model.anchors)} anchors; {sum(p.numel() for p in model.parameters())} parameters")
 
-
-# --- 5. Training by stages ----------------------------------------------------------------------------------
+# %% [markdown]
+# ## 5. Training by stages
+#
 # model.losses(images, targets) returns the five losses of a batch:
 #   rpn_objectness  is each sampled anchor an object? (256 anchors per image, at most half positive)
 #   rpn_box         how to move the positive anchors onto their objects (smooth L1 on the deltas)
 #   head_class      the class of each sampled ROI (32 per image, a third positive) or background
 #   head_box        the refined box of positive ROIs, read from the deltas of their true class
-#   mask            per-pixel cross-entropy of the 28 x 28 mask of the true class, positive ROIs only
+#   mask            per-pixel sigmoid binary cross-entropy of the 28 x 28 mask of the ROI's true class
+#                   (one binary mask per class; the other classes' masks get no loss), positive ROIs only
 # The train() loop sums them, backpropagates, clips the gradient norm at 5 and steps AdamW on a
 # one-cycle schedule. The stages follow Matterport: first only the heads (RPN, box and mask heads)
 # learn while the backbone is frozen (its batch norm statistics too), so that the large, random
 # gradients of brand-new heads do not wreck the pretrained features; then every layer, at a lower
 # learning rate.
+
+# %%
 history = train(model, train_samples, "heads", epochs["heads"], 2e-3, batch_size=batch, log_every=25)
 heads_steps = len(history)
 history += train(model, train_samples, "all", epochs["all"], 1e-3, batch_size=batch, log_every=25, seed=1)
@@ -184,21 +288,29 @@ ax.legend(fontsize=8)
 save_figure(fig, args.out, "losses.png")
 plt.close(fig)
 
-# --- 6. Evaluation ------------------------------------------------------------------------------------------
+# %% [markdown]
+# ## 6. Evaluation
+#
 # COCO's mAP averages the precision over recall levels, classes and IoU thresholds 0.5 to 0.95: a
 # detection counts at threshold t when its mask (segm) or box (bbox) overlaps an unmatched object
 # of its class by IoU >= t. AP50 is the lenient end, AP75 the strict one. The Matterport notebook
 # reports the VOC-style AP at IoU 0.5 averaged over images.
+
+# %%
 scores = evaluate(model, valid_samples, valid_coco, valid_json)
 print("masks (segm):\n" + format_summary(scores["segm"]))
 for kind in ("segm", "bbox"):
     print(f"{kind}: " + "  ".join(f"{name} {scores[kind][name]:.3f}" for name in ("AP", "AP50", "AP75")))
 print(f"VOC mask AP50 (mean over images): {scores['voc_ap50']:.3f}; training took {minutes:.1f} min")
 
-# --- 7. Predictions -----------------------------------------------------------------------------------------
+# %% [markdown]
+# ## 7. Predictions
+#
 # model.detect: proposals -> box head -> for every class its own refined box, scored by the class's
 # probability; per-class NMS; then the mask head on the kept boxes, and each detection's 28 x 28 mask
 # of its class resized bilinearly into its box and thresholded at 0.5.
+
+# %%
 COLORS = np.array([[0.9, 0.1, 0.1], [0.1, 0.6, 1.0], [1.0, 0.8, 0.0], [0.2, 0.9, 0.3], [0.8, 0.3, 1.0]])
 
 
@@ -228,8 +340,75 @@ for k, (sample, found) in enumerate(zip(shown, detections)):
 save_figure(fig, args.out, "predictions.png")
 plt.close(fig)
 
-# --- 8. Your own image --------------------------------------------------------------------------------------
+# %% [markdown]
+# ## 7b. Anchors and the RPN's best proposals
+#
+# Left: the 15 anchors of the feature cell nearest the image's centre (5 sizes x 3 shapes), the fixed boxes
+# the RPN starts from; there are as many at every one of the feature map's cells. Right: the ten proposals
+# with the highest objectness after the RPN moved its anchors by the predicted deltas and NMS removed
+# duplicates, the boxes the second stage looks at.
+
+# %%
+from tinygrad_cv.models.mask_rcnn.rpn import propose  # noqa: E402
+
+sample = valid_samples[0]
+images_in = prepare_images([sample["image"]], config)
+was_training = model.training
+model.eval()
+with tg.no_grad():
+    features = model.features(images_in)
+    objectness, anchor_deltas = model.rpn(features)
+    top_proposals = propose(model.anchors, objectness.numpy(), anchor_deltas.numpy(), config, 10)
+model.train(was_training)
+centres = (model.anchors[:, :2] + model.anchors[:, 2:]) / 2
+nearest = np.abs(centres - size / 2).sum(1)
+cell = model.anchors[nearest == nearest.min()][:15]
+fig, axes = plt.subplots(1, 2, figsize=(8, 4.2))
+for ax, drawn, title in ((axes[0], cell, f"15 anchors of one cell (of {len(model.anchors)})"),
+                         (axes[1], top_proposals[:, 1:], "top 10 RPN proposals")):
+    ax.imshow(sample["image"])
+    for k, (x1, y1, x2, y2) in enumerate(drawn):
+        ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, lw=1,
+                                   ec=plt.cm.viridis(k / max(len(drawn) - 1, 1))))
+    ax.set(xlim=(-size / 2, 1.5 * size), ylim=(1.5 * size, -size / 2), title=title)
+    ax.axis("off")
+save_figure(fig, args.out, "anchors_and_proposals.png")
+
+# %% [markdown]
+# ## 7c. One binary mask per class, decoupled from the class
+#
+# For each ROI the mask head paints one 28 x 28 mask *per class*, each pixel an independent sigmoid:
+# "is this pixel part of a <class>?". The class itself comes from the box head. At training time only the
+# mask of the ROI's true class enters the loss (binary cross-entropy per pixel); at test time only the
+# mask of the predicted class is used. So the classes never compete for a pixel: the mask head only has to
+# separate object from background, the box head decides what the object is. (A softmax over the classes at
+# every pixel, as in semantic segmentation, couples the two, and He et al. found it clearly worse.) Below:
+# the first detection's masks for every class; its predicted class's mask is the one that is used.
+
+# %%
+found = model.detect(images_in, score_threshold=0.0)[0]
+if len(found["boxes"]):
+    model.eval()
+    with tg.no_grad():
+        rois = np.column_stack([np.zeros(1), found["boxes"][:1]])
+        per_class = F.sigmoid(model.mask_head(features, rois)).numpy()[0]      # (classes, 28, 28)
+    model.train(was_training)
+    fig, axes = plt.subplots(1, len(vocab) - 1, figsize=(2.6 * (len(vocab) - 1), 2.9))
+    for c, ax in enumerate(axes, start=1):          # channel 0 (background) is never used
+        ax.imshow(per_class[c], vmin=0, vmax=1, cmap="magma")
+        used = " (used)" if c == found["labels"][0] else ""
+        ax.set_title(f"mask for '{vocab[c]}'{used}", fontsize=8, color="tab:red" if used else "black")
+        ax.axis("off")
+    fig.suptitle(f"first detection: {vocab[found['labels'][0]]} {found['scores'][0]:.2f}; "
+                 "28 x 28 sigmoid per pixel, one mask per class", fontsize=9)
+    save_figure(fig, args.out, "per_class_masks.png")
+
+# %% [markdown]
+# ## 8. Your own image
+#
 # The model only knows 128-pixel images of flat shapes; any picture is resized to that square.
+
+# %%
 if args.image:
     from PIL import Image
     picture = np.asarray(Image.fromarray(read_image(args.image)).resize((size, size), Image.BILINEAR))
@@ -240,3 +419,18 @@ if args.image:
     draw_instances(ax, picture, found, os.path.basename(args.image))
     save_figure(fig, args.out, "your_image.png")
     plt.close(fig)
+
+
+# %% [markdown]
+# ## What to look at
+#
+# - `four_tasks.png`: one image, four tasks; semantic segmentation merges objects of a class, instance
+#   segmentation keeps them apart.
+# - `anchors_and_proposals.png`: anchors are fixed boxes everywhere; the proposals sit on the objects.
+# - `per_class_masks.png`: one mask per class; only the predicted class's is used.
+# - `roipool_vs_roialign.png`: RoIPool's output jumps as the box slides, RoIAlign's moves smoothly.
+#
+# ## Exercises (change one line)
+#
+# 1. In `predict(model, shown, score_threshold=0.5)` use 0.9: the figure shows the same or fewer detections.
+# 2. In `propose(..., config, 10)` use 50: more proposals are drawn, the extra ones with lower objectness.

@@ -1,18 +1,20 @@
-"""Lesson 12: image regression: where is the face?
+# %% [markdown]
+# # Lesson 12: image regression: where is the face?
+#
+# Classification answers "which class"; regression answers with numbers. Here the numbers say *where*:
+# the network looks at a noisy picture with a small face drawn somewhere on it and outputs two numbers,
+# the (x, y) of the face's centre. Nothing else changes from classification but the head and the loss:
+#   1. the data: faces of random size, colour and place; targets scaled to [-1, 1];
+#   2. augmentation that moves the label too: a mirrored picture has a mirrored centre;
+#   3. the model: a small CNN whose head keeps track of *where* (flatten, not global average pooling);
+#   4. the loss: mean squared error between the predicted and the true coordinates;
+#   5. training with the Learner, and the error in pixels against a baseline that always guesses the
+#      average position;
+#   6. the classifier's head (global average pooling) on the same body, for comparison.
+#
+#     python lessons/12_image_regression.py [--quick] [--out DIR]
 
-Classification answers "which class"; regression answers with numbers. Here the numbers say *where*:
-the network looks at a noisy picture with a small face drawn somewhere on it and outputs two numbers,
-the (x, y) of the face's centre. Nothing else changes from classification but the head and the loss:
-  1. the data: faces of random size, colour and place; targets scaled to [-1, 1];
-  2. augmentation that moves the label too: a mirrored picture has a mirrored centre;
-  3. the model: a small CNN whose head keeps track of *where* (flatten, not global average pooling);
-  4. the loss: mean squared error between the predicted and the true coordinates;
-  5. training with the Learner, and the error in pixels against a baseline that always guesses the
-     average position;
-  6. the classifier's head (global average pooling) on the same body, for comparison.
-
-    python lessons/12_image_regression.py [--quick] [--out DIR]
-"""
+# %%
 import os
 
 # Our matrix products are small (a batch of 32 pictures of 32x32); split over BLAS threads on a busy
@@ -27,15 +29,16 @@ import tinygrad_cv.functional as F  # noqa: E402
 from tinygrad_cv import nn  # noqa: E402
 from tinygrad_cv.data import DataLoader, DataLoaders  # noqa: E402
 from tinygrad_cv.train import Learner  # noqa: E402
-from lesson_utils import parse_args, pyplot, save_figure  # noqa: E402
+from lesson_utils import parse_args, pyplot, save_figure, show_file  # noqa: E402
 
-args = parse_args(__doc__, "12_image_regression")
+args = parse_args("Lesson 12: image regression: where is the face?", "12_image_regression")
 size = 32
 n_train, n_valid, epochs = (512, 128, 3) if args.quick else (2048, 512, 8)
 tg.manual_seed(0)
 
-
-# --- 1. The data ---------------------------------------------------------------------------------------
+# %% [markdown]
+# ## 1. The data
+#
 # Each picture: a flat background colour with pixel noise, and a face (a disk with two dark eyes and a
 # mouth) of radius 4 to 6.4 pixels, wholly inside the picture. All pictures are drawn at once with
 # broadcasting: u, v are the pixel-centre coordinates, every shape is an inequality on them.
@@ -44,6 +47,8 @@ tg.manual_seed(0)
 # picture spans [-1, 1] on both axes. Why rescale? The network's outputs start near 0 with a spread of
 # about 1 (that is what the initialisation aims for); targets of the same scale mean the first steps
 # are sensible and the loss is not dominated by a constant offset of 16 pixels.
+
+# %%
 def draw_faces(n, size, rng):
     """n (size, size, 3) uint8 pictures and their (n, 2) float32 targets (x, y) in [-1, 1]."""
     v, u = np.mgrid[0:size, 0:size] + 0.5                           # pixel centres; pixel c covers [c, c+1)
@@ -87,12 +92,15 @@ def to_pixels(xy):
 train_ds, valid_ds = Faces(n_train, size, seed=0), Faces(n_valid, size, seed=1)
 assert np.all(np.abs(train_ds.targets) < 1)
 
-
-# --- 2. Augmentation that moves the label ----------------------------------------------------------
+# %% [markdown]
+# ## 2. Augmentation that moves the label
+#
 # For a class label, a mirrored cat is still a cat. For a position it is not: mirroring the picture
 # left-right moves the centre from x to -x (in [-1, 1] coordinates the mirror is just a sign change),
 # and up-down from y to -y. A transform must change the target with the picture, or it teaches the
 # network wrong answers. The DataLoader calls transform(sample, rng) with a seeded generator.
+
+# %%
 def mirror_with_point(sample, rng):
     """Mirror left-right and/or up-down, each with probability 1/2, and the target with the picture."""
     image, target = sample["image"], sample["target"].copy()
@@ -120,14 +128,17 @@ x, y = dls.one_batch()
 print(f"{len(train_ds)} training and {len(valid_ds)} validation pictures of {size}x{size}; "
       f"x {x.shape}, y {y.shape} {y.dtype} in [{y.numpy().min():.2f}, {y.numpy().max():.2f}]")
 
-
-# --- 3. The model: a head that keeps "where" ----------------------------------------------------------
+# %% [markdown]
+# ## 3. The model: a head that keeps "where"
+#
 # Four 3x3 conv blocks; the last three have stride 2, so a 32x32 picture becomes a 4x4 grid of 64
 # features, each looking at a region of the picture. A classifier would now average the grid (global
 # average pooling): good for "is there a face?", which should not depend on where. For "where is it?"
 # that average throws the answer away: moving the face moves the features around the grid but barely
 # changes their average. So we flatten the grid instead: the linear layer has a separate weight for
 # every cell, and can learn "strong face features in the top-left cells mean x < 0, y < 0".
+
+# %%
 def conv_block(c_in, c_out, stride):
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
                          nn.BatchNorm2d(c_out), nn.ReLU())
@@ -148,13 +159,16 @@ def pooled_locator(width=16):
     """The same features, averaged over the 4x4 grid (a classifier's head), then linear to (x, y)."""
     return nn.Sequential(features(width), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * width, 2))
 
-
-# --- 4. The loss ------------------------------------------------------------------------------------------
+# %% [markdown]
+# ## 4. The loss
+#
 # Mean squared error: L = mean over the batch and the two coordinates of (prediction - target)^2. Its
 # gradient, 2 (prediction - target) / count, pulls each output towards its target in proportion to the
 # miss. F.smooth_l1_loss (quadratic below beta, linear above) grows more slowly for large misses, which
 # helps when some labels are wrong; with our clean labels and misses below 1, MSE is the plain choice.
 # The metric that a person cares about is the distance in pixels:
+
+# %%
 def distances(pred, targ):
     """Per picture: the Euclidean distance between the predicted and the true centre, in pixels."""
     return np.linalg.norm(to_pixels(pred.numpy()) - to_pixels(targ.numpy()), axis=1)
@@ -170,8 +184,12 @@ mean_centre = tg.Tensor(np.broadcast_to(train_ds.targets.mean(axis=0), valid_ds.
 baseline = pixel_error(mean_centre, tg.Tensor(valid_ds.targets))
 print(f"baseline (always the mean training centre): {baseline:.2f} px")
 
-# --- 5. Training ------------------------------------------------------------------------------------------
+# %% [markdown]
+# ## 5. Training
+#
 # Adam with the one-cycle schedule (lesson 7), through the Learner.
+
+# %%
 learn = Learner(dls, locator(), F.mse_loss, metrics=[pixel_error], path=args.out)
 learn.fit_one_cycle(epochs, 3e-3)
 preds, targets = learn.get_preds()
@@ -180,21 +198,28 @@ print(f"flatten head: mean error {errors.mean():.2f} px on the validation set (m
       f"90th percentile {np.percentile(errors, 90):.2f}); baseline {baseline:.2f} px")
 assert np.allclose(targets.numpy(), valid_ds.targets)                # get_preds keeps the dataset order
 assert errors.mean() < (0.7 if args.quick else 0.25) * baseline, "the CNN should beat the baseline by far"
-print(f"figure: {learn.recorder.plot_losses(os.path.join(args.out, 'losses.png'))}")
+show_file(learn.recorder.plot_losses(os.path.join(args.out, 'losses.png')))
 
-# --- 6. The classifier's head on the same body ------------------------------------------------------------
+# %% [markdown]
+# ## 6. The classifier's head on the same body
+#
 # Same features, same training, but global average pooling before the linear layer. It does learn
 # something: a CNN picks up absolute position from the zero padding, because features near a border see
 # zeros and so differ from the same features in the middle (Islam et al., "How much position information
 # do convolutional neural networks encode?", 2020). But it has to work around the average; the
 # flattening head reads the position off directly, and misses by less.
+
+# %%
 tg.manual_seed(0)
 pooled = Learner(dls, pooled_locator(), F.mse_loss, metrics=[pixel_error], path=args.out, progress=False)
 pooled.fit_one_cycle(epochs, 3e-3)
 pooled_errors = distances(*pooled.get_preds())
 print(f"global-average-pooling head: {pooled_errors.mean():.2f} px; flatten head: {errors.mean():.2f} px")
 
-# --- 7. The predictions ------------------------------------------------------------------------------------
+# %% [markdown]
+# ## 7. The predictions
+
+# %%
 plt = pyplot()
 shown = 12
 fig, axes = plt.subplots(2, shown // 2, figsize=(2.2 * shown // 2, 5.0), layout="constrained")
@@ -218,3 +243,18 @@ ax.set_xlabel("distance between predicted and true centre (pixels)")
 ax.set_ylabel("validation pictures")
 ax.legend(fontsize=8)
 save_figure(fig, args.out, "error_histogram.png")
+
+
+# %% [markdown]
+# ## What to look at
+#
+# - `predicted_centres.png`: predicted centres against the true ones on validation images.
+# - `error_histogram.png`: the distance errors, this head against the classifier's pooled head; the
+#   pooled head has thrown away "where", so its errors are larger.
+# - `losses.png`: the training and validation losses.
+#
+# ## Exercises (change one line)
+#
+# 1. Set `epochs` of the full run to 4: half the training steps.
+# 2. Give `learn` `F.smooth_l1_loss` instead of `F.mse_loss`: the printed loss is then on another scale, so
+#    compare the pixel errors (the metric), not the losses.

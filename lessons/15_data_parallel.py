@@ -31,11 +31,11 @@ import tinygrad_cv as tg  # noqa: E402
 import tinygrad_cv.functional as F  # noqa: E402
 from tinygrad_cv import distributed as dist  # noqa: E402
 from tinygrad_cv import nn, optim  # noqa: E402
-from lesson_utils import parse_args, pyplot, save_figure  # noqa: E402
+from lesson_utils import LESSONS_DIR, parse_args, pyplot, save_figure  # noqa: E402
 
 args = parse_args("Lesson 15: data-parallel training", "15_data_parallel",
                   configure=lambda p: p.add_argument("--part", default=None, help="(used by the launched ranks)"))
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(LESSONS_DIR)  # a notebook has no __file__
 
 
 # %% [markdown]
@@ -183,7 +183,8 @@ save_figure(fig, args.out, "ring_all_reduce_bytes.png")
 def launch(n, name):
     """Run part ``name`` of this lesson as ``n`` ranks; returns what rank 0 saved, or None without MPI."""
     try:
-        argv, extra = dist.mpiexec_command(n, [sys.executable, os.path.abspath(__file__), "--part", name,
+        script = os.path.join(LESSONS_DIR, "15_data_parallel.py")
+        argv, extra = dist.mpiexec_command(n, [sys.executable, script, "--part", name,
                                                "--out", args.out] + (["--quick"] if args.quick else []))
     except FileNotFoundError as error:
         print(f"(skipped: {error})")

@@ -25,6 +25,22 @@ def overlay(image, mask, alpha=0.45):
     return (image.astype(np.float32) * (1 - alpha) + colors * alpha + 0.5).astype(np.uint8)
 
 
+def class_legend(figure, classes, vocab=None):
+    """A figure-wide legend: one colour swatch (the overlay's colour) per class index in ``classes``,
+    named by ``vocab`` when given."""
+    from matplotlib.patches import Patch
+
+    classes = sorted(int(k) for k in classes)
+    if not classes:
+        return
+    colors = class_colors(max(classes) + 1) / 255.0
+    handles = [Patch(facecolor=colors[k], label=vocab[k] if vocab is not None and k < len(vocab) else str(k))
+               for k in classes]
+    rows = math.ceil(len(handles) / 6)
+    figure.subplots_adjust(bottom=min(0.4, 0.2 * rows / figure.get_figheight()))
+    figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=7, frameon=False)
+
+
 def show_batch(batch, path, vocab=None, n=9, ncols=3):
     """Save the first ``n`` samples of ``batch`` (a collated dict of NumPy arrays) as a grid to ``path``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -53,4 +69,6 @@ def show_batch(batch, path, vocab=None, n=9, ncols=3):
                 axes.text(x0, y0, name, fontsize=7, color="white", va="bottom",
                           bbox={"facecolor": colors[int(label) + 1], "pad": 1, "lw": 0})
     figure.tight_layout()
+    if "mask" in batch:                                    # which colour is which class
+        class_legend(figure, np.unique(np.asarray(batch["mask"][:n])), vocab)
     return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=90))

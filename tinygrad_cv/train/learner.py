@@ -366,7 +366,8 @@ class Learner:
 
     def show_results(self, n=6, fname=None, act=None, thresh=0.5):
         """A figure of ``n`` validation samples with their targets and predictions (tags where the predicted
-        probability exceeds ``thresh``); returns the PNG path (default path/results.png)."""
+        probability exceeds ``thresh``), drawn de-normalised with the loaders' ``normalize`` statistics;
+        returns the PNG path (default path/results.png)."""
         from .show import show_results
         valid = self.dls.valid
         x, y = valid.one_batch() if hasattr(valid, "one_batch") else next(iter(valid))  # one_batch: no epoch
@@ -375,7 +376,9 @@ class Learner:
             pred = self._activation(act)(self.model(x))
         fname = fname if fname is not None else os.path.join(self.path, "results.png")
         vocab = getattr(self.dls, "vocab", None)
-        return show_results(x.numpy(), y.numpy(), pred.numpy(), fname, n=n, vocab=vocab, thresh=thresh)
+        normalize = getattr(self.dls, "normalize", None)
+        stats = {} if normalize is None else {"mean": normalize.mean, "std": normalize.std}
+        return show_results(x.numpy(), y.numpy(), pred.numpy(), fname, n=n, vocab=vocab, thresh=thresh, **stats)
 
     # ------------------------------------------------------------------ the learning-rate finder
     def lr_find(self, start_lr=1e-7, end_lr=10.0, num_it=100, fname=None):

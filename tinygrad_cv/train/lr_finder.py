@@ -92,15 +92,16 @@ class LRFinder(Callback):
                          f"run longer (more batches, or no callback that cancels the fit)")
 
     def plot(self, fname, skip_end=5):
-        """Smoothed loss against the learning rate (log scale), with the suggestions marked at the points
-        they come from; returns the path."""
+        """Smoothed loss against the learning rate (log scale), each suggestion marked on the curve at the
+        rate its legend gives; returns the path."""
         figure, (ax,) = new_figure()
         ax.plot(self.lrs[:-skip_end], self.losses[:-skip_end])
         ax.set_xscale("log")
         lrs, losses = self.curve()
         for suggest, color in zip((valley, steep, minimum), ("tab:red", "tab:green", "tab:purple")):
-            lr, index = suggest(lrs, losses)
-            ax.plot(lrs[index], losses[index], "o", color=color, label=f"{suggest.__name__}: {lr:.2e}")
+            lr, _ = suggest(lrs, losses)   # marked at the suggested rate itself (minimum's is lowest / 10)
+            ax.plot(lr, np.interp(np.log(lr), np.log(lrs), losses), "o", color=color,
+                    label=f"{suggest.__name__}: {lr:.2e}")
         ax.set(xlabel="learning rate", ylabel="smoothed loss", title="Learning-rate finder")
         ax.legend()
         return save_figure(figure, fname)

@@ -1,17 +1,26 @@
 """``show_results``: validation samples with their targets and the model's predictions, as a PNG grid."""
 import math
+import textwrap
 
 import numpy as np
 
-from ..data.show import caption, overlay
+from ..data.show import caption, class_legend, overlay
 from .recorder import save_figure
 
 
-def displayable(x):
-    """(N, C, H, W) normalised floats -> (N, H, W, 3) uint8, each image stretched to the full range."""
+def displayable(x, mean=None, std=None):
+    """(N, C, H, W) normalised floats -> (N, H, W, 3) uint8: the normalisation undone, pixel = x * std + mean
+    per channel (the loader's statistics; without them x is taken as already in [0, 1]), clipped to [0, 1].
+    Every image keeps its true colours and brightness: nothing is stretched per image."""
     x = np.asarray(x, dtype=np.float64)
-    lo, hi = x.min(axis=(1, 2, 3), keepdims=True), x.max(axis=(1, 2, 3), keepdims=True)
-    images = ((x - lo) / np.maximum(hi - lo, 1e-12) * 255 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
+    channels = x.shape[1]
+    mean = np.zeros(channels) if mean is None else np.asarray(mean, dtype=np.float64).reshape(-1)
+    std = np.ones(channels) if std is None else np.asarray(std, dtype=np.float64).reshape(-1)
+    if mean.shape != (channels,) or std.shape != (channels,):
+        raise ValueError(f"show_results: need one mean and one std per channel ({channels}), got mean "
+                         f"{mean.tolist()} and std {std.tolist()}")
+    pixels = x * std.reshape(1, -1, 1, 1) + mean.reshape(1, -1, 1, 1)
+    images = (np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
     return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images[..., :3]
 
 
@@ -23,19 +32,21 @@ def decode(y, pred, thresh):
     return pred.argmax(axis=1)
 
 
-def show_results(x, y, pred, path, n=6, vocab=None, thresh=0.5):
-    """Save up to ``n`` samples: the image titled 'target / prediction' (classes or tags), or for masks the
-    target and the predicted mask overlaid side by side. Returns the path."""
+def show_results(x, y, pred, path, n=6, vocab=None, thresh=0.5, mean=None, std=None):
+    """Save up to ``n`` samples: the image titled 'target / prediction' (classes, or tags whose probability
+    is above ``thresh``), or for masks the target and the predicted mask overlaid side by side with a legend
+    of the class colours. ``mean`` and ``std`` (per channel, [0, 1] units: the loader's Normalize) undo the
+    normalisation of ``x`` for display. Returns the path."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    images, y = displayable(x), np.asarray(y)
+    images, y = displayable(x, mean, std), np.asarray(y)
     decoded = decode(y, np.asarray(pred), thresh)
     n = min(n, len(images))
     masks = y.ndim == 3
     ncols = 2 if masks else min(3, n)
     nrows = n if masks else math.ceil(n / ncols)
-    figure = Figure(figsize=(3 * ncols, 3.3 * nrows))
+    figure = Figure(figsize=(3.2 * ncols, (3.3 if masks else 4.0) * nrows))
     FigureCanvasAgg(figure)
     for i in range(n):
         if masks:
@@ -48,7 +59,10 @@ def show_results(x, y, pred, path, n=6, vocab=None, thresh=0.5):
         axes = figure.add_subplot(nrows, ncols, i + 1)
         axes.imshow(images[i])
         target, predicted = caption({"target": y}, i, vocab), caption({"target": decoded}, i, vocab)
-        axes.set_title(f"target: {target}\npredicted: {predicted}", fontsize=8, wrap=True)
+        title = f"target: {target}\npredicted (p > {thresh:g}): {predicted}"
+        axes.set_title("\n".join(textwrap.fill(line, 44) for line in title.split("\n")), fontsize=8)
         axes.axis("off")
     figure.tight_layout()
+    if masks:
+        class_legend(figure, np.union1d(np.unique(y[:n]), np.unique(decoded[:n])), vocab)
     return save_figure(figure, path)
