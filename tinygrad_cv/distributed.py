@@ -52,9 +52,8 @@ class _World:
         if backend.device_of_array(array) != "cuda":
             return self.host
         if self._nccl is None:
-            import cupy
-            from cupy.cuda import nccl
-            self._nccl = NcclComm(self.host, self.rank, self.size, nccl, cupy.cuda.get_current_stream)
+            nccl, current_stream = backend.nccl()
+            self._nccl = NcclComm(self.host, self.rank, self.size, nccl, current_stream)
         return self._nccl
 
 

@@ -34,6 +34,14 @@ def _cupy():
     return _cupy_module
 
 
+def nccl():
+    """CuPy's NCCL bindings (``cupy.cuda.nccl``) and its current-stream getter, for the distributed
+    module's GPU collectives; the backend stays the one place that imports CuPy."""
+    cupy = _cupy()
+    from cupy.cuda import nccl as nccl_module
+    return nccl_module, cupy.cuda.get_current_stream
+
+
 def check_device(device):
     """Validate a device name and return it (None means 'cpu')."""
     device = "cpu" if device is None else str(device)
