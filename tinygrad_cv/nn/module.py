@@ -386,6 +386,102 @@ class ModuleList(Module):
         return iter(self._modules.values())
 
 
+class ModuleDict(Module):
+    """An ordered dict of modules whose parameters are registered under their keys, as PyTorch's."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key):
+        return self._modules[key]
+
+    def __setitem__(self, key, module):
+        if not isinstance(key, str) or not key or "." in key:
+            raise KeyError(f"ModuleDict: a key must be a non-empty string without '.', got {key!r}")
+        setattr(self, key, _checked_module(module, "ModuleDict", key))
+
+    def __delitem__(self, key):
+        delattr(self, key)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, key):
+        return key in self._modules
+
+    def keys(self):
+        return self._modules.keys()
+
+    def items(self):
+        return self._modules.items()
+
+    def values(self):
+        return self._modules.values()
+
+    def pop(self, key):
+        module = self[key]
+        del self[key]
+        return module
+
+    def clear(self):
+        for key in list(self._modules):
+            del self[key]
+
+    def update(self, modules):
+        """Add (or replace) entries from a mapping or an iterable of (key, module) pairs."""
+        pairs = modules.items() if hasattr(modules, "items") else modules
+        for pair in pairs:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"ModuleDict.update: expected a mapping or (key, module) pairs, got an entry "
+                                f"{pair!r}")
+            self[pair[0]] = pair[1]
+
+
+class ParameterList(Module):
+    """A list of Parameters registered as "0", "1", ...; a plain Tensor is wrapped in a Parameter, as PyTorch.
+    Unlike PyTorch, an entry that is not a Tensor is refused (TypeError) rather than kept as an attribute."""
+
+    def __init__(self, values=None):
+        super().__init__()
+        for value in values or ():
+            self.append(value)
+
+    def _as_parameter(self, value):
+        if isinstance(value, Parameter):
+            return value
+        if isinstance(value, Tensor):
+            return Parameter(value.data)
+        raise TypeError(f"ParameterList: entries must be Parameters or Tensors, got {_typename(value)}")
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return ParameterList(list(self._parameters.values())[i])
+        return list(self._parameters.values())[_checked_index(i, len(self), "ParameterList")]
+
+    def __setitem__(self, i, value):
+        setattr(self, str(_checked_index(i, len(self), "ParameterList") % len(self)), self._as_parameter(value))
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters.values())
+
+    def append(self, value):
+        setattr(self, str(len(self)), self._as_parameter(value))
+        return self
+
+    def extend(self, values):
+        for value in values:
+            self.append(value)
+        return self
+
+
 def _typename(value):
     """'Tensor', 'Linear', 'numpy.ndarray', 'float': how an error message names what it was given."""
     cls = type(value)
