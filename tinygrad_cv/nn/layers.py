@@ -200,6 +200,7 @@ class _BatchNorm(Module):
 
     ndims = ()
     layout = ""
+    _optional_state = ("num_batches_tracked",)
 
     def forward(self, x):
         if x.ndim not in self.ndims:

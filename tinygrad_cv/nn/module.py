@@ -277,11 +277,24 @@ class Module:
         return self.to("cuda")
 
     # ------------------------------------------------------------------ state
+    def _named_state(self):
+        """(dotted name, tensor, optional) for every parameter and buffer in PyTorch's order: module by
+        module, each one's parameters and then its buffers. ``optional`` marks the names in a module's
+        ``_optional_state``, which a loaded state may lack (batch norm's ``num_batches_tracked``, absent
+        from old checkpoints: PyTorch keeps the current value)."""
+        seen = set()
+        for module_name, module in self.named_modules():
+            for registry in (module._parameters, module._buffers):
+                for name, t in registry.items():
+                    if t is not None and id(t) not in seen:
+                        seen.add(id(t))
+                        yield (f"{module_name}.{name}" if module_name else name), t, name in module._optional_state
+
+    _optional_state = ()
+
     def state_dict(self):
-        """Every parameter and buffer as a host NumPy array, keyed by dotted name."""
-        state = OrderedDict((name, p.numpy()) for name, p in self.named_parameters())
-        state.update((name, b.numpy()) for name, b in self.named_buffers())
-        return state
+        """Every parameter and buffer as a host NumPy array, keyed by dotted name, in PyTorch's order."""
+        return OrderedDict((name, t.numpy()) for name, t, _ in self._named_state())
 
     def load_state_dict(self, state, strict=True):
         """Copy arrays (NumPy, CuPy or Tensors) into the existing parameters and buffers, in place, keeping
@@ -289,13 +302,13 @@ class Module:
         name is an error; a shape mismatch or a non-numeric value always is. All or nothing: every name and
         shape is checked (every problem listed in one message) before anything is written. Returns
         ``(missing_keys, unexpected_keys)``, a named tuple, as PyTorch: with ``strict=False``, the names
-        that were skipped."""
+        that were skipped. A batch norm's ``num_batches_tracked`` may be absent (kept as it is), as PyTorch."""
         if not hasattr(state, "keys") or not hasattr(state, "__getitem__"):
             raise TypeError(f"load_state_dict into {type(self).__name__}: state must be a dict of name -> array "
                             f"(from state_dict()), got {_typename(state)}")
-        own = OrderedDict(self.named_parameters())
-        own.update(self.named_buffers())
-        missing = [k for k in own if k not in state]
+        entries = list(self._named_state())
+        own = OrderedDict((name, t) for name, t, _ in entries)
+        missing = [name for name, _, optional in entries if name not in state and not optional]
         unexpected = [k for k in state if k not in own]
         arrays = {k: _host_array(state[k]) for k in own if k in state}
         not_numeric = [f"{k} ({a.dtype})" for k, a in arrays.items() if a.dtype.kind not in "biuf"]
