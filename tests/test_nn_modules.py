@@ -152,7 +152,7 @@ def test_batchnorm1d_on_2d_and_3d_inputs():
         rm, rv = bn.running_mean.numpy().reshape((1, 3) + (1,) * (len(shape) - 2)), bn.running_var.numpy()
         rv = rv.reshape(rm.shape)
         np.testing.assert_allclose(bn(t64(x)).numpy(), (x - rm) / np.sqrt(rv + 1e-5), rtol=1e-10)
-    with pytest.raises(ValueError, match=r"BatchNorm1d: expected an input \(N, C\) or \(N, C, L\)"):
+    with pytest.raises(ValueError, match=r"BatchNorm1d: expected a 2-D or 3-D input \(N, C\) or \(N, C, L\)"):
         nn.BatchNorm1d(3)(tg.zeros(2, 3, 4, 4))
 
 

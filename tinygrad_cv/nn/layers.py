@@ -204,7 +204,7 @@ class _BatchNorm(Module):
 
     def forward(self, x):
         if x.ndim not in self.ndims:
-            raise ValueError(f"{type(self).__name__}: expected an input {self.layout}, got shape {x.shape}")
+            raise ValueError(f"{type(self).__name__}: expected {self.layout}, got shape {x.shape}")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
@@ -222,12 +222,12 @@ class _BatchNorm(Module):
 
 class BatchNorm1d(_BatchNorm):
     """Batch norm of (N, C) or (N, C, L) inputs: statistics per channel over N (and L)."""
-    ndims, layout = (2, 3), "(N, C) or (N, C, L)"
+    ndims, layout = (2, 3), "a 2-D or 3-D input (N, C) or (N, C, L)"
 
 
 class BatchNorm2d(_BatchNorm):
     """Batch norm of (N, C, H, W) inputs: statistics per channel over N, H and W."""
-    ndims, layout = (4,), "(N, C, H, W)"
+    ndims, layout = (4,), "a 4-D input (N, C, H, W)"
 
 
 class LayerNorm(Module):
