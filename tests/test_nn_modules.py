@@ -270,10 +270,12 @@ def test_load_state_dict_reports_missing_and_unexpected():
     layer = nn.Linear(2, 2)
     result = layer.load_state_dict(layer.state_dict())
     assert result == ([], []) and result.missing_keys == [] and result.unexpected_keys == []
+    assert repr(result) == "<All keys matched successfully>"                  # as PyTorch prints it
     bias = layer.bias.numpy().copy()
     state = {"weight": np.full((2, 2), 3.0), "extra": np.zeros(1)}
     result = layer.load_state_dict(state, strict=False)
     assert result.missing_keys == ["bias"] and result.unexpected_keys == ["extra"]
+    assert repr(result) == "IncompatibleKeys(missing_keys=['bias'], unexpected_keys=['extra'])"
     np.testing.assert_array_equal(layer.weight.numpy(), np.full((2, 2), 3.0))
     np.testing.assert_array_equal(layer.bias.numpy(), bias)
     state["weight"][...] = 0                            # copied, not kept

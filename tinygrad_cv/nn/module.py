@@ -12,8 +12,12 @@ from .. import backend
 from ..tensor import Tensor
 
 
-IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
-IncompatibleKeys.__doc__ = "load_state_dict's unmatched names: the model's absent from the state, and the reverse."
+class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """load_state_dict's unmatched names: the model's absent from the state, and the reverse."""
+    __slots__ = ()
+
+    def __repr__(self):
+        return "<All keys matched successfully>" if self == ([], []) else super().__repr__()
 
 
 class RemovableHandle:
