@@ -228,6 +228,23 @@ def test_to_accepts_device_dtype_both_and_a_tensor():
         layer.to("gpu")
 
 
+def test_a_failed_move_changes_nothing(monkeypatch):
+    from tinygrad_cv.nn import module as module_py
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+    real, calls = module_py._moved, []
+
+    def fails_on_the_third(t, device, dtype):
+        calls.append(t)
+        if len(calls) == 3:
+            raise RuntimeError("simulated device failure")
+        return real(t, device, dtype)
+
+    monkeypatch.setattr(module_py, "_moved", fails_on_the_third)
+    with pytest.raises(RuntimeError, match="simulated"):
+        model.double()
+    assert len(calls) == 3 and all(p.dtype == np.float32 for p in model.parameters())
+
+
 def test_half_float_double_cast_floating_tensors_only():
     bn = nn.BatchNorm2d(2)
     for method, dtype in (("half", np.float16), ("double", np.float64), ("float", np.float32)):

@@ -247,18 +247,19 @@ class Module:
         return names
 
     def to(self, *args, **kwargs):
-        """Move and/or cast every parameter, buffer and gradient in place, as PyTorch's ``Module.to``:
+        """Move and/or cast every parameter, buffer and gradient (the same Tensor objects), as PyTorch's ``Module.to``:
         ``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(tensor)`` (its device and dtype), or by
         keyword (``non_blocking`` is accepted and ignored). The cast applies to floating tensors only;
         ``dtype`` must be a floating dtype, as PyTorch's."""
         device, dtype = _to_arguments(type(self).__name__, args, kwargs)
         if dtype is not None and dtype.kind != "f":
             raise TypeError(f"{type(self).__name__}.to: only floating-point dtypes are accepted, got {dtype}")
-        for module in self.modules():
-            for registry in (module._parameters, module._buffers):
-                for t in registry.values():
-                    if t is not None:
-                        _move_in_place(t, device, dtype)
+        tensors = [t for m in self.modules() for registry in (m._parameters, m._buffers)
+                   for t in registry.values() if t is not None]
+        tensors += [t.grad for t in tensors if t.grad is not None]
+        moved = [_moved(t, device, dtype) for t in tensors]   # all or nothing: a failed move changes nothing
+        for t, data in zip(tensors, moved):
+            t.data, t.device = data, device or t.device
         return self
 
     def half(self):
@@ -539,14 +540,10 @@ def _to_arguments(cls, args, kwargs):
     return (None if device is None else backend.check_device(device)), dtype
 
 
-def _move_in_place(t, device, dtype):
-    """Give t (and its grad) a new device and/or floating dtype, keeping the Tensor object."""
-    for x in (t, t.grad):
-        if x is None:
-            continue
-        cast = dtype if (dtype is not None and x.dtype.kind == "f") else None
-        x.data = Tensor(x.data, dtype=cast, device=device or x.device).data
-        x.device = device or x.device
+def _moved(t, device, dtype):
+    """t's array on ``device`` (None: where it is), cast to ``dtype`` if t is floating."""
+    cast = dtype if (dtype is not None and t.dtype.kind == "f") else None
+    return Tensor(t.data, dtype=cast, device=device or t.device).data
 
 
 def _host_array(value):
