@@ -5,6 +5,7 @@ dtypes, devices, non-contiguous inputs and gradcheck.
 Inputs are drawn away from kinks and ties (ReLU near 0, max-pool with equal values, ...), where a
 finite difference does not estimate the derivative.
 """
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -129,6 +130,32 @@ def _batch_norm_ref(x, w, b, eps=1e-5):
     return np.moveaxis(y.reshape((x.shape[1], x.shape[0]) + x.shape[2:]), 0, 1)
 
 
+def _np_gelu(x):
+    """x Phi(x) with Phi from math.erf, one element at a time."""
+    return x * 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+
+
+def _np_gelu_tanh(x):
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def _np_layer_norm(x, w, b):
+    """Normalise over the last dim, one row at a time."""
+    rows = x.reshape(-1, x.shape[-1])
+    out = np.array([(r - r.mean()) / np.sqrt(r.var() + 1e-5) for r in rows]).reshape(x.shape)
+    return out * w + b
+
+
+def _np_group_norm(x, w, b, groups=2):
+    n, c = x.shape[:2]
+    out = np.empty_like(x)
+    for i in range(n):
+        for g in range(groups):
+            part = x[i, g * c // groups:(g + 1) * c // groups]
+            out[i, g * c // groups:(g + 1) * c // groups] = (part - part.mean()) / np.sqrt(part.var() + 1e-5)
+    return out * w.reshape((c,) + (1,) * (x.ndim - 2)) + b.reshape((c,) + (1,) * (x.ndim - 2))
+
+
 def _sig(x):
     return 0.5 * (1 + np.tanh(x / 2))  # sigmoid by another formula than the op's
 
@@ -219,6 +246,9 @@ SPECS = [
            single(shape), make=away_from_zero),
     OpSpec("sigmoid", F.sigmoid, _sig, single(shape)),
     OpSpec("tanh", F.tanh, np.tanh, single(shape)),
+    OpSpec("silu", F.silu, lambda x: x / (1 + np.exp(-x)), single(shape)),
+    OpSpec("gelu", F.gelu, _np_gelu, single(shape)),
+    OpSpec("gelu_tanh", lambda x: F.gelu(x, approximate="tanh"), _np_gelu_tanh, single(shape)),
     OpSpec("square", F.square, lambda x: x * x, single(shape)),
     OpSpec("reciprocal", F.reciprocal, lambda x: x ** -1.0, single(shape), make=away_from_zero),
     OpSpec("rsqrt", F.rsqrt, lambda x: x ** -0.5, single(shape), make=positive),
@@ -279,6 +309,10 @@ SPECS = [
     # ------------------------------------------------------------ normalisation over the ranks (a world of one here)
     OpSpec("sync_batch_norm", lambda x, w, b: sync_batch_norm(x, None, None, w, b, training=True), _batch_norm_ref,
            st.tuples(st.integers(2, 4), dims, st.integers(2, 3)).map(lambda s: (s, (s[1],), (s[1],)))),
+    OpSpec("layer_norm", lambda x, w, b: F.layer_norm(x, x.shape[-1:], w, b), _np_layer_norm,
+           st.tuples(dims, dims, st.integers(2, 5)).map(lambda s: (s, s[-1:], s[-1:]))),
+    OpSpec("group_norm", lambda x, w, b: F.group_norm(x, 2, w, b), _np_group_norm,
+           st.tuples(dims, st.sampled_from([2, 4, 6]), st.integers(1, 3)).map(lambda s: (s, (s[1],), (s[1],)))),
     # ------------------------------------------------------------ shape ops
     OpSpec("reshape", lambda x: x.reshape(-1), lambda x: x.ravel(), single(shape)),
     OpSpec("transpose", lambda x: x.transpose(0, -1), lambda x: np.swapaxes(x, 0, -1), single(shape)),

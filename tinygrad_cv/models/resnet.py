@@ -183,9 +183,10 @@ def load_resnet_weights(model, weights, num_classes=None, where="load_resnet_wei
         state = {k: v for k, v in state.items() if k not in ("fc.weight", "fc.bias")}
         state.update({"fc.weight": model.fc.weight.numpy(), "fc.bias": model.fc.bias.numpy()})
     try:
-        return model.load_state_dict(state, strict=True)
+        model.load_state_dict(state, strict=True)
     except ValueError as error:
         raise ValueError(f"{where}: {os.fspath(weights)!r} does not fit this model: {error}") from None
+    return model
 
 
 def _build(name, block, depths, num_classes, weights, width, in_channels, small_images, multi_label, dropout):

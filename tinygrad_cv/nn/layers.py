@@ -2,7 +2,7 @@
 
 Learnable layers start as PyTorch's do: weight ~ kaiming_uniform_(a=sqrt(5)), which is
 U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with the
-weight's fan_in. Batch norm starts at weight 1, bias 0, running mean 0 and running variance 1.
+weight's fan_in. Batch, layer and group norm start at weight 1, bias 0; batch norm's running mean at 0, variance 1.
 """
 import math
 import numbers
@@ -173,8 +173,8 @@ class ConvTranspose2d(Module):
                 f"bias={self.bias is not None}, dilation={self.dilation}")
 
 
-class BatchNorm2d(Module):
-    """Batch normalisation over the channels of (N, C, H, W) inputs, as PyTorch's.
+class _BatchNorm(Module):
+    """Batch normalisation over the channels (axis 1) of inputs of the ranks in ``ndims``, as PyTorch's.
 
     Training uses the batch's statistics and folds them into the running ones (buffers
     ``running_mean``, ``running_var``, ``num_batches_tracked``); evaluation uses the running ones.
@@ -198,9 +198,13 @@ class BatchNorm2d(Module):
             init.ones_(self.running_var)
             init.zeros_(self.num_batches_tracked)
 
+    ndims = ()
+    layout = ""
+    _optional_state = ("num_batches_tracked",)
+
     def forward(self, x):
-        if x.ndim != 4:
-            raise ValueError(f"BatchNorm2d: expected a 4-D input (N, C, H, W), got shape {x.shape}")
+        if x.ndim not in self.ndims:
+            raise ValueError(f"{type(self).__name__}: expected {self.layout}, got shape {x.shape}")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
@@ -216,6 +220,60 @@ class BatchNorm2d(Module):
                 f"track_running_stats={self.track_running_stats}")
 
 
+class BatchNorm1d(_BatchNorm):
+    """Batch norm of (N, C) or (N, C, L) inputs: statistics per channel over N (and L)."""
+    ndims, layout = (2, 3), "a 2-D or 3-D input (N, C) or (N, C, L)"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm of (N, C, H, W) inputs: statistics per channel over N, H and W."""
+    ndims, layout = (4,), "a 4-D input (N, C, H, W)"
+
+
+class LayerNorm(Module):
+    """``F.layer_norm`` over the last dims, ``normalized_shape``; learnable weight (ones) and bias (zeros)
+    of that shape when ``elementwise_affine`` (the bias only if ``bias``), as PyTorch's."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+        if not shape or not all(isinstance(n, numbers.Integral) and n > 0 for n in shape):
+            raise ValueError(f"LayerNorm: normalized_shape must be a positive int or a tuple of them, got "
+                             f"{normalized_shape!r}")
+        self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
+        self.weight = Parameter(np.ones(shape, dtype=np.float32)) if elementwise_affine else None
+        self.bias = _empty_parameter(*shape) if elementwise_affine and bias else None
+
+    def forward(self, x):
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class GroupNorm(Module):
+    """``F.group_norm``: each sample's channels in ``num_groups`` groups, each normalised by its own
+    statistics; a per-channel weight (ones) and bias (zeros) when ``affine``."""
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True):
+        super().__init__()
+        if not all(isinstance(n, numbers.Integral) and n > 0 for n in (num_groups, num_channels)) or \
+                num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels must be divisible by num_groups (both positive ints), got "
+                             f"num_groups={num_groups!r}, num_channels={num_channels!r}")
+        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
+        self.weight = Parameter(np.ones(num_channels, dtype=np.float32)) if affine else None
+        self.bias = _empty_parameter(num_channels) if affine else None
+
+    def forward(self, x):
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise ValueError(f"GroupNorm: expected an input (N, {self.num_channels}, *), got shape {x.shape}")
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
 # --------------------------------------------------------------------------- layers without parameters
 _REQUIRED = object()
 
@@ -223,7 +281,7 @@ _REQUIRED = object()
 class _Functional(Module):
     """A layer that calls one function of ``F`` with the arguments it was built with. ``names`` and
     ``defaults`` give the constructor's parameters in PyTorch's order; they are passed to ``fn`` by
-    name."""
+    name, except ``inplace``: accepted where PyTorch has it, and always computed out of place."""
     fn = None
     names = ()
     defaults = ()
@@ -242,7 +300,7 @@ class _Functional(Module):
         self.__dict__.update(values)
 
     def forward(self, x):
-        return type(self).fn(x, **{n: getattr(self, n) for n in self.names})
+        return type(self).fn(x, **{n: getattr(self, n) for n in self.names if n != "inplace"})
 
     def extra_repr(self):
         return ", ".join(f"{n}={getattr(self, n)!r}" for n in self.names)
@@ -280,8 +338,49 @@ class Upsample(_Functional):
 
 class LeakyReLU(_Functional):
     fn = staticmethod(F.leaky_relu)
-    names = ("negative_slope",)
-    defaults = (0.01,)
+    names = ("negative_slope", "inplace")
+    defaults = (0.01, False)
+
+
+class ReLU(_Functional):
+    fn = staticmethod(F.relu)
+    names = ("inplace",)
+    defaults = (False,)
+
+
+class SiLU(_Functional):
+    """x sigmoid(x)."""
+    fn = staticmethod(F.silu)
+    names = ("inplace",)
+    defaults = (False,)
+
+
+class GELU(_Functional):
+    """x Phi(x), Phi the standard normal CDF (``approximate='tanh'``: its tanh form)."""
+    fn = staticmethod(F.gelu)
+    names = ("approximate",)
+    defaults = ("none",)
+
+
+class _SoftmaxDim(_Functional):
+    """Softmax and LogSoftmax: ``dim`` defaults to None as in PyTorch, but PyTorch's deprecated guess of
+    a dim from the input's rank is not made here: a None dim raises, so pass it."""
+    names = ("dim",)
+    defaults = (None,)
+
+    def forward(self, x):
+        if self.dim is None:
+            raise ValueError(f"{type(self).__name__}: dim is None; pass the dim to normalise over, e.g. "
+                             f"{type(self).__name__}(dim=1) for (N, C) scores")
+        return type(self).fn(x, self.dim)
+
+
+class Softmax(_SoftmaxDim):
+    fn = staticmethod(F.softmax)
+
+
+class LogSoftmax(_SoftmaxDim):
+    fn = staticmethod(F.log_softmax)
 
 
 class Flatten(_Functional):
@@ -291,13 +390,14 @@ class Flatten(_Functional):
 
 
 class Dropout(Module):
-    """Zero elements with probability p while training (scaling the rest by 1/(1-p)); identity in eval."""
+    """Zero elements with probability p while training (scaling the rest by 1/(1-p)); identity in eval.
+    ``inplace`` is accepted, as PyTorch's; the result is always a new tensor."""
 
-    def __init__(self, p=0.5):
+    def __init__(self, p=0.5, inplace=False):
         super().__init__()
         if not 0 <= p <= 1:
             raise ValueError(f"Dropout: p must be a probability between 0 and 1, got {p!r}")
-        self.p = p
+        self.p, self.inplace = p, inplace
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training)
@@ -306,14 +406,14 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
-class ReLU(Module):
-    def forward(self, x):
-        return F.relu(x)
-
-
 class Sigmoid(Module):
     def forward(self, x):
         return F.sigmoid(x)
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return F.tanh(x)
 
 
 class Identity(Module):

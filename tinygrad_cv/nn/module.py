@@ -4,12 +4,36 @@ Assigning a ``Parameter``, a ``Module`` or (through ``register_buffer``) a buffe
 registers it, so ``named_parameters()`` and ``state_dict()`` find it by its dotted name.
 """
 import re
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 
 import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
+
+
+class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """load_state_dict's unmatched names: the model's absent from the state, and the reverse."""
+    __slots__ = ()
+
+    def __repr__(self):
+        return "<All keys matched successfully>" if self == ([], []) else super().__repr__()
+
+
+class RemovableHandle:
+    """Returned by the hook registrations; ``remove()`` unregisters the hook (twice is harmless)."""
+
+    def __init__(self, hooks, key):
+        self._hooks, self._key = hooks, key
+
+    def remove(self):
+        self._hooks.pop(self._key, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
 
 
 class Parameter(Tensor):
@@ -31,6 +55,8 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
 
     def __setattr__(self, name, value):
         """Register a Parameter or Module by its attribute name, as PyTorch. A name already registered keeps
@@ -86,20 +112,46 @@ class Module:
         object.__setattr__(self, name, tensor)
 
     def __call__(self, *args, **kwargs):
-        """Run the subclass's ``forward``. Containers such as ModuleList hold modules without
-        computing anything themselves, so a Module need not have one; calling one that has none fails."""
+        """Run the forward pre-hooks, the subclass's ``forward``, then the forward hooks, as PyTorch.
+        Containers such as ModuleList hold modules without computing anything themselves, so a Module
+        need not have a forward; calling one that has none fails."""
         forward = getattr(self, "forward", None)
         if forward is None:
             raise TypeError(f"{type(self).__name__} has no forward method, so it cannot be called; define "
                             f"forward(self, ...) in the subclass, or call the modules it holds")
-        return forward(*args, **kwargs)
+        for hook in list(self._forward_pre_hooks.values()):
+            result = hook(self, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
+        output = forward(*args, **kwargs)
+        for hook in list(self._forward_hooks.values()):
+            result = hook(self, args, output)
+            if result is not None:
+                output = result
+        return output
+
+    def register_forward_pre_hook(self, hook):
+        """Call ``hook(module, args)`` before each forward; a non-None result replaces the positional
+        args (a non-tuple is wrapped in one). Returns a handle whose ``remove()`` unregisters it."""
+        return _register_hook(self, self._forward_pre_hooks, hook, "register_forward_pre_hook")
+
+    def register_forward_hook(self, hook):
+        """Call ``hook(module, args, output)`` after each forward; a non-None result replaces the output.
+        Returns a handle whose ``remove()`` unregisters it."""
+        return _register_hook(self, self._forward_hooks, hook, "register_forward_hook")
 
     # ------------------------------------------------------------------ traversal
-    def named_modules(self, prefix=""):
-        """(name, module) for this module and every descendant, depth first."""
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """(name, module) for this module and every descendant, depth first; a module reachable by two
+        paths appears once (at its first name) unless ``remove_duplicate=False``."""
+        seen = set() if memo is None else memo
         stack = [(prefix, self)]
         while stack:
             name, module = stack.pop()
+            if remove_duplicate:
+                if id(module) in seen:
+                    continue
+                seen.add(id(module))
             yield name, module
             children = [(f"{name}.{k}" if name else k, m) for k, m in module._modules.items() if m is not None]
             stack.extend(reversed(children))
@@ -113,22 +165,29 @@ class Module:
     def children(self):
         return (m for _, m in self.named_children())
 
-    def named_parameters(self, prefix=""):
+    def _named_members(self, registry, prefix, recurse, remove_duplicate):
+        """(dotted name, tensor) from one registry of this module (and its descendants with ``recurse``);
+        a tensor shared by two names appears once unless ``remove_duplicate=False``."""
+        modules = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix,
+                                                                                                          self)]
         seen = set()
-        for module_name, module in self.named_modules(prefix):
-            for name, p in module._parameters.items():
-                if p is not None and id(p) not in seen:  # shared weights appear once
-                    seen.add(id(p))
-                    yield (f"{module_name}.{name}" if module_name else name), p
+        for module_name, module in modules:
+            for name, t in getattr(module, registry).items():
+                if t is not None and not (remove_duplicate and id(t) in seen):
+                    seen.add(id(t))
+                    yield (f"{module_name}.{name}" if module_name else name), t
 
-    def parameters(self):
-        return (p for _, p in self.named_parameters())
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        return self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
-    def named_buffers(self):
-        for module_name, module in self.named_modules():
-            for name, b in module._buffers.items():
-                if b is not None:
-                    yield (f"{module_name}.{name}" if module_name else name), b
+    def parameters(self, recurse=True):
+        return (p for _, p in self.named_parameters(recurse=recurse))
+
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        return self._named_members("_buffers", prefix, recurse, remove_duplicate)
+
+    def buffers(self, recurse=True):
+        return (b for _, b in self.named_buffers(recurse=recurse))
 
     def apply(self, fn):
         """Call ``fn(module)`` on every descendant and on this module (children first), as PyTorch."""
@@ -148,9 +207,14 @@ class Module:
     def eval(self):
         return self.train(False)
 
-    def zero_grad(self):
+    def zero_grad(self, set_to_none=True):
+        """Forget every parameter's gradient (``grad = None``), or with ``set_to_none=False`` fill the
+        existing gradients with zeros in place, as PyTorch."""
         for p in self.parameters():
-            p.grad = None
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.data[...] = 0
 
     def requires_grad_(self, requires_grad=True):
         for p in self.parameters():
@@ -182,42 +246,74 @@ class Module:
                              f"{[n for n, _ in self.named_parameters()][:5]}")
         return names
 
-    def to(self, device=None, dtype=None):
-        """Move (and/or cast) every parameter and floating buffer in place. ``dtype`` must be a floating
-        dtype, as PyTorch's."""
-        if dtype is not None and np.dtype(dtype).kind != "f":
-            raise TypeError(f"{type(self).__name__}.to: only floating-point dtypes are accepted, got "
-                            f"{np.dtype(dtype)}")
-        for module in self.modules():
-            for registry in (module._parameters, module._buffers):
-                for name, t in registry.items():
-                    if t is None:
-                        continue
-                    cast = dtype if (dtype is not None and t.dtype.kind == "f") else None
-                    t.data = Tensor(t.data, dtype=cast, device=device or t.device).data
-                    t.device = backend.check_device(device or t.device)
-                    if t.grad is not None:
-                        t.grad = None
+    def to(self, *args, **kwargs):
+        """Move and/or cast every parameter, buffer and gradient (the same Tensor objects), as PyTorch's ``Module.to``:
+        ``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(tensor)`` (its device and dtype), or by
+        keyword (``non_blocking`` is accepted and ignored). The cast applies to floating tensors only;
+        ``dtype`` must be a floating dtype, as PyTorch's."""
+        device, dtype = _to_arguments(type(self).__name__, args, kwargs)
+        if dtype is not None and dtype.kind != "f":
+            raise TypeError(f"{type(self).__name__}.to: only floating-point dtypes are accepted, got {dtype}")
+        tensors = [t for m in self.modules() for registry in (m._parameters, m._buffers)
+                   for t in registry.values() if t is not None]
+        tensors += [t.grad for t in tensors if t.grad is not None]
+        moved = [_moved(t, device, dtype) for t in tensors]   # all or nothing: a failed move changes nothing
+        for t, data in zip(tensors, moved):
+            t.data, t.device = data, device or t.device
         return self
 
+    def half(self):
+        return self.to(np.float16)
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        """Move to the GPU; ``device`` may be None, 0 or 'cuda' (this engine knows one GPU)."""
+        if device not in (None, 0, "cuda", "cuda:0"):
+            raise ValueError(f"{type(self).__name__}.cuda: only one GPU is known, pass None, 0 or 'cuda'; "
+                             f"got {device!r}")
+        return self.to("cuda")
+
     # ------------------------------------------------------------------ state
+    def _named_state(self):
+        """(dotted name, tensor, optional) for every parameter and buffer in PyTorch's order: module by
+        module, each one's parameters and then its buffers. ``optional`` marks the names in a module's
+        ``_optional_state``, which a loaded state may lack (batch norm's ``num_batches_tracked``, absent
+        from old checkpoints: PyTorch keeps the current value)."""
+        seen = set()
+        for module_name, module in self.named_modules():
+            for registry in (module._parameters, module._buffers):
+                for name, t in registry.items():
+                    if t is not None and id(t) not in seen:
+                        seen.add(id(t))
+                        yield (f"{module_name}.{name}" if module_name else name), t, name in module._optional_state
+
+    _optional_state = ()
+
     def state_dict(self):
-        """Every parameter and buffer as a host NumPy array, keyed by dotted name."""
-        state = OrderedDict((name, p.numpy()) for name, p in self.named_parameters())
-        state.update((name, b.numpy()) for name, b in self.named_buffers())
-        return state
+        """Every parameter and buffer as a host NumPy array, keyed by dotted name, in PyTorch's order."""
+        return OrderedDict((name, t.numpy()) for name, t, _ in self._named_state())
 
     def load_state_dict(self, state, strict=True):
         """Copy arrays (NumPy, CuPy or Tensors) into the existing parameters and buffers, in place, keeping
         their dtype and device; the caller's arrays are never kept. With ``strict``, a missing or unexpected
         name is an error; a shape mismatch or a non-numeric value always is. All or nothing: every name and
-        shape is checked (every problem listed in one message) before anything is written."""
+        shape is checked (every problem listed in one message) before anything is written. Returns
+        ``(missing_keys, unexpected_keys)``, a named tuple, as PyTorch: with ``strict=False``, the names
+        that were skipped. A batch norm's ``num_batches_tracked`` may be absent (kept as it is), as PyTorch."""
         if not hasattr(state, "keys") or not hasattr(state, "__getitem__"):
             raise TypeError(f"load_state_dict into {type(self).__name__}: state must be a dict of name -> array "
                             f"(from state_dict()), got {_typename(state)}")
-        own = OrderedDict(self.named_parameters())
-        own.update(self.named_buffers())
-        missing = [k for k in own if k not in state]
+        entries = list(self._named_state())
+        own = OrderedDict((name, t) for name, t, _ in entries)
+        missing = [name for name, _, optional in entries if name not in state and not optional]
         unexpected = [k for k in state if k not in own]
         arrays = {k: _host_array(state[k]) for k in own if k in state}
         not_numeric = [f"{k} ({a.dtype})" for k, a in arrays.items() if a.dtype.kind not in "biuf"]
@@ -238,7 +334,7 @@ class Module:
         for name, array in arrays.items():
             target = own[name]
             target.data[...] = backend.move(array.astype(target.dtype, copy=False), target.device)
-        return self
+        return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ display
     def extra_repr(self):
@@ -308,12 +404,146 @@ class ModuleList(Module):
         return iter(self._modules.values())
 
 
+class ModuleDict(Module):
+    """An ordered dict of modules whose parameters are registered under their keys, as PyTorch's."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key):
+        return self._modules[key]
+
+    def __setitem__(self, key, module):
+        if not isinstance(key, str) or not key or "." in key:
+            raise KeyError(f"ModuleDict: a key must be a non-empty string without '.', got {key!r}")
+        setattr(self, key, _checked_module(module, "ModuleDict", key))
+
+    def __delitem__(self, key):
+        delattr(self, key)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, key):
+        return key in self._modules
+
+    def keys(self):
+        return self._modules.keys()
+
+    def items(self):
+        return self._modules.items()
+
+    def values(self):
+        return self._modules.values()
+
+    def pop(self, key):
+        module = self[key]
+        del self[key]
+        return module
+
+    def clear(self):
+        for key in list(self._modules):
+            del self[key]
+
+    def update(self, modules):
+        """Add (or replace) entries from a mapping or an iterable of (key, module) pairs."""
+        pairs = modules.items() if hasattr(modules, "items") else modules
+        for pair in pairs:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"ModuleDict.update: expected a mapping or (key, module) pairs, got an entry "
+                                f"{pair!r}")
+            self[pair[0]] = pair[1]
+
+
+class ParameterList(Module):
+    """A list of Parameters registered as "0", "1", ...; a plain Tensor is wrapped in a Parameter, as PyTorch.
+    Unlike PyTorch, an entry that is not a Tensor is refused (TypeError) rather than kept as an attribute."""
+
+    def __init__(self, values=None):
+        super().__init__()
+        for value in values or ():
+            self.append(value)
+
+    def _as_parameter(self, value):
+        if isinstance(value, Parameter):
+            return value
+        if isinstance(value, Tensor):
+            return Parameter(value.data)
+        raise TypeError(f"ParameterList: entries must be Parameters or Tensors, got {_typename(value)}")
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return ParameterList(list(self._parameters.values())[i])
+        return list(self._parameters.values())[_checked_index(i, len(self), "ParameterList")]
+
+    def __setitem__(self, i, value):
+        setattr(self, str(_checked_index(i, len(self), "ParameterList") % len(self)), self._as_parameter(value))
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters.values())
+
+    def append(self, value):
+        setattr(self, str(len(self)), self._as_parameter(value))
+        return self
+
+    def extend(self, values):
+        for value in values:
+            self.append(value)
+        return self
+
+
 def _typename(value):
     """'Tensor', 'Linear', 'numpy.ndarray', 'float': how an error message names what it was given."""
     cls = type(value)
     if isinstance(value, (Tensor, Module)) or cls.__module__ == "builtins":
         return cls.__name__
     return f"{cls.__module__.split('.')[0]}.{cls.__qualname__}"
+
+
+def _register_hook(module, hooks, hook, where):
+    if not callable(hook):
+        raise TypeError(f"{type(module).__name__}.{where}: hook must be callable, got {_typename(hook)}")
+    key = max(hooks, default=-1) + 1
+    hooks[key] = hook
+    return RemovableHandle(hooks, key)
+
+
+def _to_arguments(cls, args, kwargs):
+    """(device or None, numpy dtype or None) from Module.to's forms: (device), (dtype), (device, dtype),
+    (tensor), and the keywords device=, dtype=, non_blocking=."""
+    kwargs = dict(kwargs)
+    kwargs.pop("non_blocking", None)
+    if set(kwargs) - {"device", "dtype"} or len(args) > 2:
+        raise TypeError(f"{cls}.to: expected (device), (dtype), (device, dtype) or (tensor), got {args} {kwargs}")
+    device, dtype = kwargs.get("device"), kwargs.get("dtype")
+    if len(args) == 1 and isinstance(args[0], Tensor):
+        device, dtype = args[0].device, args[0].dtype
+    elif len(args) == 2:
+        device, dtype = args
+    elif len(args) == 1:
+        if isinstance(args[0], str) and args[0] in backend.DEVICES:
+            device = args[0]
+        else:
+            dtype = args[0]
+    try:
+        dtype = None if dtype is None else np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{cls}.to: {dtype!r} is neither a device {backend.DEVICES} nor a dtype") from None
+    return (None if device is None else backend.check_device(device)), dtype
+
+
+def _moved(t, device, dtype):
+    """t's array on ``device`` (None: where it is), cast to ``dtype`` if t is floating."""
+    cast = dtype if (dtype is not None and t.dtype.kind == "f") else None
+    return Tensor(t.data, dtype=cast, device=device or t.device).data
 
 
 def _host_array(value):

@@ -3,6 +3,8 @@
 Broadcasting is free here: backward returns gradients of the broadcast shape and the engine sums
 them back to each input's shape (``autograd.sum_to_shape``).
 """
+import math
+
 from ..autograd import Function
 from ..tensor import DEFAULT_DTYPE, Tensor
 from ._util import as_tensor, binary_operands, broadcast_shape, result_dtype, to_floating
@@ -334,6 +336,59 @@ class Tanh(Function):
         return g * (1 - y * y)
 
 
+def erf_array(xp, x):
+    """erf(x) for a float array by the series without cancellation
+    erf(x) = 2/sqrt(pi) e^(-x^2) sum_n (2x^2)^n x / (1*3*...*(2n+1)), summed in float64 and returned in
+    x's dtype. |x| is clipped where erf rounds to +-1 in that dtype (erfc(6) ~ 2e-17, erfc(4) ~ 2e-8);
+    the terms peak near n = x^2, and 100 (float64) or 50 terms bring the sum to within 2e-15 (2e-8)."""
+    bound, terms = (6.0, 100) if x.dtype == xp.float64 else (4.0, 50)
+    z = xp.clip(x.astype(xp.float64), -bound, bound)
+    two_z2 = 2 * z * z
+    term = z.copy()
+    total = z.copy()
+    for n in range(1, terms):
+        term = term * two_z2 / (2 * n + 1)
+        total += term
+    return (total * xp.exp(-z * z) * (2 / math.sqrt(math.pi))).astype(x.dtype)
+
+
+class GELU(Function):
+    """'none': y = x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2;  dy/dx = Phi(x) + x phi(x),
+    phi(x) = exp(-x^2 / 2) / sqrt(2 pi).
+    'tanh':  y = x (1 + tanh u) / 2, u = sqrt(2/pi) (x + 0.044715 x^3);
+             dy/dx = (1 + tanh u) / 2 + x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2) / 2."""
+    def forward(ctx, x, *, approximate):
+        xp, half = ctx.xp, x.dtype.type(0.5)
+        ctx.save(x)
+        ctx.approximate = approximate
+        if approximate == "tanh":
+            ctx.t = xp.tanh(x.dtype.type(math.sqrt(2 / math.pi)) * (x + x.dtype.type(0.044715) * x * x * x))
+            return half * x * (1 + ctx.t)
+        ctx.cdf = half * (1 + erf_array(xp, x * x.dtype.type(1 / math.sqrt(2))))
+        return x * ctx.cdf
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        xp, half = ctx.xp, x.dtype.type(0.5)
+        if ctx.approximate == "tanh":
+            c, t = x.dtype.type(math.sqrt(2 / math.pi)), ctx.t
+            return g * (half * (1 + t) + half * x * (1 - t * t) * c * (1 + x.dtype.type(3 * 0.044715) * x * x))
+        pdf = xp.exp(-half * x * x) * x.dtype.type(1 / math.sqrt(2 * math.pi))
+        return g * (ctx.cdf + x * pdf)
+
+
+class SiLU(Function):
+    """y = x sigmoid(x);  dy/dx = s (1 + x (1 - s)), s = sigmoid(x)."""
+    def forward(ctx, x):
+        s = stable_sigmoid(ctx.xp, x)
+        ctx.save(x, s)
+        return x * s
+
+    def backward(ctx, g):
+        x, s = ctx.saved
+        return g * s * (1 + x * (1 - s))
+
+
 # --------------------------------------------------------------------------- public wrappers
 def add(input, other, *, alpha=1):
     """input + alpha * other, with PyTorch's type promotion (see ``result_dtype``)."""
@@ -388,6 +443,19 @@ def sin(input): return Sin.apply(to_floating(input))
 def cos(input): return Cos.apply(to_floating(input))
 def sigmoid(input): return Sigmoid.apply(to_floating(input))
 def tanh(input): return Tanh.apply(to_floating(input))
+
+
+def silu(input, inplace=False):
+    """x sigmoid(x), as ``torch.nn.functional.silu``; ``inplace=True`` is accepted and computed out of place."""
+    return SiLU.apply(to_floating(input))
+
+
+def gelu(input, approximate="none"):
+    """x Phi(x), the Gaussian error linear unit, as ``torch.nn.functional.gelu``; ``approximate='tanh'``
+    uses the tanh form of Phi."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return GELU.apply(to_floating(input), approximate=approximate)
 
 
 def floor(input): return Rounding.apply(input, how="floor")

@@ -1,4 +1,4 @@
-"""Batch normalisation and dropout: the two ops that behave differently in training and evaluation."""
+"""Normalisation (batch, layer, group) and dropout."""
 import numbers
 
 import numpy as np
@@ -8,6 +8,7 @@ from ..backend import launch, threads
 from ..random import generator
 from ..tensor import Tensor
 from ._util import accumulate_dtype
+from .elementwise import rsqrt
 
 
 # --------------------------------------------------------------------------- batch norm
@@ -146,6 +147,55 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     weight = weight if weight is not None else Tensor(xp.ones(channels, dtype=input.dtype), device=input.device)
     bias = bias if bias is not None else Tensor(xp.zeros(channels, dtype=input.dtype), device=input.device)
     return BatchNorm.apply(input, weight, bias, mean=mean, invstd=invstd, batch_stats=training)
+
+
+# --------------------------------------------------------------------------- layer and group norm
+def _normalize(x, axes, eps):
+    """(x - mean) / sqrt(var + eps) over ``axes``, biased variance, composed of differentiable ops
+    (so autograd gives the gradient); float16 is computed in float32 and cast back, as PyTorch."""
+    h = x.float() if x.dtype == np.float16 else x
+    centred = h - h.mean(axes, keepdim=True)
+    y = centred * rsqrt((centred * centred).mean(axes, keepdim=True) + eps)
+    return y.to(dtype=x.dtype) if y.dtype != x.dtype else y
+
+
+def _affine_shape_check(fn, name, t, shape):
+    if t is not None and (not isinstance(t, Tensor) or t.shape != tuple(shape)):
+        seen = t.shape if isinstance(t, Tensor) else type(t).__name__
+        raise ValueError(f"{fn}: {name} must be a Tensor of shape {tuple(shape)}, got {seen}")
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias, the statistics over the last
+    len(normalized_shape) dims (biased variance), as ``torch.nn.functional.layer_norm``."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+    if not isinstance(input, Tensor) or not shape or tuple(input.shape[input.ndim - len(shape):]) != shape:
+        raise ValueError(f"layer_norm: input's last dims must be normalized_shape={shape}, got input shape "
+                         f"{getattr(input, 'shape', type(input).__name__)}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        _affine_shape_check("layer_norm", name, t, shape)
+    y = _normalize(input, tuple(range(input.ndim - len(shape), input.ndim)), eps)
+    y = y * weight if weight is not None else y
+    return y + bias if bias is not None else y
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """Split the C channels of x (N, C, *) into ``num_groups`` groups and normalise each sample's group
+    by its own mean and biased variance; then y * weight[c] + bias[c], as
+    ``torch.nn.functional.group_norm``."""
+    if not isinstance(input, Tensor) or input.ndim < 2:
+        raise ValueError(f"group_norm: input must be a Tensor of shape (N, C, ...), got "
+                         f"{getattr(input, 'shape', type(input).__name__)}")
+    n, c = input.shape[:2]
+    if not isinstance(num_groups, numbers.Integral) or num_groups < 1 or c % num_groups:
+        raise ValueError(f"group_norm: num_groups must be a positive int dividing the {c} channels, got "
+                         f"{num_groups!r}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        _affine_shape_check("group_norm", name, t, (c,))
+    y = _normalize(input.reshape(n, num_groups, -1), (2,), eps).reshape(input.shape)
+    per_channel = (c,) + (1,) * (input.ndim - 2)
+    y = y * weight.reshape(per_channel) if weight is not None else y
+    return y + bias.reshape(per_channel) if bias is not None else y
 
 
 # --------------------------------------------------------------------------- dropout
