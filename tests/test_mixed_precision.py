@@ -301,3 +301,36 @@ def test_to_fp16_checks_the_scaler_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         learn.to_fp16(**kwargs)
     assert learn.loss_scale == 2.0 ** 10  # a refused change keeps the settings in use
+
+
+def test_every_norm_layer_keeps_float32_weights_and_trains():
+    """BatchNorm1d, LayerNorm and GroupNorm, like BatchNorm2d, stay float32 under fp16 training."""
+    from tinygrad_cv import nn
+    from train_fixtures import cross_entropy, make_dls
+
+    class NormMLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 8),
+                                      nn.LayerNorm(8), nn.ReLU(), nn.Linear(8, 8))
+            self.group_norm, self.head = nn.GroupNorm(2, 8), nn.Linear(8, 3)
+
+        def forward(self, x):
+            h = self.body(x)
+            return self.head(self.group_norm(h.reshape(h.shape[0], 8, 1)).reshape(h.shape[0], 8))
+
+    tg.manual_seed(0)
+    model = NormMLP()
+    seen = set()
+
+    class Look(Callback):
+        order = 16
+
+        def after_pred(self):
+            seen.update(p.dtype for m in (model.body[1], model.body[4], model.group_norm) for p in m.parameters())
+            seen.add(("linear", model.body[0].weight.dtype))
+
+    learn = Learner(make_dls(), model, cross_entropy, progress=False).to_fp16(init_scale=2.0 ** 8)
+    learn.fit(2, lr=1e-2, cbs=[Look()])
+    assert seen == {np.dtype(np.float32), ("linear", np.dtype(np.float16))}
+    assert learn.recorder.values[-1]["valid_loss"] < learn.recorder.values[0]["train_loss"]

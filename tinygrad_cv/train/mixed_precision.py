@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 
 from ..backend import launch
-from ..nn import BatchNorm2d
+from ..nn import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 from ..tensor import Tensor
 from .callbacks import Callback, CancelStepException
 
@@ -89,9 +89,13 @@ def _checked(value, name, low, high, what, low_open=False, high_open=False):
     return float(value)
 
 
+NORM_LAYERS = (BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm)
+
+
 def is_norm_layer(module):
-    """Batch-norm layers: trained in float32 under mixed precision, and kept trainable by ``freeze``."""
-    return isinstance(module, BatchNorm2d)
+    """Normalisation layers (fastai's ``norm_types``): kept in float32 under mixed precision (their
+    statistics need the range) and kept trainable by ``freeze``."""
+    return isinstance(module, NORM_LAYERS)
 
 
 def _half(x):
