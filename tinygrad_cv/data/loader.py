@@ -123,7 +123,7 @@ def _collate(values, where):
     if any(len(value) != len(values[0]) for value in values):
         raise ValueError(f"default_collate: {where} has lengths {sorted({len(value) for value in values})} in one "
                          f"batch; each element in list of batch should be of equal size")
-    parts = [_collate(list(part), f"{where}[{i}]") for i, part in enumerate(zip(*values))]
+    parts = [_collate(part, f"{where}[{i}]") for i, part in enumerate(zip(*values))]
     return type(values[0])(*parts) if kind == "namedtuple" else parts
 
 
@@ -408,13 +408,16 @@ class DataLoaders:
     DataBunch: ``dls.train`` / ``dls.valid`` / ``dls.test`` yield (x, y) Tensors on ``device``.
 
     ``stats`` = (mean, std) per channel in [0, 1] units normalises the images; when it is None, the
-    statistics are measured on ``stats_batches`` batches of the training loader.
+    statistics are measured on ``stats_batches`` batches of the training loader. Loaders of PyTorch-style
+    (inputs, targets) batches are not normalised (``normalize`` is None): their batches go to the
+    device as the dataset made them.
     """
 
     def __init__(self, train, valid, test=None, device="cpu", stats=None, vocab=None, stats_batches=4):
         if stats is None:
-            batches = train.batch_indices(0)[:stats_batches]
-            normalize = Normalize.from_images(train.load_batch(indices, 0)["image"] for indices in batches)
+            batches = [train.load_batch(indices, 0) for indices in train.batch_indices(0)[:stats_batches]]
+            dicts = isinstance(batches[0], dict)
+            normalize = Normalize.from_images(batch["image"] for batch in batches) if dicts else None
         else:
             normalize = Normalize(*stats)
         self.loaders = {"train": train, "valid": valid, "test": test}
@@ -434,8 +437,9 @@ class DataLoaders:
 
     def to(self, device):
         """The same loaders, delivering their batches on another device."""
-        return DataLoaders(self.loaders["train"], self.loaders["valid"], self.loaders["test"], device,
-                           (self.normalize.mean, self.normalize.std), self.vocab)
+        stats = None if self.normalize is None else (self.normalize.mean, self.normalize.std)
+        return DataLoaders(self.loaders["train"], self.loaders["valid"], self.loaders["test"], device, stats,
+                           self.vocab)
 
     def show_batch(self, path, split="train", n=9, ncols=3):
         """Draw ``n`` samples of a batch (images with their tags, masks overlaid, boxes) as a grid
