@@ -136,6 +136,14 @@ def test_pack_round_trips_without_pickle():
     np.testing.assert_array_equal(back["boxes"][1], batch["boxes"][1])
     with pytest.raises(TypeError, match="object array"):
         workers.pack({"thing": object()})
+    import tinygrad_cv as tg
+    back = workers.unpack(workers.pack([tg.tensor(np.arange(3, dtype=np.int16)), ("a", "b")]))
+    assert isinstance(back[0], tg.Tensor) and back[0].dtype == np.int16 and back[0].tolist() == [0, 1, 2]
+    assert back[1] == ("a", "b")
+    with pytest.raises(TypeError, match="namedtuple"):
+        workers.pack(__import__("collections").namedtuple("P", "x")(1))
+    with pytest.raises(TypeError, match="a batch Tensor on 'emu' cannot come back"):
+        workers.pack(tg.tensor([1.0], device="emu"))
 
 
 # --------------------------------------------------------------------------- errors

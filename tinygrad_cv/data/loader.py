@@ -3,8 +3,8 @@ loaders plus the step that turns a batch into Tensors on the device).
 
 Reproducibility: the order of an epoch comes from a generator seeded by (seed, epoch), and each
 sample's random transform from one seeded by (seed, epoch, index). No draw depends on a global
-generator or on which worker loads the sample, so for a given seed the batches are the same
-whatever ``num_workers`` is.
+generator (unless a sampler without its own generator draws from it) or on which worker loads the
+sample, so for a given seed the batches are the same whatever ``num_workers`` is.
 
 Workers (``num_workers`` > 0) are forked processes that send batches back as ``.npy`` records, never
 pickles (see workers.py).
@@ -202,7 +202,8 @@ class DataLoader:
     The order: ``shuffle`` (a permutation seeded by (seed, epoch)), or ``sampler`` (e.g. a
     DistributedSampler or RandomSampler: an iterable of indices with a ``len``, exclusive with shuffle),
     cut into lists of ``batch_size``; or ``batch_sampler``, which gives the lists itself (exclusive with
-    batch_size, shuffle, sampler and drop_last; ``self.batch_size`` is then None, as PyTorch's). A sampler
+    batch_size, shuffle, sampler and drop_last; ``self.batch_size`` is then None, as PyTorch's). PyTorch's
+    unbatched mode, ``batch_size=None`` without a batch sampler, is not supported and raises. A sampler
     with ``set_epoch`` is told the epoch at the start of each one (PyTorch leaves that call to the user);
     one without it (RandomSampler) draws anew at each pass, ``one_batch`` included.
 

@@ -42,6 +42,9 @@ def pack(batch):
         if isinstance(node, str):
             return {"str": node}
         if isinstance(node, Tensor):
+            if node.device != "cpu":
+                raise TypeError(f"DataLoader workers: a batch Tensor on {node.device!r} cannot come back from a "
+                                f"worker; keep samples on the CPU and move batches with Tensor.to(device)")
             arrays.append(node.numpy())
             return {"tensor": len(arrays) - 1}
         if isinstance(node, (list, tuple)):
