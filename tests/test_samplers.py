@@ -74,7 +74,8 @@ def test_a_generator_must_be_a_numpy_generator():
 def test_subset_indexes_through_its_indices():
     subset = D.Subset(Range(10, start=100), [7, 2, 5])
     assert len(subset) == 3 and [subset[i] for i in range(3)] == [107, 102, 105]
-    assert subset[-1] == 105 and subset[[0, 2]] == [107, 105]
+    assert subset[-1] == 105
+    assert D.Subset(np.arange(100, 110), [7, 2, 5])[[0, 2]].tolist() == [107, 105]     # one list, passed on
 
 
 def test_concat_dataset_indexes_across_datasets_with_negative_indices():
@@ -99,6 +100,8 @@ def test_concat_dataset_and_subset_equal_torch():
     assert [ours[i] for i in range(-7, 7)] == [theirs[i] for i in range(-7, 7)]
     subset, their_subset = D.Subset(parts[2], [3, 0]), torch.utils.data.Subset(parts[2], [3, 0])
     assert [subset[i] for i in (0, 1, -1)] == [their_subset[i] for i in (0, 1, -1)]
+    array = np.arange(10, 20)
+    assert D.Subset(array, [4, 1, 8])[[2, 0]].tolist() == torch.utils.data.Subset(array, [4, 1, 8])[[2, 0]].tolist()
 
 
 # --------------------------------------------------------------------------- random_split

@@ -55,14 +55,15 @@ class ItemDataset:
 
 
 class Subset:
-    """The samples ``dataset[indices[i]]``: ``subset[i]`` (a list of positions gives a list of samples)."""
+    """The samples ``dataset[indices[i]]``: ``subset[i]``. A list of positions is passed on as one list
+    of indices, ``dataset[[indices[i] for i in idx]]``, for a dataset that takes lists (as PyTorch's)."""
 
     def __init__(self, dataset, indices):
         self.dataset, self.indices = dataset, indices
 
     def __getitem__(self, idx):
         if isinstance(idx, list):
-            return [self.dataset[self.indices[i]] for i in idx]
+            return self.dataset[[self.indices[i] for i in idx]]
         return self.dataset[self.indices[idx]]
 
     def __len__(self):
