@@ -420,3 +420,17 @@ def test_signature_matches_torch():
     assert shared == [name for name in ours if name in theirs]               # the same order
     assert all(ours[name].default == theirs[name].default for name in shared)
     assert {name for name in theirs if name not in ours} == {"pin_memory_device", "in_order"}
+
+
+def test_the_learner_trains_on_a_tuple_dataset(tmp_path):
+    import tinygrad_cv.functional as F
+    import tinygrad_cv.nn as nn
+    from tinygrad_cv.train.learner import Learner
+    rng = np.random.default_rng(0)
+    xs = rng.standard_normal((40, 4)).astype(np.float32)
+    ds = [(x, int(x[0] > 0)) for x in xs]
+    dls = D.DataLoaders(D.DataLoader(ds, batch_size=8, shuffle=True, seed=0), D.DataLoader(ds, batch_size=8))
+    learn = Learner(dls, nn.Sequential(nn.Linear(4, 2)), F.cross_entropy, lr=0.1, path=tmp_path)
+    learn.fit(3)
+    losses = [row["valid_loss"] for row in learn.recorder.values]
+    assert losses[-1] < losses[0]
