@@ -14,8 +14,17 @@ of NumPy arrays, so that one set of transforms and one collate function serve ev
 
 Pixel (row r, column c) covers [c, c+1) x [r, r+1), so a box [x0, y0, x1, y1] covers the pixels
 x0 <= c < x1, y0 <= r < y1.
+
+A dataset may also return tuples (``image, label``), as PyTorch's do; ``Subset``, ``ConcatDataset`` and
+``random_split`` (as ``torch.utils.data``'s) work with any dataset.
 """
+import bisect
+import math
+import warnings
 from typing import Protocol
+
+from .errors import is_integer
+from .sampler import random_generator
 
 
 class Dataset(Protocol):
@@ -43,3 +52,80 @@ class ItemDataset:
 
     def __repr__(self):
         return f"ItemDataset({len(self.items)} items)"
+
+
+class Subset:
+    """The samples ``dataset[indices[i]]``: ``subset[i]``. A list of positions is passed on as one list
+    of indices, ``dataset[[indices[i] for i in idx]]``, for a dataset that takes lists (as PyTorch's)."""
+
+    def __init__(self, dataset, indices):
+        self.dataset, self.indices = dataset, indices
+
+    def __getitem__(self, idx):
+        if isinstance(idx, list):
+            return self.dataset[[self.indices[i] for i in idx]]
+        return self.dataset[self.indices[idx]]
+
+    def __len__(self):
+        return len(self.indices)
+
+
+class ConcatDataset:
+    """The samples of ``datasets`` one after the other: index i is in the first dataset whose
+    cumulative size exceeds i. A negative index counts from the end, as a list's."""
+
+    def __init__(self, datasets):
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("ConcatDataset: datasets should not be an empty iterable")
+        self.cumulative_sizes, total = [], 0
+        for dataset in self.datasets:
+            total += len(dataset)
+            self.cumulative_sizes.append(total)
+
+    def __len__(self):
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, idx):
+        if not is_integer(idx):
+            raise TypeError(f"ConcatDataset: index must be an int, got {idx!r} ({type(idx).__name__})")
+        if idx < 0:
+            if -idx > len(self):
+                raise ValueError(f"ConcatDataset: absolute value of index should not exceed dataset length "
+                                 f"({len(self)}), got {idx}")
+            idx += len(self)
+        if idx >= len(self):
+            raise IndexError(f"ConcatDataset: index {idx} is out of range for {len(self)} samples")
+        which = bisect.bisect_right(self.cumulative_sizes, idx)
+        return self.datasets[which][idx - (self.cumulative_sizes[which - 1] if which else 0)]
+
+
+def random_split(dataset, lengths, generator=None):
+    """Non-overlapping Subsets of ``dataset`` of the given ``lengths``, from one random permutation
+    of its indices (drawn from ``generator``, a numpy Generator, or else the global generator).
+
+    ``lengths`` are either counts summing to len(dataset), or fractions summing to 1: then each split
+    gets floor(n * fraction) samples and the remainder goes one each to the splits in order, from the
+    first (as PyTorch >= 1.13)."""
+    lengths, n = list(lengths), len(dataset)
+    if math.isclose(sum(lengths), 1) and sum(lengths) <= 1:
+        for i, fraction in enumerate(lengths):
+            if not 0 <= fraction <= 1:
+                raise ValueError(f"random_split: fraction at index {i} is not between 0 and 1, got {fraction}")
+        counts = [math.floor(n * fraction) for fraction in lengths]
+        for i in range(n - sum(counts)):
+            counts[i % len(counts)] += 1
+        for i, count in enumerate(counts):
+            if count == 0:
+                warnings.warn(f"random_split: length of split at index {i} is 0; this split is an empty dataset",
+                              stacklevel=2)
+        lengths = counts
+    if not all(is_integer(length) and length >= 0 for length in lengths):
+        raise ValueError(f"random_split: lengths must be non-negative ints summing to len(dataset) or fractions "
+                         f"summing to 1, got {lengths}")
+    if sum(lengths) != n:
+        raise ValueError(f"random_split: sum of input lengths ({sum(lengths)}) does not equal the length of the "
+                         f"input dataset ({n})")
+    order = random_generator("random_split", generator).permutation(n).tolist()
+    ends = [sum(lengths[:i + 1]) for i in range(len(lengths))]
+    return [Subset(dataset, order[end - length:end]) for end, length in zip(ends, lengths)]

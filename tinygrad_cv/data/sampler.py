@@ -1,4 +1,16 @@
-"""DistributedSampler: each rank's share of a dataset's indices, the same lists as PyTorch's.
+"""Samplers, as ``torch.utils.data``'s: iterables of dataset indices with a ``len``, which a DataLoader
+walks to build its batches.
+
+    SequentialSampler      0, 1, ..., n - 1
+    RandomSampler          a permutation (or draws with replacement) of the indices
+    SubsetRandomSampler    a permutation of given indices
+    WeightedRandomSampler  indices drawn with probability proportional to their weights
+    BatchSampler           another sampler's indices in lists of batch_size
+    DistributedSampler     each rank's share of the indices, the same lists as PyTorch's
+
+The random ones draw from a ``numpy.random.Generator`` (``generator``, or else one seeded from the global
+generator of ``tinygrad_cv.random`` at each ``iter``, as PyTorch seeds from its global one), so their
+streams are not torch's; only DistributedSampler reproduces torch's lists exactly:
 
 PyTorch shuffles with ``torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))``. That is
 not ``np.random.RandomState(seed).permutation(n)`` (a different walk over the same generator), but it can
@@ -13,6 +25,8 @@ import numbers
 import numpy as np
 
 from .. import distributed as dist
+from ..random import generator as global_generator
+from .errors import is_integer
 
 TORCH_RANDPERM_SMALL_N = (2 ** 32 - 1) // 20
 """torch's randperm uses the Fisher-Yates walk below for n < this bound."""
@@ -29,6 +43,145 @@ def torch_randperm(n, seed):
         j = i + u % (n - i)
         order[i], order[j] = order[j], order[i]
     return order
+
+
+def _positive_int(caller, name, value):
+    if not is_integer(value) or value <= 0:
+        raise ValueError(f"{caller}: {name} should be a positive integer value, got {value!r} "
+                         f"({type(value).__name__})")
+    return int(value)
+
+
+def _bool(caller, name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{caller}: {name} should be a boolean value (True or False), got {value!r} "
+                         f"({type(value).__name__})")
+    return bool(value)
+
+
+def random_generator(caller, generator):
+    """``generator`` itself, or a fresh one seeded from the global generator (a new stream each call)."""
+    if generator is None:
+        return np.random.default_rng(int(global_generator().integers(2 ** 63)))
+    if not isinstance(generator, np.random.Generator):
+        raise TypeError(f"{caller}: generator must be a numpy.random.Generator (np.random.default_rng(seed)) "
+                        f"or None, got a {type(generator).__name__}")
+    return generator
+
+
+class SequentialSampler:
+    """The indices 0, 1, ..., len(data_source) - 1, in order."""
+
+    def __init__(self, data_source):
+        self.data_source = data_source
+
+    def __iter__(self):
+        return iter(range(len(self.data_source)))
+
+    def __len__(self):
+        return len(self.data_source)
+
+
+class RandomSampler:
+    """``num_samples`` (default len(data_source)) random indices of ``data_source``, each ``iter`` anew.
+
+    Without ``replacement``: a permutation of all n indices, then another, ..., cut to num_samples
+    (so each index appears floor(num_samples / n) or one more times). With it: independent uniform draws."""
+
+    def __init__(self, data_source, replacement=False, num_samples=None, generator=None):
+        self.data_source = data_source
+        self.replacement = _bool("RandomSampler", "replacement", replacement)
+        self._num_samples = num_samples
+        _positive_int("RandomSampler", "num_samples", self.num_samples)      # also refuses an empty data_source
+        random_generator("RandomSampler", generator)
+        self.generator = generator
+
+    @property
+    def num_samples(self):
+        return len(self.data_source) if self._num_samples is None else self._num_samples
+
+    def __iter__(self):
+        n, rng = len(self.data_source), random_generator("RandomSampler", self.generator)
+        if self.replacement:
+            return iter(rng.integers(0, n, self.num_samples).tolist())
+        rounds = [rng.permutation(n) for _ in range(math.ceil(self.num_samples / n))]
+        return iter(np.concatenate(rounds)[:self.num_samples].tolist())
+
+    def __len__(self):
+        return self.num_samples
+
+
+class SubsetRandomSampler:
+    """The given ``indices`` in a random order, a new one each ``iter``."""
+
+    def __init__(self, indices, generator=None):
+        self.indices = indices
+        random_generator("SubsetRandomSampler", generator)
+        self.generator = generator
+
+    def __iter__(self):
+        order = random_generator("SubsetRandomSampler", self.generator).permutation(len(self.indices))
+        return iter([self.indices[i] for i in order.tolist()])
+
+    def __len__(self):
+        return len(self.indices)
+
+
+class WeightedRandomSampler:
+    """``num_samples`` indices in 0 .. len(weights) - 1, index i drawn with probability weights[i] / sum.
+
+    Without ``replacement`` each draw is taken among the indices not drawn yet, with their weights
+    renormalised (as ``torch.multinomial``), so num_samples must not exceed the number of positive weights."""
+
+    def __init__(self, weights, num_samples, replacement=True, generator=None):
+        self.num_samples = _positive_int("WeightedRandomSampler", "num_samples", num_samples)
+        self.replacement = _bool("WeightedRandomSampler", "replacement", replacement)
+        weights = np.array(weights, dtype=np.float64)
+        if weights.ndim != 1 or len(weights) == 0:
+            raise ValueError(f"WeightedRandomSampler: weights should be a non-empty 1-d sequence, got shape "
+                             f"{weights.shape}")
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
+            raise ValueError("WeightedRandomSampler: weights must be finite, non-negative and not all zero, got "
+                             f"{weights.tolist()[:8]}{' ...' if len(weights) > 8 else ''}")
+        if not self.replacement and self.num_samples > np.count_nonzero(weights):
+            raise ValueError(f"WeightedRandomSampler: cannot draw num_samples={self.num_samples} without "
+                             f"replacement from {np.count_nonzero(weights)} positive weights; lower num_samples "
+                             f"or set replacement=True")
+        random_generator("WeightedRandomSampler", generator)
+        self.weights, self.generator = weights, generator
+
+    def __iter__(self):
+        rng = random_generator("WeightedRandomSampler", self.generator)
+        drawn = rng.choice(len(self.weights), self.num_samples, replace=self.replacement,
+                           p=self.weights / self.weights.sum())
+        return iter(drawn.tolist())
+
+    def __len__(self):
+        return self.num_samples
+
+
+class BatchSampler:
+    """The indices of ``sampler`` (any iterable of indices) in lists of ``batch_size``; the last, shorter
+    list is dropped when ``drop_last``."""
+
+    def __init__(self, sampler, batch_size, drop_last):
+        self.sampler = sampler
+        self.batch_size = _positive_int("BatchSampler", "batch_size", batch_size)
+        self.drop_last = _bool("BatchSampler", "drop_last", drop_last)
+
+    def __iter__(self):
+        batch = []
+        for index in self.sampler:
+            batch.append(index)
+            if len(batch) == self.batch_size:
+                yield batch
+                batch = []
+        if batch and not self.drop_last:
+            yield batch
+
+    def __len__(self):
+        n = len(self.sampler)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
 
 def _check_int(name, value, low):

@@ -5,11 +5,12 @@ time (threads measured here gave no speed-up at all); processes run truly in par
 
 Why no pickle: a worker is forked, so it already holds the dataset and the transforms; requests
 are raw int64 bytes ([epoch, index, index, ...]) and answers are ``.npy`` records read back with
-``allow_pickle=False``: a JSON manifest of the batch's structure (dicts, lists, tuples, strings),
-then its arrays. Nothing received can run code.
+``allow_pickle=False``: a JSON manifest of the batch's structure (dicts, lists, tuples, strings, which
+arrays are Tensors), then its arrays. Nothing received can run code.
 
 Batch b is asked of worker b % num_workers, and each worker answers in the order it was asked,
-so batches come back in order.
+so batches come back in order. A worker runs the loader's ``worker_init_fn(worker_id)`` first; if that
+raises, the worker answers every request with its error.
 """
 import io
 import json
@@ -18,6 +19,7 @@ import traceback
 
 import numpy as np
 
+from ..tensor import Tensor
 from .errors import DataFormatError
 from .image_io import ImageReadError
 
@@ -26,8 +28,8 @@ _ERRORS = {cls.__name__: cls for cls in (ImageReadError, DataFormatError, ValueE
 
 
 def pack(batch):
-    """Bytes of a batch made of dicts (str keys), lists, tuples, strings and arrays: ``.npy`` records,
-    the first a JSON manifest of the structure (as uint8), then one per array."""
+    """Bytes of a batch made of dicts (str keys), lists, tuples, strings, arrays and (CPU) Tensors:
+    ``.npy`` records, the first a JSON manifest of the structure (as uint8), then one per array."""
     arrays = []
 
     def skeleton(node):
@@ -35,10 +37,20 @@ def pack(batch):
             if not all(isinstance(key, str) for key in node):
                 raise TypeError(f"DataLoader workers: batch dict keys must be strings, got {list(node)[:5]}")
             return {"dict": {key: skeleton(value) for key, value in node.items()}}
-        if isinstance(node, (list, tuple)):
+        if type(node) in (list, tuple):
             return {type(node).__name__: [skeleton(value) for value in node]}
         if isinstance(node, str):
             return {"str": node}
+        if isinstance(node, Tensor):
+            if node.device != "cpu":
+                raise TypeError(f"DataLoader workers: a batch Tensor on {node.device!r} cannot come back from a "
+                                f"worker; keep samples on the CPU and move batches with Tensor.to(device)")
+            arrays.append(node.numpy())
+            return {"tensor": len(arrays) - 1}
+        if isinstance(node, (list, tuple)):
+            raise TypeError(f"DataLoader workers: cannot send a {type(node).__name__} (a list or tuple subclass, "
+                            f"e.g. a namedtuple) back from a worker; return a plain tuple or dict, or use "
+                            f"num_workers=0")
         array = np.asarray(node)
         if array.dtype.hasobject:
             raise TypeError(f"DataLoader workers: cannot send a {type(node).__name__} (object array) back "
@@ -68,35 +80,52 @@ def unpack(data):
         if kind in ("list", "tuple"):
             items = [build(child) for child in value]
             return items if kind == "list" else tuple(items)
+        if kind == "tensor":
+            return Tensor.wrap(arrays[1 + value], "cpu")
         return value if kind == "str" else arrays[1 + value]
     return build(manifest)
 
 
-def _serve(loader, connection):
+def _error_answer(error):
+    return b"er" + json.dumps({"type": type(error).__name__, "message": str(error),
+                               "traceback": traceback.format_exc()}).encode()
+
+
+def _serve(loader, connection, worker_id):
     """A worker's loop: answer each request with b"ok" + the packed batch, or b"er" + the error as
     JSON; an empty request ends it."""
+    failed_start = None
+    if loader.worker_init_fn is not None:
+        try:
+            loader.worker_init_fn(worker_id)
+        except Exception as error:
+            failed_start = _error_answer(error)
     while True:
         request = connection.recv_bytes()
         if not request:
             return
+        if failed_start is not None:
+            connection.send_bytes(failed_start)
+            continue
         epoch, *indices = np.frombuffer(request, dtype=np.int64).tolist()
         try:
             answer = b"ok" + pack(loader.load_batch(indices, epoch))
         except Exception as error:
-            answer = b"er" + json.dumps({"type": type(error).__name__, "message": str(error),
-                                         "traceback": traceback.format_exc()}).encode()
+            answer = _error_answer(error)
         connection.send_bytes(answer)
 
 
 class WorkerPool:
-    """``num_workers`` forked copies of the loader answering batch requests, one pipe each."""
+    """``num_workers`` forked copies of the loader answering batch requests, one pipe each; a batch
+    not received within ``timeout`` seconds (0: no limit) is a RuntimeError."""
 
-    def __init__(self, loader, num_workers):
+    def __init__(self, loader, num_workers, timeout=0):
         context = multiprocessing.get_context("fork")
         self.connections, self.processes, self.pending = [], [], [0] * num_workers
-        for _ in range(num_workers):
+        self.timeout, self.closed = timeout, False
+        for worker_id in range(num_workers):
             ours, theirs = context.Pipe()
-            process = context.Process(target=_serve, args=(loader, theirs), daemon=True)
+            process = context.Process(target=_serve, args=(loader, theirs, worker_id), daemon=True)
             process.start()
             theirs.close()
             self.connections.append(ours)
@@ -107,6 +136,10 @@ class WorkerPool:
         self.pending[worker] += 1
 
     def receive(self, worker):
+        if self.timeout > 0 and not self.connections[worker].poll(self.timeout):
+            raise RuntimeError(f"DataLoader timed out after {self.timeout} seconds waiting for a batch from "
+                               f"worker {worker}; raise timeout (or 0 for no limit) if loading a batch takes "
+                               f"longer, or run with num_workers=0 to see where it stalls")
         try:
             answer = self.connections[worker].recv_bytes()
         except EOFError:
@@ -121,9 +154,24 @@ class WorkerPool:
             f"{error['message']}\n(raised in a DataLoader worker: {error['type']}; its traceback:\n"
             f"{error['traceback']})")
 
+    def drain(self):
+        """Receive and drop the answers still due (an epoch left early), so the next request's
+        answer is the next one received. A worker that died or timed out raises RuntimeError."""
+        for worker in range(len(self.pending)):
+            while self.pending[worker] > 0:
+                due = self.pending[worker]
+                try:
+                    self.receive(worker)
+                except Exception:
+                    if self.pending[worker] == due:    # no answer came: the pool is broken
+                        raise
+
     def close(self):
         """Stop the workers: an idle one is asked to finish, a busy one (the epoch was left early)
-        is terminated, since it holds nothing that needs cleaning up."""
+        is terminated, since it holds nothing that needs cleaning up. Closing twice does nothing."""
+        if self.closed:
+            return
+        self.closed = True
         for process, connection, pending in zip(self.processes, self.connections, self.pending):
             if pending == 0 and process.is_alive():
                 connection.send_bytes(b"")
