@@ -129,12 +129,15 @@ def test_the_value_after_the_last_step_stays_at_the_final_rate():
     assert opt.param_groups[0]["lr"] == pytest.approx(1.0 / 25 / 1e4, rel=1e-12)
 
 
-def test_load_state_dict_checks_the_step():
+def test_load_state_dict_checks_the_step_and_changes_nothing_on_error():
     sched = OneCycleLR(sgd(), max_lr=1.0, total_steps=10)
-    for bad in (11, -1, 2.5, None):
-        with pytest.raises(ValueError, match=rf"last_epoch must be an integer in \[0, 10\], got {bad}"):
-            sched.load_state_dict({"last_epoch": bad, "total_steps": 10})
-    assert sched.last_epoch == 0
+    for bad in (11, -2, 2.5, None):
+        state = dict(sched.state_dict(), last_epoch=bad, pct_start=0.4)
+        with pytest.raises(ValueError, match=rf"last_epoch must be an integer in \[-1, 10\], got {bad}"):
+            sched.load_state_dict(state)
+    assert sched.last_epoch == 0 and sched.pct_start == 0.3
+    with pytest.raises(ValueError, match=r"expected the keys \['_last_lr', .*got \['last_epoch', 'total_steps'\]"):
+        sched.load_state_dict({"last_epoch": 3, "total_steps": 10})
 
 
 def test_state_dict_resumes_the_schedule():
