@@ -311,6 +311,24 @@ def test_step_is_in_place_and_builds_no_graph(device):
     np.testing.assert_allclose(p.numpy(), np.full((2, 3), 0.9), rtol=1e-6)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("make,reference", [
+    (lambda ps: optim.RMSprop(ps, lr=0.1, momentum=0.5, centered=True),
+     lambda grads: rmsprop_reference(1.0, grads, 0.1, 0.99, 1e-8, momentum=0.5, centered=True)),
+    (lambda ps: optim.Adagrad(ps, lr=0.1, lr_decay=0.1, initial_accumulator_value=0.5),
+     lambda grads: adagrad_reference(1.0, grads, 0.1, 0.1, 1e-10, initial=0.5)),
+])
+def test_rmsprop_and_adagrad_step_float32_in_place_on_every_device(device, make, reference):
+    p = Parameter(np.ones((2, 3), dtype=np.float32), device=device)
+    buffer, opt = p.data, make([p])
+    for g in (1.0, -0.5, 2.0):
+        p.grad = tg.full((2, 3), g, dtype=np.float32, device=device)
+        opt.step()
+    assert p.data is buffer and p.dtype == np.float32
+    np.testing.assert_allclose(p.numpy(), np.full((2, 3), reference([1.0, -0.5, 2.0])[-1]), rtol=1e-5)
+    assert all(v.dtype == np.float32 for v in opt.state_dict()["state"][0].values() if isinstance(v, np.ndarray))
+
+
 def test_parameters_without_grad_are_left_alone():
     a, b = scalar_param(1.0), scalar_param(2.0)
     a.grad = tg.tensor(np.array([1.0]))
