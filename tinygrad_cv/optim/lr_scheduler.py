@@ -485,11 +485,12 @@ class OneCycleLR(LRScheduler):
             if cycle_momentum:
                 check_number(top_mom, "OneCycleLR: max_momentum", low=0.0, high=1.0, high_open=True)
                 check_number(base_mom, "OneCycleLR: base_momentum", low=0.0, high=1.0, high_open=True)
-        for group, top, top_mom, base_mom in zip(groups, max_lrs, max_moms, base_moms) if last_epoch == -1 else ():
-            group.update(initial_lr=top / div_factor, max_lr=top, min_lr=top / div_factor / final_div_factor)
-            if cycle_momentum:
-                group.update(max_momentum=top_mom, base_momentum=base_mom)
-                optimizer.set_momentum(group, top_mom)
+        if last_epoch == -1:  # a fresh schedule writes its entries; a resumed one finds them in the groups
+            for group, top, top_mom, base_mom in zip(groups, max_lrs, max_moms, base_moms):
+                group.update(initial_lr=top / div_factor, max_lr=top, min_lr=top / div_factor / final_div_factor)
+                if cycle_momentum:
+                    group.update(max_momentum=top_mom, base_momentum=base_mom)
+                    optimizer.set_momentum(group, top_mom)
         super().__init__(optimizer, last_epoch)
 
     def _check(self):
