@@ -109,6 +109,163 @@ def test_adamw_default_weight_decay_is_pytorchs():
     assert optim.Adam([p]).param_groups[0]["weight_decay"] == 0
 
 
+# ----------------------------------------------------------------------------- RMSprop and Adagrad by hand
+def rmsprop_reference(p, grads, lr, alpha, eps, wd=0.0, momentum=0.0, centered=False):
+    """Scalar RMSprop written out from its definition, step by step."""
+    v = m = b = 0.0
+    out = []
+    for g in grads:
+        g = g + wd * p
+        v = alpha * v + (1 - alpha) * g ** 2
+        m = alpha * m + (1 - alpha) * g
+        rms = math.sqrt(v - m ** 2 if centered else v) + eps
+        b = momentum * b + g / rms
+        p = p - lr * (b if momentum else g / rms)
+        out.append(p)
+    return out
+
+
+def adagrad_reference(p, grads, lr, lr_decay, eps, wd=0.0, initial=0.0):
+    total, out = initial, []
+    for t, g in enumerate(grads, start=1):
+        g = g + wd * p
+        total += g * g
+        p = p - lr / (1 + (t - 1) * lr_decay) * g / (math.sqrt(total) + eps)
+        out.append(p)
+    return out
+
+
+def test_rmsprop_first_step_by_hand():
+    # v = (1 - 0.99) * 2^2 = 0.04, sqrt(v) = 0.2: p = 1 - 0.01 * 2 / (0.2 + 1e-8)
+    p = scalar_param()
+    values = run_steps(optim.RMSprop([p]), p, [2.0])
+    assert values == pytest.approx([1 - 0.01 * 2 / (0.2 + 1e-8)], rel=1e-12)
+
+
+def test_rmsprop_centered_first_step_by_hand():
+    # v = 0.1 * 4 = 0.4, m = 0.1 * 2 = 0.2: sqrt(0.4 - 0.04) = 0.6; p = 1 - 0.1 * 2 / 0.6 = 2/3
+    p = scalar_param()
+    values = run_steps(optim.RMSprop([p], lr=0.1, alpha=0.9, eps=1e-12, centered=True), p, [2.0])
+    assert values == pytest.approx([2 / 3], rel=1e-10)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(momentum=0.7, weight_decay=0.1), dict(centered=True),
+                                    dict(centered=True, momentum=0.3, alpha=0.8, eps=1e-4)])
+def test_rmsprop_many_steps_match_scalar_reference(kwargs):
+    grads = list(np.random.default_rng(3).standard_normal(20))
+    p = scalar_param(0.5)
+    ours = run_steps(optim.RMSprop([p], lr=0.01, **kwargs), p, grads)
+    ref = rmsprop_reference(0.5, grads, 0.01, kwargs.get("alpha", 0.99), kwargs.get("eps", 1e-8),
+                            kwargs.get("weight_decay", 0.0), kwargs.get("momentum", 0.0), kwargs.get("centered", False))
+    np.testing.assert_allclose(ours, ref, rtol=1e-12)
+
+
+def test_adagrad_first_steps_by_hand():
+    # step 1: s = 4, p = 1 - 0.1 * 2 / 2 = 0.9; step 2 (lr_decay 0.5): s = 4 + 1 = 5,
+    #   p = 0.9 - 0.1 / 1.5 * 1 / sqrt(5)
+    p = scalar_param()
+    values = run_steps(optim.Adagrad([p], lr=0.1, lr_decay=0.5, eps=1e-300), p, [2.0, 1.0])
+    np.testing.assert_allclose(values, [0.9, 0.9 - 0.1 / 1.5 / math.sqrt(5)], rtol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(lr_decay=0.1, weight_decay=0.05, initial_accumulator_value=0.2)])
+def test_adagrad_many_steps_match_scalar_reference(kwargs):
+    grads = list(np.random.default_rng(4).standard_normal(20))
+    p = scalar_param(0.5)
+    ours = run_steps(optim.Adagrad([p], lr=0.1, **kwargs), p, grads)
+    ref = adagrad_reference(0.5, grads, 0.1, kwargs.get("lr_decay", 0.0), 1e-10, kwargs.get("weight_decay", 0.0),
+                            kwargs.get("initial_accumulator_value", 0.0))
+    np.testing.assert_allclose(ours, ref, rtol=1e-12)
+
+
+def test_rmsprop_and_adagrad_defaults_are_pytorchs():
+    rms, ada = optim.RMSprop([scalar_param()]), optim.Adagrad([scalar_param()])
+    assert {k: v for k, v in rms.param_groups[0].items() if k != "params"} == dict(
+        lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False)
+    assert {k: v for k, v in ada.param_groups[0].items() if k != "params"} == dict(
+        lr=0.01, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10)
+    assert optim.SGD([scalar_param()]).param_groups[0]["lr"] == 1e-3
+
+
+def test_rmsprop_state_keys_follow_its_configuration():
+    p, q = scalar_param(), scalar_param()
+    plain = _stepped(optim.RMSprop([p]), [p]).state_dict()["state"][0]
+    full = _stepped(optim.RMSprop([q], momentum=0.5, centered=True), [q]).state_dict()["state"][0]
+    assert sorted(plain) == ["square_avg", "step"]
+    assert sorted(full) == ["grad_avg", "momentum_buffer", "square_avg", "step"]
+    bad = dict(full, exp_avg=full["square_avg"])
+    with pytest.raises(ValueError, match=r"RMSprop keeps \['square_avg', 'step'\] \(and, by configuration, "
+                                         r"\['grad_avg', 'momentum_buffer'\]\) per parameter"):
+        optim.RMSprop([scalar_param()]).load_state_dict({"state": [bad], "param_groups": [
+            {**_stepped(optim.RMSprop([r := scalar_param()]), [r]).state_dict()["param_groups"][0]}]})
+
+
+# ----------------------------------------------------------------------------- zero_grad and closures
+def test_zero_grad_sets_none_by_default_and_zeros_when_asked():
+    a, b, c = scalar_param(), scalar_param(), scalar_param()
+    opt = optim.SGD([a, b, c], lr=0.1)
+    held = np.array([3.0])
+    a.grad, b.grad = tg.tensor(np.array([2.0])), tg.Tensor.wrap(held, "cpu")
+    grad_object = a.grad
+    opt.zero_grad(set_to_none=False)
+    assert a.grad is grad_object and a.grad.numpy().tolist() == [0.0] and b.grad.numpy().tolist() == [0.0]
+    assert c.grad is None and held.tolist() == [3.0]  # a caller's array is not written
+    assert a.grad.dtype == np.float64
+    opt.zero_grad()
+    assert a.grad is None and b.grad is None
+
+
+def test_zero_grad_to_zeros_then_backward_accumulates_from_zero():
+    w = Parameter(np.array([1.0, 2.0]))
+    opt = optim.SGD([w], lr=0.1)
+    (w * w).sum().backward()
+    opt.zero_grad(set_to_none=False)
+    (w * 3.0).sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [3.0, 3.0])
+
+
+def test_step_runs_the_closure_first_and_returns_its_loss():
+    w = Parameter(np.array([1.0, -2.0]))
+    opt = optim.SGD([w], lr=0.1)
+    calls = []
+
+    def closure():
+        opt.zero_grad()
+        loss = (w * w).sum()
+        loss.backward()
+        calls.append(w.numpy().tolist())
+        return loss
+
+    loss = opt.step(closure)
+    assert calls == [[1.0, -2.0]] and float(loss.item()) == 5.0
+    np.testing.assert_allclose(w.numpy(), [1.0 - 0.2, -2.0 + 0.4], rtol=1e-12)  # grad 2w
+    assert opt.step() is None
+    with pytest.raises(TypeError, match="SGD.step: closure must be a function that returns the loss, got a float"):
+        opt.step(1.0)
+
+
+def test_closure_matches_torch():
+    torch = pytest.importorskip("torch")
+    w, t = Parameter(np.array([1.0, -2.0])), torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+    opt, peer = optim.Adagrad([w], lr=0.5), torch.optim.Adagrad([t], lr=0.5)
+
+    def closure(param, optimizer):
+        def run():
+            optimizer.zero_grad()
+            loss = (param * param * param).sum()
+            loss.backward()
+            return loss
+        return run
+
+    for _ in range(3):
+        ours, theirs = opt.step(closure(w, opt)), peer.step(closure(t, peer))
+        assert float(ours.item()) == pytest.approx(float(theirs.item()), rel=1e-12)
+    np.testing.assert_allclose(w.numpy(), t.detach().numpy(), rtol=1e-12)
+    peer.zero_grad(set_to_none=False)
+    opt.zero_grad(set_to_none=False)
+    np.testing.assert_array_equal(w.grad.numpy(), t.grad.numpy())
+
+
 # ----------------------------------------------------------------------------- against torch.optim
 TORCH_CASES = [
     ("SGD", dict(lr=0.05)),
@@ -116,6 +273,12 @@ TORCH_CASES = [
     ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)),
     ("Adam", dict(lr=0.01, betas=(0.85, 0.99), eps=1e-7, weight_decay=0.05)),
     ("AdamW", dict(lr=0.01, weight_decay=0.1)),
+    ("RMSprop", dict()),
+    ("RMSprop", dict(lr=0.01, alpha=0.9, eps=1e-6, weight_decay=0.05, momentum=0.8)),
+    ("RMSprop", dict(lr=0.02, centered=True)),
+    ("RMSprop", dict(lr=0.02, centered=True, momentum=0.5, weight_decay=0.01)),
+    ("Adagrad", dict()),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.05, weight_decay=0.02, initial_accumulator_value=0.3, eps=1e-6)),
 ]
 
 
@@ -124,7 +287,7 @@ def test_matches_torch_optim(name, kwargs):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(1)
     init = [rng.standard_normal((3, 4)), rng.standard_normal(5)]
-    grads = [[rng.standard_normal(a.shape) for a in init] for _ in range(6)]
+    grads = [[rng.standard_normal(a.shape) for a in init] for _ in range(20)]
     ours = [Parameter(a.copy()) for a in init]
     theirs = [torch.tensor(a.copy(), requires_grad=True) for a in init]
     opt, peer = getattr(optim, name)(ours, **kwargs), getattr(torch.optim, name)(theirs, **kwargs)
@@ -146,6 +309,24 @@ def test_step_is_in_place_and_builds_no_graph(device):
     optim.Adam([p], lr=0.1).step()
     assert p.data is buffer and p.is_leaf and p.requires_grad and p.dtype == np.float32
     np.testing.assert_allclose(p.numpy(), np.full((2, 3), 0.9), rtol=1e-6)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("make,reference", [
+    (lambda ps: optim.RMSprop(ps, lr=0.1, momentum=0.5, centered=True),
+     lambda grads: rmsprop_reference(1.0, grads, 0.1, 0.99, 1e-8, momentum=0.5, centered=True)),
+    (lambda ps: optim.Adagrad(ps, lr=0.1, lr_decay=0.1, initial_accumulator_value=0.5),
+     lambda grads: adagrad_reference(1.0, grads, 0.1, 0.1, 1e-10, initial=0.5)),
+])
+def test_rmsprop_and_adagrad_step_float32_in_place_on_every_device(device, make, reference):
+    p = Parameter(np.ones((2, 3), dtype=np.float32), device=device)
+    buffer, opt = p.data, make([p])
+    for g in (1.0, -0.5, 2.0):
+        p.grad = tg.full((2, 3), g, dtype=np.float32, device=device)
+        opt.step()
+    assert p.data is buffer and p.dtype == np.float32
+    np.testing.assert_allclose(p.numpy(), np.full((2, 3), reference([1.0, -0.5, 2.0])[-1]), rtol=1e-5)
+    assert all(v.dtype == np.float32 for v in opt.state_dict()["state"][0].values() if isinstance(v, np.ndarray))
 
 
 def test_parameters_without_grad_are_left_alone():
@@ -193,7 +374,10 @@ def _only_plain_values(obj):
     return isinstance(obj, (np.ndarray, int, float, str, bool, type(None)))
 
 
-@pytest.mark.parametrize("cls,kwargs", [(optim.SGD, dict(lr=0.1, momentum=0.9)), (optim.AdamW, dict(lr=0.1))])
+@pytest.mark.parametrize("cls,kwargs", [(optim.SGD, dict(lr=0.1, momentum=0.9)), (optim.AdamW, dict(lr=0.1)),
+                                        (optim.RMSprop, dict(lr=0.1, momentum=0.5, centered=True)),
+                                        (optim.RMSprop, dict(lr=0.1)),
+                                        (optim.Adagrad, dict(lr=0.1, lr_decay=0.1, initial_accumulator_value=0.5))])
 def test_state_dict_round_trip_continues_identically(cls, kwargs):
     rng = np.random.default_rng(2)
     grads = [rng.standard_normal((2, 2)) for _ in range(5)]
@@ -257,6 +441,18 @@ def test_bad_arguments_raise_clear_errors(make, message):
     (lambda p: optim.AdamW([p], betas=(math.nan, 0.99)), r"AdamW: betas\[0\] must be .*got nan"),
     (lambda p: optim.Adam([p], betas=(0.9,)), r"betas must be a pair"),
     (lambda p: optim.SGD([{"params": [p], "lr": -1.0}], lr=0.1), r"lr must be .*got -1.0"),
+    (lambda p: optim.RMSprop([p], lr=-0.1), r"RMSprop: lr must be a finite number in \[0.0, inf\), got -0.1"),
+    (lambda p: optim.RMSprop([p], alpha=1.0), r"RMSprop: alpha must be a finite number in \[0.0, 1.0\), got 1.0"),
+    (lambda p: optim.RMSprop([p], alpha=-0.1), r"RMSprop: alpha must be .*got -0.1"),
+    (lambda p: optim.RMSprop([p], momentum=math.nan), r"RMSprop: momentum must be .*got nan"),
+    (lambda p: optim.RMSprop([p], eps=0.0), r"RMSprop: eps must be a finite number in \(0.0, inf\), got 0.0"),
+    (lambda p: optim.RMSprop([p], weight_decay=-1.0), r"RMSprop: weight_decay must be .*got -1.0"),
+    (lambda p: optim.RMSprop([p], centered=1), r"RMSprop: centered must be True or False, got 1"),
+    (lambda p: optim.Adagrad([p], lr_decay=-0.1), r"Adagrad: lr_decay must be a finite number in \[0.0, inf\)"),
+    (lambda p: optim.Adagrad([p], initial_accumulator_value=-1.0),
+     r"Adagrad: initial_accumulator_value must be .*got -1.0"),
+    (lambda p: optim.Adagrad([p], eps=0.0), r"Adagrad: eps must be a finite number in \(0.0, inf\), got 0.0"),
+    (lambda p: optim.Adagrad([p], lr=math.inf), r"Adagrad: lr must be .*got inf"),
 ])
 def test_impossible_hyper_parameters_are_refused_at_construction(make, message):
     with pytest.raises((ValueError, TypeError), match=message):
@@ -420,7 +616,13 @@ def test_the_errors_pytorch_raises_are_raised_with_its_types():
              ("SGD", lambda p: {"params": [p], "lr": 0.1, "nesterov": True}),
              ("Adam", lambda p: {"params": [p], "betas": (0.9, 1.0)}),
              ("Adam", lambda p: {"params": [p], "weight_decay": -1.0}),
-             ("Adam", lambda p: {"params": [p], "lr": math.nan})]
+             ("Adam", lambda p: {"params": [p], "lr": math.nan}),
+             ("RMSprop", lambda p: {"params": [p], "alpha": -0.5}),
+             ("RMSprop", lambda p: {"params": [p], "momentum": -0.5}),
+             ("RMSprop", lambda p: {"params": [p], "eps": -1.0}),
+             ("Adagrad", lambda p: {"params": [p], "lr_decay": -0.5}),
+             ("Adagrad", lambda p: {"params": [p], "initial_accumulator_value": -1.0}),
+             ("Adagrad", lambda p: {"params": [p], "weight_decay": -1.0})]
     for cls, kwargs in cases:
         mine = raised(lambda: getattr(optim, cls)(**kwargs(ours())))
         peer = raised(lambda: getattr(torch.optim, cls)(**kwargs(theirs())))

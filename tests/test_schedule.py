@@ -129,12 +129,15 @@ def test_the_value_after_the_last_step_stays_at_the_final_rate():
     assert opt.param_groups[0]["lr"] == pytest.approx(1.0 / 25 / 1e4, rel=1e-12)
 
 
-def test_load_state_dict_checks_the_step():
+def test_load_state_dict_checks_the_step_and_changes_nothing_on_error():
     sched = OneCycleLR(sgd(), max_lr=1.0, total_steps=10)
-    for bad in (11, -1, 2.5, None):
-        with pytest.raises(ValueError, match=rf"last_epoch must be an integer in \[0, 10\], got {bad}"):
-            sched.load_state_dict({"last_epoch": bad, "total_steps": 10})
-    assert sched.last_epoch == 0
+    for bad in (11, -2, 2.5, None):
+        state = dict(sched.state_dict(), last_epoch=bad, pct_start=0.4)
+        with pytest.raises(ValueError, match=rf"last_epoch must be an integer in \[-1, 10\], got {bad}"):
+            sched.load_state_dict(state)
+    assert sched.last_epoch == 0 and sched.pct_start == 0.3
+    with pytest.raises(ValueError, match=r"expected the keys \['_last_lr', .*got \['last_epoch', 'total_steps'\]"):
+        sched.load_state_dict({"last_epoch": 3, "total_steps": 10})
 
 
 def test_state_dict_resumes_the_schedule():
@@ -188,3 +191,35 @@ def test_exponential_sweep():
     schedule = exponential(1e-7, 10.0)
     assert schedule(0.0) == pytest.approx(1e-7) and schedule(1.0) == pytest.approx(10.0)
     assert schedule(0.5) == pytest.approx(1e-3)
+
+
+def test_resuming_with_last_epoch_continues_the_cycle():
+    # the optimiser's groups keep the schedule's entries (initial_lr, max_lr, ...); last_epoch=4 resumes at 5
+    opt = sgd()
+    sched = OneCycleLR(opt, max_lr=1.0, total_steps=12)
+    for _ in range(5):
+        sched.step()
+    other_opt = sgd()
+    other_opt.load_state_dict(opt.state_dict())
+    resumed = OneCycleLR(other_opt, max_lr=1.0, total_steps=12, last_epoch=4)
+    assert resumed.last_epoch == 5
+    assert trace(other_opt, resumed, 6) == trace(opt, sched, 6)
+    assert trace(other_opt, resumed, 1, key="mom") == trace(opt, sched, 1, key="mom")
+
+
+def test_matches_torch_when_resumed_with_last_epoch():
+    torch = pytest.importorskip("torch")
+    opt = sgd()
+    peer = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=0.1, momentum=0.9)
+    entries = dict(initial_lr=0.02, max_lr=0.5, min_lr=2e-6, max_momentum=0.95, base_momentum=0.85)
+    opt.param_groups[0].update(entries)
+    peer.param_groups[0].update(entries)
+    schedules = [(opt, OneCycleLR(opt, max_lr=0.5, total_steps=20, last_epoch=6)),
+                 (peer, torch.optim.lr_scheduler.OneCycleLR(peer, max_lr=0.5, total_steps=20, last_epoch=6))]
+    ours, theirs = [], []
+    for (optimizer, scheduler), values in zip(schedules, (ours, theirs)):
+        for _ in range(13):
+            values.append((optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["momentum"]))
+            optimizer.step()
+            scheduler.step()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)

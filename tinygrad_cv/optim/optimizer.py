@@ -26,6 +26,8 @@ class Optimizer(abc.ABC):
     """Which hyper-parameter a schedule's 'momentum' drives ('momentum' for SGD, 'betas' for Adam)."""
     state_keys = None
     """The keys of a parameter's state once it has one (checked by ``load_state_dict``); None: unchecked."""
+    optional_state_keys = ()
+    """Further keys a parameter's state has in some configurations (RMSprop's momentum_buffer)."""
 
     def __init__(self, params, defaults):
         name = type(self).__name__
@@ -73,15 +75,26 @@ class Optimizer(abc.ABC):
         check_number(group.get("weight_decay", 0.0), f"{name}: weight_decay", low=0.0)
 
     # ------------------------------------------------------------------ stepping
-    def zero_grad(self):
-        """Forget every parameter's gradient (set it to None, as PyTorch's default)."""
+    def zero_grad(self, set_to_none=True):
+        """Forget every parameter's gradient: set it to None (PyTorch's default), or with
+        ``set_to_none=False`` to zeros (a fresh zero array in the same ``.grad`` Tensor; a parameter
+        without a gradient keeps None)."""
         for group in self.param_groups:
             for p in group["params"]:
-                p.grad = None
+                if set_to_none:
+                    p.grad = None
+                elif p.grad is not None:
+                    p.grad.data = p.grad.xp.zeros_like(p.grad.data)
 
-    def step(self):
-        """Update every parameter that has a gradient, in place. A gradient of another shape than its
-        parameter (set by hand) is an error, not a broadcast."""
+    def step(self, closure=None):
+        """Update every parameter that has a gradient, in place, and return the loss that ``closure``
+        (a function that recomputes the gradients and returns the loss) gave, or None without one; the
+        closure runs first, as PyTorch's. A gradient of another shape than its parameter (set by hand) is
+        an error, not a broadcast."""
+        if closure is not None and not callable(closure):
+            raise TypeError(f"{type(self).__name__}.step: closure must be a function that returns the loss, "
+                            f"got {_kind(closure)}")
+        loss = None if closure is None else closure()
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
@@ -90,6 +103,7 @@ class Optimizer(abc.ABC):
                                          f"gradient of shape {p.grad.shape}; gradients must match their "
                                          f"parameters")
                     self.update(group, p, p.grad.data, self.state.setdefault(p, {}))
+        return loss
 
     @abc.abstractmethod
     def update(self, group, param, grad, state):
@@ -173,10 +187,12 @@ class Optimizer(abc.ABC):
 
     def _check_saved_state(self, name, params, saved_state):
         """Each saved per-parameter state has this optimiser's keys, and its arrays the parameter's shape."""
+        required, optional = set(self.state_keys or ()), set(self.optional_state_keys)
         wrong_keys = [f"parameter {i}: {sorted(s)}" for i, s in enumerate(saved_state)
-                      if s and self.state_keys is not None and set(s) != set(self.state_keys)]
+                      if s and self.state_keys is not None and not required <= set(s) <= required | optional]
         if wrong_keys:
-            raise ValueError(f"{name}: {type(self).__name__} keeps {sorted(self.state_keys)} per parameter, "
+            also = f" (and, by configuration, {sorted(optional)})" if optional else ""
+            raise ValueError(f"{name}: {type(self).__name__} keeps {sorted(required)}{also} per parameter, "
                              f"but the saved state has " + "; ".join(wrong_keys[:3]) + ": it is from another "
                              "kind of optimiser or another configuration")
         wrong = [f"parameter {i}: {k} {np.shape(v)} vs {p.shape}" for i, (p, s) in

@@ -9,15 +9,15 @@ class SGD(Optimizer):
         d  = g + momentum * b   (nesterov)   or   b   (otherwise; g itself when momentum = 0)
         p <- p - lr * d
 
-    Checked whenever set: lr and weight_decay finite and >= 0; momentum in [0, 1) (PyTorch accepts 1 and
-    more, where the buffer never forgets, or grows: refused here); dampening finite; nesterov needs
-    momentum > 0 and dampening 0, as PyTorch.
+    lr defaults to 1e-3, as PyTorch's. Checked whenever set: lr and weight_decay finite and >= 0; momentum
+    in [0, 1) (PyTorch accepts 1 and more, where the buffer never forgets, or grows: refused here);
+    dampening finite; nesterov needs momentum > 0 and dampening 0, as PyTorch.
     """
 
     momentum_key = "momentum"
     state_keys = ("momentum_buffer",)
 
-    def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov))
 
