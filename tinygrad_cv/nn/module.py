@@ -298,7 +298,10 @@ class Module:
     _optional_state = ()
 
     def state_dict(self):
-        """Every parameter and buffer as a host NumPy array, keyed by dotted name, in PyTorch's order."""
+        """Every parameter and buffer as a host NumPy array (a copy), keyed by dotted name, in PyTorch's order.
+
+        A deliberate difference from PyTorch, whose values are tensors sharing the parameters' storage:
+        here they are plain arrays that no later training step changes (``np.asarray`` reads either)."""
         return OrderedDict((name, t.numpy()) for name, t, _ in self._named_state())
 
     def load_state_dict(self, state, strict=True):
