@@ -29,7 +29,7 @@ from tinygrad_cv.metrics import fbeta
 from tinygrad_cv.train import Learner, LossScaler
 from lesson_utils import parse_args, pyplot, save_figure, show_file
 
-args = parse_args("Lesson 9: mixed precision", "09_mixed_precision")
+args = parse_args("Lesson 9: mixed precision", "09_mixed_precision", full_minutes=0.5)
 plt = pyplot()
 tg.manual_seed(0)
 

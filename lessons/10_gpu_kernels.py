@@ -30,7 +30,7 @@ import tinygrad_cv.functional as F
 from tinygrad_cv.backend import emulator, launch, nvrtc
 from lesson_utils import parse_args, pyplot, save_figure
 
-args = parse_args("Lesson 10: GPU kernels", "10_gpu_kernels")
+args = parse_args("Lesson 10: GPU kernels", "10_gpu_kernels", full_minutes=0.2)
 plt = pyplot()
 rng = np.random.default_rng(0)
 

@@ -31,7 +31,7 @@ from tinygrad_cv.data import DataLoader, DataLoaders  # noqa: E402
 from tinygrad_cv.train import Learner  # noqa: E402
 from lesson_utils import parse_args, pyplot, save_figure, show_file  # noqa: E402
 
-args = parse_args("Lesson 12: image regression: where is the face?", "12_image_regression")
+args = parse_args("Lesson 12: image regression: where is the face?", "12_image_regression", full_minutes=0.7)
 size = 32
 n_train, n_valid, epochs = (512, 128, 3) if args.quick else (2048, 512, 8)
 tg.manual_seed(0)

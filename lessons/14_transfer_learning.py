@@ -36,7 +36,7 @@ from tinygrad_cv.models import resnet18
 from tinygrad_cv.train import Callback, Learner
 from lesson_utils import parse_args, pyplot, save_figure
 
-args = parse_args("Lesson 14: transfer learning", "14_transfer_learning", data="planet_transfer")
+args = parse_args("Lesson 14: transfer learning", "14_transfer_learning", data="planet_transfer", full_minutes=3.1)
 started = time.time()
 tg.manual_seed(0)
 
