@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from error_types import raised
 
 import tinygrad_cv as tg
 from tinygrad_cv import optim
@@ -346,13 +347,6 @@ def test_plateau_matches_torch(kwargs):
 
 def test_the_errors_pytorch_raises_are_raised_with_its_types():
     torch = pytest.importorskip("torch")
-
-    def raised(action):
-        try:
-            action()
-        except Exception as error:  # noqa: BLE001 (the type is what is compared)
-            return type(error)
-        return None
 
     cases = [lambda o, m: m.StepLR(o, 2, last_epoch=3), lambda o, m: m.ReduceLROnPlateau(o, factor=1.5),
              lambda o, m: m.ReduceLROnPlateau(o, mode="mean"), lambda o, m: m.LinearLR(o, start_factor=2.0),

@@ -4,6 +4,7 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
+from error_types import raised
 
 import tinygrad_cv as tg
 from tinygrad_cv import nn
@@ -206,13 +207,6 @@ def test_integer_buffers_can_still_be_zeroed():
 
 def test_assignment_and_indexing_errors_are_pytorchs():
     torch = pytest.importorskip("torch")
-
-    def raised(action):
-        try:
-            action()
-        except Exception as error:  # noqa: BLE001 (the type is what is compared)
-            return type(error)
-        return None
 
     cases = {
         "tensor over parameter": (lambda m: setattr(m[0], "weight", tg.randn(2, 3)),

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from error_types import raised
 
 import tinygrad_cv as tg
 from tinygrad_cv import optim
@@ -601,13 +602,6 @@ def test_discriminative_rates_refuse_non_positive_rates(call, message):
 
 def test_the_errors_pytorch_raises_are_raised_with_its_types():
     torch = pytest.importorskip("torch")
-
-    def raised(action):
-        try:
-            action()
-        except Exception as error:  # noqa: BLE001 (the type is what is compared)
-            return type(error)
-        return None
 
     ours, theirs = (lambda: Parameter(np.ones(2))), (lambda: torch.zeros(2, requires_grad=True))
     cases = [("SGD", lambda p: {"params": p, "lr": 0.1}), ("SGD", lambda p: {"params": [], "lr": 0.1}),
