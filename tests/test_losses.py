@@ -431,3 +431,31 @@ def _scores(*shape):
 def test_bad_arguments_raise_clear_errors(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.parametrize("name", ["mse_loss", "l1_loss", "smooth_l1_loss", "soft_cross_entropy"])
+def test_regression_losses_compute_in_the_wider_float_dtype(name):
+    """float32 input with a float64 target (or the reverse) gives a float64 loss, as PyTorch's; the
+    input's gradient keeps the input's dtype; an integer target takes the input's dtype."""
+    loss = (lambda x, t: F.cross_entropy(x, t)) if name == "soft_cross_entropy" else getattr(F, name)
+    rng = np.random.default_rng(0)
+    x32 = tg.Tensor(rng.standard_normal((4, 3)).astype(np.float32), requires_grad=True)
+    t64 = tg.Tensor(rng.dirichlet(np.ones(3), 4))
+    out = loss(x32, t64)
+    out.backward()
+    assert out.dtype == np.float64 and x32.grad.dtype == np.float32
+    assert loss(x32.detach().double(), t64.float()).dtype == np.float64
+    if name != "soft_cross_entropy":
+        assert loss(x32, tg.tensor(rng.integers(0, 2, (4, 3)))).dtype == np.float32
+
+
+def test_regression_loss_dtypes_match_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    x, t = rng.standard_normal((4, 3)), rng.dirichlet(np.ones(3), 4)
+    for name in ("mse_loss", "l1_loss", "smooth_l1_loss", "cross_entropy"):
+        for xd, td in ((np.float32, np.float64), (np.float64, np.float32)):
+            ours = getattr(F, name)(tg.tensor(x.astype(xd)), tg.tensor(t.astype(td)))
+            theirs = getattr(torch.nn.functional, name)(torch.tensor(x.astype(xd)), torch.tensor(t.astype(td)))
+            assert str(ours.dtype) == str(theirs.dtype).replace("torch.", ""), (name, xd, td)
+            np.testing.assert_allclose(ours.item(), theirs.item(), rtol=1e-6)

@@ -30,14 +30,18 @@ def _as_target(fn, input, target):
     return target if isinstance(target, Tensor) else Tensor(target, device=input.device)
 
 
-def _same_shape_target(fn, input, target):
-    """A target of the input's shape, cast to the input's dtype (values are kept: 0/1 labels stay 0/1)."""
+def _same_shape_target(fn, input, target, promote=False):
+    """A target of the input's shape, cast to the input's dtype (values are kept: 0/1 labels stay 0/1).
+    With ``promote`` a floating target keeps its dtype, so that the loss is computed in the wider of the
+    two float dtypes, as PyTorch's regression losses are (float32 input, float64 target: float64)."""
     target = _as_target(fn, input, target)
     if target.shape != input.shape:
         raise ValueError(f"{fn}: target shape {target.shape} must equal input shape {input.shape}")
     if target.dtype.kind not in "fiub":
         raise TypeError(f"{fn}: target must be numeric, got {target.dtype}")
-    return target if target.dtype == input.dtype else shape.cast(target, input.dtype)
+    if target.dtype == input.dtype or (promote and target.dtype.kind == "f"):
+        return target
+    return shape.cast(target, input.dtype)
 
 
 def _reduce(loss, reduction):
@@ -345,8 +349,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
 
 def _soft_cross_entropy(input, target, weight, reduction, label_smoothing):
     """l_i = -sum_c w_c q_c logp_c with q = (1 - e) target + e / C; 'mean' averages over samples."""
-    classes = input.shape[1]
-    target = target if target.dtype == input.dtype else shape.cast(target, input.dtype)
+    classes = input.shape[1]  # a float64 target with float32 logits gives a float64 loss, as PyTorch's
     q = target * (1 - label_smoothing) + label_smoothing / classes
     if weight is not None:
         q = q * shape.reshape(weight, (1, classes) + (1,) * (input.ndim - 2))
@@ -400,14 +403,14 @@ class SmoothL1(Function):
 def mse_loss(input, target, reduction="mean"):
     """mean((input - target)^2), as PyTorch's."""
     _check_reduction("mse_loss", reduction)
-    d = input - _same_shape_target("mse_loss", input, target)
+    d = input - _same_shape_target("mse_loss", input, target, promote=True)
     return _reduce(d * d, reduction)
 
 
 def l1_loss(input, target, reduction="mean"):
     """mean(|input - target|), as PyTorch's."""
     _check_reduction("l1_loss", reduction)
-    return _reduce(elementwise.abs(input - _same_shape_target("l1_loss", input, target)), reduction)
+    return _reduce(elementwise.abs(input - _same_shape_target("l1_loss", input, target, promote=True)), reduction)
 
 
 def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
@@ -415,6 +418,6 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     _check_reduction("smooth_l1_loss", reduction)
     if beta < 0:
         raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta!r}")
-    d = input - _same_shape_target("smooth_l1_loss", input, target)
+    d = input - _same_shape_target("smooth_l1_loss", input, target, promote=True)
     return _reduce(SmoothL1.apply(d, beta=float(beta)), reduction)
 
