@@ -1,5 +1,6 @@
 """Progress output: tqdm bars (count, items/s, ETA) only where a person watches, the epoch table always,
 bars without a table for the LR finder, and the synthetic-data command's bar."""
+import importlib
 import io
 import sys
 import types
@@ -88,3 +89,21 @@ def test_synthetic_command_shows_its_bar_on_a_terminal(monkeypatch, tmp_path):
     synthetic_main(["shapes", "--out", str(tmp_path / "shapes"), "--n", "3", "--size", "32"])
     assert "shapes" in err.getvalue() and "3/3" in err.getvalue() and "img/s" in err.getvalue()
     assert "shapes: 3 images of 32 px" in out.getvalue()
+
+
+def test_mask_rcnn_detection_over_a_dataset_shows_its_bar(monkeypatch):
+    mask_rcnn_train = importlib.import_module("tinygrad_cv.models.mask_rcnn.train")   # the package exports train()
+
+    class CountingModel:
+        config = None
+
+        def detect(self, images, score_threshold):
+            return [{"n": len(images)}] * len(images)
+
+    monkeypatch.setattr(mask_rcnn_train, "prepare_images", lambda images, config, device: images)
+    out, err = FakeTerminal(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    found = mask_rcnn_train.predict(CountingModel(), [{"image": i} for i in range(5)], batch_size=2)
+    assert [d["n"] for d in found] == [2, 2, 2, 2, 1]
+    assert "detect" in err.getvalue() and "3/3" in err.getvalue() and "batch/s" in err.getvalue()
