@@ -434,3 +434,51 @@ def test_the_learner_trains_on_a_tuple_dataset(tmp_path):
     learn.fit(3)
     losses = [row["valid_loss"] for row in learn.recorder.values]
     assert losses[-1] < losses[0]
+
+
+# --------------------------------------------------------------------------- without fork (Windows)
+class Squares:
+    """A module-level (so picklable) dataset: sample i is {"x": [i, i*i] as float32, "name": "s<i>", "start": how
+    the process that made it was started ("spawn" in a spawned worker)}."""
+
+    def __len__(self):
+        return 7
+
+    def __getitem__(self, i):
+        return {"x": np.array([i, i * i], np.float32), "name": f"s{i}",
+                "start": str(multiprocessing.get_start_method(allow_none=True))}
+
+
+def no_fork(monkeypatch):
+    """Simulate a system without fork (Windows): only spawn is offered."""
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+
+
+def test_start_method_is_fork_where_it_exists_else_spawn(monkeypatch):
+    assert workers.start_method() == ("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["fork", "spawn", "forkserver"])
+    assert workers.start_method() == "fork"
+    no_fork(monkeypatch)
+    assert workers.start_method() == "spawn"
+
+
+def test_spawned_workers_give_the_same_batches(monkeypatch):
+    no_fork(monkeypatch)
+    seen = []
+    real_context = multiprocessing.get_context
+    monkeypatch.setattr(multiprocessing, "get_context", lambda method=None: seen.append(method) or real_context(method))
+    serial = list(D.DataLoader(Squares(), batch_size=3, shuffle=True, seed=4))
+    spawned = list(D.DataLoader(Squares(), batch_size=3, shuffle=True, seed=4, num_workers=2))
+    assert seen == ["spawn"]                               # the pool asked for spawned processes, once
+    assert {start for b in spawned for start in b["start"]} == {"spawn"}     # and each batch came from one
+    assert len(spawned) == 3 and [b["name"] for b in spawned] == [b["name"] for b in serial]
+    for a, b in zip(serial, spawned):
+        np.testing.assert_array_equal(a["x"], b["x"])
+    assert sorted(n for b in spawned for n in b["name"]) == sorted(f"s{i}" for i in range(7))
+
+
+def test_spawned_workers_refuse_an_unpicklable_dataset_clearly(monkeypatch):
+    no_fork(monkeypatch)
+    dataset = D.ItemDataset(range(4), lambda i: {"x": np.float32(i)})     # a lambda cannot be pickled
+    with pytest.raises(TypeError, match=r"DataLoader workers: this system has no fork.*num_workers=0"):
+        list(D.DataLoader(dataset, batch_size=2, num_workers=1))

@@ -1,7 +1,6 @@
 """The Learner: fitting, one-cycle and discriminative schedules, freezing, validation and predictions,
 callbacks (early stopping, best-model saving, clipping), the LR finder, figures, progress output,
 determinism and clear errors."""
-import io
 import math
 import os
 import pathlib
@@ -15,7 +14,7 @@ import tinygrad_cv as tg
 from tinygrad_cv.metrics import Metric, accuracy
 from tinygrad_cv.optim import SGD, clip_grad_norm_
 from tinygrad_cv.optim.lr_scheduler import annealing_cos
-from tinygrad_cv.train import (Callback, EarlyStoppingCallback, GradientClip, Learner, ProgressBar,
+from tinygrad_cv.train import (Callback, EarlyStoppingCallback, GradientClip, Learner,
                                SaveModelCallback)
 from tinygrad_cv.train.callbacks import CancelFitException
 from tinygrad_cv.train.lr_finder import minimum, steep, valley
@@ -324,23 +323,6 @@ def test_suggestions_by_hand():
 
 
 # ----------------------------------------------------------------------------- progress output
-class FakeTerminal(io.StringIO):
-    def isatty(self):
-        return True
-
-
-def test_progress_bar_redraws_only_on_a_terminal():
-    terminal, log = FakeTerminal(), io.StringIO()
-    for stream in (terminal, log):
-        bar = ProgressBar(4, "epoch 1/1 train", stream=stream)
-        for done in range(1, 5):
-            bar.last_draw = 0.0  # as if time had passed
-            bar.update(done, "loss 0.5")
-        bar.close()
-    assert log.getvalue() == ""
-    assert terminal.getvalue().count("\r") >= 5 and "|" + "#" * 30 + "| 4/4 loss 0.5" in terminal.getvalue()
-
-
 def test_table_prints_one_line_per_epoch(capsys):
     learn = make_learner(metrics=[accuracy], progress=True)
     learn.fit(2, lr=1e-2)

@@ -6,8 +6,8 @@ sample's random transform from one seeded by (seed, epoch, index). No draw depen
 generator (unless a sampler without its own generator draws from it) or on which worker loads the
 sample, so for a given seed the batches are the same whatever ``num_workers`` is.
 
-Workers (``num_workers`` > 0) are forked processes that send batches back as ``.npy`` records, never
-pickles (see workers.py).
+Workers (``num_workers`` > 0) are forked processes (spawned where the system has no fork) that send
+batches back as ``.npy`` records, never pickles (see workers.py).
 
 Samples: the library's dicts (dataset.py) collate into dicts of NumPy arrays, which ``batch_to_tensors``
 turns into (x, y) Tensors on the device; PyTorch-style tuples collate into Tensors, as torch's

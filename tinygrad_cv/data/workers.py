@@ -1,12 +1,21 @@
-"""Background workers for the DataLoader: forked processes, talking over pipes without pickle.
+"""Background workers for the DataLoader: forked (or, without fork, spawned) processes, talking over
+pipes without pickle.
 
 Why processes: preparing a sample is many short NumPy calls, and Python runs them one thread at a
 time (threads measured here gave no speed-up at all); processes run truly in parallel.
 
-Why no pickle: a worker is forked, so it already holds the dataset and the transforms; requests
+Why no pickle in the answers: a forked worker already holds the dataset and the transforms; requests
 are raw int64 bytes ([epoch, index, index, ...]) and answers are ``.npy`` records read back with
 ``allow_pickle=False``: a JSON manifest of the batch's structure (dicts, lists, tuples, strings, which
-arrays are Tensors), then its arrays. Nothing received can run code.
+arrays are Tensors), then its arrays. Nothing the main process receives can run code.
+
+Where the system has no fork (Windows), workers are spawned: a spawned child starts a fresh Python and
+re-imports the main module, so it holds nothing, and the loader (its dataset and transforms) is sent to
+it once, at start, by multiprocessing's standard mechanism, pickling, from the main process to its own
+child. Only this path pickles, only in that direction, and only the loader object (the files it reads
+are read by the worker, never pickled). The loader must then be picklable (no lambdas or local
+functions in the dataset or transforms), and a script must start its training under
+``if __name__ == "__main__":``, as multiprocessing requires on Windows.
 
 Batch b is asked of worker b % num_workers, and each worker answers in the order it was asked,
 so batches come back in order. A worker runs the loader's ``worker_init_fn(worker_id)`` first; if that
@@ -15,6 +24,7 @@ raises, the worker answers every request with its error.
 import io
 import json
 import multiprocessing
+import pickle
 import traceback
 
 import numpy as np
@@ -115,18 +125,32 @@ def _serve(loader, connection, worker_id):
         connection.send_bytes(answer)
 
 
+def start_method():
+    """'fork' where the system has it (Linux, macOS), else 'spawn' (Windows)."""
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+
+
 class WorkerPool:
-    """``num_workers`` forked copies of the loader answering batch requests, one pipe each; a batch
-    not received within ``timeout`` seconds (0: no limit) is a RuntimeError."""
+    """``num_workers`` copies of the loader (forked, or spawned where fork is missing: see the module's
+    docstring) answering batch requests, one pipe each; a batch not received within ``timeout`` seconds
+    (0: no limit) is a RuntimeError."""
 
     def __init__(self, loader, num_workers, timeout=0):
-        context = multiprocessing.get_context("fork")
+        context = multiprocessing.get_context(start_method())
         self.connections, self.processes, self.pending = [], [], [0] * num_workers
         self.timeout, self.closed = timeout, False
         for worker_id in range(num_workers):
             ours, theirs = context.Pipe()
             process = context.Process(target=_serve, args=(loader, theirs, worker_id), daemon=True)
-            process.start()
+            try:
+                process.start()
+            except (pickle.PicklingError, AttributeError, TypeError) as error:
+                ours.close(), theirs.close()
+                self.close()
+                raise TypeError(f"DataLoader workers: this system has no fork, so workers are spawned and get "
+                                f"the loader by pickling, which failed: {error}; make the dataset and transforms "
+                                f"picklable (module-level functions and classes, no lambdas) or use "
+                                f"num_workers=0") from error
             theirs.close()
             self.connections.append(ours)
             self.processes.append(process)

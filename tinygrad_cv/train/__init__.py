@@ -7,5 +7,5 @@ from .distributed import DataParallel  # noqa: F401
 from .learner import Learner  # noqa: F401
 from .lr_finder import LRFinder, SuggestedLRs  # noqa: F401
 from .mixed_precision import LossScaler, MixedPrecision  # noqa: F401
-from .progress import ProgressBar, ProgressCallback  # noqa: F401
+from .progress import ProgressCallback, progress_bar  # noqa: F401
 from .recorder import Recorder, SmoothedLoss  # noqa: F401

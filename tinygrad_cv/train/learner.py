@@ -391,7 +391,8 @@ class Learner:
         progress = [cb for cb in self.cbs if isinstance(cb, ProgressCallback)]
         self.remove_cbs(progress)
         try:
-            self.fit(num_it // len(self.dls.train) + 1, lr=start_lr, cbs=[finder])
+            self.fit(num_it // len(self.dls.train) + 1, lr=start_lr,
+                     cbs=[finder] + [ProgressCallback(table=False)] * bool(progress))  # bars, no table
         finally:
             self.add_cbs(progress)
         self.lr_finder = finder

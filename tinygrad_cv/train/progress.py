@@ -1,39 +1,42 @@
-"""A text progress bar and the per-epoch table.
+"""Progress bars (tqdm) and the per-epoch table.
 
-On a terminal the bar redraws itself in place (at most ten times a second); anywhere else (a log file,
-a notebook's captured output, the tests) it stays silent, and only the table's one line per epoch is
-printed."""
+Bars come from tqdm, a well-kept library: in a terminal its text bar redraws in place with the count,
+items/s and the time left (ETA); in a Jupyter notebook with ipywidgets installed it is the notebook
+widget (``tqdm.notebook``, what ``tqdm.auto`` picks there). Anywhere else (CI logs, pipes, the tests:
+``sys.stdout.isatty()`` false and not in IPython) bars stay silent, and only the table's one line per
+epoch is printed."""
 import sys
-import time
+from importlib.util import find_spec
+
+from tqdm.std import tqdm as text_tqdm
 
 from .callbacks import Callback
 
 
-class ProgressBar:
-    """``update(done, comment)`` draws  `label  |#########-----------| 12/40  comment`  on a TTY."""
+def _ipython_shell():
+    """The running IPython shell's class name ('ZMQInteractiveShell' in Jupyter), or None."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return None if shell is None else type(shell).__name__
 
-    def __init__(self, total, label="", width=30, stream=None):
-        self.total, self.label, self.width = total, label, width
-        self.stream = stream or sys.stdout
-        self.live = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.last_draw, self.drawn = 0.0, 0
 
-    def update(self, done, comment=""):
-        now = time.perf_counter()
-        if not self.live or (now - self.last_draw < 0.1 and done < self.total):
-            return
-        filled = self.width * done // max(self.total, 1)
-        line = f"{self.label} |{'#' * filled}{'-' * (self.width - filled)}| {done}/{self.total} {comment}"
-        self.stream.write("\r" + line.ljust(self.drawn))
-        self.stream.flush()
-        self.last_draw, self.drawn = now, len(line)
+def interactive(stream=None):
+    """True where a person watches: ``stream`` (default sys.stdout) is a terminal, or we run in IPython."""
+    stream = sys.stdout if stream is None else stream
+    return bool(getattr(stream, "isatty", lambda: False)()) or _ipython_shell() is not None
 
-    def close(self):
-        """Erase the bar, so that the next line starts clean."""
-        if self.live and self.drawn:
-            self.stream.write("\r" + " " * self.drawn + "\r")
-            self.stream.flush()
-        self.drawn = 0
+
+def progress_bar(iterable=None, total=None, desc="", unit="it", stream=None, leave=False, **tqdm_kwargs):
+    """A tqdm bar over ``iterable`` (or one moved by ``update(n)`` up to ``total``) showing done/total,
+    items/s and the ETA; silent (``disable=True``, the iterable passes through untouched) when not
+    ``interactive``. In Jupyter it is the notebook widget when ipywidgets is importable, else the text bar
+    (``tqdm.auto`` would raise there without ipywidgets). ``stream`` defaults to tqdm's (sys.stderr); other
+    keywords (``mininterval``, ...) go to tqdm."""
+    bar_class = text_tqdm
+    if _ipython_shell() == "ZMQInteractiveShell" and find_spec("ipywidgets") is not None:
+        from tqdm.notebook import tqdm as bar_class
+    return bar_class(iterable, total=total, desc=desc, unit=unit, file=stream, leave=leave,
+                     disable=not interactive(stream), dynamic_ncols=True, **tqdm_kwargs)
 
 
 def format_cell(value, width):
@@ -52,20 +55,31 @@ def format_time(seconds):
 
 
 class ProgressCallback(Callback):
-    """Bars for the batches of each epoch (training, then validation) and a table with one row per epoch:
-    epoch, train_loss, valid_loss, the metrics, time."""
+    """A bar for the batches of each epoch (training, then validation; the smoothed loss beside it) and,
+    with ``table=True``, a table with one row per epoch: epoch, train_loss, valid_loss, the metrics, time.
+    The LR finder runs it with ``table=False``: bars only."""
 
     order = 70
+
+    def __init__(self, table=True):
+        self.table = table
 
     def before_fit(self):
         self.bar = None
         self.names = self.learn.column_names()
         self.widths = [max(len(name), 10) for name in self.names]
-        print("  ".join(name.ljust(w) for name, w in zip(self.names, self.widths)))
+        if self.table:
+            print("  ".join(name.ljust(w) for name, w in zip(self.names, self.widths)), flush=True)
 
     def _start_bar(self, phase):
-        label = f"epoch {self.learn.epoch + 1}/{self.learn.n_epoch} {phase}"
-        self.bar = ProgressBar(len(self.learn.dl), label)
+        self._close_bar()
+        self.bar = progress_bar(total=len(self.learn.dl), unit="batch",
+                                desc=f"epoch {self.learn.epoch + 1}/{self.learn.n_epoch} {phase}")
+
+    def _close_bar(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
     def before_train(self):
         self._start_bar("train")
@@ -74,19 +88,20 @@ class ProgressCallback(Callback):
         self._start_bar("valid")
 
     def after_batch(self):
-        comment = f"loss {self.learn.recorder.smooth.value:.4f}" if self.learn.training else ""
-        self.bar.update(self.learn.iter + 1, comment)
+        if self.learn.training:
+            self.bar.set_postfix_str(f"loss {self.learn.recorder.smooth.value:.4f}", refresh=False)
+        self.bar.update(1)
 
     def after_train(self):
-        self.bar.close()
+        self._close_bar()
 
     def after_validate(self):
-        self.bar.close()
+        self._close_bar()
 
     def after_epoch(self):
-        values = dict(self.learn.epoch_values, time=format_time(self.learn.epoch_values["time"]))
-        print("  ".join(format_cell(values[name], w) for name, w in zip(self.names, self.widths)), flush=True)
+        if self.table:
+            values = dict(self.learn.epoch_values, time=format_time(self.learn.epoch_values["time"]))
+            print("  ".join(format_cell(values[name], w) for name, w in zip(self.names, self.widths)), flush=True)
 
     def after_fit(self):
-        if self.bar is not None:
-            self.bar.close()
+        self._close_bar()

@@ -1,7 +1,9 @@
 """python -m tinygrad_cv.data.synthetic planet|camvid|shapes --out DIR --n N --size S --seed K"""
 import argparse
 import time
+from functools import partial
 
+from ...train.progress import progress_bar
 from . import GENERATORS
 
 
@@ -17,7 +19,8 @@ def main(argv=None):
     if args.n < 1 or args.size < 16:
         parser.error(f"need --n >= 1 and --size >= 16, got --n {args.n} --size {args.size}")
     start = time.perf_counter()
-    out = GENERATORS[args.kind](args.out, n=args.n, size=args.size, seed=args.seed)
+    bar = partial(progress_bar, desc=args.kind, unit="img")            # live on a terminal only
+    out = GENERATORS[args.kind](args.out, n=args.n, size=args.size, seed=args.seed, progress=bar)
     print(f"{args.kind}: {args.n} images of {args.size} px in {out} ({time.perf_counter() - start:.1f} s)")
 
 

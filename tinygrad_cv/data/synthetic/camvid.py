@@ -301,15 +301,17 @@ def draw_scene(rng, width):
     return canvas.to_uint8(), canvas.owner.astype(np.uint8)
 
 
-def make_camvid(out, n=300, size=128, seed=0, valid_pct=0.2):
+def make_camvid(out, n=300, size=128, seed=0, valid_pct=0.2, progress=None):
     """Write ``n`` CamVid-like frames, ``size`` pixels wide, to ``out`` and return ``out`` as a Path.
-    Frame i depends only on (seed, i); the last ``valid_pct`` of the frames form valid.txt."""
+    Frame i depends only on (seed, i); the last ``valid_pct`` of the frames form valid.txt.
+    ``progress`` wraps the loop over the images (e.g. ``tinygrad_cv.train.progress_bar``, which the command line
+    passes); None: no wrapper."""
     params = {"kind": "camvid", "n": int(n), "size": int(size), "seed": int(seed), "valid_pct": valid_pct}
     if is_complete(out, params):
         return Path(out)
     out = prepare(out, ["images", "labels"], stale=["images/synth_*.png", "labels/synth_*_P.png", "valid.txt"])
     names = []
-    for i in range(n):
+    for i in (progress or iter)(range(n)):
         image, label = draw_scene(np.random.default_rng([seed, i]), size)
         names.append(f"synth_{i:05d}.png")
         write_image(out / "images" / names[-1], image)

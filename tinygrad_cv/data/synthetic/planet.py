@@ -274,15 +274,17 @@ def draw_tile(rng, size):
     return canvas.to_uint8(), [tag for tag in PLANET_TAGS if tag in tags]
 
 
-def make_planet(out, n=1000, size=128, seed=0):
+def make_planet(out, n=1000, size=128, seed=0, progress=None):
     """Write ``n`` planet-like tiles of ``size`` pixels to ``out`` (``train-jpg/`` and
-    ``train_v2.csv``) and return ``out`` as a Path. Tile i depends only on (seed, i)."""
+    ``train_v2.csv``) and return ``out`` as a Path. Tile i depends only on (seed, i).
+    ``progress`` wraps the loop over the images (e.g. ``tinygrad_cv.train.progress_bar``, which the command line
+    passes); None: no wrapper."""
     params = {"kind": "planet", "n": int(n), "size": int(size), "seed": int(seed)}
     if is_complete(out, params):
         return Path(out)
     out = prepare(out, ["train-jpg"], stale=["train-jpg/train_*.jpg", "train_v2.csv"])
     rows = ["image_name,tags"]
-    for i in range(n):
+    for i in (progress or iter)(range(n)):
         image, tags = draw_tile(np.random.default_rng([seed, i]), size)
         write_image(out / "train-jpg" / f"train_{i}.jpg", image, quality=92)
         rows.append(f"train_{i},{' '.join(tags)}")

@@ -88,15 +88,17 @@ def coco_annotations(instances, owner, image_id, first_id):
     return annotations
 
 
-def make_shapes(out, n=500, size=128, seed=0):
+def make_shapes(out, n=500, size=128, seed=0, progress=None):
     """Write ``n`` shapes images of ``size`` pixels and their COCO instances file to ``out``;
-    return ``out`` as a Path. Image i depends only on (seed, i)."""
+    return ``out`` as a Path. Image i depends only on (seed, i).
+    ``progress`` wraps the loop over the images (e.g. ``tinygrad_cv.train.progress_bar``, which the command line
+    passes); None: no wrapper."""
     params = {"kind": "shapes", "n": int(n), "size": int(size), "seed": int(seed)}
     if is_complete(out, params):
         return Path(out)
     out = prepare(out, ["images", "annotations"], stale=["images/shapes_*.png", "annotations/instances.json"])
     images, annotations = [], []
-    for i in range(n):
+    for i in (progress or iter)(range(n)):
         image, instances, owner = draw_shapes(np.random.default_rng([seed, i]), size)
         name = f"shapes_{i:05d}.png"
         write_image(out / "images" / name, image)

@@ -16,6 +16,7 @@ from ...data import Coco, read_image
 from ...metrics import coco_evaluate, compute_ap, to_coco_results
 from ...optim import AdamW, clip_grad_norm_
 from ...optim.lr_scheduler import OneCycleLR
+from ...train.progress import progress_bar
 from .model import prepare_images
 
 
@@ -142,9 +143,10 @@ def _log(name, epoch, step, recent):
 
 # --------------------------------------------------------------------------- evaluation
 def predict(model, samples, batch_size=16, device="cpu", score_threshold=None):
-    """``model.detect`` over the samples in batches: one detection dict per sample."""
+    """``model.detect`` over the samples in batches: one detection dict per sample (a progress bar on a
+    terminal or in a notebook)."""
     detections = []
-    for start in range(0, len(samples), batch_size):
+    for start in progress_bar(range(0, len(samples), batch_size), desc="detect", unit="batch"):
         images = [s["image"] for s in samples[start:start + batch_size]]
         detections += model.detect(prepare_images(images, model.config, device), score_threshold)
     return detections
