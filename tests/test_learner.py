@@ -114,6 +114,29 @@ def test_fit_with_sgd_cycles_its_momentum():
     assert learn.recorder.moms[0] == pytest.approx(0.95) and min(learn.recorder.moms) < 0.86
 
 
+class StopAfterFirstStep(Callback):
+    def after_step(self):
+        raise CancelFitException()
+
+
+def test_fit_one_cycle_wd_is_the_weight_decay_of_that_fit():
+    # SGD without momentum: p1 = p0 - lr (g + wd p0), and g is the same at p0 whatever wd is, so the first
+    # step with wd differs from the one without by exactly -lr wd p0 (lr = lr_max / div at the start)
+    sgd = lambda params, lr: SGD(params, lr)  # noqa: E731
+    before = weights(make_learner(opt_func=sgd).model)
+    steps = {}
+    for wd in (0.0, 0.5):
+        learn = make_learner(opt_func=sgd)
+        learn.fit_one_cycle(1, 1e-1, wd=wd, cbs=[StopAfterFirstStep()])
+        assert [g["weight_decay"] for g in learn.opt.param_groups] == [wd, wd]
+        steps[wd] = weights(learn.model)
+    for name, p0 in before.items():
+        np.testing.assert_allclose(steps[0.5][name] - steps[0.0][name], -1e-1 / 25 * 0.5 * p0, rtol=1e-4,
+                                   atol=1e-7)
+    with pytest.raises(ValueError, match="fit: wd"):
+        make_learner().fit(1, wd=-1.0)
+
+
 # ----------------------------------------------------------------------------- freezing
 def test_freeze_trains_only_the_head_and_unfreeze_trains_all():
     learn = make_learner()

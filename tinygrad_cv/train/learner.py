@@ -39,7 +39,12 @@ from .recorder import Recorder
 class Learner:
     """Trains ``model`` on ``dls`` with ``loss_func(pred, y)`` and an optimiser made by
     ``opt_func(param_groups, lr=lr)``. ``metrics`` are functions f(pred, y) or Metric objects, reported
-    on the validation set each epoch. Checkpoints go to ``path/model_dir``, figures to ``path``."""
+    on the validation set each epoch. Checkpoints go to ``path/model_dir``, figures to ``path``.
+
+    The default optimiser differs from fastai's: ``opt_func=Adam`` is PyTorch's Adam with its defaults
+    (betas (0.9, 0.999), eps 1e-8, no weight decay), where fastai's is Adam with betas (0.9, 0.99), eps 1e-5
+    and wd 0.01 as true (decoupled) weight decay. For fastai's, pass
+    ``opt_func=partial(AdamW, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01)``."""
 
     def __init__(self, dls, model, loss_func, opt_func=Adam, lr=1e-3, metrics=(), cbs=(), path=".",
                  model_dir="models", train_bn=True, progress=True):
@@ -158,9 +163,11 @@ class Learner:
         self.freeze_to(0)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, n_epoch, lr=None, cbs=(), start_epoch=0):
+    def fit(self, n_epoch, lr=None, wd=None, cbs=(), start_epoch=0):
         """Train for epochs ``start_epoch`` .. ``n_epoch - 1`` at a constant learning rate ``lr`` (a number, a
         slice over the layer groups or one rate per group; default ``self.lr``), validating after each epoch.
+        ``wd``, when given, becomes every group's ``weight_decay`` (and stays after the fit, as fastai's
+        ``set_hypers(wd=wd)``); whether it is an L2 penalty or decoupled is the optimiser's (Adam or AdamW).
         Refuses to start when no parameter requires grad."""
         for name, value in (("n_epoch", n_epoch), ("start_epoch", start_epoch)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -175,6 +182,9 @@ class Learner:
         if self.opt is None:
             self.create_opt()
         lrs = self.lr_range(self.lr if lr is None else lr, "fit")
+        if wd is not None:
+            check_number(wd, "fit: wd", low=0.0)
+            self.opt.set_hyper("weight_decay", wd)
         self.n_epoch, self.train_iter = int(n_epoch), 0
         with self.added_cbs(list(cbs)):
             try:
@@ -187,13 +197,13 @@ class Learner:
             finally:
                 self._event("after_fit")
 
-    def fit_one_cycle(self, n_epoch, lr_max=None, div=25.0, div_final=1e5, pct_start=0.25,
+    def fit_one_cycle(self, n_epoch, lr_max=None, div=25.0, div_final=1e5, pct_start=0.25, wd=None,
                       moms=(0.95, 0.85, 0.95), cbs=(), start_epoch=0):
         """fastai's one-cycle: over the fraction of training done, the learning rate warms up from
         lr_max/div to lr_max (cosine, first ``pct_start``), then anneals to lr_max/div_final (cosine);
         momentum goes from moms[0] to moms[1] and back to moms[2]. ``lr_max`` may be a slice
         (discriminative rates) or one rate per layer group. ``start_epoch`` resumes a run at that epoch, on
-        the same schedule (see ``load``)."""
+        the same schedule (see ``load``). ``wd``: the weight decay for this fit, as in ``fit``."""
         check_number(pct_start, "fit_one_cycle: pct_start", low=0.0, high=1.0)
         for name, value in (("div", div), ("div_final", div_final)):
             check_number(value, f"fit_one_cycle: {name}", low=0.0, low_open=True)
@@ -207,7 +217,7 @@ class Learner:
         scheds = {"lr": combined_cos(pct_start, top / div, top, top / div_final)}
         if self.opt.momentum_key is not None:
             scheds["mom"] = combined_cos(pct_start, *moms)
-        self.fit(n_epoch, lr=lr_max, cbs=[ParamScheduler(scheds), *cbs], start_epoch=start_epoch)
+        self.fit(n_epoch, lr=lr_max, wd=wd, cbs=[ParamScheduler(scheds), *cbs], start_epoch=start_epoch)
 
     def _do_epoch(self):
         start = time.perf_counter()
