@@ -178,8 +178,8 @@ for schedule in schedules:
 
 # The schedule that fit_one_cycle really followed, batch by batch, as the Recorder saw it.
 main_run = runs["one-cycle", multiples[0], seeds[0]]
-show_file(main_run.recorder.plot_lr(os.path.join(args.out, "fit_one_cycle_schedule.png")))
-show_file(main_run.recorder.plot_losses(os.path.join(args.out, "losses.png")))
+save_figure(main_run.recorder.plot_sched(), args.out, "fit_one_cycle_schedule.png")
+save_figure(main_run.recorder.plot_loss(), args.out, "losses.png")
 recorded = np.array(main_run.recorder.lrs)
 peak = multiples[0] * lr
 print(f"fit_one_cycle: first rate {recorded[0] / peak:.3f} x lr_max, peak {recorded.max() / peak:.3f} x lr_max, "

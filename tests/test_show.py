@@ -42,8 +42,8 @@ def test_show_results_writes_a_mask_figure_with_a_legend(tmp_path, monkeypatch):
     y[:, :2] = 2
     pred = np.zeros((2, 3, 4, 4))
     pred[:, 1] = 1.0                                # predicts class 1 everywhere
-    path = show_results(np.zeros((2, 3, 4, 4)), y, pred, str(tmp_path / "r.png"), n=2, vocab=["sky", "road", "car"])
-    assert (tmp_path / "r.png").stat().st_size > 1000 and path == str(tmp_path / "r.png")
+    figure = show_results(np.zeros((2, 3, 4, 4)), y, pred, tmp_path / "r.png", max_n=2, vocab=["sky", "road", "car"])
+    assert (tmp_path / "r.png").stat().st_size > 1000 and isinstance(figure, Figure)
     assert [h.get_label() for h in legends[0]] == ["sky", "road", "car"]
 
 
@@ -57,7 +57,7 @@ def test_lr_finder_marks_each_suggestion_at_its_legends_rate(tmp_path, monkeypat
     marks = []
     original = Axes.plot
     monkeypatch.setattr(Axes, "plot", lambda self, *a, **k: marks.append((a, k)) or original(self, *a, **k))
-    finder.plot(str(tmp_path / "lr_find.png"))
+    finder.plot(fname=tmp_path / "lr_find.png")
     labelled = {k["label"].split(":")[0]: float(np.ravel(a[0])[0]) for a, k in marks if "label" in k}
     lowest = minimum(*finder.curve())[0]
     assert labelled["minimum"] == pytest.approx(lowest)                 # a tenth of the lowest point's rate

@@ -3,7 +3,7 @@
     learn = Learner(dls, model, F.cross_entropy, metrics=[accuracy])
     learn.lr_find()                  # suggestions and a figure
     learn.fit_one_cycle(5, 1e-3)     # prints one row per epoch
-    learn.recorder.plot_losses()
+    learn.recorder.plot_loss()        # a Figure (fname=... also writes a PNG)
 
 The loop itself is short; everything optional (schedules, progress, recording, mixed precision,
 early stopping, checkpoints) is a callback reacting to events (see callbacks.py for the order).
@@ -30,7 +30,8 @@ from ..tensor import Tensor
 from . import checkpoint
 from .callbacks import Callback, CancelFitException, CancelStepException, CancelValidException, ParamScheduler
 from .distributed import DataParallel
-from .lr_finder import LRFinder
+from ..data.show import show_inline
+from .lr_finder import LRFinder, minimum, steep, suggestion_names, valley
 from .mixed_precision import MixedPrecision, is_norm_layer
 from .progress import ProgressCallback
 from .recorder import Recorder
@@ -374,28 +375,35 @@ class Learner:
             return Tensor(normalize(array[None]), device=device)
         return Tensor(array[None].astype(np.float32), device=device)
 
-    def show_results(self, n=6, fname=None, act=None, thresh=0.5):
-        """A figure of ``n`` validation samples with their targets and predictions (tags where the predicted
-        probability exceeds ``thresh``), drawn de-normalised with the loaders' ``normalize`` statistics;
-        returns the PNG path (default path/results.png)."""
+    def show_results(self, max_n=9, fname=None, act=None, thresh=0.5):
+        """A Figure of up to ``max_n`` validation samples with their targets and predictions (tags where the
+        predicted probability exceeds ``thresh``), drawn de-normalised with the loaders' ``normalize``
+        statistics; also written as the PNG ``fname`` when given."""
         from .show import show_results
         valid = self.dls.valid
         x, y = valid.one_batch() if hasattr(valid, "one_batch") else next(iter(valid))  # one_batch: no epoch
         self.model.eval()
         with no_grad():
             pred = self._activation(act)(self.model(x))
-        fname = fname if fname is not None else os.path.join(self.path, "results.png")
         vocab = getattr(self.dls, "vocab", None)
         normalize = getattr(self.dls, "normalize", None)
         stats = {} if normalize is None else {"mean": normalize.mean, "std": normalize.std}
-        return show_results(x.numpy(), y.numpy(), pred.numpy(), fname, n=n, vocab=vocab, thresh=thresh, **stats)
+        return show_results(x.numpy(), y.numpy(), pred.numpy(), fname, max_n=max_n, vocab=vocab, thresh=thresh,
+                            **stats)
 
     # ------------------------------------------------------------------ the learning-rate finder
-    def lr_find(self, start_lr=1e-7, end_lr=10.0, num_it=100, fname=None):
-        """Train for up to ``num_it`` batches with an exponentially growing learning rate, plot the smoothed
-        loss against it (PNG at ``fname``, default path/lr_find.png), restore the weights and the optimiser,
-        and return SuggestedLRs(valley, steep, minimum). The finder stays available as ``learn.lr_finder``."""
-        finder = LRFinder(start_lr, end_lr, num_it)
+    def lr_find(self, start_lr=1e-7, end_lr=10.0, num_it=100, stop_div=True, show_plot=True,
+                suggest_funcs=(valley, steep, minimum), fname=None):
+        """Train for up to ``num_it`` batches with an exponentially growing learning rate (stopping when the
+        loss diverges, unless ``stop_div=False``), restore the weights and the optimiser, and return
+        SuggestedLRs: a named tuple with one rate per function of ``suggest_funcs`` (``valley``, ``steep``,
+        ``minimum``, ``slide`` from train.lr_finder, or any f(lrs, losses) -> (lr, index)), as fastai v2.
+        ``show_plot`` draws the smoothed loss against the rate with the suggestions marked and shows it in
+        IPython; ``fname`` also writes it as a PNG. The finder (``.plot()`` redraws) stays as
+        ``learn.lr_finder``. Deliberate difference: fastai's default is ``suggest_funcs=(valley,)``; ours
+        also gives ``steep`` and ``minimum``, which existing callers read."""
+        suggestion_names(suggest_funcs)  # checked before the sweep, not after it
+        finder = LRFinder(start_lr, end_lr, num_it, stop_div)
         if len(self.dls.train) == 0:
             raise ValueError("lr_find: the training loader has no batches")
         progress = [cb for cb in self.cbs if isinstance(cb, ProgressCallback)]
@@ -405,8 +413,11 @@ class Learner:
         finally:
             self.add_cbs(progress)
         self.lr_finder = finder
-        suggestions = finder.suggestions()
-        finder.plot(fname if fname is not None else os.path.join(self.path, "lr_find.png"))
+        suggestions = finder.suggestions(suggest_funcs)
+        if show_plot or fname is not None:
+            figure = finder.plot(suggest_funcs, fname)
+            if show_plot:
+                show_inline(figure)
         return suggestions
 
     # ------------------------------------------------------------------ mixed precision
