@@ -138,6 +138,25 @@ def test_fit_one_cycle_wd_is_the_weight_decay_of_that_fit():
         make_learner().fit(1, wd=-1.0)
 
 
+def test_summary_lists_each_layer_call_with_its_output_shape_and_parameters():
+    from tinygrad_cv import nn
+    tg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
+    model[0].requires_grad_(False)
+    learn = Learner(make_dls(), model, cross_entropy, progress=False)
+    model.train()
+    lines = learn.summary().splitlines()
+    assert lines[0] == "Sequential (Input shape: 20 x 4)"                       # batch size 20, 4 features
+    rows = [line.split() for line in lines[2:5]]
+    # by hand: 4 * 16 + 16 = 80 and 16 * 3 + 3 = 51 parameters; the first layer frozen
+    assert rows == [["0", "(Linear)", "20", "x", "16", "80", "False"], ["1", "(ReLU)", "20", "x", "16", "0"],
+                    ["2", "(Linear)", "20", "x", "3", "51", "True"]]
+    assert lines[5:] == ["Total params: 131", "Total trainable params: 51", "Total non-trainable params: 80",
+                         "Optimizer used: Adam", "Loss function: cross_entropy"]
+    assert model.training and all(not m._forward_hooks for m in model.modules())  # mode restored, hooks gone
+    assert repr(learn.summary()) == str(learn.summary())
+
+
 # ----------------------------------------------------------------------------- freezing
 def test_freeze_trains_only_the_head_and_unfreeze_trains_all():
     learn = make_learner()

@@ -391,6 +391,43 @@ class Learner:
         return show_results(x.numpy(), y.numpy(), pred.numpy(), fname, max_n=max_n, vocab=vocab, thresh=thresh,
                             **stats)
 
+    # ------------------------------------------------------------------ summary
+    def summary(self):
+        """fastai's table of the model, computed by running one training batch forward (no gradients, in
+        eval mode; the mode is restored) with a forward hook on every leaf module: each call's layer (name
+        and type), output shape, parameter count and whether they are trainable; then the totals, the
+        optimiser and the loss function. Returns the text (shown as it is in a notebook)."""
+        train = self.dls.train
+        xb = (train.one_batch() if hasattr(train, "one_batch") else next(iter(train)))[:-1]
+        leaves = [(n, m) for n, m in self.model.named_modules() if next(m.children(), None) is None]
+        rows, was_training = [], self.model.training
+        hooks = [m.register_forward_hook(lambda mod, args, out, name=n: rows.append((name, mod, out)))
+                 for n, m in leaves]
+        try:
+            self.model.eval()
+            with no_grad():
+                self.model(*xb)
+        finally:
+            for hook in hooks:
+                hook.remove()
+            self.model.train(was_training)
+        table = [("Layer (type)", "Output Shape", "Param #", "Trainable")]
+        for name, module, out in rows:
+            params = list(module.parameters())
+            table.append((f"{name or 'model'} ({type(module).__name__})", _shapes(out),
+                          str(sum(p.data.size for p in params)),
+                          str(any(p.requires_grad for p in params)) if params else ""))
+        widths = [max(len(row[i]) for row in table) for i in range(4)]
+        lines = [f"{type(self.model).__name__} (Input shape: {_shapes(xb[0])})"]
+        lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+        total = sum(p.data.size for p in self.model.parameters())
+        trainable = sum(p.data.size for p in self.model.parameters() if p.requires_grad)
+        lines += [f"Total params: {total:,}", f"Total trainable params: {trainable:,}",
+                  f"Total non-trainable params: {total - trainable:,}",
+                  f"Optimizer used: {function_name(self.opt_func)}",
+                  f"Loss function: {function_name(self.loss_func)}"]
+        return PrettyString("\n".join(lines))
+
     # ------------------------------------------------------------------ the learning-rate finder
     def lr_find(self, start_lr=1e-7, end_lr=10.0, num_it=100, stop_div=True, show_plot=True,
                 suggest_funcs=(valley, steep, minimum), fname=None):
@@ -498,6 +535,22 @@ class Learner:
         base_lr /= 2
         self.unfreeze()
         self.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div, **kwargs)
+
+
+class PrettyString(str):
+    """A str whose repr is itself, so that a notebook shows the text, not its quoted escapes."""
+
+    def __repr__(self):
+        return str(self)
+
+
+def _shapes(out):
+    """'20 x 16' for a Tensor (or array); the shapes of a tuple, list or dict's values, comma separated."""
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (tuple, list)):
+        return ", ".join(_shapes(o) for o in out)
+    return " x ".join(map(str, out.shape)) if hasattr(out, "shape") else type(out).__name__
 
 
 def _epoch_counters(dls):
