@@ -157,6 +157,43 @@ def test_summary_lists_each_layer_call_with_its_output_shape_and_parameters():
     assert repr(learn.summary()) == str(learn.summary())
 
 
+def test_export_and_load_learner_round_trip_without_pickle(tmp_path):
+    from tinygrad_cv.data.transforms import Normalize
+    from tinygrad_cv.io import read_safetensors
+    from tinygrad_cv.train import load_learner
+    learn = make_learner(path=tmp_path)
+    learn.fit(1, lr=1e-2)
+    learn.dls.vocab, learn.dls.normalize = ["a", "b", "c"], Normalize([0.5, 0.25, 0.125], [0.2, 0.3, 0.4])
+    path = learn.export()
+    assert path == os.path.join(str(tmp_path), "export.safetensors")
+    arrays, _ = read_safetensors(path)                       # a plain safetensors file: arrays and a header
+    assert sorted(arrays) == sorted(weights(learn.model))
+    tg.manual_seed(1)
+    loaded = load_learner(path, MLP())                        # other initial weights, replaced by the exported
+    for name, value in weights(loaded.model).items():
+        np.testing.assert_array_equal(value, weights(learn.model)[name])
+    x = tg.tensor(np.random.default_rng(0).standard_normal(4).astype(np.float32))
+    np.testing.assert_array_equal(loaded.predict(x).numpy(), learn.predict(x).numpy())
+    assert loaded.dls.vocab == ["a", "b", "c"] and loaded.dls.device == "cpu"
+    np.testing.assert_array_equal(loaded.dls.normalize.std, [0.2, 0.3, 0.4])
+
+
+def test_load_learner_refuses_another_file_or_architecture(tmp_path):
+    from tinygrad_cv import nn
+    from tinygrad_cv.train import load_learner
+    learn = make_learner(path=tmp_path)
+    path = learn.export("model.safetensors")
+    with pytest.raises(ValueError, match=r"holds a train_fixtures.MLP but the model given is a .*Linear"):
+        load_learner(path, nn.Linear(4, 3))
+    with pytest.raises(ValueError):                           # same class, other shapes: load_state_dict refuses
+        load_learner(path, MLP(n_hidden=8))
+    checkpoint = learn.save("ckpt")
+    with pytest.raises(ValueError, match="not one written by Learner.export"):
+        load_learner(checkpoint, MLP())
+    with pytest.raises(TypeError, match="load_learner: model must be an nn.Module"):
+        load_learner(path, MLP)
+
+
 # ----------------------------------------------------------------------------- freezing
 def test_freeze_trains_only_the_head_and_unfreeze_trains_all():
     learn = make_learner()

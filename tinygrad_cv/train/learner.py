@@ -11,6 +11,7 @@ early stopping, checkpoints) is a callback reacting to events (see callbacks.py 
 ``len()`` is the number of batches; ``dls.device``, if present, is where the model goes.
 """
 import contextlib
+import json
 import math
 import numbers
 import os
@@ -518,6 +519,33 @@ class Learner:
         self.epoch = info["epoch"] if info["epoch"] is not None else self.epoch
         return self
 
+    # ------------------------------------------------------------------ export for inference
+    def export(self, fname="export.safetensors"):
+        """Write what ``load_learner`` needs to predict, to ``path/fname``, without pickle (deliberately
+        unlike fastai's export.pkl, since code in a pickle runs when it is loaded): the model's state dict
+        as safetensors (``tinygrad_cv.io``), and in its header a JSON of the model's class name, the
+        loaders' ``vocab`` and ``normalize`` statistics and the names of the loss and optimiser functions.
+        The model's code is not stored: ``load_learner`` is given a model of the same architecture.
+        Returns the path."""
+        from ..io import save_safetensors
+        normalize = getattr(self.dls, "normalize", None)
+        vocab = getattr(self.dls, "vocab", None)
+        info = {"format": EXPORT_FORMAT, "model": _class_name(self.model),
+                "vocab": None if vocab is None else list(vocab),
+                "normalize": None if normalize is None else {"mean": np.ravel(normalize.mean).tolist(),
+                                                             "std": np.ravel(normalize.std).tolist()},
+                "loss_func": function_name(self.loss_func), "opt_func": function_name(self.opt_func)}
+        try:
+            header = json.dumps(info)
+        except TypeError as error:
+            raise TypeError(f"export: the loaders' vocab must be JSON values (strings or numbers), got "
+                            f"{vocab!r:.80} ({error})") from None
+        path = os.path.join(self.path, os.fspath(fname))
+        if dist.rank() == 0:
+            save_safetensors(self.model.state_dict(), path, metadata={EXPORT_FORMAT: header})
+        dist.barrier()
+        return path
+
     # ------------------------------------------------------------------ transfer learning
     def fine_tune(self, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_start=0.3, div=5.0, **kwargs):
         """fastai's recipe for a pretrained body with a new head. First, with the body frozen (``freeze``:
@@ -535,6 +563,47 @@ class Learner:
         base_lr /= 2
         self.unfreeze()
         self.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div, **kwargs)
+
+
+EXPORT_FORMAT = "tinygrad_cv.export.v1"
+
+
+class ExportedData:
+    """The loaders' part of an exported Learner: no batches, only what ``predict`` reads."""
+
+    def __init__(self, vocab, normalize, device):
+        self.train, self.valid, self.vocab, self.normalize, self.device = [], [], vocab, normalize, device
+
+
+def load_learner(fname, model, loss_func=None, cpu=True):
+    """A Learner for inference from a file written by ``Learner.export``. ``model`` is an nn.Module of the
+    exported architecture (built by the caller, e.g. ``resnet34(num_classes=10)``; deliberately unlike
+    fastai, whose pickle rebuilds it): its class must be the exported one, and the weights are loaded all or
+    nothing (every missing, unexpected or misshapen name is refused in one message). ``loss_func`` is not
+    stored (only its name), so pass it to use ``validate``. On the CPU with ``cpu``, else on the model's
+    device. ``predict`` normalises raw images with the exported statistics; ``dls.vocab`` is restored."""
+    from ..data.transforms import Normalize
+    from ..io import read_safetensors
+    if not isinstance(model, Module):
+        raise TypeError(f"load_learner: model must be an nn.Module of the exported architecture (pickle-free "
+                        f"export stores no code), got {type(model).__name__}")
+    arrays, metadata = read_safetensors(fname)
+    if EXPORT_FORMAT not in metadata:
+        raise ValueError(f"load_learner: {os.fspath(fname)!r} is a safetensors file but not one written by "
+                         f"Learner.export (no {EXPORT_FORMAT!r} header entry); for a checkpoint use learn.load")
+    info = json.loads(metadata[EXPORT_FORMAT])
+    if info["model"] != _class_name(model):
+        raise ValueError(f"load_learner: {os.fspath(fname)!r} holds a {info['model']} but the model given is a "
+                         f"{_class_name(model)}; build the exported architecture")
+    model.load_state_dict(arrays)
+    stats = info["normalize"]
+    normalize = None if stats is None else Normalize(stats["mean"], stats["std"])
+    device = "cpu" if cpu else next(model.parameters()).device
+    return Learner(ExportedData(info["vocab"], normalize, device), model, loss_func, progress=False)
+
+
+def _class_name(model):
+    return f"{type(model).__module__}.{type(model).__qualname__}"
 
 
 class PrettyString(str):
