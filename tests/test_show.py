@@ -1,5 +1,8 @@
 """Figures of results: images are drawn in their true colours (the loader's normalisation undone, nothing
 stretched per image), tags at the caller's threshold, and a legend of class colours on mask figures."""
+import os
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -62,3 +65,22 @@ def test_lr_finder_marks_each_suggestion_at_its_legends_rate(tmp_path, monkeypat
     lowest = minimum(*finder.curve())[0]
     assert labelled["minimum"] == pytest.approx(lowest)                 # a tenth of the lowest point's rate
     assert set(labelled) == {"valley", "steep", "minimum"}
+
+
+def test_a_returned_figure_shows_inline_in_a_notebook_without_pyplot(monkeypatch):
+    # the PNG itself is checked without a kernel in test_learner.py; here a real IPython kernel shows it
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    root = pathlib.Path(__file__).resolve().parent.parent
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(root / "tests"), str(root)]))
+    code = ("import sys\n"
+            "from train_fixtures import make_learner\n"
+            "learn = make_learner()\n"
+            "learn.fit(1, lr=1e-3)\n"
+            "assert 'matplotlib.pyplot' not in sys.modules\n"
+            "learn.recorder.plot_sched()")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    nbclient.NotebookClient(notebook, kernel_name="python3", timeout=120).execute()
+    outputs = notebook.cells[0].outputs
+    assert [o["output_type"] for o in outputs] == ["execute_result"] and "image/png" in outputs[0]["data"]
