@@ -113,7 +113,8 @@ learn = Learner(dls, new_model(), F.binary_cross_entropy_with_logits, metrics=[a
 # still falls steeply, before it blows up. Weights are restored afterwards.
 
 # %%
-suggestion = learn.lr_find(num_it=12 if args.quick else 100, fname=os.path.join(args.out, "lr_find.png"))
+suggestion = learn.lr_find(num_it=12 if args.quick else 100, show_plot=False,  # shown once, by show_file
+                           fname=os.path.join(args.out, "lr_find.png"))
 print(f"LR finder suggests: valley {suggestion.valley:.2e}, steep {suggestion.steep:.2e}")
 show_file(os.path.join(args.out, "lr_find.png"))
 lr = float(np.clip(suggestion.valley, 1e-3, 1e-2))

@@ -111,7 +111,7 @@ def new_learner(seed=0, progress=False):
 
 # %%
 finder_learn = new_learner()
-suggestion = finder_learn.lr_find(num_it=num_it, fname=os.path.join(args.out, "lr_find.png"))
+suggestion = finder_learn.lr_find(num_it=num_it, show_plot=False, fname=os.path.join(args.out, "lr_find.png"))
 show_file(os.path.join(args.out, 'lr_find.png'))
 print(f"LR finder suggests: valley {suggestion.valley:.2e}, steep {suggestion.steep:.2e}, "
       f"minimum/10 {suggestion.minimum:.2e}")

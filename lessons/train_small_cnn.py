@@ -81,7 +81,7 @@ learn = Learner(dls, SmallCNN(dls.c, width), F.binary_cross_entropy_with_logits,
 # ## 3. The learning-rate finder
 
 # %%
-suggestions = learn.lr_find(num_it=num_it, fname=os.path.join(args.out, 'lr_find.png'))
+suggestions = learn.lr_find(num_it=num_it, show_plot=False, fname=os.path.join(args.out, 'lr_find.png'))
 print(f"lr_find suggests: valley {suggestions.valley:.2e}, steep {suggestions.steep:.2e}, "
       f"minimum/10 {suggestions.minimum:.2e}")
 show_file(os.path.join(args.out, 'lr_find.png'))
