@@ -23,7 +23,7 @@ from tinygrad_cv.data import (DataLoader, DataLoaders, DataRecipe, Dihedral, Fli
                               planet_recipe, valid_transforms)
 from tinygrad_cv.data.synthetic import make_planet
 from tinygrad_cv.data.transforms import DIHEDRAL, warp_sample
-from lesson_utils import parse_args, pyplot, save_figure, show_file
+from lesson_utils import parse_args, pyplot, save_figure
 
 args = parse_args("Lesson 5: data", "05_data", full_minutes=1.1)
 n_tiles, batch_size = (64, 16) if args.quick else (400, 32)
@@ -105,7 +105,7 @@ dls = DataLoaders(loader, DataLoader(valid_ds, batch_size=batch_size, seed=1))
 x, y = dls.one_batch()
 print(dls)
 print(f"x: {x.shape} {x.dtype}, y: {y.shape} {y.dtype}; classes {dls.vocab}")
-show_file(dls.show_batch(os.path.join(args.out, 'squares_batch.png'), n=8, ncols=4))
+save_figure(dls.show_batch(max_n=8, ncols=4), args.out, 'squares_batch.png')
 
 # %% [markdown]
 # ## 4. The data block on planet-like tiles
@@ -140,7 +140,7 @@ assert np.array_equal(packaged.valid_indices, recipe.valid_indices) and packaged
 size = 64
 planet_dls = recipe.dataloaders(batch_size=batch_size, size=size, seed=0,                   # transform + load
                                 train_tfms=aug_transforms(size, flip_vert=True, max_rotate=20, max_warp=0.2))
-show_file(planet_dls.show_batch(os.path.join(args.out, 'planet_batch.png'), n=9))
+save_figure(planet_dls.show_batch(max_n=9), args.out, 'planet_batch.png')
 
 # %% [markdown]
 # ## 5. Transforms

@@ -85,7 +85,7 @@ def loaders(size):
 
 
 dls = loaders(small)
-show_file(dls.show_batch(os.path.join(args.out, "batch.png"), n=8))
+save_figure(dls.show_batch(max_n=8), args.out, "batch.png")
 
 # %% [markdown]
 # ## 2. The model and the loss
@@ -113,7 +113,8 @@ learn = Learner(dls, new_model(), F.binary_cross_entropy_with_logits, metrics=[a
 # still falls steeply, before it blows up. Weights are restored afterwards.
 
 # %%
-suggestion = learn.lr_find(num_it=12 if args.quick else 100)
+suggestion = learn.lr_find(num_it=12 if args.quick else 100, show_plot=False,  # shown once, by show_file
+                           fname=os.path.join(args.out, "lr_find.png"))
 print(f"LR finder suggests: valley {suggestion.valley:.2e}, steep {suggestion.steep:.2e}")
 show_file(os.path.join(args.out, "lr_find.png"))
 lr = float(np.clip(suggestion.valley, 1e-3, 1e-2))
@@ -189,7 +190,7 @@ ax.set(xlabel="batches (all stages)", ylabel="loss", title="losses of every stag
 ax.legend(fontsize=8)
 save_figure(fig, args.out, "losses_all_stages.png")
 # The predictions, drawn with the images de-normalised and the threshold chosen above.
-show_file(learn.show_results(n=8, fname=os.path.join(args.out, "predictions.png"), thresh=float(best)))
+save_figure(learn.show_results(max_n=8, thresh=float(best)), args.out, "predictions.png")
 
 # %% [markdown]
 # ## 6. Progressive resizing against the same budget at 128 px only

@@ -111,7 +111,7 @@ def new_learner(seed=0, progress=False):
 
 # %%
 finder_learn = new_learner()
-suggestion = finder_learn.lr_find(num_it=num_it, fname=os.path.join(args.out, "lr_find.png"))
+suggestion = finder_learn.lr_find(num_it=num_it, show_plot=False, fname=os.path.join(args.out, "lr_find.png"))
 show_file(os.path.join(args.out, 'lr_find.png'))
 print(f"LR finder suggests: valley {suggestion.valley:.2e}, steep {suggestion.steep:.2e}, "
       f"minimum/10 {suggestion.minimum:.2e}")
@@ -178,8 +178,8 @@ for schedule in schedules:
 
 # The schedule that fit_one_cycle really followed, batch by batch, as the Recorder saw it.
 main_run = runs["one-cycle", multiples[0], seeds[0]]
-show_file(main_run.recorder.plot_lr(os.path.join(args.out, "fit_one_cycle_schedule.png")))
-show_file(main_run.recorder.plot_losses(os.path.join(args.out, "losses.png")))
+save_figure(main_run.recorder.plot_sched(), args.out, "fit_one_cycle_schedule.png")
+save_figure(main_run.recorder.plot_loss(), args.out, "losses.png")
 recorded = np.array(main_run.recorder.lrs)
 peak = multiples[0] * lr
 print(f"fit_one_cycle: first rate {recorded[0] / peak:.3f} x lr_max, peak {recorded.max() / peak:.3f} x lr_max, "

@@ -27,7 +27,7 @@ from tinygrad_cv.data import planet_recipe
 from tinygrad_cv.data.synthetic import make_planet
 from tinygrad_cv.metrics import fbeta
 from tinygrad_cv.train import Learner, LossScaler
-from lesson_utils import parse_args, pyplot, save_figure, show_file
+from lesson_utils import parse_args, pyplot, save_figure
 
 args = parse_args("Lesson 9: mixed precision", "09_mixed_precision", full_minutes=0.5)
 plt = pyplot()
@@ -232,7 +232,7 @@ for name, learn in runs.items():
 mixed = runs["mixed float16"]
 print(f"loss scale: from 2^{np.log2(mixed.recorder.loss_scales[0]):.0f} to 2^{np.log2(mixed.loss_scale):.0f}, "
       f"{mixed.mixed_precision.scaler.skipped_steps} steps skipped for overflow")
-show_file(mixed.recorder.plot_loss_scale(os.path.join(args.out, 'loss_scale.png')))
+save_figure(mixed.recorder.plot_loss_scale(), args.out, 'loss_scale.png')
 
 fig, (loss_ax, scale_ax) = plt.subplots(1, 2, figsize=(11, 4))
 for name, learn in runs.items():

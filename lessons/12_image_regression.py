@@ -29,7 +29,7 @@ import tinygrad_cv.functional as F  # noqa: E402
 from tinygrad_cv import nn  # noqa: E402
 from tinygrad_cv.data import DataLoader, DataLoaders  # noqa: E402
 from tinygrad_cv.train import Learner  # noqa: E402
-from lesson_utils import parse_args, pyplot, save_figure, show_file  # noqa: E402
+from lesson_utils import parse_args, pyplot, save_figure  # noqa: E402
 
 args = parse_args("Lesson 12: image regression: where is the face?", "12_image_regression", full_minutes=0.7)
 size = 32
@@ -198,7 +198,7 @@ print(f"flatten head: mean error {errors.mean():.2f} px on the validation set (m
       f"90th percentile {np.percentile(errors, 90):.2f}); baseline {baseline:.2f} px")
 assert np.allclose(targets.numpy(), valid_ds.targets)                # get_preds keeps the dataset order
 assert errors.mean() < (0.7 if args.quick else 0.25) * baseline, "the CNN should beat the baseline by far"
-show_file(learn.recorder.plot_losses(os.path.join(args.out, 'losses.png')))
+save_figure(learn.recorder.plot_loss(), args.out, 'losses.png')
 
 # %% [markdown]
 # ## 6. The classifier's head on the same body

@@ -30,7 +30,7 @@ from tinygrad_cv.data import planet_recipe
 from tinygrad_cv.data.synthetic import make_planet
 from tinygrad_cv.metrics import accuracy_multi, fbeta
 from tinygrad_cv.train import Learner
-from lesson_utils import parse_args, show_file
+from lesson_utils import parse_args, save_figure, show_file
 
 args = parse_args("Training a small CNN on planet-like tiles: LR finder, then one cycle", "train_small_cnn")
 n_tiles, size, epochs, width, num_it = (160, 32, 3, 8, 30) if args.quick else (1500, 64, 8, 16, 100)
@@ -81,7 +81,7 @@ learn = Learner(dls, SmallCNN(dls.c, width), F.binary_cross_entropy_with_logits,
 # ## 3. The learning-rate finder
 
 # %%
-suggestions = learn.lr_find(num_it=num_it)
+suggestions = learn.lr_find(num_it=num_it, show_plot=False, fname=os.path.join(args.out, 'lr_find.png'))
 print(f"lr_find suggests: valley {suggestions.valley:.2e}, steep {suggestions.steep:.2e}, "
       f"minimum/10 {suggestions.minimum:.2e}")
 show_file(os.path.join(args.out, 'lr_find.png'))
@@ -105,6 +105,7 @@ print(f"validation: loss {result['valid_loss']:.4f}, F2 {result['fbeta']:.4f} "
 # ## 5. Figures
 
 # %%
-for path in (learn.recorder.plot_losses(), learn.recorder.plot_lr(), learn.recorder.plot_metrics(),
-             learn.show_results(n=6, thresh=0.2)):
-    show_file(path)
+save_figure(learn.recorder.plot_loss(), args.out, "losses.png")
+save_figure(learn.recorder.plot_sched(), args.out, "lr_schedule.png")
+save_figure(learn.recorder.plot_metrics(), args.out, "metrics.png")
+save_figure(learn.show_results(max_n=6, thresh=0.2), args.out, "results.png")

@@ -212,9 +212,11 @@ def test_dataloaders_measure_stats_and_deliver_tensors(tmp_path):
     cpu = dls.to("cpu")
     assert cpu.one_batch()[0].device == "cpu"
     np.testing.assert_array_equal(cpu.normalize.mean, dls.normalize.mean)
-    path = dls.show_batch(tmp_path / "batch.png", n=4)
+    from matplotlib.figure import Figure
+    assert isinstance(dls.show_batch(max_n=4), Figure) and not (tmp_path / "batch.png").exists()
+    dls.show_batch(max_n=4, fname=tmp_path / "batch.png")
     from PIL import Image
-    with Image.open(path) as figure:
+    with Image.open(tmp_path / "batch.png") as figure:
         assert figure.format == "PNG" and figure.size[0] > 100
 
 

@@ -6,6 +6,7 @@ import os
 import pathlib
 import subprocess
 import sys
+from functools import partial
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from tinygrad_cv.optim.lr_scheduler import annealing_cos
 from tinygrad_cv.train import (Callback, EarlyStoppingCallback, GradientClip, Learner,
                                SaveModelCallback)
 from tinygrad_cv.train.callbacks import CancelFitException
-from tinygrad_cv.train.lr_finder import minimum, steep, valley
+from tinygrad_cv.train.lr_finder import SuggestedLRs, minimum, slide, steep, valley
 from train_fixtures import MLP, Loaders, cross_entropy, make_dls, make_learner
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -111,6 +112,85 @@ def test_fit_with_sgd_cycles_its_momentum():
     learn = make_learner(opt_func=lambda params, lr: SGD(params, lr, momentum=0.9))
     learn.fit_one_cycle(1, 1e-2)
     assert learn.recorder.moms[0] == pytest.approx(0.95) and min(learn.recorder.moms) < 0.86
+
+
+class StopAfterFirstStep(Callback):
+    def after_step(self):
+        raise CancelFitException()
+
+
+def test_fit_one_cycle_wd_is_the_weight_decay_of_that_fit():
+    # SGD without momentum: p1 = p0 - lr (g + wd p0), and g is the same at p0 whatever wd is, so the first
+    # step with wd differs from the one without by exactly -lr wd p0 (lr = lr_max / div at the start)
+    sgd = lambda params, lr: SGD(params, lr)  # noqa: E731
+    before = weights(make_learner(opt_func=sgd).model)
+    steps = {}
+    for wd in (0.0, 0.5):
+        learn = make_learner(opt_func=sgd)
+        learn.fit_one_cycle(1, 1e-1, wd=wd, cbs=[StopAfterFirstStep()])
+        assert [g["weight_decay"] for g in learn.opt.param_groups] == [wd, wd]
+        steps[wd] = weights(learn.model)
+    for name, p0 in before.items():
+        np.testing.assert_allclose(steps[0.5][name] - steps[0.0][name], -1e-1 / 25 * 0.5 * p0, rtol=1e-4,
+                                   atol=1e-7)
+    with pytest.raises(ValueError, match="fit: wd"):
+        make_learner().fit(1, wd=-1.0)
+
+
+def test_summary_lists_each_layer_call_with_its_output_shape_and_parameters():
+    from tinygrad_cv import nn
+    tg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
+    model[0].requires_grad_(False)
+    learn = Learner(make_dls(), model, cross_entropy, progress=False)
+    model.train()
+    lines = learn.summary().splitlines()
+    assert lines[0] == "Sequential (Input shape: 20 x 4)"                       # batch size 20, 4 features
+    rows = [line.split() for line in lines[2:5]]
+    # by hand: 4 * 16 + 16 = 80 and 16 * 3 + 3 = 51 parameters; the first layer frozen
+    assert rows == [["0", "(Linear)", "20", "x", "16", "80", "False"], ["1", "(ReLU)", "20", "x", "16", "0"],
+                    ["2", "(Linear)", "20", "x", "3", "51", "True"]]
+    assert lines[5:] == ["Total params: 131", "Total trainable params: 51", "Total non-trainable params: 80",
+                         "Optimizer used: Adam", "Loss function: cross_entropy"]
+    assert model.training and all(not m._forward_hooks for m in model.modules())  # mode restored, hooks gone
+    assert repr(learn.summary()) == str(learn.summary())
+
+
+def test_export_and_load_learner_round_trip_without_pickle(tmp_path):
+    from tinygrad_cv.data.transforms import Normalize
+    from tinygrad_cv.io import read_safetensors
+    from tinygrad_cv.train import load_learner
+    learn = make_learner(path=tmp_path)
+    learn.fit(1, lr=1e-2)
+    learn.dls.vocab, learn.dls.normalize = ["a", "b", "c"], Normalize([0.5, 0.25, 0.125], [0.2, 0.3, 0.4])
+    path = learn.export()
+    assert path == os.path.join(str(tmp_path), "export.safetensors")
+    arrays, _ = read_safetensors(path)                       # a plain safetensors file: arrays and a header
+    assert sorted(arrays) == sorted(weights(learn.model))
+    tg.manual_seed(1)
+    loaded = load_learner(path, MLP())                        # other initial weights, replaced by the exported
+    for name, value in weights(loaded.model).items():
+        np.testing.assert_array_equal(value, weights(learn.model)[name])
+    x = tg.tensor(np.random.default_rng(0).standard_normal(4).astype(np.float32))
+    np.testing.assert_array_equal(loaded.predict(x).numpy(), learn.predict(x).numpy())
+    assert loaded.dls.vocab == ["a", "b", "c"] and loaded.dls.device == "cpu"
+    np.testing.assert_array_equal(loaded.dls.normalize.std, [0.2, 0.3, 0.4])
+
+
+def test_load_learner_refuses_another_file_or_architecture(tmp_path):
+    from tinygrad_cv import nn
+    from tinygrad_cv.train import load_learner
+    learn = make_learner(path=tmp_path)
+    path = learn.export("model.safetensors")
+    with pytest.raises(ValueError, match=r"holds a train_fixtures.MLP but the model given is a .*Linear"):
+        load_learner(path, nn.Linear(4, 3))
+    with pytest.raises(ValueError):                           # same class, other shapes: load_state_dict refuses
+        load_learner(path, MLP(n_hidden=8))
+    checkpoint = learn.save("ckpt")
+    with pytest.raises(ValueError, match="not one written by Learner.export"):
+        load_learner(checkpoint, MLP())
+    with pytest.raises(TypeError, match="load_learner: model must be an nn.Module"):
+        load_learner(path, MLP)
 
 
 # ----------------------------------------------------------------------------- freezing
@@ -209,12 +289,29 @@ def test_get_preds_and_predict_agree_with_the_model():
     np.testing.assert_allclose(one.numpy(), direct[7], rtol=1e-5, atol=1e-7)
 
 
-def test_recorder_figures_are_written(tmp_path):
+def test_recorder_figures_are_returned_and_written_only_with_a_fname(tmp_path):
+    from matplotlib.figure import Figure
     learn = make_learner(metrics=[accuracy], path=tmp_path)
     learn.fit_one_cycle(2, 1e-2)
-    paths = [learn.recorder.plot_losses(), learn.recorder.plot_lr(), learn.recorder.plot_metrics()]
-    assert [os.path.basename(p) for p in paths] == ["losses.png", "lr_schedule.png", "metrics.png"]
-    assert all(os.path.getsize(p) > 1000 for p in paths)
+    rec = learn.recorder
+    plots = [rec.plot_loss, rec.plot_sched, rec.plot_metrics, rec.plot_losses, rec.plot_lr]
+    assert all(isinstance(plot(), Figure) for plot in plots) and list(tmp_path.iterdir()) == []
+    for i, plot in enumerate(plots):
+        assert isinstance(plot(fname=tmp_path / f"{i}.png"), Figure)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{i}.png" for i in range(len(plots))]
+    assert all(os.path.getsize(p) > 1000 for p in tmp_path.iterdir())
+    assert rec.plot_lr == rec.plot_sched                    # fastai v1's name for the same method
+    loss_lines = rec.plot_loss(skip_start=2).axes[0].get_lines()
+    np.testing.assert_array_equal(loss_lines[0].get_ydata(), rec.smooth_losses[2:])
+    assert [line.get_label() for line in loss_lines] == ["train (smoothed)", "valid"]
+    assert len(rec.plot_loss(with_valid=False).axes[0].get_lines()) == 1
+
+
+def test_a_returned_figure_shows_as_a_png_in_ipython():
+    learn = make_learner()
+    learn.fit(1, lr=1e-3)
+    png = learn.recorder.plot_sched()._repr_png_()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
 
 
 # ----------------------------------------------------------------------------- LR finder
@@ -234,6 +331,8 @@ def test_lr_find_sweeps_exponentially_and_restores_weights_and_optimiser(tmp_pat
         for key in saved:
             np.testing.assert_array_equal(np.asarray(saved[key]), np.asarray(now[key]))
     assert all(1e-5 <= s <= 1.0 for s in suggestions)
+    assert list(tmp_path.iterdir()) == []                 # no fname: nothing written
+    learn.lr_find(start_lr=1e-5, end_lr=1.0, num_it=30, fname=tmp_path / "lr_find.png")
     assert os.path.getsize(tmp_path / "lr_find.png") > 1000
 
 
@@ -244,6 +343,71 @@ def test_lr_find_stops_when_the_loss_explodes(tmp_path):
     assert len(finder.losses) < 100
     assert not finder.losses[-1] <= 4 * finder.best      # the stopping point, NaN included
     assert all(loss <= 4 * finder.best for loss in finder.losses[:-1])
+
+
+def test_lr_find_without_stop_div_runs_all_num_it_batches(tmp_path):
+    learn = make_learner(path=tmp_path)
+    learn.lr_find(start_lr=1e-3, end_lr=1e5, num_it=100, stop_div=False, show_plot=False)
+    assert len(learn.lr_finder.losses) == 100 and learn.lr_finder.diverged   # diverged, and went on
+
+
+def test_lr_find_returns_one_named_rate_per_suggest_func(tmp_path):
+    learn = make_learner(path=tmp_path)
+    funcs = (minimum, partial(slide, lr_diff=5), valley)
+    suggestions = learn.lr_find(start_lr=1e-5, end_lr=1.0, num_it=30, suggest_funcs=funcs, show_plot=False)
+    assert suggestions._fields == ("minimum", "slide", "valley")
+    lrs, losses = learn.lr_finder.curve()
+    assert list(suggestions) == [f(lrs, losses)[0] for f in funcs]
+    assert type(learn.lr_find(num_it=30, show_plot=False)) is SuggestedLRs      # default: valley, steep, minimum
+    del learn.lr_finder
+    with pytest.raises(TypeError, match="suggest_funcs must be a non-empty tuple of functions"):
+        learn.lr_find(num_it=30, suggest_funcs=valley)
+    with pytest.raises(ValueError, match="distinct names"):
+        learn.lr_find(num_it=30, suggest_funcs=(valley, partial(valley)))
+    assert not hasattr(learn, "lr_finder")                                     # refused before the sweep
+
+
+def test_lr_find_shows_its_plot_only_with_show_plot(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from tinygrad_cv.train import learner as learner_module
+    shown = []
+    monkeypatch.setattr(learner_module, "show_inline", shown.append)
+    learn = make_learner(path=tmp_path)
+    learn.lr_find(num_it=30, show_plot=False)
+    assert shown == []
+    learn.lr_find(num_it=30)
+    assert len(shown) == 1 and isinstance(shown[0], Figure)
+    labels = [line.get_label().split(":")[0] for line in shown[0].axes[0].get_lines()]
+    assert labels[1:] == ["valley", "steep", "minimum"] and list(tmp_path.iterdir()) == []
+
+
+def test_show_inline_displays_only_in_a_running_ipython(monkeypatch):
+    import sys
+    import types
+
+    from tinygrad_cv.data.show import show_inline
+    shown, ipython, display = [], types.ModuleType("IPython"), types.ModuleType("IPython.display")
+    ipython.get_ipython, display.display = lambda: None, shown.append
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    monkeypatch.setitem(sys.modules, "IPython.display", display)
+    show_inline("figure")
+    assert shown == []                                   # IPython imported but not running: a script
+    ipython.get_ipython = lambda: object()
+    show_inline("figure")
+    assert shown == ["figure"]
+
+
+def test_slide_by_hand():
+    # np.gradient of [0, 0, 0, 1, 3, 6] is [0, 0, .5, 1.5, 2.5, 3]; windows of 2 from the end: |3 - 1.5| and
+    # |2.5 - 0| and |1.5 - 0| exceed 0.6, |0.5 - 0| does not: the last window that did starts at index 1
+    lrs = np.geomspace(1e-4, 1.0, 6)
+    losses = [0.0, 0.0, 0.0, 1.0, 3.0, 6.0]
+    assert slide(lrs, losses, lr_diff=2, thresh=0.6) == (pytest.approx(lrs[1]), 1)
+    assert slide(lrs, losses, lr_diff=2, thresh=0.6, adjust_value=2.0)[0] == pytest.approx(2 * lrs[1])
+    assert slide(lrs, losses, lr_diff=2, thresh=10.0) == (pytest.approx(lrs[3]), 3)   # first window is flat
+    with pytest.raises(ValueError, match="slide: the curve has 6 points but the window lr_diff=15"):
+        slide(lrs, losses)
 
 
 def test_lr_finder_smoothing_is_debiased(tmp_path):
@@ -481,8 +645,9 @@ def test_show_results_draws_each_kind_of_target(tmp_path, task):
     y, pred = {"classes": (rng.integers(0, 3, 4), rng.random((4, 3))),
                "tags": ((rng.random((4, 3)) > 0.5).astype(np.float32), rng.random((4, 3))),
                "masks": (rng.integers(0, 3, (4, 8, 8)), rng.random((4, 3, 8, 8)))}[task]
-    path = show_results(x, y, pred, str(tmp_path / "results.png"), n=3, vocab=["sky", "road", "car"])
-    assert os.path.getsize(path) > 1000
+    figure = show_results(x, y, pred, tmp_path / "results.png", max_n=3, vocab=["sky", "road", "car"])
+    assert os.path.getsize(tmp_path / "results.png") > 1000
+    assert len([ax for ax in figure.axes if ax.images]) == (6 if task == "masks" else 3)
 
 
 def test_learner_show_results_uses_a_validation_batch(tmp_path):
@@ -495,8 +660,9 @@ def test_learner_show_results_uses_a_validation_batch(tmp_path):
 
     tg.manual_seed(0)
     learn.model = Flat()
-    assert os.path.getsize(learn.show_results(n=4)) > 1000
-    assert os.path.exists(tmp_path / "results.png")
+    assert len([ax for ax in learn.show_results().axes if ax.images]) == 9       # fastai's max_n=9
+    learn.show_results(max_n=4, fname=tmp_path / "results.png")
+    assert os.path.getsize(tmp_path / "results.png") > 1000
 
 
 def test_predict_normalises_a_raw_image_like_the_loaders():

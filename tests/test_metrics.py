@@ -51,6 +51,18 @@ def test_sigmoid_true_applies_to_logits():
     assert metrics.accuracy_multi(logits, TARGS, thresh=0.2) == pytest.approx(0.75)
 
 
+def test_accuracy_thresh_is_fastai_v1_name_of_accuracy_multi():
+    # same hand anchor as above, through the v1 name and its v1 keywords
+    assert metrics.accuracy_thresh(PROBS, TARGS, thresh=0.2, sigmoid=False) == pytest.approx(0.75)
+
+
+def test_fbeta_thresh_and_beta_are_keyword_only():
+    # fastai v1 takes (thresh, beta) positionally in the other order: a positional number is refused
+    with pytest.raises(TypeError):
+        metrics.fbeta(PROBS, TARGS, 0.2)
+    assert metrics.fbeta(PROBS, TARGS, thresh=0.2, beta=2, sigmoid=False) == pytest.approx(0.469697, abs=1e-6)
+
+
 @pytest.mark.parametrize("beta,thresh", [(2, 0.3), (1, 0.5), (0.5, 0.1)])
 def test_fbeta_matches_naive_loop(beta, thresh):
     rng = np.random.default_rng(4)

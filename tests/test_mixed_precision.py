@@ -107,7 +107,8 @@ def test_the_scale_doubles_after_growth_interval_clean_steps(tmp_path):
     learn = make_learner(path=tmp_path).to_fp16(init_scale=8.0, growth_interval=4)
     learn.fit(1, lr=1e-3)
     assert learn.recorder.loss_scales == [8.0] * 3 + [16.0] * 4 + [32.0] * 2   # 9 batches
-    assert os.path.getsize(learn.recorder.plot_loss_scale()) > 1000
+    learn.recorder.plot_loss_scale(fname=tmp_path / "loss_scale.png")
+    assert os.path.getsize(tmp_path / "loss_scale.png") > 1000
 
 
 def test_fp16_training_ends_within_five_percent_of_fp32():

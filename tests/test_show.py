@@ -1,5 +1,8 @@
 """Figures of results: images are drawn in their true colours (the loader's normalisation undone, nothing
 stretched per image), tags at the caller's threshold, and a legend of class colours on mask figures."""
+import os
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -42,8 +45,8 @@ def test_show_results_writes_a_mask_figure_with_a_legend(tmp_path, monkeypatch):
     y[:, :2] = 2
     pred = np.zeros((2, 3, 4, 4))
     pred[:, 1] = 1.0                                # predicts class 1 everywhere
-    path = show_results(np.zeros((2, 3, 4, 4)), y, pred, str(tmp_path / "r.png"), n=2, vocab=["sky", "road", "car"])
-    assert (tmp_path / "r.png").stat().st_size > 1000 and path == str(tmp_path / "r.png")
+    figure = show_results(np.zeros((2, 3, 4, 4)), y, pred, tmp_path / "r.png", max_n=2, vocab=["sky", "road", "car"])
+    assert (tmp_path / "r.png").stat().st_size > 1000 and isinstance(figure, Figure)
     assert [h.get_label() for h in legends[0]] == ["sky", "road", "car"]
 
 
@@ -57,8 +60,27 @@ def test_lr_finder_marks_each_suggestion_at_its_legends_rate(tmp_path, monkeypat
     marks = []
     original = Axes.plot
     monkeypatch.setattr(Axes, "plot", lambda self, *a, **k: marks.append((a, k)) or original(self, *a, **k))
-    finder.plot(str(tmp_path / "lr_find.png"))
+    finder.plot(fname=tmp_path / "lr_find.png")
     labelled = {k["label"].split(":")[0]: float(np.ravel(a[0])[0]) for a, k in marks if "label" in k}
     lowest = minimum(*finder.curve())[0]
     assert labelled["minimum"] == pytest.approx(lowest)                 # a tenth of the lowest point's rate
     assert set(labelled) == {"valley", "steep", "minimum"}
+
+
+def test_a_returned_figure_shows_inline_in_a_notebook_without_pyplot(monkeypatch):
+    # the PNG itself is checked without a kernel in test_learner.py; here a real IPython kernel shows it
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    root = pathlib.Path(__file__).resolve().parent.parent
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(root / "tests"), str(root)]))
+    code = ("import sys\n"
+            "from train_fixtures import make_learner\n"
+            "learn = make_learner()\n"
+            "learn.fit(1, lr=1e-3)\n"
+            "assert 'matplotlib.pyplot' not in sys.modules\n"
+            "learn.recorder.plot_sched()")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    nbclient.NotebookClient(notebook, kernel_name="python3", timeout=120).execute()
+    outputs = notebook.cells[0].outputs
+    assert [o["output_type"] for o in outputs] == ["execute_result"] and "image/png" in outputs[0]["data"]

@@ -442,11 +442,11 @@ class DataLoaders:
         return DataLoaders(self.loaders["train"], self.loaders["valid"], self.loaders["test"], device, stats,
                            self.vocab)
 
-    def show_batch(self, path, split="train", n=9, ncols=3):
-        """Draw ``n`` samples of a batch (images with their tags, masks overlaid, boxes) as a grid
-        figure saved to the PNG ``path``; returns the path."""
+    def show_batch(self, max_n=9, fname=None, split="train", ncols=3):
+        """A grid Figure of up to ``max_n`` samples of a batch (images with their tags, masks overlaid,
+        boxes), as fastai's; also written as the PNG ``fname`` when given."""
         from .show import show_batch
-        return show_batch(self.loaders[split].one_batch(), path, vocab=self.vocab, n=n, ncols=ncols)
+        return show_batch(self.loaders[split].one_batch(), fname, vocab=self.vocab, max_n=max_n, ncols=ncols)
 
     def __repr__(self):
         sizes = {name: len(loader.dataset) for name, loader in self.loaders.items() if loader is not None}

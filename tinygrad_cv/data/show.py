@@ -1,11 +1,59 @@
 """``show_batch``: a grid figure of a raw batch (images with their tags or class, masks overlaid in
-class colours, boxes with their labels), saved to a PNG. Matplotlib is imported only in here, and
-used through its object API (no pyplot, no global figure state)."""
+class colours, boxes with their labels), and the figure helpers every ``show_*`` and ``plot_*`` uses.
+Matplotlib is imported only when a figure is drawn, and used through its object API: no pyplot, no
+global figure state, no backend chosen for the caller (a notebook keeps its inline backend)."""
+import functools
+import io
 import math
+import os
+import sys
 
 import numpy as np
 
-from .image_io import atomic_write, class_colors
+from .. import distributed as dist
+from ..io import atomic_write
+from .image_io import class_colors
+
+
+@functools.cache
+def _figure_class():
+    from matplotlib.figure import Figure
+
+    class InlineFigure(Figure):
+        """A matplotlib Figure that IPython shows as a PNG (``_repr_png_``) without pyplot."""
+
+        def _repr_png_(self):
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+            return buffer.getvalue()
+
+    return InlineFigure
+
+
+def blank_figure(width, height):
+    """An empty Figure drawn by the Agg canvas (which renders to memory or files; it selects no backend)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    figure = _figure_class()(figsize=(width, height))
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save_figure(figure, fname=None):
+    """Write ``figure`` as the PNG ``fname`` (atomically, creating its folder) when ``fname`` is given;
+    under data parallelism only rank 0 writes. Returns the figure (Jupyter shows a returned figure)."""
+    if fname is not None and dist.rank() == 0:
+        fname = os.fspath(fname)
+        os.makedirs(os.path.dirname(os.path.abspath(fname)), exist_ok=True)
+        atomic_write(fname, lambda tmp: figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
+    return figure
+
+
+def show_inline(figure):
+    """Display ``figure`` in a running IPython (a notebook shows it as a PNG); elsewhere do nothing."""
+    ipython = sys.modules.get("IPython")
+    if ipython is not None and ipython.get_ipython() is not None:
+        from IPython.display import display
+        display(figure)
 
 
 def caption(batch, i, vocab=None):
@@ -41,18 +89,16 @@ def class_legend(figure, classes, vocab=None):
     figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=7, frameon=False)
 
 
-def show_batch(batch, path, vocab=None, n=9, ncols=3):
-    """Save the first ``n`` samples of ``batch`` (a collated dict of NumPy arrays) as a grid to ``path``."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def show_batch(batch, fname=None, vocab=None, max_n=9, ncols=3):
+    """A grid Figure of the first ``max_n`` samples of ``batch`` (a collated dict of NumPy arrays), also
+    written as the PNG ``fname`` when given. Returns the Figure."""
     from matplotlib.patches import Rectangle
 
     images = np.asarray(batch["image"])
-    n = min(n, len(images))
+    n = min(max_n, len(images))
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
-    figure = Figure(figsize=(3 * ncols, 3.2 * nrows))
-    FigureCanvasAgg(figure)
+    figure = blank_figure(3 * ncols, 3.2 * nrows)
     for i in range(n):                                     # one panel per sample shown
         axes = figure.add_subplot(nrows, ncols, i + 1)
         shown = overlay(images[i], np.asarray(batch["mask"][i])) if "mask" in batch else images[i]
@@ -71,4 +117,4 @@ def show_batch(batch, path, vocab=None, n=9, ncols=3):
     figure.tight_layout()
     if "mask" in batch:                                    # which colour is which class
         class_legend(figure, np.unique(np.asarray(batch["mask"][:n])), vocab)
-    return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=90))
+    return save_figure(figure, fname)

@@ -41,8 +41,14 @@ def accuracy_multi(inp, targ, thresh=0.5, sigmoid=True):
     return float((pred == truth).mean())
 
 
-def fbeta(inp, targ, beta=2, thresh=0.2, sigmoid=True, eps=1e-9):
+accuracy_thresh = accuracy_multi  # fastai v1's name, same arguments; as a Learner metric it is named 'accuracy_multi'
+
+
+def fbeta(inp, targ, *, beta=2, thresh=0.2, sigmoid=True, eps=1e-9):
     """Multi-label F-beta, averaged over samples (the Planet competition's F2).
+
+    ``beta``, ``thresh``, ``sigmoid`` and ``eps`` are keyword-only: fastai v1's ``fbeta`` takes
+    (thresh, beta) in the other order, so a positional 0.2 could silently mean either.
 
     Per sample, with predictions [p > thresh]: prec = TP / (predicted + eps), rec = TP / (actual + eps),
     F = prec rec / (beta^2 prec + rec + eps) (1 + beta^2). A sample empty in both scores 0.

@@ -4,7 +4,7 @@ from .callbacks import (Callback, CancelFitException, CancelStepException, Cance
                         TrackerCallback)
 from .checkpoint import CheckpointError, load_checkpoint, load_state, save_checkpoint, save_state  # noqa: F401
 from .distributed import DataParallel  # noqa: F401
-from .learner import Learner  # noqa: F401
+from .learner import Learner, load_learner  # noqa: F401
 from .lr_finder import LRFinder, SuggestedLRs  # noqa: F401
 from .mixed_precision import LossScaler, MixedPrecision  # noqa: F401
 from .progress import ProgressCallback, progress_bar  # noqa: F401

@@ -3,7 +3,7 @@
     learn = Learner(dls, model, F.cross_entropy, metrics=[accuracy])
     learn.lr_find()                  # suggestions and a figure
     learn.fit_one_cycle(5, 1e-3)     # prints one row per epoch
-    learn.recorder.plot_losses()
+    learn.recorder.plot_loss()        # a Figure (fname=... also writes a PNG)
 
 The loop itself is short; everything optional (schedules, progress, recording, mixed precision,
 early stopping, checkpoints) is a callback reacting to events (see callbacks.py for the order).
@@ -11,6 +11,7 @@ early stopping, checkpoints) is a callback reacting to events (see callbacks.py 
 ``len()`` is the number of batches; ``dls.device``, if present, is where the model goes.
 """
 import contextlib
+import json
 import math
 import numbers
 import os
@@ -30,7 +31,8 @@ from ..tensor import Tensor
 from . import checkpoint
 from .callbacks import Callback, CancelFitException, CancelStepException, CancelValidException, ParamScheduler
 from .distributed import DataParallel
-from .lr_finder import LRFinder
+from ..data.show import show_inline
+from .lr_finder import LRFinder, minimum, steep, suggestion_names, valley
 from .mixed_precision import MixedPrecision, is_norm_layer
 from .progress import ProgressCallback
 from .recorder import Recorder
@@ -39,7 +41,12 @@ from .recorder import Recorder
 class Learner:
     """Trains ``model`` on ``dls`` with ``loss_func(pred, y)`` and an optimiser made by
     ``opt_func(param_groups, lr=lr)``. ``metrics`` are functions f(pred, y) or Metric objects, reported
-    on the validation set each epoch. Checkpoints go to ``path/model_dir``, figures to ``path``."""
+    on the validation set each epoch. Checkpoints go to ``path/model_dir``, figures to ``path``.
+
+    The default optimiser differs from fastai's: ``opt_func=Adam`` is PyTorch's Adam with its defaults
+    (betas (0.9, 0.999), eps 1e-8, no weight decay), where fastai's is Adam with betas (0.9, 0.99), eps 1e-5
+    and wd 0.01 as true (decoupled) weight decay. For fastai's, pass
+    ``opt_func=partial(AdamW, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01)``."""
 
     def __init__(self, dls, model, loss_func, opt_func=Adam, lr=1e-3, metrics=(), cbs=(), path=".",
                  model_dir="models", train_bn=True, progress=True):
@@ -158,9 +165,11 @@ class Learner:
         self.freeze_to(0)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, n_epoch, lr=None, cbs=(), start_epoch=0):
+    def fit(self, n_epoch, lr=None, wd=None, cbs=(), start_epoch=0):
         """Train for epochs ``start_epoch`` .. ``n_epoch - 1`` at a constant learning rate ``lr`` (a number, a
         slice over the layer groups or one rate per group; default ``self.lr``), validating after each epoch.
+        ``wd``, when given, becomes every group's ``weight_decay`` (and stays after the fit, as fastai's
+        ``set_hypers(wd=wd)``); whether it is an L2 penalty or decoupled is the optimiser's (Adam or AdamW).
         Refuses to start when no parameter requires grad."""
         for name, value in (("n_epoch", n_epoch), ("start_epoch", start_epoch)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -175,6 +184,9 @@ class Learner:
         if self.opt is None:
             self.create_opt()
         lrs = self.lr_range(self.lr if lr is None else lr, "fit")
+        if wd is not None:
+            check_number(wd, "fit: wd", low=0.0)
+            self.opt.set_hyper("weight_decay", wd)
         self.n_epoch, self.train_iter = int(n_epoch), 0
         with self.added_cbs(list(cbs)):
             try:
@@ -187,13 +199,13 @@ class Learner:
             finally:
                 self._event("after_fit")
 
-    def fit_one_cycle(self, n_epoch, lr_max=None, div=25.0, div_final=1e5, pct_start=0.25,
+    def fit_one_cycle(self, n_epoch, lr_max=None, div=25.0, div_final=1e5, pct_start=0.25, wd=None,
                       moms=(0.95, 0.85, 0.95), cbs=(), start_epoch=0):
         """fastai's one-cycle: over the fraction of training done, the learning rate warms up from
         lr_max/div to lr_max (cosine, first ``pct_start``), then anneals to lr_max/div_final (cosine);
         momentum goes from moms[0] to moms[1] and back to moms[2]. ``lr_max`` may be a slice
         (discriminative rates) or one rate per layer group. ``start_epoch`` resumes a run at that epoch, on
-        the same schedule (see ``load``)."""
+        the same schedule (see ``load``). ``wd``: the weight decay for this fit, as in ``fit``."""
         check_number(pct_start, "fit_one_cycle: pct_start", low=0.0, high=1.0)
         for name, value in (("div", div), ("div_final", div_final)):
             check_number(value, f"fit_one_cycle: {name}", low=0.0, low_open=True)
@@ -207,7 +219,7 @@ class Learner:
         scheds = {"lr": combined_cos(pct_start, top / div, top, top / div_final)}
         if self.opt.momentum_key is not None:
             scheds["mom"] = combined_cos(pct_start, *moms)
-        self.fit(n_epoch, lr=lr_max, cbs=[ParamScheduler(scheds), *cbs], start_epoch=start_epoch)
+        self.fit(n_epoch, lr=lr_max, wd=wd, cbs=[ParamScheduler(scheds), *cbs], start_epoch=start_epoch)
 
     def _do_epoch(self):
         start = time.perf_counter()
@@ -364,28 +376,72 @@ class Learner:
             return Tensor(normalize(array[None]), device=device)
         return Tensor(array[None].astype(np.float32), device=device)
 
-    def show_results(self, n=6, fname=None, act=None, thresh=0.5):
-        """A figure of ``n`` validation samples with their targets and predictions (tags where the predicted
-        probability exceeds ``thresh``), drawn de-normalised with the loaders' ``normalize`` statistics;
-        returns the PNG path (default path/results.png)."""
+    def show_results(self, max_n=9, fname=None, act=None, thresh=0.5):
+        """A Figure of up to ``max_n`` validation samples with their targets and predictions (tags where the
+        predicted probability exceeds ``thresh``), drawn de-normalised with the loaders' ``normalize``
+        statistics; also written as the PNG ``fname`` when given."""
         from .show import show_results
         valid = self.dls.valid
         x, y = valid.one_batch() if hasattr(valid, "one_batch") else next(iter(valid))  # one_batch: no epoch
         self.model.eval()
         with no_grad():
             pred = self._activation(act)(self.model(x))
-        fname = fname if fname is not None else os.path.join(self.path, "results.png")
         vocab = getattr(self.dls, "vocab", None)
         normalize = getattr(self.dls, "normalize", None)
         stats = {} if normalize is None else {"mean": normalize.mean, "std": normalize.std}
-        return show_results(x.numpy(), y.numpy(), pred.numpy(), fname, n=n, vocab=vocab, thresh=thresh, **stats)
+        return show_results(x.numpy(), y.numpy(), pred.numpy(), fname, max_n=max_n, vocab=vocab, thresh=thresh,
+                            **stats)
+
+    # ------------------------------------------------------------------ summary
+    def summary(self):
+        """fastai's table of the model, computed by running one training batch forward (no gradients, in
+        eval mode; the mode is restored) with a forward hook on every leaf module: each call's layer (name
+        and type), output shape, parameter count and whether they are trainable; then the totals, the
+        optimiser and the loss function. Returns the text (shown as it is in a notebook)."""
+        train = self.dls.train
+        xb = (train.one_batch() if hasattr(train, "one_batch") else next(iter(train)))[:-1]
+        leaves = [(n, m) for n, m in self.model.named_modules() if next(m.children(), None) is None]
+        rows, was_training = [], self.model.training
+        hooks = [m.register_forward_hook(lambda mod, args, out, name=n: rows.append((name, mod, out)))
+                 for n, m in leaves]
+        try:
+            self.model.eval()
+            with no_grad():
+                self.model(*xb)
+        finally:
+            for hook in hooks:
+                hook.remove()
+            self.model.train(was_training)
+        table = [("Layer (type)", "Output Shape", "Param #", "Trainable")]
+        for name, module, out in rows:
+            params = list(module.parameters())
+            table.append((f"{name or 'model'} ({type(module).__name__})", _shapes(out),
+                          str(sum(p.data.size for p in params)),
+                          str(any(p.requires_grad for p in params)) if params else ""))
+        widths = [max(len(row[i]) for row in table) for i in range(4)]
+        lines = [f"{type(self.model).__name__} (Input shape: {_shapes(xb[0])})"]
+        lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+        total = sum(p.data.size for p in self.model.parameters())
+        trainable = sum(p.data.size for p in self.model.parameters() if p.requires_grad)
+        lines += [f"Total params: {total:,}", f"Total trainable params: {trainable:,}",
+                  f"Total non-trainable params: {total - trainable:,}",
+                  f"Optimizer used: {function_name(self.opt_func)}",
+                  f"Loss function: {function_name(self.loss_func)}"]
+        return PrettyString("\n".join(lines))
 
     # ------------------------------------------------------------------ the learning-rate finder
-    def lr_find(self, start_lr=1e-7, end_lr=10.0, num_it=100, fname=None):
-        """Train for up to ``num_it`` batches with an exponentially growing learning rate, plot the smoothed
-        loss against it (PNG at ``fname``, default path/lr_find.png), restore the weights and the optimiser,
-        and return SuggestedLRs(valley, steep, minimum). The finder stays available as ``learn.lr_finder``."""
-        finder = LRFinder(start_lr, end_lr, num_it)
+    def lr_find(self, start_lr=1e-7, end_lr=10.0, num_it=100, stop_div=True, show_plot=True,
+                suggest_funcs=(valley, steep, minimum), fname=None):
+        """Train for up to ``num_it`` batches with an exponentially growing learning rate (stopping when the
+        loss diverges, unless ``stop_div=False``), restore the weights and the optimiser, and return
+        SuggestedLRs: a named tuple with one rate per function of ``suggest_funcs`` (``valley``, ``steep``,
+        ``minimum``, ``slide`` from train.lr_finder, or any f(lrs, losses) -> (lr, index)), as fastai v2.
+        ``show_plot`` draws the smoothed loss against the rate with the suggestions marked and shows it in
+        IPython; ``fname`` also writes it as a PNG. The finder (``.plot()`` redraws) stays as
+        ``learn.lr_finder``. Deliberate difference: fastai's default is ``suggest_funcs=(valley,)``; ours
+        also gives ``steep`` and ``minimum``, which existing callers read."""
+        suggestion_names(suggest_funcs)  # checked before the sweep, not after it
+        finder = LRFinder(start_lr, end_lr, num_it, stop_div)
         if len(self.dls.train) == 0:
             raise ValueError("lr_find: the training loader has no batches")
         progress = [cb for cb in self.cbs if isinstance(cb, ProgressCallback)]
@@ -396,8 +452,11 @@ class Learner:
         finally:
             self.add_cbs(progress)
         self.lr_finder = finder
-        suggestions = finder.suggestions()
-        finder.plot(fname if fname is not None else os.path.join(self.path, "lr_find.png"))
+        suggestions = finder.suggestions(suggest_funcs)
+        if show_plot or fname is not None:
+            figure = finder.plot(suggest_funcs, fname)
+            if show_plot:
+                show_inline(figure)
         return suggestions
 
     # ------------------------------------------------------------------ mixed precision
@@ -461,6 +520,33 @@ class Learner:
         self.epoch = info["epoch"] if info["epoch"] is not None else self.epoch
         return self
 
+    # ------------------------------------------------------------------ export for inference
+    def export(self, fname="export.safetensors"):
+        """Write what ``load_learner`` needs to predict, to ``path/fname``, without pickle (deliberately
+        unlike fastai's export.pkl, since code in a pickle runs when it is loaded): the model's state dict
+        as safetensors (``tinygrad_cv.io``), and in its header a JSON of the model's class name, the
+        loaders' ``vocab`` and ``normalize`` statistics and the names of the loss and optimiser functions.
+        The model's code is not stored: ``load_learner`` is given a model of the same architecture.
+        Returns the path."""
+        from ..io import save_safetensors
+        normalize = getattr(self.dls, "normalize", None)
+        vocab = getattr(self.dls, "vocab", None)
+        info = {"format": EXPORT_FORMAT, "model": _class_name(self.model),
+                "vocab": None if vocab is None else list(vocab),
+                "normalize": None if normalize is None else {"mean": np.ravel(normalize.mean).tolist(),
+                                                             "std": np.ravel(normalize.std).tolist()},
+                "loss_func": function_name(self.loss_func), "opt_func": function_name(self.opt_func)}
+        try:
+            header = json.dumps(info)
+        except TypeError as error:
+            raise TypeError(f"export: the loaders' vocab must be JSON values (strings or numbers), got "
+                            f"{vocab!r:.80} ({error})") from None
+        path = os.path.join(self.path, os.fspath(fname))
+        if dist.rank() == 0:
+            save_safetensors(self.model.state_dict(), path, metadata={EXPORT_FORMAT: header})
+        dist.barrier()
+        return path
+
     # ------------------------------------------------------------------ transfer learning
     def fine_tune(self, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_start=0.3, div=5.0, **kwargs):
         """fastai's recipe for a pretrained body with a new head. First, with the body frozen (``freeze``:
@@ -478,6 +564,63 @@ class Learner:
         base_lr /= 2
         self.unfreeze()
         self.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div, **kwargs)
+
+
+EXPORT_FORMAT = "tinygrad_cv.export.v1"
+
+
+class ExportedData:
+    """The loaders' part of an exported Learner: no batches, only what ``predict`` reads."""
+
+    def __init__(self, vocab, normalize, device):
+        self.train, self.valid, self.vocab, self.normalize, self.device = [], [], vocab, normalize, device
+
+
+def load_learner(fname, model, loss_func=None, cpu=True):
+    """A Learner for inference from a file written by ``Learner.export``. ``model`` is an nn.Module of the
+    exported architecture (built by the caller, e.g. ``resnet34(num_classes=10)``; deliberately unlike
+    fastai, whose pickle rebuilds it): its class must be the exported one, and the weights are loaded all or
+    nothing (every missing, unexpected or misshapen name is refused in one message). ``loss_func`` is not
+    stored (only its name), so pass it to use ``validate``. On the CPU with ``cpu``, else on the model's
+    device. ``predict`` normalises raw images with the exported statistics; ``dls.vocab`` is restored."""
+    from ..data.transforms import Normalize
+    from ..io import read_safetensors
+    if not isinstance(model, Module):
+        raise TypeError(f"load_learner: model must be an nn.Module of the exported architecture (pickle-free "
+                        f"export stores no code), got {type(model).__name__}")
+    arrays, metadata = read_safetensors(fname)
+    if EXPORT_FORMAT not in metadata:
+        raise ValueError(f"load_learner: {os.fspath(fname)!r} is a safetensors file but not one written by "
+                         f"Learner.export (no {EXPORT_FORMAT!r} header entry); for a checkpoint use learn.load")
+    info = json.loads(metadata[EXPORT_FORMAT])
+    if info["model"] != _class_name(model):
+        raise ValueError(f"load_learner: {os.fspath(fname)!r} holds a {info['model']} but the model given is a "
+                         f"{_class_name(model)}; build the exported architecture")
+    model.load_state_dict(arrays)
+    stats = info["normalize"]
+    normalize = None if stats is None else Normalize(stats["mean"], stats["std"])
+    device = "cpu" if cpu else next(model.parameters()).device
+    return Learner(ExportedData(info["vocab"], normalize, device), model, loss_func, progress=False)
+
+
+def _class_name(model):
+    return f"{type(model).__module__}.{type(model).__qualname__}"
+
+
+class PrettyString(str):
+    """A str whose repr is itself, so that a notebook shows the text, not its quoted escapes."""
+
+    def __repr__(self):
+        return str(self)
+
+
+def _shapes(out):
+    """'20 x 16' for a Tensor (or array); the shapes of a tuple, list or dict's values, comma separated."""
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (tuple, list)):
+        return ", ".join(_shapes(o) for o in out)
+    return " x ".join(map(str, out.shape)) if hasattr(out, "shape") else type(out).__name__
 
 
 def _epoch_counters(dls):

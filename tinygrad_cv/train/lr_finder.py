@@ -6,6 +6,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from ..metrics.base import function_name
 from ..optim.lr_scheduler import exponential
 from .callbacks import Callback, CancelFitException, CancelValidException
 from .recorder import SmoothedLoss, new_figure, save_figure
@@ -13,10 +14,23 @@ from .recorder import SmoothedLoss, new_figure, save_figure
 SuggestedLRs = namedtuple("SuggestedLRs", ["valley", "steep", "minimum"])
 
 
+def suggestion_names(suggest_funcs):
+    """The field names of the SuggestedLRs for ``suggest_funcs`` (functions f(lrs, losses) -> (lr, index)),
+    after checking them."""
+    if not isinstance(suggest_funcs, (list, tuple)) or not suggest_funcs or not all(map(callable, suggest_funcs)):
+        raise TypeError(f"lr_find: suggest_funcs must be a non-empty tuple of functions f(lrs, losses) -> "
+                        f"(lr, index) such as (valley, steep, minimum, slide), got {suggest_funcs!r}")
+    names = [function_name(f) for f in suggest_funcs]
+    if len(set(names)) != len(names) or not all(n.isidentifier() for n in names):
+        raise ValueError(f"lr_find: suggest_funcs need distinct names that are identifiers, got {names}")
+    return names
+
+
 class LRFinder(Callback):
     """Sets lr = start_lr * (end_lr / start_lr)^(i / num_it) before training batch i, records the smoothed
     loss (beta 0.98, debiased), and stops after ``num_it`` batches, or as soon as the smoothed loss is NaN
-    or exceeds 4 times the best so far. The weights and the optimiser state are restored afterwards.
+    or exceeds 4 times the best so far (unless ``stop_div=False``). The weights and the optimiser state are
+    restored afterwards.
 
     The suggestions read the curve without its first num_it // 10 and last 5 points (fastai's trim) and
     need at least ``MIN_POINTS`` points, so ``num_it`` must be at least ``min_num_it`` (10)."""
@@ -25,7 +39,7 @@ class LRFinder(Callback):
     MIN_POINTS = 4
     min_num_it = 10  # 10 - 10 // 10 - 5 = MIN_POINTS
 
-    def __init__(self, start_lr=1e-7, end_lr=10.0, num_it=100):
+    def __init__(self, start_lr=1e-7, end_lr=10.0, num_it=100, stop_div=True):
         finite = all(isinstance(v, numbers.Real) and math.isfinite(v) for v in (start_lr, end_lr))
         if not finite or not 0 < start_lr < end_lr:
             raise ValueError(f"lr_find: need finite 0 < start_lr < end_lr, got start_lr={start_lr}, "
@@ -34,7 +48,7 @@ class LRFinder(Callback):
             raise ValueError(f"lr_find: num_it must be an integer >= {self.min_num_it}, got {num_it!r}: the "
                              f"suggestions drop the first num_it // 10 and the last 5 points of the curve and "
                              f"need {self.MIN_POINTS} left")
-        self.schedule, self.num_it = exponential(start_lr, end_lr), int(num_it)
+        self.schedule, self.num_it, self.stop_div = exponential(start_lr, end_lr), int(num_it), bool(stop_div)
 
     def before_fit(self):
         self.lrs, self.losses, self.smooth, self.best = [], [], SmoothedLoss(0.98), math.inf
@@ -55,7 +69,8 @@ class LRFinder(Callback):
         self.best = min(self.best, smoothed)
         if not smoothed <= 4 * self.best:  # also true for NaN
             self.diverged = True
-            raise CancelFitException()
+            if self.stop_div:
+                raise CancelFitException()
 
     def after_batch(self):
         if self.learn.training and self.learn.train_iter + 1 >= self.num_it:
@@ -78,11 +93,15 @@ class LRFinder(Callback):
         end = nan[0] if nan.size else len(losses)
         return lrs[:end], losses[:end]
 
-    def suggestions(self):
-        """SuggestedLRs(valley, steep, minimum), fastai's definitions (see the functions of those names)."""
+    def suggestions(self, suggest_funcs=None):
+        """SuggestedLRs with one field per function of ``suggest_funcs`` (default valley, steep, minimum; see
+        the functions of those names), each applied to the trimmed curve."""
+        suggest_funcs = (valley, steep, minimum) if suggest_funcs is None else suggest_funcs
+        names = suggestion_names(suggest_funcs)
         lrs, losses = self.curve()
         if len(losses) >= self.MIN_POINTS:
-            return SuggestedLRs(valley(lrs, losses)[0], steep(lrs, losses)[0], minimum(lrs, losses)[0])
+            kind = SuggestedLRs if names == list(SuggestedLRs._fields) else namedtuple("SuggestedLRs", names)
+            return kind(*(f(lrs, losses)[0] for f in suggest_funcs))
         found = f"only {len(losses)} usable points (of {len(self.losses)} batches; {self.MIN_POINTS} needed)"
         if self.diverged:
             raise ValueError(f"lr_find: {found}: the loss diverged (smoothed {self.losses[-1]:.4g} > 4 x the "
@@ -91,17 +110,19 @@ class LRFinder(Callback):
                          f"after {len(self.losses)} of num_it={self.num_it} batches without diverging; let it "
                          f"run longer (more batches, or no callback that cancels the fit)")
 
-    def plot(self, fname, skip_end=5):
+    def plot(self, suggest_funcs=None, fname=None, skip_end=5):
         """Smoothed loss against the learning rate (log scale), each suggestion marked on the curve at the
-        rate its legend gives; returns the path."""
+        rate its legend gives; returns the Figure (also written as the PNG ``fname`` when given)."""
+        suggest_funcs = (valley, steep, minimum) if suggest_funcs is None else suggest_funcs
         figure, (ax,) = new_figure()
         ax.plot(self.lrs[:-skip_end], self.losses[:-skip_end])
         ax.set_xscale("log")
         lrs, losses = self.curve()
-        for suggest, color in zip((valley, steep, minimum), ("tab:red", "tab:green", "tab:purple")):
+        colors = ("tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:pink")
+        for i, suggest in enumerate(suggest_funcs):
             lr, _ = suggest(lrs, losses)   # marked at the suggested rate itself (minimum's is lowest / 10)
-            ax.plot(lr, np.interp(np.log(lr), np.log(lrs), losses), "o", color=color,
-                    label=f"{suggest.__name__}: {lr:.2e}")
+            ax.plot(lr, np.interp(np.log(lr), np.log(lrs), losses), "o", color=colors[i % len(colors)],
+                    label=f"{function_name(suggest)}: {lr:.2e}")
         ax.set(xlabel="learning rate", ylabel="smoothed loss", title="Learning-rate finder")
         ax.legend()
         return save_figure(figure, fname)
@@ -135,3 +156,19 @@ def minimum(lrs, losses):
     """A tenth of the learning rate with the lowest smoothed loss. Returns (lr / 10, index)."""
     index = int(np.argmin(losses))
     return float(lrs[index]) / 10, index
+
+
+def slide(lrs, losses, lr_diff=15, thresh=0.005, adjust_value=1.0):
+    """fastai's 'slide' rule: with g the loss gradient per point (np.gradient), slide a window of
+    ``lr_diff`` points from the end of the curve towards its start while its two ends' slopes differ by
+    more than ``thresh``; suggest the rate at the left end of the last window that did, times
+    ``adjust_value``. Returns (lr, index)."""
+    n = len(losses)
+    if n <= lr_diff:
+        raise ValueError(f"slide: the curve has {n} points but the window lr_diff={lr_diff} needs more; run "
+                         f"lr_find with a larger num_it or pass partial(slide, lr_diff=...) smaller")
+    grad = np.gradient(np.asarray(losses, dtype=np.float64))
+    left = index = n - 1 - lr_diff
+    while left >= 0 and abs(grad[left + lr_diff] - grad[left]) > thresh:
+        index, left = left, left - 1
+    return float(lrs[index]) * adjust_value, index

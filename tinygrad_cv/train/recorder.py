@@ -1,10 +1,10 @@
 """The Recorder keeps the history of training (losses, learning rates, momenta, loss scales, the epoch
-table) and draws it as PNG figures. It is always among a Learner's callbacks, as ``learn.recorder``."""
+table) and draws it: each ``plot_*`` returns a matplotlib Figure (shown inline by Jupyter) and also writes
+it as a PNG when given ``fname``. It is always among a Learner's callbacks, as ``learn.recorder``."""
 import math
 import numbers
-import os
 
-from .. import distributed as dist
+from ..data.show import blank_figure, save_figure
 from .callbacks import Callback
 
 
@@ -32,22 +32,9 @@ class SmoothedLoss:
 
 
 def new_figure(n_axes=1, width=6.0, height=4.0):
-    """A matplotlib Figure drawn by the file-only Agg canvas (no pyplot, no global backend change)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    figure = Figure(figsize=(width * n_axes, height))
-    FigureCanvasAgg(figure)
+    """A Figure (see data.show.blank_figure: no pyplot, no backend change) with ``n_axes`` axes in a row."""
+    figure = blank_figure(width * n_axes, height)
     return figure, [figure.add_subplot(1, n_axes, i + 1) for i in range(n_axes)]
-
-
-def save_figure(figure, path):
-    """Write ``figure`` as the PNG ``path`` (creating its folder); returns the path. Under data parallelism
-    only rank 0 writes."""
-    if dist.rank() != 0:
-        return path
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    figure.savefig(path, format="png", dpi=100, bbox_inches="tight")
-    return path
 
 
 class Recorder(Callback):
@@ -84,39 +71,44 @@ class Recorder(Callback):
         self.iters.append(len(self.losses))
 
     # ------------------------------------------------------------------ figures
-    def _path(self, fname, default):
-        return os.fspath(fname) if fname is not None else os.path.join(os.fspath(self.learn.path), default)
-
     def _require(self, history, what):
         if not history:
             raise ValueError(f"Recorder: no {what} recorded yet; train first (learn.fit(...))")
 
-    def plot_losses(self, fname=None, skip_start=5):
-        """Smoothed training loss per batch and validation loss per epoch; returns the PNG path."""
+    def plot_loss(self, skip_start=5, with_valid=True, fname=None):
+        """Smoothed training loss per batch from batch ``skip_start`` on, and (``with_valid``) the validation
+        loss per epoch, as fastai's ``plot_loss``; returns the Figure."""
         self._require(self.smooth_losses, "training loss")
         figure, (ax,) = new_figure()
         ax.plot(range(skip_start, len(self.smooth_losses)), self.smooth_losses[skip_start:],
                 label="train (smoothed)")
         valid = [(it, row["valid_loss"]) for it, row in zip(self.iters, self.values)
                  if row.get("valid_loss") is not None]
-        if valid:
+        if valid and with_valid:
             ax.plot(*zip(*valid), "o-", label="valid")
         ax.set(xlabel="batches", ylabel="loss", title="Losses")
         ax.legend()
-        return save_figure(figure, self._path(fname, "losses.png"))
+        return save_figure(figure, fname)
 
-    def plot_lr(self, fname=None):
-        """Learning rate and momentum per batch (the schedule); returns the PNG path."""
+    def plot_losses(self, fname=None, skip_start=5):
+        """fastai v1's name: ``plot_loss(skip_start, fname=fname)``."""
+        return self.plot_loss(skip_start, fname=fname)
+
+    def plot_sched(self, fname=None):
+        """Learning rate and momentum per batch (the schedule), as fastai's ``plot_sched``; returns the
+        Figure."""
         self._require(self.lrs, "learning rate")
         figure, (lr_ax, mom_ax) = new_figure(2)
         lr_ax.plot(self.lrs)
         lr_ax.set(xlabel="batches", ylabel="learning rate", title="Learning rate")
         mom_ax.plot([m for m in self.moms if m is not None])
         mom_ax.set(xlabel="batches", ylabel="momentum", title="Momentum (SGD momentum or Adam beta1)")
-        return save_figure(figure, self._path(fname, "lr_schedule.png"))
+        return save_figure(figure, fname)
+
+    plot_lr = plot_sched  # fastai v1's name
 
     def plot_metrics(self, fname=None):
-        """Every column of the epoch table (losses and metrics) against the epoch; returns the PNG path."""
+        """Every column of the epoch table (losses and metrics) against the epoch; returns the Figure."""
         self._require(self.values, "epoch")
         names = [k for k in (self.values[0] if self.values else {}) if k not in ("epoch", "time")]
         figure, axes = new_figure(max(1, len(names)), width=4.5, height=3.5)
@@ -125,12 +117,12 @@ class Recorder(Callback):
             if points:
                 ax.plot(*zip(*points), "o-")
             ax.set(xlabel="epoch", title=name)
-        return save_figure(figure, self._path(fname, "metrics.png"))
+        return save_figure(figure, fname)
 
     def plot_loss_scale(self, fname=None):
-        """The dynamic loss scale of mixed-precision training per batch (log scale); returns the PNG path."""
+        """The dynamic loss scale of mixed-precision training per batch (log scale); returns the Figure."""
         self._require(self.loss_scales, "loss scale (only training after learn.to_fp16() has one)")
         figure, (ax,) = new_figure()
         ax.semilogy(self.loss_scales)
         ax.set(xlabel="batches", ylabel="loss scale", title="Dynamic loss scale (halved on overflow)")
-        return save_figure(figure, self._path(fname, "loss_scale.png"))
+        return save_figure(figure, fname)

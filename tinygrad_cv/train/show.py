@@ -1,11 +1,11 @@
-"""``show_results``: validation samples with their targets and the model's predictions, as a PNG grid."""
+"""``show_results``: validation samples with their targets and the model's predictions, as a grid Figure."""
 import math
 import textwrap
 
 import numpy as np
 
 from ..data.show import caption, class_legend, overlay
-from .recorder import save_figure
+from ..data.show import blank_figure, save_figure
 
 
 def displayable(x, mean=None, std=None):
@@ -32,22 +32,18 @@ def decode(y, pred, thresh):
     return pred.argmax(axis=1)
 
 
-def show_results(x, y, pred, path, n=6, vocab=None, thresh=0.5, mean=None, std=None):
-    """Save up to ``n`` samples: the image titled 'target / prediction' (classes, or tags whose probability
+def show_results(x, y, pred, fname=None, max_n=9, vocab=None, thresh=0.5, mean=None, std=None):
+    """A Figure of up to ``max_n`` samples: the image titled 'target / prediction' (classes, or tags whose probability
     is above ``thresh``), or for masks the target and the predicted mask overlaid side by side with a legend
     of the class colours. ``mean`` and ``std`` (per channel, [0, 1] units: the loader's Normalize) undo the
-    normalisation of ``x`` for display. Returns the path."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
+    normalisation of ``x`` for display. Also written as the PNG ``fname`` when given; returns the Figure."""
     images, y = displayable(x, mean, std), np.asarray(y)
     decoded = decode(y, np.asarray(pred), thresh)
-    n = min(n, len(images))
+    n = min(max_n, len(images))
     masks = y.ndim == 3
     ncols = 2 if masks else min(3, n)
     nrows = n if masks else math.ceil(n / ncols)
-    figure = Figure(figsize=(3.2 * ncols, (3.3 if masks else 4.0) * nrows))
-    FigureCanvasAgg(figure)
+    figure = blank_figure(3.2 * ncols, (3.3 if masks else 4.0) * nrows)
     for i in range(n):
         if masks:
             for k, (title, mask) in enumerate((("target", y[i]), ("prediction", decoded[i]))):
@@ -65,4 +61,4 @@ def show_results(x, y, pred, path, n=6, vocab=None, thresh=0.5, mean=None, std=N
     figure.tight_layout()
     if masks:
         class_legend(figure, np.union1d(np.unique(y[:n]), np.unique(decoded[:n])), vocab)
-    return save_figure(figure, path)
+    return save_figure(figure, fname)
