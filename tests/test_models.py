@@ -159,6 +159,16 @@ def random_file(path, spec, seed=0):
     return state
 
 
+def assert_same_logits(torch, ours, theirs, seed):
+    """Both models in their current mode give the same logits on one random batch (float32 round-off)."""
+    x = np.random.default_rng(seed).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        expected = theirs(torch.from_numpy(x)).numpy()
+    with tg.no_grad():
+        got = ours(tg.Tensor(x)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
 @pytest.mark.parametrize("arch", sorted(ARCHS))
 def test_the_state_dict_has_torchvisions_keys_and_shapes(arch):
     make, depths, bottleneck = ARCHS[arch]
@@ -288,12 +298,7 @@ def test_torchvision_weights_load_and_give_the_same_logits(tmp_path, arch):
     assert {k: tuple(v.shape) for k, v in theirs.state_dict().items()} == torchvision_spec(*ARCHS[arch][1:])
     save_file({k: v.contiguous() for k, v in theirs.state_dict().items()}, tmp_path / "tv.safetensors")
     ours = ARCHS[arch][0](weights=tmp_path / "tv.safetensors").eval()
-    x = np.random.default_rng(1).standard_normal((2, 3, 64, 64)).astype(np.float32)
-    with torch.no_grad():
-        expected = theirs(torch.from_numpy(x)).numpy()
-    with tg.no_grad():
-        got = ours(tg.Tensor(x)).numpy()
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    assert_same_logits(torch, ours, theirs, seed=1)
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))
@@ -312,12 +317,7 @@ def test_our_weights_load_into_torchvision_strictly_with_the_same_logits(tmp_pat
     assert int(theirs.bn1.num_batches_tracked) == 2
     theirs.eval()
     ours.eval()
-    x = np.random.default_rng(2).standard_normal((2, 3, 64, 64)).astype(np.float32)
-    with torch.no_grad():
-        expected = theirs(torch.from_numpy(x)).numpy()
-    with tg.no_grad():
-        got = ours(tg.Tensor(x)).numpy()
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    assert_same_logits(torch, ours, theirs, seed=2)
 
 
 def test_training_mode_statistics_match_torchvision():

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import tinygrad_cv as tg
 import tinygrad_cv.functional as F
+from adaptive_reference import adaptive_bins, naive_adaptive_avg_pool
 from conftest import DEVICES
 
 
@@ -61,17 +62,6 @@ def naive_avg_pool(x, kernel, stride, padding, ceil_mode, count_include_pad, div
         else:
             divisor = len(rows) * len(cols)
         out[:, :, oy, ox] = total / divisor
-    return out
-
-
-def naive_adaptive_avg_pool(x, out_size):
-    h, w = x.shape[2:]
-    out = np.zeros(x.shape[:2] + out_size)
-    for i in range(out_size[0]):
-        for j in range(out_size[1]):
-            r0, r1 = math.floor(i * h / out_size[0]), math.ceil((i + 1) * h / out_size[0])
-            c0, c1 = math.floor(j * w / out_size[1]), math.ceil((j + 1) * w / out_size[1])
-            out[:, :, i, j] = x[:, :, r0:r1, c0:c1].mean(axis=(2, 3))
     return out
 
 
@@ -191,12 +181,10 @@ def test_adaptive_avg_pool_global_and_none_sizes():
 
 def naive_adaptive_max_pool(x, out_size):
     """The max and the flat index h*W + w of the first maximum of each adaptive bin, by loops."""
-    h, w = x.shape[2:]
+    w = x.shape[3]
     out, idx = np.zeros(x.shape[:2] + out_size), np.zeros(x.shape[:2] + out_size, dtype=np.int64)
-    for i in range(out_size[0]):
-        for j in range(out_size[1]):
-            r0, r1 = math.floor(i * h / out_size[0]), math.ceil((i + 1) * h / out_size[0])
-            c0, c1 = math.floor(j * w / out_size[1]), math.ceil((j + 1) * w / out_size[1])
+    for i, (r0, r1) in enumerate(adaptive_bins(x.shape[2], out_size[0])):
+        for j, (c0, c1) in enumerate(adaptive_bins(w, out_size[1])):
             for n in range(x.shape[0]):
                 for c in range(x.shape[1]):
                     cells = [(x[n, c, r, q], r * w + q) for r in range(r0, r1) for q in range(c0, c1)]

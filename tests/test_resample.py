@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import tinygrad_cv as tg
 import tinygrad_cv.functional as F
+from adaptive_reference import naive_adaptive_avg_pool
 from conftest import DEVICES
 
 
@@ -172,17 +173,6 @@ def naive_nearest_exact(x, out_size):
     return x[:, :, rows][:, :, :, cols]
 
 
-def naive_area(x, out_size):
-    h, w = x.shape[2:]
-    out = np.zeros(x.shape[:2] + tuple(out_size))
-    for i in range(out_size[0]):
-        for j in range(out_size[1]):
-            r0, r1 = math.floor(i * h / out_size[0]), math.ceil((i + 1) * h / out_size[0])
-            c0, c1 = math.floor(j * w / out_size[1]), math.ceil((j + 1) * w / out_size[1])
-            out[:, :, i, j] = x[:, :, r0:r1, c0:c1].mean(axis=(2, 3))
-    return out
-
-
 def test_bicubic_hand_worked():
     """2 -> 4 pixels: src = -0.25, 0.25, 0.75, 1.25; at src 0.25 the taps -1, 0, 1, 2 (clamped to
     0, 0, 1, 1) weigh W(1.25), W(0.25), W(0.75), W(1.75)."""
@@ -221,7 +211,7 @@ def test_nearest_exact_and_area_match_per_pixel_references(h, w, oh, ow, seed):
     np.testing.assert_array_equal(F.interpolate(tg.Tensor(x), size=(oh, ow), mode="nearest-exact").numpy(),
                                   naive_nearest_exact(x, (oh, ow)))
     np.testing.assert_allclose(F.interpolate(tg.Tensor(x), size=(oh, ow), mode="area").numpy(),
-                               naive_area(x, (oh, ow)), rtol=1e-12, atol=1e-14)
+                               naive_adaptive_avg_pool(x, (oh, ow)), rtol=1e-12, atol=1e-14)
 
 
 def test_nearest_exact_hand_worked():
@@ -267,7 +257,7 @@ def test_new_modes_gradcheck(h, w, oh, ow, mode, seed):
 @pytest.mark.parametrize("mode", ["nearest-exact", "bicubic", "area"])
 def test_new_modes_on_every_device(device, mode):
     x = np.random.default_rng(7).standard_normal((2, 3, 5, 4))
-    expected = {"nearest-exact": naive_nearest_exact, "area": naive_area,
+    expected = {"nearest-exact": naive_nearest_exact, "area": naive_adaptive_avg_pool,
                 "bicubic": lambda a, s: naive_bicubic(a, s, False)}[mode](x, (7, 3))
     ours = tg.Tensor(x, device=device, requires_grad=True)
     out = F.interpolate(ours, size=(7, 3), mode=mode)
