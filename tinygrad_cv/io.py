@@ -93,7 +93,7 @@ def to_host_array(value, where):
         value = np.asarray(value)
     if not backend.is_device_array(value):
         raise TypeError(f"{where}: expected an array or a Tensor, got {type(value).__name__}")
-    array = backend.to_numpy(value)
+    array = backend.as_host(value)
     if array.dtype not in _DTYPES:
         raise TypeError(f"{where}: dtype {array.dtype} cannot be stored in a safetensors file; the dtypes are "
                         f"bool, (u)int8-64 and float16/32/64 (store strings and objects elsewhere)")

@@ -97,7 +97,7 @@ class Tensor:
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
         dev = "" if self.device == "cpu" else f", device={self.device!r}"
-        return f"Tensor({backend.to_numpy(self.data)!r}{dev}{grad})"
+        return f"Tensor({backend.as_host(self.data)!r}{dev}{grad})"
 
     # ----------------------------------------------------------------- autograd
     def requires_grad_(self, requires_grad=True):
@@ -137,7 +137,7 @@ class Tensor:
 
     def numpy(self):
         """A host (NumPy) copy of the data."""
-        return backend.to_numpy(self.data)
+        return backend.as_host(self.data)
 
     def item(self):
         if self.data.size != 1:
@@ -204,7 +204,7 @@ class Tensor:
         if copy is False and not (on_host and (dtype is None or np.dtype(dtype) == self.dtype)):
             raise ValueError(f"__array__: copy=False, but a tensor of dtype {self.dtype} on "
                              f"{self.device!r} cannot become a NumPy array of dtype {dtype} without a copy")
-        array = self.data if on_host else backend.to_numpy(self.data)
+        array = self.data if on_host else backend.as_host(self.data)
         if dtype is not None:
             array = array.astype(dtype, copy=False)
         return array.copy() if copy and array is self.data else array

@@ -65,11 +65,24 @@ def device_of_array(x):
     return "cuda" if _cupy_module is not None and isinstance(x, _cupy_module.ndarray) else "cpu"
 
 
-def to_numpy(x):
-    """A host (NumPy) copy of an array of any device."""
+def array_module(x):
+    """The array module of an array: cupy for a CuPy array, numpy for anything else."""
+    return get_xp(device_of_array(x))
+
+
+def as_host(x):
+    """A host NumPy copy of ``x``: an array of any device, a Tensor (through ``__array__``), a list or a
+    number. Never an alias of the caller's array."""
     if device_of_array(x) == "cuda":
         return _cupy_module.asnumpy(x)
     return np.array(x, copy=True)
+
+
+def acc_dtype(dtype):
+    """The dtype that sums and products of ``dtype`` accumulate in: float32 for float16 (which has too few
+    bits to hold a long sum), the dtype itself for every other; always a ``numpy.dtype``, never None."""
+    dtype = np.dtype(dtype)
+    return np.dtype(np.float32) if dtype == np.float16 else dtype
 
 
 def move(x, device):

@@ -357,7 +357,7 @@ def as_numpy(values):
     """A NumPy array from a Tensor, a NumPy or CuPy array, or a list."""
     if isinstance(values, Tensor):
         return values.numpy()
-    return backend.to_numpy(values) if backend.is_device_array(values) else np.asarray(values)
+    return backend.as_host(values) if backend.is_device_array(values) else np.asarray(values)
 
 
 def to_coco_results(image_id, boxes_xyxy, labels, scores, masks=None, mask_threshold=0.5):

@@ -104,7 +104,7 @@ class ConfusionMatrixMetric(Metric):
     def accumulate(self, pred, targ):
         labels, targ, n_channels = predicted_labels(self.name, pred, targ, self.axis)
         counts = confusion_matrix(labels, targ, self.n_classes or n_channels, ignore_index=self.void_code)
-        counts = backend.to_numpy(counts).astype(np.int64)
+        counts = backend.as_host(counts).astype(np.int64)
         self.matrix = counts if self.matrix is None else self.matrix + counts
 
     @property

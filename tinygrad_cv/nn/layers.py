@@ -10,7 +10,7 @@ import numbers
 import numpy as np
 
 from .. import functional as F
-from ..ops.conv import pair
+from ..ops._util import pair
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter

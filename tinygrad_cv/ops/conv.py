@@ -33,16 +33,10 @@ from ..autograd import Function
 from ..backend import launch, threads
 from ..tensor import Tensor
 from . import linalg, shape
-from ._util import matmul_arrays
+from ._util import Window, check_4d, matmul_arrays, pair
 
 
 # --------------------------------------------------------------------------- window geometry
-def output_size(size, kernel, stride, padding, dilation):
-    """(Ho, Wo) of a sliding window over (H, W): Ho = (H + top + bottom - dh*(kh-1) - 1) // sh + 1."""
-    return tuple((n + lo + hi - d * (k - 1) - 1) // s + 1
-                 for n, k, s, (lo, hi), d in zip(size, kernel, stride, padding, dilation))
-
-
 def offset_slices(i, j, stride, dilation, out_size):
     """The slices of the padded input that kernel offset (i, j) reads, one element per output pixel:
     rows i*dh, i*dh + sh, ..., i*dh + sh*(Ho-1), and the same for columns."""
@@ -195,7 +189,7 @@ def _cols_row_bytes(x, kernel, out_width):
 
 def conv_forward(xp, x, w, window, groups, out_size=None, device="cpu"):
     """The convolution of x (N, C, H, W) with w (O, C/G, kh, kw): im2col + GEMM, tile by tile."""
-    out_size = tuple(out_size or output_size(x.shape[2:], *window))
+    out_size = tuple(out_size or Window(*window).output_size(x.shape[2:]))
     out = xp.empty((x.shape[0], w.shape[0]) + out_size, dtype=x.dtype)
     columns = im2col(xp, x, window, out_size, device)
 
@@ -341,21 +335,6 @@ class BiasReLU(Function):
 
 
 # --------------------------------------------------------------------------- argument checks
-def pair(value, fn, name, minimum):
-    """An int, a pair of ints or a one-element sequence of an int (PyTorch's ``(2,)``) as a pair, each
-    at least ``minimum``. Bools and floats are refused, as PyTorch refuses them."""
-    def is_int(v):
-        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-    items = (value, value) if is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else None
-    if items is not None and len(items) == 1:
-        items = items * 2
-    if items is None or len(items) != 2 or not all(is_int(v) for v in items):
-        raise TypeError(f"{fn}: {name} must be an int or a pair of ints, got {value!r}")
-    if any(v < minimum for v in items):
-        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}")
-    return tuple(int(v) for v in items)
-
-
 def batched(fn, t):
     """(t as a 4-D batch, whether it was an unbatched (C, H, W) sample): PyTorch's 2-D ops take one
     3-D sample and return a 3-D result. Anything else than 3-D or 4-D is refused."""
@@ -370,14 +349,6 @@ def batched(fn, t):
 def unbatched(out, was_unbatched):
     """Undo ``batched``: drop the batch dim of a result when the input had none."""
     return shape.squeeze(out, 0) if was_unbatched else out
-
-
-def check_4d(fn, name, t):
-    if not isinstance(t, Tensor):
-        raise TypeError(f"{fn}: {name} must be a Tensor, got {type(t).__name__}")
-    if t.ndim != 4:
-        raise ValueError(f"{fn}: {name} must be 4-D (N, C, H, W for input; out, in/groups, kh, kw for "
-                         f"weight), got shape {t.shape}")
 
 
 def _check_conv_operands(fn, x, w, b, groups, transposed):
@@ -444,7 +415,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     padding = _conv_padding(padding, kernel, stride, dilation)
     check_window_fits("conv2d", input.shape[2:], kernel, padding, dilation)
     tensors = (input, weight) if bias is None else (input, weight, bias)
-    return unbatched(Conv2d.apply(*tensors, window=(kernel, stride, padding, dilation), groups=groups), was_unbatched)
+    window = Window(kernel, stride, padding, dilation)
+    return unbatched(Conv2d.apply(*tensors, window=window, groups=groups), was_unbatched)
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
@@ -469,7 +441,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
         raise ValueError(f"{fn}: the output size {size} is not positive (input {input.shape}, kernel {kernel}, "
                          f"stride {stride}, padding {(ph, pw)}); reduce the padding")
     tensors = (input, weight) if bias is None else (input, weight, bias)
-    window = (kernel, stride, ((ph, ph), (pw, pw)), dilation)
+    window = Window(kernel, stride, ((ph, ph), (pw, pw)), dilation)
     return unbatched(ConvTranspose2d.apply(*tensors, window=window, groups=groups, size=size), was_unbatched)
 
 

@@ -7,10 +7,9 @@ others are short compositions of differentiable ops.
 import numpy as np
 
 from ..autograd import Function
-from ..backend import launch
+from ..backend import acc_dtype, launch
 from ..tensor import Tensor
 from . import elementwise, reduce, shape
-from ._util import accumulate_dtype
 from .elementwise import stable_sigmoid
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -221,7 +220,7 @@ class CrossEntropy(Function):
     def forward(ctx, x, *, target, weight, ignore_index, reduction, label_smoothing):
         xp = ctx.xp
         n, c = x.shape[:2]
-        acc = accumulate_dtype(x.dtype) or x.dtype
+        acc = acc_dtype(x.dtype)
         v = x.reshape(_spatial(x.shape)).astype(acc, copy=False)
         targets = _ClassTargets(xp, target.reshape(n, v.shape[2]), c, weight, ignore_index, acc)
         shifted = v - v.max(axis=1, keepdims=True)

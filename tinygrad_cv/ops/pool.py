@@ -15,7 +15,8 @@ from ..backend import launch, threads
 from ..tensor import Tensor
 import numbers
 
-from .conv import batched, offset_slices, pad2d, pair, unbatched
+from ._util import pair
+from .conv import batched, offset_slices, pad2d, unbatched
 from .resample import adaptive_bins, resample2d
 
 

@@ -28,8 +28,7 @@ import numpy as np
 from ..autograd import Function
 from ..tensor import Tensor
 from . import shape
-from ._util import matmul_arrays
-from .conv import check_4d
+from ._util import check_4d, matmul_arrays
 
 
 # --------------------------------------------------------------------------- 1-D resampling matrices

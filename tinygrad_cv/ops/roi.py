@@ -28,9 +28,8 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function
-from ..backend import launch
+from ..backend import acc_dtype, launch
 from ..tensor import Tensor
-from ._util import accumulate_dtype
 
 _MAX_INTERMEDIATE = 2 ** 24  # elements of the (rois x out_h) x (C x W) product held at once
 
@@ -75,12 +74,12 @@ def _rois(boxes, x, fn):
         raise ValueError(f"{fn}: boxes contain NaN or infinite coordinates")
     if bool(((rois[:, 3] < rois[:, 1]) | (rois[:, 4] < rois[:, 2])).any()):
         bad = int(xp.flatnonzero((rois[:, 3] < rois[:, 1]) | (rois[:, 4] < rois[:, 2]))[0])
-        raise ValueError(f"{fn}: box {bad} has x2 < x1 or y2 < y1: {backend.to_numpy(rois[bad, 1:]).tolist()}; "
+        raise ValueError(f"{fn}: box {bad} has x2 < x1 or y2 < y1: {backend.as_host(rois[bad, 1:]).tolist()}; "
                          f"boxes must be (x1, y1, x2, y2) with x1 <= x2 and y1 <= y2")
     index = rois[:, 0]
     if bool(((index != xp.floor(index)) | (index < 0) | (index >= x.shape[0])).any()):
         raise ValueError(f"{fn}: batch indices must be integers in [0, {x.shape[0]}) for an input of shape "
-                         f"{x.shape}, got {sorted(set(backend.to_numpy(index).tolist()))[:10]}")
+                         f"{x.shape}, got {sorted(set(backend.as_host(index).tolist()))[:10]}")
     return rois
 
 
@@ -95,7 +94,7 @@ def _check_input(x, fn):
 
 def _roi_groups(xp, batch_index, rois_per_group):
     """(image, indices of its ROIs) for each image, its ROIs cut into groups of at most ``rois_per_group``."""
-    for b in backend.to_numpy(xp.unique(batch_index)).astype(int).tolist():
+    for b in backend.as_host(xp.unique(batch_index)).astype(int).tolist():
         rows = xp.flatnonzero(batch_index == b)
         for start in range(0, len(rows), rois_per_group):
             yield b, rows[start:start + rois_per_group]
@@ -157,7 +156,7 @@ def roi_align_forward(xp, x, rois, output_size, spatial_scale, sampling_ratio, a
     """RoIAlign of an (N, C, H, W) array: (K, C, out_h, out_w), out[k, c] = A_y[k] @ x[b_k, c] @ A_x[k]^T."""
     _, c, h, w = x.shape
     out_h, out_w = output_size
-    dtype = accumulate_dtype(x.dtype) or x.dtype
+    dtype = acc_dtype(x.dtype)
     a_y, a_x = _weights_as(dtype, xp, rois, (h, w), output_size, spatial_scale, sampling_ratio, aligned)
     out = xp.zeros((len(rois), c, out_h, out_w), dtype=dtype)
     for b, rows in _roi_groups(xp, rois[:, 0], _group_size(out_h, c, w)):
@@ -172,7 +171,7 @@ def roi_align_backward(xp, grad, rois, input_shape, output_size, spatial_scale, 
     """Gradient of RoIAlign w.r.t. its input: grad_x[b, c] = sum over ROIs k of b of A_y[k]^T @ grad[k, c] @ A_x[k]."""
     n, c, h, w = input_shape
     out_h, out_w = output_size
-    dtype = accumulate_dtype(grad.dtype) or grad.dtype
+    dtype = acc_dtype(grad.dtype)
     a_y, a_x = _weights_as(dtype, xp, rois, (h, w), output_size, spatial_scale, sampling_ratio, aligned)
     grad_x = xp.zeros((n, h, c * w), dtype=dtype)
     for b, rows in _roi_groups(xp, rois[:, 0], _group_size(out_h, c, w)):
