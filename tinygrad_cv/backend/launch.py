@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import device_of_array, emulator, get_xp, nvrtc
+from . import acc_dtype, array_module, device_of_array, emulator, nvrtc
 
 DEFAULT_BLOCK = 256
 MAX_BLOCKS = 4096   # grid-stride loops cover any size with at most this many blocks along x
@@ -45,10 +45,6 @@ def _kernel(file, name, like, op):
     return _module(file, device).get_function(f"{name}_{suffix}")
 
 
-def _xp(array):
-    return get_xp(device_of_array(array))
-
-
 # ---------------------------------------------------------------------------------------- helpers
 def _ints(*values, op):
     """Values as C ints, refusing any that does not fit in 32 bits (the kernels index with int)."""
@@ -57,11 +53,6 @@ def _ints(*values, op):
             raise ValueError(f"{op}: size {v} does not fit in a 32-bit int; the kernels index with int, so "
                              f"split the work into smaller batches")
     return tuple(np.int32(v) for v in values)
-
-
-def _acc_dtype(dtype):
-    """The accumulation dtype of the kernels: float64 for float64, float32 otherwise."""
-    return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
 
 
 def _blocks(total, block):
@@ -101,7 +92,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, out_size=None, out=N
 
     ``out_size`` (HO, WO) defaults to the floor-mode convolution output size.
     """
-    xp = _xp(x)
+    xp = array_module(x)
     x = xp.ascontiguousarray(x)
     n, c, h, w = x.shape
     kh, kw, sh, sw, ph, pw, dh, dw = _window(kernel_size, stride, padding, dilation)
@@ -116,7 +107,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, out_size=None, out=N
 def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1, out_size=None, out=None,
            block=DEFAULT_BLOCK):
     """The adjoint of im2col: cols (N, C*KH*KW, HO*WO) -> x (N, C, H, W), summing overlapping entries."""
-    xp = _xp(cols)
+    xp = array_module(cols)
     cols = xp.ascontiguousarray(cols)
     n, c, h, w = input_shape
     kh, kw, sh, sw, ph, pw, dh, dw = _window(kernel_size, stride, padding, dilation)
@@ -135,7 +126,7 @@ def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1, out_
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, out_size=None, out=None,
                block=DEFAULT_BLOCK):
     """x (N, C, H, W) -> (y (N, C, HO, WO), argmax (N, C, HO, WO) int32 holding h*W + w of each winner)."""
-    xp = _xp(x)
+    xp = array_module(x)
     x = xp.ascontiguousarray(x)
     n, c, h, w = x.shape
     stride = kernel_size if stride is None else stride
@@ -153,7 +144,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, out_size=None
 def max_pool2d_backward(gy, argmax, input_shape, kernel_size, stride=None, padding=0, dilation=1, out=None,
                         block=DEFAULT_BLOCK):
     """gx (N, C, H, W): each input element receives the gy of every window it won (given by argmax)."""
-    xp = _xp(gy)
+    xp = array_module(gy)
     gy, argmax = xp.ascontiguousarray(gy), xp.ascontiguousarray(argmax, dtype=np.int32)
     n, c, h, w = input_shape
     stride = kernel_size if stride is None else stride
@@ -173,7 +164,7 @@ def max_pool2d_backward(gy, argmax, input_shape, kernel_size, stride=None, paddi
 # ---------------------------------------------------------------------------------------- bias + ReLU
 def bias_relu(x, bias, out=None, block=DEFAULT_BLOCK):
     """y = max(x + bias[c], 0) for x (N, C, ...) and bias (C,)."""
-    xp = _xp(x)
+    xp = array_module(x)
     x, bias = xp.ascontiguousarray(x), xp.ascontiguousarray(bias, dtype=x.dtype)
     if x.ndim < 2 or bias.shape != (x.shape[1],):
         raise ValueError(f"bias_relu: x must be (N, C, ...) and bias (C,), got {x.shape} and {bias.shape}")
@@ -186,7 +177,7 @@ def bias_relu(x, bias, out=None, block=DEFAULT_BLOCK):
 
 def bias_relu_backward(gy, y, out=None, block=DEFAULT_BLOCK):
     """gx = gy * [y > 0] (the bias gradient is gx summed over every axis but 1)."""
-    xp = _xp(gy)
+    xp = array_module(gy)
     gy, y = xp.ascontiguousarray(gy), xp.ascontiguousarray(y, dtype=gy.dtype)
     gx = _output(xp, out, y.shape, gy.dtype, "bias_relu_backward")
     _kernel("activation", "bias_relu_backward", gy, "bias_relu_backward")(
@@ -197,7 +188,7 @@ def bias_relu_backward(gy, y, out=None, block=DEFAULT_BLOCK):
 # ---------------------------------------------------------------------------------------- BCE with logits
 def bce_with_logits(x, target, out=None, block=DEFAULT_BLOCK):
     """Elementwise max(x, 0) - x*t + log(1 + exp(-|x|)) (the caller reduces)."""
-    xp = _xp(x)
+    xp = array_module(x)
     x, target = xp.ascontiguousarray(x), xp.ascontiguousarray(target, dtype=x.dtype)
     loss = _output(xp, out, x.shape, x.dtype, "bce_with_logits")
     _kernel("loss", "bce_with_logits_forward", x, "bce_with_logits")(
@@ -207,7 +198,7 @@ def bce_with_logits(x, target, out=None, block=DEFAULT_BLOCK):
 
 def bce_with_logits_backward(x, target, gy, scale=1.0, out=None, block=DEFAULT_BLOCK):
     """gx = (sigmoid(x) - t) * gy * scale, with gy of x's shape or a single element (broadcast)."""
-    xp = _xp(x)
+    xp = array_module(x)
     x, target = xp.ascontiguousarray(x), xp.ascontiguousarray(target, dtype=x.dtype)
     gy = xp.ascontiguousarray(gy, dtype=x.dtype)
     if gy.size != 1 and gy.shape != x.shape:
@@ -218,7 +209,7 @@ def bce_with_logits_backward(x, target, gy, scale=1.0, out=None, block=DEFAULT_B
     _kernel("loss", "bce_with_logits_backward", x, "bce_with_logits_backward")(
         (_blocks(x.size, block),), (block,),
         (x, target, gy, gx) + _ints(x.size, gy_stride, op="bce_with_logits_backward")
-        + (_acc_dtype(x.dtype).type(scale),))
+        + (acc_dtype(x.dtype).type(scale),))
     return gx
 
 
@@ -227,18 +218,18 @@ ROI_ALIGN_MAX_BLOCK = 256  # the kernels' __launch_bounds__
 
 
 def _roi_args(boxes, output_size, spatial_scale, sampling_ratio, aligned, dtype, op):
-    xp = _xp(boxes)
-    boxes = xp.ascontiguousarray(boxes, dtype=_acc_dtype(dtype))
+    xp = array_module(boxes)
+    boxes = xp.ascontiguousarray(boxes, dtype=acc_dtype(dtype))
     if boxes.ndim != 2 or boxes.shape[1] != 5:
         raise ValueError(f"{op}: boxes must be (K, 5) rows (batch_index, x1, y1, x2, y2), got {boxes.shape}")
     ph, pw = _pair(output_size)
-    return boxes, ph, pw, _acc_dtype(dtype).type(spatial_scale), int(sampling_ratio), int(bool(aligned))
+    return boxes, ph, pw, acc_dtype(dtype).type(spatial_scale), int(sampling_ratio), int(bool(aligned))
 
 
 def roi_align(x, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False, out=None,
               block=DEFAULT_BLOCK):
     """x (N, C, H, W), boxes (K, 5) -> y (K, C, PH, PW), torchvision's roi_align."""
-    xp = _xp(x)
+    xp = array_module(x)
     x = xp.ascontiguousarray(x)
     n, c, h, w = x.shape
     boxes, ph, pw, scale, ratio, aligned = _roi_args(boxes, output_size, spatial_scale, sampling_ratio,
@@ -257,7 +248,7 @@ def roi_align_backward(gy, boxes, input_shape, spatial_scale=1.0, sampling_ratio
                        block=DEFAULT_BLOCK):
     """gx (N, C, H, W) from gy (K, C, PH, PW): the adjoint of roi_align, accumulated (atomically) in the
     accumulation dtype and cast to gy's dtype."""
-    xp = _xp(gy)
+    xp = array_module(gy)
     gy = xp.ascontiguousarray(gy)
     n, c, h, w = input_shape
     k, _, ph, pw = gy.shape
@@ -265,7 +256,7 @@ def roi_align_backward(gy, boxes, input_shape, spatial_scale=1.0, sampling_ratio
                                                      gy.dtype, "roi_align_backward")
     if boxes.shape[0] != k or gy.shape[1] != c:
         raise ValueError(f"roi_align_backward: gy {gy.shape} needs {boxes.shape[0]} boxes and {c} channels")
-    gx = xp.zeros((n, c, h, w), _acc_dtype(gy.dtype))
+    gx = xp.zeros((n, c, h, w), acc_dtype(gy.dtype))
     block = min(block, ROI_ALIGN_MAX_BLOCK)
     _kernel("roi_align", "roi_align_backward", gy, "roi_align_backward")(
         (_blocks(gy.size, block),), (block,),
@@ -280,7 +271,7 @@ def has_nonfinite(arrays, block=DEFAULT_BLOCK):
     arrays = list(arrays)
     if not arrays:
         return False
-    xp = _xp(arrays[0])
+    xp = array_module(arrays[0])
     flag = xp.zeros(1, np.int32)
     for a in arrays:
         a = xp.ascontiguousarray(a)
@@ -293,7 +284,7 @@ def has_nonfinite(arrays, block=DEFAULT_BLOCK):
 def batch_norm_statistics(x, block=DEFAULT_BLOCK):
     """Per-channel mean and biased variance of x (N, C, ...) over every axis but 1, in the accumulation
     dtype (float32 for float16 input). ``block`` must be a power of two <= 1024."""
-    xp = _xp(x)
+    xp = array_module(x)
     x = xp.ascontiguousarray(x)
     if x.ndim < 2 or x.size == 0:
         raise ValueError(f"batch_norm_statistics: x must be a non-empty (N, C, ...) array, got shape "
@@ -303,7 +294,7 @@ def batch_norm_statistics(x, block=DEFAULT_BLOCK):
                          f"at each reduction step), got {block}")
     n, c = x.shape[:2]
     spatial = x.size // (n * c)
-    acc = _acc_dtype(x.dtype)
+    acc = acc_dtype(x.dtype)
     sums, sumsq = xp.empty(c, acc), xp.empty(c, acc)
     _kernel("batchnorm", "channel_sums", x, "batch_norm_statistics")(
         (c,), (block,), (x, sums, sumsq) + _ints(n, c, spatial, op="batch_norm_statistics"))
