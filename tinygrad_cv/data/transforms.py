@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from .errors import is_integer
+from ..ops._util import pair
 
 PAD_MODES = ("reflection", "border", "zeros")
 
@@ -56,22 +56,13 @@ def _probability(p, caller):
     return float(p)
 
 
-def _size_pair(size, caller):
-    """(height, width) from an int (a square) or a pair of ints, each >= 1; bools and floats refused
-    (``Resize(True)`` would otherwise be a 1x1 image)."""
-    pair = (size, size) if is_integer(size) else tuple(size) if isinstance(size, (tuple, list)) else ()
-    if len(pair) != 2 or not all(is_integer(s) and s >= 1 for s in pair):
-        raise ValueError(f"{caller}: size must be a positive int or (height, width), got {size!r}")
-    return int(pair[0]), int(pair[1])
-
-
 class Resize(Geometric):
     """Stretch the image to ``size`` (an int for a square, or (height, width)): the identity in
     normalised coordinates, only the output grid changes. Sampling is bilinear without
     antialiasing, so shrink by more than about 2x once, when the files are written, not here."""
 
     def __init__(self, size):
-        self.size = _size_pair(size, "Resize")
+        self.size = pair(size, "Resize", "size", 1)
 
     def matrix(self, rng, height, width):
         return _identity()
@@ -84,7 +75,7 @@ class RandomCrop(Geometric):
     """A ``size`` window at a random whole-pixel offset; a window larger than the image pads."""
 
     def __init__(self, size):
-        self.size = _size_pair(size, "RandomCrop")
+        self.size = pair(size, "RandomCrop", "size", 1)
 
     def matrix(self, rng, height, width):
         (crop_h, crop_w), scale, shift = self.size, [], []

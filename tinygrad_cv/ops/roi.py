@@ -30,20 +30,12 @@ from .. import backend
 from ..autograd import Function
 from ..backend import acc_dtype, launch
 from ..tensor import Tensor
+from ._util import pair
 
 _MAX_INTERMEDIATE = 2 ** 24  # elements of the (rois x out_h) x (C x W) product held at once
 
 
 # --------------------------------------------------------------------------- argument checks
-def _pair(size, fn, name):
-    """A positive int or a pair of them, as a pair of ints."""
-    items = (size, size) if isinstance(size, numbers.Integral) else tuple(size) if isinstance(size, (tuple, list)) \
-        else ()
-    if len(items) != 2 or any(not isinstance(s, numbers.Integral) or isinstance(s, bool) or s < 1 for s in items):
-        raise ValueError(f"{fn}: {name} must be a positive int or a pair of them, got {size!r}")
-    return int(items[0]), int(items[1])
-
-
 def _check_scale(fn, spatial_scale):
     """spatial_scale maps image pixels onto the feature map (1 / stride): a finite positive number."""
     if not isinstance(spatial_scale, numbers.Real) or isinstance(spatial_scale, bool) or \
@@ -210,7 +202,7 @@ def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, a
     dtype; float16 inputs are resampled in float32.
     """
     _check_input(input, "roi_align")
-    output_size = _pair(output_size, "roi_align", "output_size")
+    output_size = pair(output_size, "roi_align", "output_size", 1)
     if not isinstance(sampling_ratio, numbers.Integral) or isinstance(sampling_ratio, bool):
         raise TypeError(f"roi_align: sampling_ratio must be an int (any value <= 0 means adaptive, "
                         f"ceil(roi_size / output_size) samples per bin, as torchvision), got {sampling_ratio!r}")
@@ -290,7 +282,7 @@ def roi_pool(input, boxes, output_size, spatial_scale=1.0):
     """torchvision.ops.roi_pool: max over quantised bins (Fast R-CNN). Kept for the lesson that
     shows why RoIAlign replaced it; use ``roi_align`` in models."""
     _check_input(input, "roi_pool")
-    output_size = _pair(output_size, "roi_pool", "output_size")
+    output_size = pair(output_size, "roi_pool", "output_size", 1)
     spatial_scale = _check_scale("roi_pool", spatial_scale)
     rois = _rois(boxes, input, "roi_pool")
     return RoIPool.apply(input, rois=rois, output_size=output_size, spatial_scale=spatial_scale)
