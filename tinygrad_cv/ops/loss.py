@@ -194,17 +194,18 @@ class NLLLoss(Function):
     def forward(ctx, x, *, target, weight, ignore_index, reduction):
         xp = ctx.xp
         v = x.reshape(_spatial(x.shape))
-        ctx.targets = _ClassTargets(xp, target.reshape(v.shape[0], v.shape[2]), x.shape[1], weight, ignore_index,
-                                    x.dtype)
+        targets = _ClassTargets(xp, target.reshape(v.shape[0], v.shape[2]), x.shape[1], weight, ignore_index, x.dtype)
+        ctx.save(targets)
         ctx.shape, ctx.out_shape, ctx.reduction = v.shape, target.shape, reduction
-        loss = -ctx.targets.weight * v.reshape(-1)[ctx.targets.flat]
-        return _reduce_samples(xp, loss, ctx.targets, reduction, target.shape)
+        loss = -targets.weight * v.reshape(-1)[targets.flat]
+        return _reduce_samples(xp, loss, targets, reduction, target.shape)
 
     def backward(ctx, g):
+        (targets,) = ctx.saved
         n, c, p = ctx.shape
         gx = ctx.xp.zeros(ctx.shape, dtype=g.dtype)
-        per_sample = ctx.targets.per_sample_grad(g, ctx.reduction, (n, p))
-        gx.reshape(-1)[ctx.targets.flat] = -ctx.targets.weight * per_sample
+        per_sample = targets.per_sample_grad(g, ctx.reduction, (n, p))
+        gx.reshape(-1)[targets.flat] = -targets.weight * per_sample
         return gx.reshape((n, c) + ctx.out_shape[1:])
 
 
@@ -234,22 +235,21 @@ class CrossEntropy(Function):
             class_sum = c if weight is None else weight.astype(acc).sum()
             smooth = weighted.sum(axis=1) - class_sum * log_total  # sum_c w_c logp_c
             loss -= (label_smoothing / c) * smooth * targets.valid
-        ctx.save(probs)
-        ctx.targets, ctx.weight, ctx.dtype, ctx.out_shape = targets, weight, x.dtype, target.shape
-        ctx.reduction, ctx.smoothing = reduction, label_smoothing
+        ctx.save(probs, targets, weight)
+        ctx.dtype, ctx.out_shape, ctx.reduction, ctx.smoothing = x.dtype, target.shape, reduction, label_smoothing
         return _reduce_samples(xp, loss, targets, reduction, target.shape).astype(x.dtype, copy=False)
 
     def backward(ctx, g):
-        (probs,) = ctx.saved
+        probs, targets, weight = ctx.saved
         n, c, p = probs.shape
-        targets, e = ctx.targets, ctx.smoothing
+        e = ctx.smoothing
         per_sample = targets.per_sample_grad(g.astype(probs.dtype, copy=False), ctx.reduction, (n, p))
         hard = (1 - e) * targets.weight * per_sample                   # (N, P)
         if not e:
             gx = probs * hard[:, None, :]
         else:
             smooth = (e / c) * per_sample * targets.valid                # (N, P)
-            w = ctx.xp.ones(c, dtype=probs.dtype) if ctx.weight is None else ctx.weight.astype(probs.dtype)
+            w = ctx.xp.ones(c, dtype=probs.dtype) if weight is None else weight.astype(probs.dtype)
             gx = probs * (hard + w.sum() * smooth)[:, None, :]
             gx -= w[:, None] * smooth[:, None, :]
         gx.reshape(-1)[targets.flat] -= hard

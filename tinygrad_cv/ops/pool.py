@@ -156,14 +156,16 @@ class AvgPool2d(Function):
         y = ctx.xp.zeros(x.shape[:2] + out_size, dtype=x.dtype)
         for i, j in _offsets(kernel):
             y += xpad[(Ellipsis,) + offset_slices(i, j, stride, dilation, out_size)]
-        ctx.divisor, ctx.window, ctx.size, ctx.pads = divisor, window, x.shape[2:], pads
+        ctx.save(divisor)
+        ctx.window, ctx.size, ctx.pads = window, x.shape[2:], pads
         return y / divisor
 
     def backward(ctx, dy):
+        (divisor,) = ctx.saved
         kernel, stride, _, dilation = ctx.window
         (top, bottom), (left, right) = ctx.pads
         h, w = ctx.size
-        share = dy / ctx.divisor
+        share = dy / divisor
         dxpad = ctx.xp.zeros(dy.shape[:2] + (h + top + bottom, w + left + right), dtype=dy.dtype)
         for i, j in _offsets(kernel):
             dxpad[(Ellipsis,) + offset_slices(i, j, stride, dilation, dy.shape[2:])] += share

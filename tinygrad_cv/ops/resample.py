@@ -124,11 +124,12 @@ def resample_matrix(mode, n_in, n_out, scale_factor, align_corners, dtype):
 class Resample2d(Function):
     """y = A_h @ x @ A_w^T for (N, C, H, W) inputs;  dx = A_h^T @ dy @ A_w."""
     def forward(ctx, x, *, rows, cols):
-        ctx.rows, ctx.cols = rows, cols
+        ctx.save(rows, cols)
         return _apply(ctx.xp, x, rows, cols)
 
     def backward(ctx, dy):
-        return _apply(ctx.xp, dy, ctx.rows.T, ctx.cols.T)
+        rows, cols = ctx.saved
+        return _apply(ctx.xp, dy, rows.T, cols.T)
 
 
 def _apply(xp, x, rows, cols):
