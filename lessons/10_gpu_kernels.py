@@ -28,7 +28,7 @@ import numpy as np
 import tinygrad_cv as tg
 import tinygrad_cv.functional as F
 from tinygrad_cv.backend import emulator, launch, nvrtc
-from lesson_utils import parse_args, pyplot, save_figure
+from lesson_utils import parse_args, pyplot, save_lesson_figure
 
 args = parse_args("Lesson 10: GPU kernels", "10_gpu_kernels", full_minutes=0.2)
 plt = pyplot()
@@ -110,7 +110,7 @@ for i in range(n):
 ax.set_yticks([])
 ax.set_xlabel("element index i (label: global thread number, and its block b)")
 ax.set_title(f"grid-stride loop: {grid} blocks x {block} threads = {grid * block} threads cover {n} elements")
-save_figure(fig, args.out, "grid_stride_loop.png")
+save_lesson_figure(fig, args.out, "grid_stride_loop.png")
 
 # %% [markdown]
 # ## 2. im2col as a kernel
@@ -385,7 +385,7 @@ ax.annotate("im2col: 0 FLOP/B\n(a pure copy: memory-bound)", xy=(1.2e-2, 1.5e11)
 ax.set(xlabel="arithmetic intensity (FLOP / byte)", ylabel="attainable FLOP/s", ylim=(1e10, 3e15),
        title="roofline of an H100 SXM, our kernels at their shapes")
 ax.legend(fontsize="small", loc="lower right")
-save_figure(fig, args.out, "roofline.png")
+save_lesson_figure(fig, args.out, "roofline.png")
 
 
 # %% [markdown]

@@ -29,7 +29,7 @@ import tinygrad_cv.functional as F  # noqa: E402
 from tinygrad_cv import nn  # noqa: E402
 from tinygrad_cv.data import DataLoader, DataLoaders  # noqa: E402
 from tinygrad_cv.train import Learner  # noqa: E402
-from lesson_utils import parse_args, pyplot, save_figure  # noqa: E402
+from lesson_utils import parse_args, pyplot, save_lesson_figure  # noqa: E402
 
 args = parse_args("Lesson 12: image regression: where is the face?", "12_image_regression", full_minutes=0.7)
 size = 32
@@ -198,7 +198,7 @@ print(f"flatten head: mean error {errors.mean():.2f} px on the validation set (m
       f"90th percentile {np.percentile(errors, 90):.2f}); baseline {baseline:.2f} px")
 assert np.allclose(targets.numpy(), valid_ds.targets)                # get_preds keeps the dataset order
 assert errors.mean() < (0.7 if args.quick else 0.25) * baseline, "the CNN should beat the baseline by far"
-save_figure(learn.recorder.plot_loss(), args.out, 'losses.png')
+save_lesson_figure(learn.recorder.plot_loss(), args.out, 'losses.png')
 
 # %% [markdown]
 # ## 6. The classifier's head on the same body
@@ -231,7 +231,7 @@ for ax, image, (tx, ty), (px, py), error in zip(axes.ravel(), valid_ds.images, t
     ax.set_title(f"miss {error:.1f} px", fontsize=9)
     ax.axis("off")
 fig.suptitle(f"validation pictures: true centre (green +), predicted (red x); mean miss {errors.mean():.2f} px")
-save_figure(fig, args.out, "predicted_centres.png")
+save_lesson_figure(fig, args.out, "predicted_centres.png")
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 bins = np.linspace(0, max(errors.max(), pooled_errors.max()), 50)
@@ -242,7 +242,7 @@ ax.axvline(baseline, color="gray", ls="--", label=f"always the mean centre: {bas
 ax.set_xlabel("distance between predicted and true centre (pixels)")
 ax.set_ylabel("validation pictures")
 ax.legend(fontsize=8)
-save_figure(fig, args.out, "error_histogram.png")
+save_lesson_figure(fig, args.out, "error_histogram.png")
 
 
 # %% [markdown]

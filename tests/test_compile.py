@@ -18,6 +18,7 @@ import subprocess
 import pytest
 
 from tinygrad_cv.backend import emulator, nvrtc
+from tinygrad_cv.io import atomic_write_bytes
 
 pytest.importorskip("cupy", reason="the compile checks need CuPy (pip install -e '.[gpu]')")
 
@@ -77,7 +78,7 @@ def nvcc_resource_usage(name, arch, tmp_path):
                    str(nvrtc.KERNEL_DIR / f"{name}.cu"), "-o", str(tmp_path / f"{name}.cubin")]
         result = subprocess.run(command, capture_output=True, text=True)
         assert result.returncode == 0, f"nvcc could not compile {name}.cu for sm_{arch}:\n{result.stderr}"
-        nvrtc.write_atomically(log_path, (result.stdout + result.stderr).encode())
+        atomic_write_bytes(log_path, (result.stdout + result.stderr).encode())
     return nvrtc.resource_usage(log_path.read_text())
 
 

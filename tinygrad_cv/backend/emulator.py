@@ -36,7 +36,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .nvrtc import KERNEL_DIR, cache_dir, headers_text, source_hash, write_atomically
+from ..io import atomic_write_bytes
+from .nvrtc import KERNEL_DIR, cache_dir, headers_text, source_hash
 
 GUARD_BYTES = 1024        # guard bytes on each side of every array argument
 GUARD_VALUE = 0xFF
@@ -135,7 +136,7 @@ def _compile(translation_unit, filename):
     if library.is_file():
         return library
     source = library.with_suffix(".cpp")
-    write_atomically(source, translation_unit.encode())
+    atomic_write_bytes(source, translation_unit.encode())
     tmp = library.with_name(f".{key}.{os.getpid()}.so")
     result = subprocess.run(["g++", *flags, "-x", "c++", str(source), "-o", str(tmp)],
                             capture_output=True, text=True)

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..io import atomic_write
+from ..io import atomic_write_bytes
 
 KERNEL_DIR = Path(__file__).resolve().with_name("kernels")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -57,12 +57,6 @@ def cache_dir(kind):
     path = Path(root) / kind
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def write_atomically(path, data):
-    """Write bytes to ``path`` through a temporary file and a rename, so no reader sees half a file (the
-    temporary file is removed if the write fails; see ``tinygrad_cv.io.atomic_write``)."""
-    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def source_hash(*parts):
@@ -122,8 +116,8 @@ def compile_cubin(source, arch, filename="kernel.cu"):
         compiled = Compiled(nvrtc.getCUBIN(program), nvrtc.getProgramLog(program))
     finally:
         nvrtc.destroyProgram(program)
-    write_atomically(log_path, compiled.log.encode())
-    write_atomically(cubin_path, compiled.cubin)
+    atomic_write_bytes(log_path, compiled.log.encode())
+    atomic_write_bytes(cubin_path, compiled.cubin)
     return compiled
 
 

@@ -5,13 +5,12 @@ global figure state, no backend chosen for the caller (a notebook keeps its inli
 import functools
 import io
 import math
-import os
 import sys
 
 import numpy as np
 
 from .. import distributed as dist
-from ..io import atomic_write
+from ..io import save_figure
 from .image_io import class_colors
 
 
@@ -38,13 +37,12 @@ def blank_figure(width, height):
     return figure
 
 
-def save_figure(figure, fname=None):
-    """Write ``figure`` as the PNG ``fname`` (atomically, creating its folder) when ``fname`` is given;
-    under data parallelism only rank 0 writes. Returns the figure (Jupyter shows a returned figure)."""
+def finish_figure(figure, fname=None):
+    """The last step of every ``show_*`` and ``plot_*``: write ``figure`` as the PNG ``fname`` when it is
+    given (``io.save_figure``; under data parallelism only rank 0 writes) and return the figure (Jupyter
+    shows a returned figure)."""
     if fname is not None and dist.rank() == 0:
-        fname = os.fspath(fname)
-        os.makedirs(os.path.dirname(os.path.abspath(fname)), exist_ok=True)
-        atomic_write(fname, lambda tmp: figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
+        save_figure(figure, fname)
     return figure
 
 
@@ -117,4 +115,4 @@ def show_batch(batch, fname=None, vocab=None, max_n=9, ncols=3):
     figure.tight_layout()
     if "mask" in batch:                                    # which colour is which class
         class_legend(figure, np.unique(np.asarray(batch["mask"][:n])), vocab)
-    return save_figure(figure, fname)
+    return finish_figure(figure, fname)

@@ -9,7 +9,7 @@ import numpy as np
 from ..metrics.base import function_name
 from ..optim.lr_scheduler import exponential
 from .callbacks import Callback, CancelFitException, CancelValidException
-from .recorder import SmoothedLoss, new_figure, save_figure
+from .recorder import SmoothedLoss, new_figure, finish_figure
 
 SuggestedLRs = namedtuple("SuggestedLRs", ["valley", "steep", "minimum"])
 
@@ -125,7 +125,7 @@ class LRFinder(Callback):
                     label=f"{function_name(suggest)}: {lr:.2e}")
         ax.set(xlabel="learning rate", ylabel="smoothed loss", title="Learning-rate finder")
         ax.legend()
-        return save_figure(figure, fname)
+        return finish_figure(figure, fname)
 
 
 def valley(lrs, losses):

@@ -5,7 +5,7 @@ import textwrap
 import numpy as np
 
 from ..data.show import caption, class_legend, overlay
-from ..data.show import blank_figure, save_figure
+from ..data.show import blank_figure, finish_figure
 
 
 def displayable(x, mean=None, std=None):
@@ -61,4 +61,4 @@ def show_results(x, y, pred, fname=None, max_n=9, vocab=None, thresh=0.5, mean=N
     figure.tight_layout()
     if masks:
         class_legend(figure, np.union1d(np.unique(y[:n]), np.unique(decoded[:n])), vocab)
-    return save_figure(figure, fname)
+    return finish_figure(figure, fname)
