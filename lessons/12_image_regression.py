@@ -15,21 +15,14 @@
 #     python lessons/12_image_regression.py [--quick] [--out DIR]
 
 # %%
-import os
+import numpy as np
 
-# Our matrix products are small (a batch of 32 pictures of 32x32); split over BLAS threads on a busy
-# 2-core machine, the threads mostly wait for each other (the --quick run took 24 s instead of 5.5 s when
-# we measured it with other programs running). Set before NumPy is imported; your own setting wins.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-import numpy as np  # noqa: E402
-
-import tinygrad_cv as tg  # noqa: E402
-import tinygrad_cv.functional as F  # noqa: E402
-from tinygrad_cv import nn  # noqa: E402
-from tinygrad_cv.data import DataLoader, DataLoaders  # noqa: E402
-from tinygrad_cv.train import Learner  # noqa: E402
-from lesson_utils import parse_args, pyplot, save_lesson_figure  # noqa: E402
+import tinygrad_cv as tg
+import tinygrad_cv.functional as F
+from tinygrad_cv import nn
+from tinygrad_cv.data import DataLoader, DataLoaders
+from tinygrad_cv.train import Learner
+from lesson_utils import parse_args, pyplot, save_lesson_figure
 
 args = parse_args("Lesson 12: image regression: where is the face?", "12_image_regression", full_minutes=0.7)
 size = 32
