@@ -22,24 +22,17 @@
 import os
 import time
 
-# NumPy's BLAS (OpenBLAS) splits every matrix product over threads. Our products are many and small
-# (a convolution over a few ROIs, a linear layer over 256 ROIs), and on a shared 2-core machine the
-# threads mostly wait for each other: with one thread a training step took 0.3 s instead of 5.7 s
-# when we measured it, other programs running. It must be set before NumPy is imported; an
-# OPENBLAS_NUM_THREADS of your own takes precedence.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import tinygrad_cv as tg  # noqa: E402
-import tinygrad_cv.functional as F  # noqa: E402
-from tinygrad_cv.data import read_image  # noqa: E402
-from tinygrad_cv.data.synthetic import make_shapes  # noqa: E402
-from tinygrad_cv.metrics import format_summary  # noqa: E402
-from tinygrad_cv.models.mask_rcnn import (MaskRCNN, MaskRCNNConfig, backbone_resnet, evaluate,  # noqa: E402
+import tinygrad_cv as tg
+import tinygrad_cv.functional as F
+from tinygrad_cv.data import read_image
+from tinygrad_cv.data.synthetic import make_shapes
+from tinygrad_cv.metrics import format_summary
+from tinygrad_cv.models.mask_rcnn import (MaskRCNN, MaskRCNNConfig, backbone_resnet, evaluate,
                                           load_coco_instances, predict, prepare_images, pretrain_backbone,
                                           train)
-from lesson_utils import parse_args, pyplot, save_lesson_figure  # noqa: E402
+from lesson_utils import parse_args, pyplot, save_lesson_figure
 
 args = parse_args("Lesson 11: instance segmentation with Mask R-CNN", "11_instance_segmentation", data="shapes",
                   full_minutes=5,
@@ -148,7 +141,7 @@ annotation = dict(instances_file["annotations"][0])
 counts = annotation["segmentation"]["counts"]
 for key, value in {**annotation, "segmentation": {**annotation["segmentation"], "counts": counts[:24] + "..."}}.items():
     print(f"  {key:13s} {json.dumps(value)}")
-decoded = coco_mask.decode(annotation["segmentation"])
+decoded = coco_mask.rle_to_mask(annotation["segmentation"])
 print(f"decoded RLE: a {decoded.shape} 0/1 mask with {int(decoded.sum())} pixels set (= area "
       f"{annotation['area']}); its box {coco_mask.to_bbox(annotation['segmentation'])} (= bbox {annotation['bbox']})")
 # The same kind of mask as a polygon: a triangle outlined by its three corners, turned into RLE.

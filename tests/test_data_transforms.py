@@ -264,7 +264,7 @@ def test_normalize_matches_numpy_and_inverts():
     assert x.shape == (4, 3, 6, 5) and x.dtype == np.float32 and x.flags.c_contiguous
     np.testing.assert_allclose(x, ((images / 255.0 - pixels.mean(0)) / pixels.std(0)).transpose(0, 3, 1, 2),
                                rtol=1e-5, atol=1e-5)
-    np.testing.assert_array_equal(normalize.decode(x), images)
+    np.testing.assert_array_equal(normalize.denormalize(x), images)
 
 
 def test_normalize_takes_float_images_as_already_in_unit_range():

@@ -25,7 +25,7 @@ from .errors import DataFormatError, is_integer
 
 MAX_PIXELS = 89_478_485
 """The most pixels (h * w) a mask may have: Pillow's decompression-bomb limit (``MAX_IMAGE_PIXELS``),
-so that a corrupt size cannot make ``decode`` allocate gigabytes."""
+so that a corrupt size cannot make ``rle_to_mask`` allocate gigabytes."""
 _MAX_CHUNKS = 12          # 60 bits: more chunks in one number would overflow int64
 
 # --------------------------------------------------------------------------- counts <-> string
@@ -165,9 +165,9 @@ def checked_rle(rle, caller="coco_mask.checked_rle"):
     return [h, w], counts
 
 
-def decode(rle):
+def rle_to_mask(rle):
     """The (h, w) uint8 mask of an RLE (compressed or uncompressed counts), checked by ``checked_rle``."""
-    (h, w), counts = checked_rle(rle, "coco_mask.decode")
+    (h, w), counts = checked_rle(rle, "coco_mask.rle_to_mask")
     values = np.arange(counts.size, dtype=np.uint8) % 2
     return np.repeat(values, counts).reshape(w, h).T
 
@@ -321,7 +321,7 @@ def _mask_overlaps(dt, gt):
         raise ValueError(f"coco_mask.iou: all masks must have the same size, got sizes {sorted(sizes)}")
     h, w = sizes.pop()
     dtype = np.float32 if h * w < 2 ** 24 else np.float64   # sums of 0/1 stay exact below 2^24 in float32
-    flat_dt = np.stack([decode(r).ravel() for r in dt]).astype(dtype)
-    flat_gt = np.stack([decode(r).ravel() for r in gt]).astype(dtype)
+    flat_dt = np.stack([rle_to_mask(r).ravel() for r in dt]).astype(dtype)
+    flat_gt = np.stack([rle_to_mask(r).ravel() for r in gt]).astype(dtype)
     inter = (flat_dt @ flat_gt.T).astype(np.float64)
     return inter, flat_dt.sum(axis=1, dtype=np.float64), flat_gt.sum(axis=1, dtype=np.float64)

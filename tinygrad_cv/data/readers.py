@@ -15,7 +15,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from .coco_mask import MAX_PIXELS, checked_rle, decode, segmentation_to_rle
+from .coco_mask import MAX_PIXELS, checked_rle, rle_to_mask, segmentation_to_rle
 from .errors import DataFormatError, is_finite_number, is_integer
 from .image_io import image_size
 from .transforms import BOX_SLACK
@@ -308,6 +308,6 @@ class Coco:
                 raise DataFormatError(self._where(f"{where}: a polygon point lies more than an image size "
                                                   f"outside the {width}x{height} image"))
         try:
-            return decode(segmentation_to_rle(segmentation, height, width))
+            return rle_to_mask(segmentation_to_rle(segmentation, height, width))
         except (ValueError, TypeError) as error:
             raise DataFormatError(self._where(f"{where}: cannot decode its segmentation ({error})")) from error

@@ -575,7 +575,7 @@ class Normalize:
         x += shift
         return x
 
-    def decode(self, x):
+    def denormalize(self, x):
         """The inverse, for figures: (N, C, H, W) float -> (N, H, W, C) uint8 on the host."""
         x = np.asarray(x, dtype=np.float64).transpose(0, 2, 3, 1)
         return np.clip((x * self.std + self.mean) * 255 + 0.5, 0, 255).astype(np.uint8)

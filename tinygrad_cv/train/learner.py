@@ -263,12 +263,12 @@ class Learner:
             self.loss = None
             self._event("after_batch")
             return
-        self.loss = self.loss_grad = self._checked_loss(self.loss_func(self.pred, self.yb))
+        self.loss = self.loss_to_backward = self._checked_loss(self.loss_func(self.pred, self.yb))
         self.loss_value = float(self.loss.item())
         self._event("after_loss")
         if self.training:
             self._check_loss_is_finite()
-            self.loss_grad.backward()
+            self.loss_to_backward.backward()
             try:
                 self._event("after_backward")
                 self.opt.step()

@@ -161,7 +161,7 @@ class MixedPrecision(Callback):
 
     def after_loss(self):
         if self.learn.training:
-            self.learn.loss_grad = self.learn.loss * self.scaler.scale
+            self.learn.loss_to_backward = self.learn.loss * self.scaler.scale
 
     def after_backward(self):
         """Back to the float32 masters; their gradients unscaled in float32; skip the step on overflow."""

@@ -24,7 +24,7 @@ def displayable(x, mean=None, std=None):
     return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images[..., :3]
 
 
-def decode(y, pred, thresh):
+def predictions_as_targets(y, pred, thresh):
     """Predictions in the targets' form: a class index (from (N, C) scores), multi-hot tags ([p > thresh]
     for multi-hot targets) or a mask (arg-max over the channels of (N, C, H, W) scores)."""
     if y.ndim == 2:
@@ -38,7 +38,7 @@ def show_results(x, y, pred, fname=None, max_n=9, vocab=None, thresh=0.5, mean=N
     of the class colours. ``mean`` and ``std`` (per channel, [0, 1] units: the loader's Normalize) undo the
     normalisation of ``x`` for display. Also written as the PNG ``fname`` when given; returns the Figure."""
     images, y = displayable(x, mean, std), np.asarray(y)
-    decoded = decode(y, np.asarray(pred), thresh)
+    decoded = predictions_as_targets(y, np.asarray(pred), thresh)
     n = min(max_n, len(images))
     masks = y.ndim == 3
     ncols = 2 if masks else min(3, n)
