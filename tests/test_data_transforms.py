@@ -167,12 +167,12 @@ def painted_boxes(rng, size=40, k=3):
     mask = np.zeros((size, size), np.uint8)
     boxes = []
     for i in range(k):
-        x0 = 2 + i * (size // k)
-        x1 = x0 + int(rng.integers(3, size // k - 2))
-        y0 = int(rng.integers(1, size // 2))
-        y1 = y0 + int(rng.integers(3, size // 2))
-        mask[y0:y1, x0:x1] = i + 1
-        boxes.append([x0, y0, x1, y1])
+        x1 = 2 + i * (size // k)
+        x2 = x1 + int(rng.integers(3, size // k - 2))
+        y1 = int(rng.integers(1, size // 2))
+        y2 = y1 + int(rng.integers(3, size // 2))
+        mask[y1:y2, x1:x2] = i + 1
+        boxes.append([x1, y1, x2, y2])
     image = np.stack([mask * 60, mask * 30, 255 - mask * 50], -1).astype(np.uint8)
     return {"image": image, "mask": mask, "boxes": np.array(boxes, np.float32), "labels": np.arange(1, k + 1)}
 

@@ -233,7 +233,7 @@ def _edge_points(x, y):
 
 
 def _polygon_mask(polygon, h, w):
-    """Rasterise one polygon [x0, y0, x1, y1, ...] exactly as pycocotools' ``rleFrPoly``.
+    """Rasterise one polygon [x1, y1, x2, y2, ...] (its vertices) exactly as pycocotools' ``rleFrPoly``.
 
     The boundary is traced on a 5x upsampled grid; wherever it crosses the centre line of a pixel
     column, the first pixel row below the crossing toggles inside/outside. Each column is then
@@ -255,7 +255,7 @@ def _polygon_mask(polygon, h, w):
 
 
 def from_polygons(polygons, h, w):
-    """One RLE for the union of COCO polygons (a list of [x0, y0, x1, y1, ...] lists, or a single
+    """One RLE for the union of COCO polygons (a list of [x1, y1, x2, y2, ...] vertex lists, or a single
     such list), rasterised at size (h, w) pixel-exactly as pycocotools' ``frPyObjects`` + ``merge``.
 
     Pixel (row r, column c) covers [c, c+1) x [r, r+1); it is inside when its centre, quantised to
@@ -267,7 +267,7 @@ def from_polygons(polygons, h, w):
     for polygon in polygons:
         if len(polygon) < 6 or len(polygon) % 2:
             raise DataFormatError(f"coco_mask.from_polygons: a polygon needs an even number (>= 6) of "
-                             f"coordinates [x0, y0, x1, y1, ...], got {len(polygon)}")
+                             f"coordinates [x1, y1, x2, y2, ...], got {len(polygon)}")
         mask |= _polygon_mask(polygon, h, w)
     return encode(mask)
 

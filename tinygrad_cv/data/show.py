@@ -106,11 +106,11 @@ def show_batch(batch, fname=None, vocab=None, max_n=9, ncols=3):
         if "boxes" in batch:
             labels = batch["labels"][i] if "labels" in batch else np.zeros(len(batch["boxes"][i]), int)
             colors = class_colors(int(max(labels, default=0)) + 2) / 255.0
-            for (x0, y0, x1, y1), label in zip(np.asarray(batch["boxes"][i]), labels):
-                axes.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=1.5,
+            for (x1, y1, x2, y2), label in zip(np.asarray(batch["boxes"][i]), labels):
+                axes.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, lw=1.5,
                                          edgecolor=colors[int(label) + 1]))
                 name = vocab[int(label)] if vocab is not None else str(int(label))
-                axes.text(x0, y0, name, fontsize=7, color="white", va="bottom",
+                axes.text(x1, y1, name, fontsize=7, color="white", va="bottom",
                           bbox={"facecolor": colors[int(label) + 1], "pad": 1, "lw": 0})
     figure.tight_layout()
     if "mask" in batch:                                    # which colour is which class

@@ -269,7 +269,7 @@ BOX_SLACK = 1.0
 def check_sample(sample, caller):
     """The parts of a sample that move together must agree before a geometric transform reads them
     with the image's coordinates: the mask (H, W) and instance masks (K, H, W) have the image's size,
-    boxes are (K, 4) [x0, y0, x1, y1] with x0 <= x1, y0 <= y1 inside the image (up to BOX_SLACK), and
+    boxes are (K, 4) [x1, y1, x2, y2] with x1 <= x2, y1 <= y2 inside the image (up to BOX_SLACK), and
     labels and instance masks have one entry per box. Anything else is a ValueError naming ``caller``."""
     image = sample.get("image")
     if not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
@@ -285,7 +285,7 @@ def check_sample(sample, caller):
         return
     boxes = np.asarray(sample["boxes"], dtype=np.float64)
     if boxes.ndim != 2 or boxes.shape[1] != 4 or not np.all(np.isfinite(boxes)):
-        raise ValueError(f"{caller}: boxes must be a (K, 4) array of finite [x0, y0, x1, y1], got shape {boxes.shape}")
+        raise ValueError(f"{caller}: boxes must be a (K, 4) array of finite [x1, y1, x2, y2], got shape {boxes.shape}")
     for key in ("labels", "instance_masks"):
         if key in sample and len(sample[key]) != len(boxes):
             raise ValueError(f"{caller}: {len(boxes)} boxes but {len(sample[key])} {key}; each box needs one")
@@ -294,8 +294,8 @@ def check_sample(sample, caller):
               & (boxes[:, 1] <= boxes[:, 3]) & (boxes[:, 2] <= width + BOX_SLACK) & (boxes[:, 3] <= height + BOX_SLACK))
     if not inside.all():
         bad = boxes[~inside][0].tolist()
-        raise ValueError(f"{caller}: the box {bad} is not an [x0, y0, x1, y1] box inside the {height}x{width} "
-                         f"image (x0 <= x1, y0 <= y1, pixel edges); were the boxes made for another image "
+        raise ValueError(f"{caller}: the box {bad} is not an [x1, y1, x2, y2] box inside the {height}x{width} "
+                         f"image (x1 <= x2, y1 <= y2, pixel edges); were the boxes made for another image "
                          f"size, or given as [x, y, w, h]?")
 
 
@@ -398,7 +398,7 @@ def sample_nearest(planes, u, v, pad_mode="reflection", fill=0):
 
 
 def transform_boxes(boxes, matrix, in_size, out_size):
-    """Boxes [x0, y0, x1, y1] (pixel edges) after the warp: the four corners of each box go through
+    """Boxes [x1, y1, x2, y2] (pixel edges) after the warp: the four corners of each box go through
     the inverse pixel map (input -> output), and the new box is their bounding box, clipped to the
     image. A box's content stays inside its new box (exactly so for affine maps; for perspective,
     as long as the box stays on one side of the horizon line)."""
@@ -415,7 +415,7 @@ def transform_boxes(boxes, matrix, in_size, out_size):
 
 
 def boxes_from_masks(masks):
-    """[x0, y0, x1, y1] bounding boxes (pixel edges) of (K, H, W) masks; an empty mask gives zeros."""
+    """[x1, y1, x2, y2] bounding boxes (pixel edges) of (K, H, W) masks; an empty mask gives zeros."""
     masks = np.asarray(masks) != 0
     rows, cols = masks.any(axis=2), masks.any(axis=1)
     def span(occupied):
@@ -423,8 +423,8 @@ def boxes_from_masks(masks):
         last = occupied.shape[1] - np.argmax(occupied[:, ::-1], axis=1)
         present = occupied.any(axis=1)
         return np.where(present, first, 0), np.where(present, last, 0)
-    (x0, x1), (y0, y1) = span(cols), span(rows)
-    return np.stack([x0, y0, x1, y1], axis=1).astype(np.float32)
+    (x1, x2), (y1, y2) = span(cols), span(rows)
+    return np.stack([x1, y1, x2, y2], axis=1).astype(np.float32)
 
 
 TILE_PIXELS = 4096
