@@ -313,7 +313,7 @@ def average_gradients(module, bucket_cap_mb=BUCKET_CAP_MB):
     grads = [p.grad.data for p in params]
     for bucket in gradient_buckets(grads, bucket_cap_mb * 2 ** 20):
         xp = backend.array_module(grads[bucket[0]])
-        dtype = np.float32 if grads[bucket[0]].dtype == np.float16 else grads[bucket[0]].dtype
+        dtype = backend.acc_dtype(grads[bucket[0]].dtype)
         flat = xp.concatenate([grads[i].astype(dtype, copy=False).ravel() for i in bucket])
         all_reduce(flat, "mean")
         offset = 0
