@@ -7,9 +7,9 @@ Adaptive average pooling is separable: y = A_h @ x @ A_w^T with averaging matric
 Adaptive max pooling loops over the oh*ow bins, bin (i, j) covering rows [floor(i*H/oh),
 ceil((i+1)*H/oh)) and the columns likewise.
 """
-import numpy as np
-
 import numbers
+
+import numpy as np
 
 from .. import backend
 from ..autograd import Function
