@@ -4,11 +4,15 @@ Devices:
   "cpu"  - NumPy arrays.
   "cuda" - CuPy arrays; only when ``cupy.is_available()`` (``import cupy`` alone also succeeds
            on machines without a GPU, so it proves nothing).
-  "emu"  - NumPy arrays, with the hot CUDA kernels run on the CPU by the emulator.
+  "emu"  - NumPy memory behind a CuPy-like device array (``emu_array.EmuArray``, whose array module is
+           ``emu_xp``), with the hot CUDA kernels run on the CPU by the emulator: host/device mistakes
+           raise as on CuPy, and device-to-host reads are counted (``sync_count``, ``count_syncs``).
 
 Ops never import numpy or cupy themselves: they receive ``xp`` from here (through ``Function``).
 """
 import numpy as np
+
+from .emu_array import EmuArray, count_syncs, emu_xp, sync_count  # noqa: F401  (the backend's API)
 
 DEVICES = ("cpu", "cuda", "emu")
 _cupy_module = None
@@ -51,38 +55,45 @@ def check_device(device):
 
 
 def get_xp(device):
-    """The array module for a device: numpy for 'cpu' and 'emu', cupy for 'cuda'."""
-    return _cupy() if device == "cuda" else np
+    """The array module for a device: numpy for 'cpu', emu_xp for 'emu', cupy for 'cuda'."""
+    return _cupy() if device == "cuda" else emu_xp if device == "emu" else np
 
 
 def is_device_array(x):
-    """True for an ndarray of NumPy or (if loaded) CuPy."""
-    return isinstance(x, np.ndarray) or (_cupy_module is not None and isinstance(x, _cupy_module.ndarray))
+    """True for an ndarray of NumPy, an EmuArray, or (if loaded) a CuPy array."""
+    return isinstance(x, (np.ndarray, EmuArray)) or (_cupy_module is not None and isinstance(x, _cupy_module.ndarray))
 
 
 def device_of_array(x):
-    """'cuda' for a CuPy array, else 'cpu'."""
+    """'cuda' for a CuPy array, 'emu' for an EmuArray, else 'cpu'."""
+    if type(x) is EmuArray:
+        return "emu"
     return "cuda" if _cupy_module is not None and isinstance(x, _cupy_module.ndarray) else "cpu"
 
 
 def to_numpy(x):
-    """A host (NumPy) copy of an array of any device."""
-    if device_of_array(x) == "cuda":
-        return _cupy_module.asnumpy(x)
+    """A host (NumPy) copy of an array of any device (for a device array, a synchronising read)."""
+    device = device_of_array(x)
+    if device != "cpu":
+        return _cupy_module.asnumpy(x) if device == "cuda" else x.get()
     return np.array(x, copy=True)
 
 
 def move(x, device):
-    """The array ``x`` on ``device`` (no copy when it is already there)."""
+    """The array ``x`` on ``device`` (no copy when it is already there; a host array moved to a device
+    is copied, as ``cupy.asarray`` copies it)."""
     if device == "cuda":
-        return _cupy().asarray(x)
-    return _cupy_module.asnumpy(x) if device_of_array(x) == "cuda" else np.asarray(x)
+        return _cupy().asarray(to_numpy(x) if type(x) is EmuArray else x)
+    source = device_of_array(x)
+    if device == "emu":
+        return x if source == "emu" else EmuArray(to_numpy(x) if source == "cuda" else np.array(x, copy=True))
+    return np.asarray(x) if source == "cpu" else to_numpy(x)
 
 
 def add_at(xp, target, index, values):
     """target[index] += values, with repeated indices accumulating (NumPy's ``add.at``)."""
-    if xp is np:
-        np.add.at(target, index, values)
+    if xp is np or xp is emu_xp:
+        xp.add.at(target, index, values)
     else:
         import cupyx
         cupyx.scatter_add(target, index, values)

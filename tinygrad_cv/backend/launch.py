@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import device_of_array, emulator, get_xp, nvrtc
+from . import device_of_array, emu_array, emulator, get_xp, nvrtc
 
 DEFAULT_BLOCK = 256
 MAX_BLOCKS = 4096   # grid-stride loops cover any size with at most this many blocks along x
@@ -42,7 +42,8 @@ def _kernel(file, name, like, op):
     if suffix is None:
         raise TypeError(f"{op}: the CUDA kernels take float16, float32 or float64 arrays, got {like.dtype}")
     device = "cuda" if device_of_array(like) == "cuda" else "emu"
-    return _module(file, device).get_function(f"{name}_{suffix}")
+    kernel = _module(file, device).get_function(f"{name}_{suffix}")
+    return kernel if device == "cuda" else emu_array.device_kernel(kernel)
 
 
 def _xp(array):
