@@ -12,6 +12,7 @@ Ops never import numpy or cupy themselves: they receive ``xp`` from here (throug
 """
 import numpy as np
 
+from . import deferred
 from .emu_array import EmuArray, count_syncs, emu_xp, sync_count  # noqa: F401  (the backend's API)
 
 DEVICES = ("cpu", "cuda", "emu")
@@ -75,6 +76,10 @@ def to_numpy(x):
     """A host (NumPy) copy of an array of any device (for a device array, a synchronising read)."""
     device = device_of_array(x)
     if device != "cpu":
+        checks = deferred.take_pending()  # device-side checks are reported at the next read
+        if checks:
+            xp = get_xp(device)
+            deferred.raise_failed(checks, to_numpy(xp.stack([xp.asarray(f).reshape(()) for f, _ in checks])))
         return _cupy_module.asnumpy(x) if device == "cuda" else x.get()
     return np.array(x, copy=True)
 

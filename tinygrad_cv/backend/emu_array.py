@@ -10,7 +10,9 @@ run on a GPU. So ``xp`` for "emu" is ``emu_xp``, a module-like namespace over Nu
   ``x[...] = host``) raises ``TypeError``; Python and NumPy scalars (and 0-d arrays) are fine there;
 - a host array passed to a kernel launch raises (``device_kernel``); Python scalars passed to a kernel
   are refused by the emulator itself, because CuPy would pass them as 64-bit values;
-- results are device arrays, even 0-d ones (``x.sum()`` is a 0-d array, not a NumPy scalar).
+- results are device arrays, even 0-d ones (``x.sum()`` is a 0-d array, not a NumPy scalar);
+- integer-array indices out of bounds wrap around, as CuPy's indexing does, where NumPy raises IndexError
+  (a check of such indices must be an explicit one: see ``backend.deferred``).
 
 Every synchronising read, one that makes the host wait for the device on a GPU, is counted in a
 per-thread counter (``sync_count``, ``count_syncs``): ``.get()``, ``asnumpy``, ``.item()``, ``float``,
@@ -231,10 +233,11 @@ class EmuArray:
         if any(getattr(k, "dtype", None) == np.bool_ and np.ndim(k) > 0
                for k in (key if isinstance(key, tuple) else (key,))):
             _sync()  # a boolean mask: the output size is read back from the device
-        return _wrap(self._a[key])
+        return _wrap(self._a[_wrapped_indices(key, self.shape)])
 
     def __setitem__(self, key, value):
-        self._a[_unwrap(key, "ndarray.__setitem__", allow_host=True)] = _unwrap(value, "ndarray.__setitem__")
+        key = _wrapped_indices(_unwrap(key, "ndarray.__setitem__", allow_host=True), self.shape)
+        self._a[key] = _unwrap(value, "ndarray.__setitem__")
 
     # ------------------------------------------------------------- synchronising reads
     def get(self):
@@ -305,6 +308,19 @@ class EmuArray:
     __neg__, __pos__, __abs__, __invert__ = _unary(np.negative), _unary(np.positive), _unary(np.absolute), \
         _unary(np.invert)
     __hash__ = None
+
+
+def _wrapped_indices(key, shape):
+    """Integer-array indices taken modulo the axis length, as CuPy's gather and scatter do (they wrap out-of-bounds
+    indices around where NumPy raises IndexError), for keys made only of ints and integer arrays."""
+    parts = key if isinstance(key, tuple) else (key,)
+    if len(parts) > len(shape) or not all(isinstance(k, (int, np.integer)) or
+                                          (isinstance(k, np.ndarray) and k.dtype.kind in "iu") for k in parts):
+        return key
+    if not any(isinstance(k, np.ndarray) for k in parts):
+        return key
+    wrapped = tuple(k % n if isinstance(k, np.ndarray) else k for k, n in zip(parts, shape))
+    return wrapped if isinstance(key, tuple) else wrapped[0]
 
 
 def device_kernel(kernel):

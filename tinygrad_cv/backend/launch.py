@@ -279,15 +279,19 @@ def roi_align_backward(gy, boxes, input_shape, spatial_scale=1.0, sampling_ratio
 def has_nonfinite(arrays, block=DEFAULT_BLOCK):
     """True when any element of any array is inf or NaN: one flag, one launch per array, one read back."""
     arrays = list(arrays)
-    if not arrays:
-        return False
+    return bool(arrays) and bool(int(nonfinite_flag(arrays, block)[0]))
+
+
+def nonfinite_flag(arrays, block=DEFAULT_BLOCK):
+    """A device int32 array of shape (1,): nonzero when any element of any (non-empty list of) array is
+    inf or NaN. Nothing is read back, so the caller decides when to pay for the one read."""
     xp = _xp(arrays[0])
     flag = xp.zeros(1, np.int32)
     for a in arrays:
         a = xp.ascontiguousarray(a)
         _kernel("nonfinite", "nonfinite_check", a, "has_nonfinite")(
             (_blocks(a.size, block),), (block,), (a, *_ints(a.size, op="has_nonfinite"), flag))
-    return bool(int(flag[0]))
+    return flag
 
 
 # ---------------------------------------------------------------------------------------- batch-norm stats
