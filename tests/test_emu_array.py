@@ -143,3 +143,35 @@ def test_a_bad_class_index_raises_at_once_on_cpu_and_at_the_next_read_on_a_devic
         loss.item()
     assert backend.deferred.pending() == []
     assert np.isfinite(F.cross_entropy(logits, tg.tensor([0, 2], device=device)).item())
+
+
+def test_binary_cross_entropy_checks_its_range_on_the_device_until_the_next_read():
+    probabilities, target = tg.tensor([0.5, 1.5], device="emu"), tg.tensor([0.0, 1.0], device="emu")
+    with count_syncs() as syncs, np.errstate(invalid="ignore"):  # the device computes log(1 - 1.5) = NaN
+        loss = F.binary_cross_entropy(probabilities, target)
+    assert syncs.count == 0
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\].*\[0\.5, 1\.5\]"):
+        loss.numpy()
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
+        F.binary_cross_entropy(probabilities.cpu(), target.cpu())  # on the CPU: at once
+
+
+def test_unread_device_checks_are_read_every_max_pending():
+    logits, target = tg.randn(2, 3, device="emu"), tg.tensor([0, 1], device="emu")
+    backend.deferred.take_pending()
+    with count_syncs() as syncs:
+        for _ in range(backend.deferred.MAX_PENDING - 1):
+            F.cross_entropy(logits, target)
+        assert syncs.count == 0 and len(backend.deferred.pending()) == backend.deferred.MAX_PENDING - 1
+        F.cross_entropy(logits, target)
+    assert syncs.count == 2 and backend.deferred.pending() == []  # the flags in one read, then the value
+
+
+def test_out_of_bounds_integer_indices_wrap_around_as_on_cupy(x):
+    flat = x.reshape(-1)
+    assert flat[emu_xp.asarray([13, -1])].get().tolist() == [1.0, 11.0]
+    assert x[emu_xp.asarray([4]), emu_xp.asarray([5])].get().tolist() == [5.0]
+    flat[emu_xp.asarray([12])] = -1.0
+    assert flat[0].item() == -1.0
+    with pytest.raises(IndexError):
+        x[3]  # a plain int out of range still raises, as on CuPy
