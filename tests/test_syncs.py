@@ -148,3 +148,22 @@ def test_roi_align_reads_its_boxes_back_once():
     np.testing.assert_allclose(out.numpy(), reference.numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="box 1 has x2 < x1"):
         F.roi_align(x, tg.tensor([[0, 1.0, 1.0, 5.0, 6.0], [1, 7.0, 2.0, 1.0, 7.5]], device="emu"), 2)
+
+
+def test_the_data_block_pipeline_with_metrics_and_one_cycle_reads_back_once_per_step(tmp_path):
+    """The real path: JPEG tiles, augmentations on the host, DataLoaders(device='emu'), one-cycle, metrics."""
+    from functools import partial
+
+    from tinygrad_cv.data import planet_recipe
+    from tinygrad_cv.data.synthetic import make_planet
+    from tinygrad_cv.metrics import accuracy_multi, fbeta
+    from tinygrad_cv.models import resnet_small
+    recipe = planet_recipe(make_planet(tmp_path / "planet", n=40, size=32, seed=0), valid_pct=0.2, seed=42)
+    dls = recipe.dataloaders(batch_size=8, size=32, seed=0, device="emu")
+    counter = CountSyncs()
+    learn = Learner(dls, resnet_small(len(recipe.vocab), width=8).to("emu"), F.binary_cross_entropy_with_logits,
+                    metrics=[partial(accuracy_multi, thresh=0.2), partial(fbeta, beta=2, thresh=0.2)], cbs=[counter],
+                    path=tmp_path, progress=False)
+    learn.to_fp16()
+    learn.fit_one_cycle(1, 1e-2)
+    assert counter.counts == [1] * len(dls.train) and math.isfinite(learn.recorder.values[0]["fbeta"])
