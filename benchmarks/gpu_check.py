@@ -3,7 +3,7 @@
 It runs, on device "cuda" at full sizes (within 8 minutes on an H100/H200):
   1. the tests marked ``gpu`` (tests/test_gpu_check.py): every CUDA kernel's op equal to the CPU's, a
      Learner epoch in fp32 and in fp16 equal to the CPU's, a U-Net and a Mask R-CNN training step, and
-     max-pool backward past the int32 boundary (1 x 8193 x 512 x 512);
+     the kernels past the int32 boundary (1 x 8193 x 512 x 512 elements, im2col's 2.4e9 columns);
   2. benchmarks/bench_devices.py: each kernel's op and the ResNet / U-Net steps, CPU against GPU;
 and writes ``gpu_check.json`` (every test's outcome and time, the timing tables) and ``gpu_check.png``.
 

@@ -137,22 +137,80 @@ def test_a_mask_rcnn_training_step_equals_cpu():
         np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-5)
 
 
+# ------------------------------------------------------------------ past the int32 boundary
+# Sizes whose element count passes 2^31 - 1 (each dimension alone is small): every kernel either writes
+# every element (64-bit offsets) or its launcher refuses the sizes with an error naming them. Checked by
+# values that a wrapped index would get wrong: per-plane sums of a constant image, the last channel's
+# statistics, an inf in the very last element.
+C_BIG, SIDE = (8193, 512) if FULL else (3, 8)            # 1 x 8193 x 512 x 512 = 2^31 + 2^18 elements
+IM2COL_C, IM2COL_SIDE = (64, 2048) if FULL else (2, 8)    # cols: 64*9 x 2048^2 = 2.4e9 elements
+
+
+def refused(error, *sizes):
+    """A launcher's refusal: it must name the sizes (or say why 32 bits do not hold them)."""
+    text = str(error)
+    assert "32-bit" in text or any(str(n) in text for n in sizes), text
+    return True
+
+
+def ones(shape, dtype=np.float32):
+    return tg.Tensor(backend.get_xp(DEVICE).ones(shape, dtype), device=DEVICE, requires_grad=True)
+
+
+def plane_sums(array, planes):
+    return backend.to_numpy(array.reshape(planes, -1).sum(axis=1, dtype=np.float64)).tolist()
+
+
+def max_pool_case():
+    x = ones((1, C_BIG, SIDE, SIDE))
+    y = F.max_pool2d(x, 2)
+    y.backward(tg.Tensor(backend.get_xp(DEVICE).ones(y.shape, np.float32), device=DEVICE))
+    assert plane_sums(x.grad.data, C_BIG) == [float(SIDE * SIDE // 4)] * C_BIG
+
+
+def bias_relu_case():
+    x = ones((1, C_BIG, SIDE, SIDE))
+    y = F.bias_relu(x, tg.zeros(C_BIG, device=DEVICE))
+    assert plane_sums(y.data, C_BIG) == [float(SIDE * SIDE)] * C_BIG
+
+
+def batch_norm_statistics_case():
+    xp = backend.get_xp(DEVICE)
+    levels = np.arange(C_BIG) % 7  # small integers: every partial sum is exact in float32
+    x = xp.ascontiguousarray(xp.broadcast_to(xp.asarray(levels, dtype=np.float32)[None, :, None, None],
+                                             (1, C_BIG, SIDE, SIDE)))
+    mean, var = launch.batch_norm_statistics(x)
+    assert backend.to_numpy(mean).tolist() == levels.tolist() and not backend.to_numpy(var).any()
+
+
+def nonfinite_case():
+    xp = backend.get_xp(DEVICE)
+    values = xp.zeros(C_BIG * SIDE * SIDE, np.float16)
+    assert not launch.has_nonfinite([values])
+    values[-1] = np.inf
+    assert launch.has_nonfinite([values])
+
+
+def im2col_case():
+    x = backend.get_xp(DEVICE).ones((1, IM2COL_C, IM2COL_SIDE, IM2COL_SIDE), np.float16)
+    cols = launch.im2col(x, 3, padding=1)
+    last = cols[0, -1]  # channel C-1, tap (2, 2): the pixels with a right and a lower neighbour
+    assert float(last.sum(dtype=np.float64)) == float((IM2COL_SIDE - 1) ** 2)
+
+
+BOUNDARY_CASES = {"max_pool2d backward": max_pool_case, "bias_relu": bias_relu_case,
+                  "batch_norm statistics": batch_norm_statistics_case, "non-finite check": nonfinite_case,
+                  "im2col": im2col_case}
+
+
 @pytest.mark.gpu
 @requires_device
-def test_max_pool_backward_past_the_int32_boundary():
-    """1 x 8193 x 512 x 512 (2^31 + 2^18 elements): every plane's gradient is written, or the launcher
-    refuses the sizes with a clear error; never a silently unwritten gradient."""
-    channels, side = (8193, 512) if FULL else (3, 8)
-    x = tg.Tensor(backend.get_xp(DEVICE).ones((1, channels, side, side), np.float32), device=DEVICE,
-                  requires_grad=True)
+@pytest.mark.parametrize("name", list(BOUNDARY_CASES))
+def test_past_the_int32_boundary_every_element_is_written_or_the_sizes_refused(name):
     try:
-        y = F.max_pool2d(x, 2)
-        y.backward(tg.ones(*y.shape, device=DEVICE))
-    except ValueError as error:  # a refusal must name the sizes
-        assert str(channels * side * side) in str(error) or "32-bit" in str(error), error
-        return
-    plane_sums = x.grad.data.reshape(channels, -1).sum(axis=1)
-    assert backend.to_numpy(plane_sums).tolist() == [float(side * side // 4)] * channels
+        BOUNDARY_CASES[name]()
+    except ValueError as error:
+        assert refused(error, C_BIG * SIDE * SIDE, IM2COL_C * 9 * IM2COL_SIDE ** 2)
 
 
 def test_dry_run_of_the_gpu_check(tmp_path):
@@ -163,5 +221,6 @@ def test_dry_run_of_the_gpu_check(tmp_path):
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     assert report["device"] == "emu" and report["dry_run"] is True
     outcomes = {t["name"]: t["outcome"] for t in report["tests"]}
-    assert len(outcomes) >= len(KERNEL_OPS) * 2 + 6 and set(outcomes.values()) == {"passed"}, outcomes
+    assert len(outcomes) >= len(KERNEL_OPS) * 2 + len(BOUNDARY_CASES) + 5, outcomes
+    assert set(outcomes.values()) == {"passed"}, outcomes
     assert report["bench_devices"]["ops"] and (tmp_path / "gpu_check.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
