@@ -142,7 +142,7 @@ class Tensor:
     def item(self):
         if self.data.size != 1:
             raise ValueError(f"item(): only a one-element tensor has an item; this one has shape {self.shape}")
-        return self.data.reshape(()).item()
+        return backend.as_host(self.data.reshape(())).item()  # a read back: pending device checks raise
 
     def tolist(self):
         return self.numpy().tolist()

@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import acc_dtype, array_module, device_of_array, emulator, nvrtc
+from . import acc_dtype, array_module, device_of_array, emu_array, emulator, nvrtc
 
 DEFAULT_BLOCK = 256
 MAX_BLOCKS = 4096   # grid-stride loops cover any size with at most this many blocks along x
@@ -42,7 +42,8 @@ def _kernel(file, name, like, op):
     if suffix is None:
         raise TypeError(f"{op}: the CUDA kernels take float16, float32 or float64 arrays, got {like.dtype}")
     device = "cuda" if device_of_array(like) == "cuda" else "emu"
-    return _module(file, device).get_function(f"{name}_{suffix}")
+    kernel = _module(file, device).get_function(f"{name}_{suffix}")
+    return kernel if device == "cuda" else emu_array.device_kernel(kernel)
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -269,15 +270,19 @@ def roi_align_backward(gy, boxes, input_shape, spatial_scale=1.0, sampling_ratio
 def has_nonfinite(arrays, block=DEFAULT_BLOCK):
     """True when any element of any array is inf or NaN: one flag, one launch per array, one read back."""
     arrays = list(arrays)
-    if not arrays:
-        return False
+    return bool(arrays) and bool(int(nonfinite_flag(arrays, block)[0]))
+
+
+def nonfinite_flag(arrays, block=DEFAULT_BLOCK):
+    """A device int32 array of shape (1,): nonzero when any element of any (non-empty list of) array is
+    inf or NaN. Nothing is read back, so the caller decides when to pay for the one read."""
     xp = array_module(arrays[0])
     flag = xp.zeros(1, np.int32)
     for a in arrays:
         a = xp.ascontiguousarray(a)
         _kernel("nonfinite", "nonfinite_check", a, "has_nonfinite")(
             (_blocks(a.size, block),), (block,), (a, *_ints(a.size, op="has_nonfinite"), flag))
-    return bool(int(flag[0]))
+    return flag
 
 
 # ---------------------------------------------------------------------------------------- batch-norm stats

@@ -7,6 +7,7 @@ others are short compositions of differentiable ops.
 import numpy as np
 
 from ..autograd import Function
+from .. import backend
 from ..backend import acc_dtype, launch
 from ..tensor import Tensor
 from . import elementwise, reduce, shape
@@ -141,10 +142,11 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     _check_reduction(fn, reduction)
     target = _same_shape_target(fn, input, target)
     weight = _broadcast_weight(fn, "weight", weight, input, input.shape)
-    if input.numel() and bool(((input.data < 0) | (input.data > 1)).any()):
-        raise ValueError(f"{fn}: input must hold probabilities in [0, 1], but its values span "
-                         f"[{float(input.data.min()):.4g}, {float(input.data.max()):.4g}] (shape {input.shape}); "
-                         f"for logits use binary_cross_entropy_with_logits")
+    if input.numel():  # on a device: raised at the next read back
+        backend.deferred.check(((input.data < 0) | (input.data > 1)).any(), lambda: ValueError(
+            f"{fn}: input must hold probabilities in [0, 1], but its values span "
+            f"[{float(input.data.min()):.4g}, {float(input.data.max()):.4g}] (shape {input.shape}); "
+            f"for logits use binary_cross_entropy_with_logits"))
     return _reduce(_weighted(BinaryCrossEntropy.apply(input, target), weight), reduction)
 
 
@@ -295,10 +297,9 @@ def _class_index_target(fn, input, target, ignore_index):
     bad = (t < 0) | (t >= input.shape[1])
     if ignore_index is not None:
         bad &= t != ignore_index
-    if bool(bad.any()):
-        value = int(t[bad].reshape(-1)[0])
-        raise ValueError(f"{fn}: target holds class index {value}, outside [0, {input.shape[1]}) for input of "
-                         f"shape {input.shape} (ignore_index={ignore_index})")
+    backend.deferred.check(bad.any(), lambda: ValueError(  # on a device: raised at the next read back
+        f"{fn}: target holds class index {int(backend.as_host(t[bad]).reshape(-1)[0])}, outside "
+        f"[0, {input.shape[1]}) for input of shape {input.shape} (ignore_index={ignore_index})"))
     return t
 
 

@@ -62,14 +62,17 @@ def _rois(boxes, x, fn):
         if rois.ndim != 2 or rois.shape[1] != 5:
             raise ValueError(f"{fn}: boxes must be a Tensor[K, 5] of (batch_index, x1, y1, x2, y2) or a list "
                              f"of per-image Tensor[L, 4], got shape {rois.shape}")
-    if not bool(xp.isfinite(rois).all()):
+    index, reversed_ = rois[:, 0], (rois[:, 3] < rois[:, 1]) | (rois[:, 4] < rois[:, 2])
+    bad_index = (index != xp.floor(index)) | (index < 0) | (index >= x.shape[0])
+    not_finite, reversed_any, index_any = backend.as_host(  # the three checks in one read back
+        xp.stack([~xp.isfinite(rois).all(), reversed_.any(), bad_index.any()])).tolist()
+    if not_finite:
         raise ValueError(f"{fn}: boxes contain NaN or infinite coordinates")
-    if bool(((rois[:, 3] < rois[:, 1]) | (rois[:, 4] < rois[:, 2])).any()):
-        bad = int(xp.flatnonzero((rois[:, 3] < rois[:, 1]) | (rois[:, 4] < rois[:, 2]))[0])
+    if reversed_any:
+        bad = int(xp.flatnonzero(reversed_)[0])
         raise ValueError(f"{fn}: box {bad} has x2 < x1 or y2 < y1: {backend.as_host(rois[bad, 1:]).tolist()}; "
                          f"boxes must be (x1, y1, x2, y2) with x1 <= x2 and y1 <= y2")
-    index = rois[:, 0]
-    if bool(((index != xp.floor(index)) | (index < 0) | (index >= x.shape[0])).any()):
+    if index_any:
         raise ValueError(f"{fn}: batch indices must be integers in [0, {x.shape[0]}) for an input of shape "
                          f"{x.shape}, got {sorted(set(backend.as_host(index).tolist()))[:10]}")
     return rois

@@ -20,7 +20,7 @@ import warnings
 
 import numpy as np
 
-from .. import distributed as dist
+from .. import backend, distributed as dist
 from ..autograd import no_grad
 from ..metrics.base import as_metric, function_name
 from ..nn import Module
@@ -47,6 +47,8 @@ class Learner:
     (betas (0.9, 0.999), eps 1e-8, no weight decay), where fastai's is Adam with betas (0.9, 0.99), eps 1e-5
     and wd 0.01 as true (decoupled) weight decay. For fastai's, pass
     ``opt_func=partial(AdamW, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01)``."""
+
+    loss, _loss_value = None, None
 
     def __init__(self, dls, model, loss_func, opt_func=Adam, lr=1e-3, metrics=(), cbs=(), path=".",
                  model_dir="models", train_bn=True, progress=True):
@@ -264,10 +266,9 @@ class Learner:
             self._event("after_batch")
             return
         self.loss = self.loss_to_backward = self._checked_loss(self.loss_func(self.pred, self.yb))
-        self.loss_value = float(self.loss.item())
+        self._loss_value = None
         self._event("after_loss")
         if self.training:
-            self._check_loss_is_finite()
             self.loss_to_backward.backward()
             try:
                 self._event("after_backward")
@@ -276,7 +277,37 @@ class Learner:
             except CancelStepException:
                 pass
             self.opt.zero_grad()
+            self._check_loss_is_finite()  # the step's one device-to-host read: after the step is queued
         self._event("after_batch")
+
+    @property
+    def loss_value(self):
+        """The batch's loss as a Python float, read back from the device when first asked for (once per
+        batch): in training by the Learner after the optimiser step is queued, so that the GPU never waits
+        for the host before backward; earlier only if a callback asks for it."""
+        if self._loss_value is None and self.loss is not None:
+            self.read_loss()
+        return self._loss_value
+
+    @loss_value.setter
+    def loss_value(self, value):
+        self._loss_value = value
+
+    def read_loss(self, *flags):
+        """Read the batch's loss (if not read yet) and the one-element device arrays ``flags`` back to the
+        host in one transfer, so that a callback needing a value from the device (the loss scaler's
+        overflow flag) costs no second read; the batch's pending device-side checks (``backend.deferred``)
+        are read with them and raise here. Returns the flags as floats."""
+        pending = [self.loss.data] if self._loss_value is None else []
+        checks = backend.deferred.take_pending()  # and the device-side checks of the batch (backend.deferred)
+        arrays = [a.reshape(1).astype(np.float64) for a in pending + list(flags) + [f for f, _ in checks]]
+        if not arrays:
+            return ()
+        values = backend.as_host(backend.get_xp(backend.device_of_array(arrays[0])).concatenate(arrays))
+        backend.deferred.raise_failed(checks, values[len(values) - len(checks):])
+        if pending:
+            self._loss_value = float(values[0])
+        return tuple(float(v) for v in values[len(pending):len(values) - len(checks)])
 
     def _checked_loss(self, loss):
         """The loss function's result, if it is a floating scalar Tensor that (in training) has a graph."""
@@ -296,8 +327,9 @@ class Learner:
         return loss
 
     def _check_loss_is_finite(self):
-        """In fp32 a NaN or infinite loss means training diverged: stop with where it happened. (Under mixed
-        precision an overflow is expected now and then: the loss scaler skips that step instead.)"""
+        """In fp32 a NaN or infinite loss means training diverged: stop with where it happened (checked after
+        the batch's step is queued, so the weights then hold that step's update). (Under mixed precision an
+        overflow is expected now and then: the loss scaler skips that step instead.)"""
         if self.mixed_precision is None and not math.isfinite(self.loss_value):
             raise FloatingPointError(
                 f"fit: the training loss is {self.loss_value} at epoch {self.epoch} (of {self.n_epoch}), "
