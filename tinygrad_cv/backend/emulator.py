@@ -46,8 +46,11 @@ MAX_BLOCK_DIM = (1024, 1024, 64)
 MAX_GRID_DIM = (2**31 - 1, 65535, 65535)
 # -mtls-dialect=gnu2: TLS descriptors make the kernels' reads of threadIdx & co. (thread-locals in a
 # shared library) a few instructions instead of a call to __tls_get_addr each. -U_FORTIFY_SOURCE: the
-# fortified longjmp refuses to jump between stacks, which is how the fibers switch.
-CXX_FLAGS = ("-std=c++17", "-O2", "-fPIC", "-shared", "-w", "-mtls-dialect=gnu2", "-U_FORTIFY_SOURCE")
+# fortified longjmp refuses to jump between stacks, which is how the fibers switch. -fwrapv: signed
+# overflow wraps around (two's complement), as the GPU's 32-bit int and 64-bit long long do, instead of
+# being undefined behaviour that g++ optimises on; int is 32 bits and long long 64 here too (x86-64).
+CXX_FLAGS = ("-std=c++17", "-O2", "-fPIC", "-shared", "-w", "-mtls-dialect=gnu2", "-U_FORTIFY_SOURCE",
+             "-fwrapv")
 
 # C type (as written in a kernel signature, without const and *) -> NumPy dtype.
 C_TYPES = {
