@@ -21,11 +21,22 @@ what a GPU would not report, or would report as a crash or silently wrong number
   after the launch;
 - data races: a byte of an output that two threads change without an atomic (and, within a block,
   without a ``__syncthreads`` between them). This compares memory after every thread, so it runs
-  when it is cheap (small launches) or when asked for with ``check_races=True``.
+  when it is cheap (small launches) or when asked for with ``check_races=True``;
+- shared memory, always: each ``__shared__ T name[N];`` is rewritten into an ``emu::SharedArray``
+  (``_rewrite_shared``) that is fresh in every block (0xFF bytes) and notes every access: a read of an
+  element no thread of the block has written, an index out of bounds, and a race (an element written
+  by two threads, or written by one and read by another, between the same two barriers) are errors;
+- barriers: a ``__syncthreads()`` that some threads of a block skip (they return, or wait at another
+  ``__syncthreads()`` line) is an error;
+- denormals: CuPy compiles with -ftz=true (``nvrtc.FTZ_OPTION``), which flushes fp32 denormals and
+  keeps fp64 and fp16 ones; the emulator flushes for kernels that compute in float and not for those
+  in double (``flushes_fp32_denormals``).
+
+Integers are the GPU's: int is 32 bits, long long 64, and signed overflow wraps (g++ -fwrapv).
 
 Not modelled: warp-level primitives (``__shfl_*``, warp-synchronous code), dynamic shared memory,
-and races on shared memory (only global memory is compared). Compiled libraries are cached by source
-hash in ``<project>/.cache/emu``.
+multi-dimensional ``__shared__`` arrays and pointers into shared memory (elements are reached by index).
+Compiled libraries are cached by source hash in ``<project>/.cache/emu``.
 """
 import ctypes
 import os
