@@ -18,6 +18,7 @@ import re
 import numpy as np
 import pytest
 
+import tinygrad_cv as tg
 from tinygrad_cv.backend import emulator, launch, nvrtc
 
 INT_MAX = 2**31 - 1
@@ -151,3 +152,36 @@ def test_counts_beyond_int32_reach_the_kernel_whole():
     assert flag[0] == 1
     with pytest.raises(TypeError, match="nonfinite_check_f32: argument n is a C long long"):
         check((2,), (32,), (x, np.int32(64), flag))
+
+
+# ------------------------------------------------------------------------------ on a real GPU
+@pytest.mark.gpu
+@pytest.mark.skipif(not tg.cuda_available(), reason="no CUDA device")
+def test_max_pool2d_on_more_than_2_31_elements_on_the_gpu():
+    """The issue's case, 1 x 8193 x 512 x 512 (2^31 + 2^18 elements, 4.3 GB in float16): forward and
+    backward reach the last plane, and every 2 x 2 window's gradient lands on exactly one pixel."""
+    import cupy
+
+    n, c, h, w = ISSUE_SHAPE
+    x = (cupy.arange(n * c * h * w, dtype=cupy.int64) % 251).astype(cupy.float16).reshape(ISSUE_SHAPE)
+    y, argmax = launch.max_pool2d(x, 2)
+    last = x[0, -1].reshape(h // 2, 2, w // 2, 2).max(axis=(1, 3))
+    assert bool((y[0, -1] == last).all())
+    del x
+    gx = launch.max_pool2d_backward(cupy.ones_like(y), argmax, ISSUE_SHAPE, 2)
+    del y, argmax
+    per_window = gx.reshape(c, h // 2, 2, w // 2, 2).sum(axis=(2, 4), dtype=cupy.float32)
+    assert bool((per_window == 1).all())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not tg.cuda_available(), reason="no CUDA device")
+def test_bias_relu_on_more_than_2_31_elements_on_the_gpu():
+    import cupy
+
+    x = cupy.full(ISSUE_SHAPE, -1, cupy.float16)
+    bias = (cupy.arange(ISSUE_SHAPE[1]) % 3).astype(cupy.float16)  # 0, 1, 2: relu(-1 + b) = 0, 0, 1
+    y = launch.bias_relu(x, bias)
+    del x
+    expected = (cupy.arange(ISSUE_SHAPE[1]) % 3 == 2).astype(cupy.float32) * ISSUE_SHAPE[2] * ISSUE_SHAPE[3]
+    assert bool((y[0].sum(axis=(1, 2), dtype=cupy.float32) == expected).all())
