@@ -159,15 +159,22 @@ inline void note_shared_read(SharedAccess& a, const char* name, long long i) {
     }
 }
 
+// A thread other than the running one that read the element since the last barrier, or -1.
+inline int other_reader(const SharedAccess& a) {
+    const State& s = state;
+    if (a.read_epoch != s.epoch) return -1;
+    return a.readers[0] != s.local ? a.readers[0] : a.readers[1];
+}
+
 inline void note_shared_write(SharedAccess& a, const char* name, long long i) {
     State& s = state;
-    const int other_reader = a.read_epoch != s.epoch ? -1 : a.readers[0] != s.local ? a.readers[0] : a.readers[1];
+    const int reader = other_reader(a);
     if (a.write_epoch == s.epoch && a.writer != s.local)
         failf("shared-memory race: threads %d and %d of block %lld both write %s[%lld] with no "
               "__syncthreads() between them", a.writer, s.local, s.block, name, i);
-    else if (other_reader != -1)
+    else if (reader != -1)
         failf("shared-memory race: thread %d of block %lld writes %s[%lld], which thread %d read with no "
-              "__syncthreads() between them", s.local, s.block, name, i, other_reader);
+              "__syncthreads() between them", s.local, s.block, name, i, reader);
     a.writer = s.local;
     a.write_epoch = s.epoch;
 }
