@@ -71,16 +71,16 @@ def _check_planes(kernel, **planes):
     (h*W + w) with a 32-bit int. Checked from shapes, before anything is allocated."""
     for name, (rows, cols) in planes.items():
         if rows * cols > INT_MAX:
-            raise ValueError(f"{kernel}: the {name} plane {rows} x {cols} has {rows * cols} elements, more than "
-                             f"the 2^31 - 1 = {INT_MAX} the kernel indexes inside a plane with (32-bit int); "
+            raise ValueError(f"{kernel}: the {name} plane {rows} x {cols} has {rows * cols} elements; the kernel "
+                             f"indexes inside a plane with a 32-bit int, so at most 2^31 - 1 = {INT_MAX}: "
                              f"split the image into tiles")
 
 
 def _check_batch(kernel, n):
     """Refuse a batch larger than the grid's y dimension, where the kernel puts the image index."""
     if n > MAX_GRID_Y:
-        raise ValueError(f"{kernel}: a batch of {n} images exceeds the {MAX_GRID_Y} the grid's y dimension "
-                         f"holds (one image per blockIdx.y); call it on batches of at most {MAX_GRID_Y}")
+        raise ValueError(f"{kernel}: a batch of {n} images is more than the grid's y dimension holds "
+                         f"({MAX_GRID_Y}, one image per blockIdx.y); call it on batches of at most {MAX_GRID_Y}")
 
 
 def _acc_dtype(dtype):
@@ -210,8 +210,8 @@ def bias_relu(x, bias, out=None, block=DEFAULT_BLOCK):
     y = _output(xp, out, x.shape, x.dtype, "bias_relu")
     _kernel("activation", "bias_relu_forward", x, "bias_relu")(
         (_blocks(x.size, block),), (block,),
-        (x, bias, y, np.int64(x.size), *_ints(x.shape[1], op="bias_relu"),
-         np.int64(x.size // max(x.shape[0] * x.shape[1], 1))))
+        (x, bias, y) + _longs(x.size) + _ints(x.shape[1], op="bias_relu")
+        + _longs(x.size // max(x.shape[0] * x.shape[1], 1)))
     return y
 
 
