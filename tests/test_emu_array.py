@@ -68,10 +68,10 @@ def test_a_host_array_passed_to_a_kernel_with_device_arrays_raises(x):
 
 
 def test_python_scalars_passed_to_a_kernel_raise():
-    """CuPy would pass a Python int as a 64-bit integer to an ``int`` parameter: the emulator refuses it."""
+    """CuPy would pass a Python int as a 64-bit integer whatever the parameter's type: the emulator refuses it."""
     kernel = launch._kernel("nonfinite", "nonfinite_check", np.zeros(1, np.float32), "test")
     flag = emu_xp.zeros(1, np.int32)
-    with pytest.raises(TypeError, match="is a C int, so pass np.int32"):
+    with pytest.raises(TypeError, match="is a C long long, so pass np.int64"):
         kernel((1,), (32,), (emu_xp.zeros(4, np.float32), 4, flag))
 
 
