@@ -12,6 +12,10 @@ median over all the timed steps. Both frameworks get the same number of threads:
 if set, else every core.
 
     [OPENBLAS_NUM_THREADS=1] python benchmarks/bench_train.py [--steps N] [--rounds R] [--json PATH] [--quick]
+
+With --profile, instead: our steps only, in this process, under ``tinygrad_cv.op_profile.OpProfile``:
+per op and pass (forward, backward) the time per step, its share of the step, the FLOPs and GFLOP/s,
+slowest first (--top rows), and the time outside the ops (optimiser, gradient accumulation, Python).
 """
 import argparse
 import json
@@ -161,6 +165,35 @@ def worker(framework, kind, steps):
                       "params": n_params}))
 
 
+def profile(kind, steps, top):
+    """Our step for ``kind`` under the op profiler: (table text, rows per step, step ms)."""
+    from tinygrad_cv.op_profile import OpProfile
+
+    step, _ = ours_step(kind, CONFIGS[kind])
+    step()  # warm-up
+    with OpProfile() as prof:
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        step_ms = 1000 * (time.perf_counter() - start) / steps
+    for row in prof.stats.values():  # per step
+        for key in ("calls", "s", "flops", "bytes"):
+            row[key] /= steps
+    return prof.table(step_ms, top), prof.rows(), step_ms
+
+
+def run_profiles(steps, top, json_path):
+    results = {}
+    for kind in CONFIGS:
+        text, rows, step_ms = profile(kind, steps, top)
+        print(f"\n{kind}: {step_ms:.0f} ms per step (mean of {steps}, profiled), {threads()} thread(s); per step:")
+        print(text)
+        results[kind] = {"step_ms": step_ms, "ops": rows}
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"threads": threads(), "profile": results}, f, indent=1)
+
+
 def run_worker(framework, kind, steps):
     out = subprocess.run([sys.executable, __file__, "--worker", framework, kind, "--steps", str(steps)],
                          capture_output=True, text=True)
@@ -189,11 +222,15 @@ def main():
     parser.add_argument("--rounds", type=int, default=5, help="processes per framework, alternating")
     parser.add_argument("--json")
     parser.add_argument("--quick", action="store_true", help="one timed step each")
+    parser.add_argument("--profile", action="store_true", help="per-op profile of our steps instead")
+    parser.add_argument("--top", type=int, default=10, help="rows of the profile to print")
     parser.add_argument("--worker", nargs=2, metavar=("FRAMEWORK", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     steps, rounds = (1, 1) if args.quick else (args.steps, args.rounds)
     if args.worker:
         return worker(*args.worker, steps)
+    if args.profile:
+        return run_profiles(steps, args.top, args.json)
     try:
         import torch  # noqa: F401
         frameworks = ("ours", "torch")
