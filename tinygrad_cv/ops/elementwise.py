@@ -295,7 +295,7 @@ def on_pool(ctx, *arrays):
     machine, 4M float32 elements: ReLU forward 2.2 -> 1.4 ms, its backward 3.1 -> 2.6 ms; an add
     gained nothing, being bound by memory bandwidth alone, so it stays one call)."""
     a = arrays[0]
-    return (ctx.device == "cpu" and a.size >= PARALLEL_MIN_ELEMENTS and threads.get_num_threads() > 1
+    return (a.size >= PARALLEL_MIN_ELEMENTS and ctx.device == "cpu" and threads.get_num_threads() > 1
             and all(b.shape == a.shape and b.flags.c_contiguous for b in arrays))
 
 
