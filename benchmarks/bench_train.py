@@ -13,6 +13,10 @@ if set, else every core.
 
     [OPENBLAS_NUM_THREADS=1] python benchmarks/bench_train.py [--steps N] [--rounds R] [--json PATH] [--quick]
 
+--cpu-time times each step in the process's CPU time instead of the wall clock: at one thread, on a
+machine shared with other work, it leaves out the time spent waiting for a core (at more threads it is
+the sum over the threads, not the step's time).
+
 With --profile, instead: our steps only, in this process, under ``tinygrad_cv.op_profile.OpProfile``:
 per op and pass (forward, backward) the time per step, its share of the step, the FLOPs and GFLOP/s,
 slowest first (--top rows), and the time outside the ops (optimiser, gradient accumulation, Python).
@@ -150,17 +154,18 @@ def torch_step(kind, cfg):
     return training_step(model, opt, loss_fn, x, y)
 
 
-def worker(framework, kind, steps):
+def worker(framework, kind, steps, cpu_time=False):
     """Run in a child process: time ``steps`` training steps after one warm-up, print JSON."""
+    clock = time.process_time if cpu_time else time.perf_counter
     cfg = CONFIGS[kind]
     step, n_params = (ours_step if framework == "ours" else torch_step)(kind, cfg)
     before = rss_mib()
     step()  # warm-up (allocations, caches)
     times = []
     for _ in range(steps):
-        start = time.perf_counter()
+        start = clock()
         step()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     print(json.dumps({"times_ms": [1000 * t for t in times], "peak_mib": peak_rss_mib() - before,
                       "params": n_params}))
 
@@ -194,20 +199,21 @@ def run_profiles(steps, top, json_path):
             json.dump({"threads": threads(), "profile": results}, f, indent=1)
 
 
-def run_worker(framework, kind, steps):
-    out = subprocess.run([sys.executable, __file__, "--worker", framework, kind, "--steps", str(steps)],
+def run_worker(framework, kind, steps, cpu_time=False):
+    out = subprocess.run([sys.executable, __file__, "--worker", framework, kind, "--steps", str(steps)]
+                         + (["--cpu-time"] if cpu_time else []),
                          capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"{framework} {kind} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def measure(frameworks, kind, steps, rounds):
+def measure(frameworks, kind, steps, rounds, cpu_time=False):
     """{framework: {ms, best_ms, peak_mib, params}} over ``rounds`` alternating worker processes."""
     runs = {fw: [] for fw in frameworks}
     for _ in range(rounds):
         for fw in frameworks:
-            runs[fw].append(run_worker(fw, kind, steps))
+            runs[fw].append(run_worker(fw, kind, steps, cpu_time))
     result = {}
     for fw, rs in runs.items():
         times = [t for r in rs for t in r["times_ms"]]
@@ -224,11 +230,13 @@ def main():
     parser.add_argument("--quick", action="store_true", help="one timed step each")
     parser.add_argument("--profile", action="store_true", help="per-op profile of our steps instead")
     parser.add_argument("--top", type=int, default=10, help="rows of the profile to print")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time in process CPU time (for one thread on a shared machine: leaves out the waits)")
     parser.add_argument("--worker", nargs=2, metavar=("FRAMEWORK", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     steps, rounds = (1, 1) if args.quick else (args.steps, args.rounds)
     if args.worker:
-        return worker(*args.worker, steps)
+        return worker(*args.worker, steps, args.cpu_time)
     if args.profile:
         return run_profiles(steps, args.top, args.json)
     try:
@@ -238,11 +246,12 @@ def main():
         frameworks = ("ours",)
         print("torch is not importable: showing our figures only (pip install torch==2.13.0)")
     results = {}
-    print(f"training step, median of {rounds} x {steps} steps (each process warmed up by one); {threads()} thread(s)")
+    print(f"training step, median of {rounds} x {steps} steps (each process warmed up by one); {threads()} thread(s)"
+          f"{'; process CPU time' if args.cpu_time else ''}")
     print(f"{'model':<8}{'ours ms':>9}{'torch ms':>10}{'ratio':>7}{'ours MiB':>10}{'torch MiB':>11}{'ratio':>7}"
           f"{'params (ours/torch)':>22}")
     for kind in CONFIGS:
-        r = measure(frameworks, kind, steps, rounds)
+        r = measure(frameworks, kind, steps, rounds, args.cpu_time)
         results[kind] = r
         o = r["ours"]
         line = f"{kind:<8}{o['ms']:>9.0f}"
