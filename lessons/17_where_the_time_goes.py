@@ -37,7 +37,7 @@ from tinygrad_cv.op_profile import OpProfile
 from tinygrad_cv.ops import elementwise, norm
 from lesson_utils import parse_args, pyplot, save_figure
 
-args = parse_args("Lesson 17: where the time goes", "17_where_the_time_goes")
+args = parse_args("Lesson 17: where the time goes", "17_where_the_time_goes", full_minutes=0.3)
 plt = pyplot()
 tg.set_num_threads(1)
 blas_one_thread = threadpool_limits(limits=1, user_api="blas")
