@@ -12,6 +12,15 @@ median over all the timed steps. Both frameworks get the same number of threads:
 tinygrad_cv's count (``tg.get_num_threads()``: TINYGRAD_CV_NUM_THREADS, else every usable core).
 
     python benchmarks/bench_train.py [--threads N] [--steps N] [--rounds R] [--json PATH] [--quick]
+        [--cpu-time] [--profile [--top K]]
+
+--cpu-time times each step in the process's CPU time instead of the wall clock: at one thread, on a
+machine shared with other work, it leaves out the time spent waiting for a core (at more threads it is
+the sum over the threads, not the step's time).
+
+With --profile, instead: our steps only, in this process, under ``tinygrad_cv.op_profile.OpProfile``:
+per op and pass (forward, backward) the time per step, its share of the step, the FLOPs and GFLOP/s,
+slowest first (--top rows), and the time outside the ops (optimiser, gradient accumulation, Python).
 """
 import argparse
 import json
@@ -141,36 +150,68 @@ def torch_step(kind, cfg, threads):
     return training_step(model, opt, loss_fn, x, y)
 
 
-def worker(framework, kind, steps, threads):
+def worker(framework, kind, steps, threads, cpu_time=False):
     """Run in a child process: time ``steps`` training steps on ``threads`` threads after one warm-up,
     print JSON."""
+    clock = time.process_time if cpu_time else time.perf_counter
     cfg = CONFIGS[kind]
     step, n_params = (ours_step if framework == "ours" else torch_step)(kind, cfg, threads)
     before = rss_mib()
     step()  # warm-up (allocations, caches)
     times = []
     for _ in range(steps):
-        start = time.perf_counter()
+        start = clock()
         step()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     print(json.dumps({"times_ms": [1000 * t for t in times], "peak_mib": peak_rss_mib() - before,
                       "params": n_params}))
 
 
-def run_worker(framework, kind, steps, threads):
+def profile(kind, steps, top, threads):
+    """Our step for ``kind`` under the op profiler: (table text, rows per step, step ms)."""
+    from tinygrad_cv.op_profile import OpProfile
+
+    step, _ = ours_step(kind, CONFIGS[kind], threads)
+    step()  # warm-up
+    with OpProfile() as prof:
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        step_ms = 1000 * (time.perf_counter() - start) / steps
+    for row in prof.stats.values():  # per step
+        for key in ("calls", "s", "flops", "bytes"):
+            row[key] /= steps
+    return prof.table(step_ms, top), prof.rows(), step_ms
+
+
+def run_profiles(steps, top, json_path, threads):
+    results = {}
+    for kind in CONFIGS:
+        text, rows, step_ms = profile(kind, steps, top, threads)
+        print(f"\n{kind}: {step_ms:.0f} ms per step (mean of {steps}, profiled), {threads} thread(s); per step:")
+        print(text)
+        results[kind] = {"step_ms": step_ms, "ops": rows}
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"threads": threads, "profile": results}, f, indent=1)
+
+
+def run_worker(framework, kind, steps, threads, cpu_time=False):
     out = subprocess.run([sys.executable, __file__, "--worker", framework, kind, "--steps", str(steps),
-                          "--threads", str(threads)], capture_output=True, text=True)
+                          "--threads", str(threads)]
+                         + (["--cpu-time"] if cpu_time else []),
+                         capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"{framework} {kind} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def measure(frameworks, kind, steps, rounds, threads):
+def measure(frameworks, kind, steps, rounds, threads, cpu_time=False):
     """{framework: {ms, best_ms, peak_mib, params}} over ``rounds`` alternating worker processes."""
     runs = {fw: [] for fw in frameworks}
     for _ in range(rounds):
         for fw in frameworks:
-            runs[fw].append(run_worker(fw, kind, steps, threads))
+            runs[fw].append(run_worker(fw, kind, steps, threads, cpu_time))
     result = {}
     for fw, rs in runs.items():
         times = [t for r in rs for t in r["times_ms"]]
@@ -186,6 +227,10 @@ def main():
     parser.add_argument("--json")
     parser.add_argument("--quick", action="store_true", help="one timed step each")
     parser.add_argument("--threads", type=int, help="threads of both frameworks (default: tg.get_num_threads())")
+    parser.add_argument("--profile", action="store_true", help="per-op profile of our steps instead")
+    parser.add_argument("--top", type=int, default=10, help="rows of the profile to print")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time in process CPU time (for one thread on a shared machine: leaves out the waits)")
     parser.add_argument("--worker", nargs=2, metavar=("FRAMEWORK", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     steps, rounds = (1, 1) if args.quick else (args.steps, args.rounds)
@@ -193,7 +238,9 @@ def main():
         from tinygrad_cv import get_num_threads
         args.threads = get_num_threads()
     if args.worker:
-        return worker(*args.worker, steps, args.threads)
+        return worker(*args.worker, steps, args.threads, args.cpu_time)
+    if args.profile:
+        return run_profiles(steps, args.top, args.json, args.threads)
     try:
         import torch  # noqa: F401
         frameworks = ("ours", "torch")
@@ -202,11 +249,11 @@ def main():
         print("torch is not importable: showing our figures only (pip install torch==2.13.0)")
     results = {}
     print(f"training step, median of {rounds} x {steps} steps (each process warmed up by one); "
-          f"{args.threads} thread(s)")
+          f"{args.threads} thread(s){'; process CPU time' if args.cpu_time else ''}")
     print(f"{'model':<8}{'ours ms':>9}{'torch ms':>10}{'ratio':>7}{'ours MiB':>10}{'torch MiB':>11}{'ratio':>7}"
           f"{'params (ours/torch)':>22}")
     for kind in CONFIGS:
-        r = measure(frameworks, kind, steps, rounds, args.threads)
+        r = measure(frameworks, kind, steps, rounds, args.threads, args.cpu_time)
         results[kind] = r
         o = r["ours"]
         line = f"{kind:<8}{o['ms']:>9.0f}"

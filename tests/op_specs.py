@@ -306,6 +306,8 @@ SPECS = [
     OpSpec("softmax", lambda x, dim: F.softmax(x, dim), lambda x, dim: _softmax(x, dim), _dim_shapes()),
     OpSpec("log_softmax", lambda x, dim: F.log_softmax(x, dim), lambda x, dim: np.log(_softmax(x, dim)),
            _dim_shapes()),
+    OpSpec("batch_norm", lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), _batch_norm_ref,
+           st.tuples(st.integers(2, 4), dims, st.integers(2, 3)).map(lambda s: (s, (s[1],), (s[1],)))),
     # ------------------------------------------------------------ normalisation over the ranks (a world of one here)
     OpSpec("sync_batch_norm", lambda x, w, b: sync_batch_norm(x, None, None, w, b, training=True), _batch_norm_ref,
            st.tuples(st.integers(2, 4), dims, st.integers(2, 3)).map(lambda s: (s, (s[1],), (s[1],)))),

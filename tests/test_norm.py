@@ -1,6 +1,8 @@
 """batch_norm and dropout: the batch-norm formula and its running statistics checked by hand, train
 and eval behaviour (functional and BatchNorm2d/Dropout modules), gradchecks, PyTorch as an extra
 oracle, and the error messages."""
+import collections
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -9,7 +11,9 @@ from hypothesis import strategies as st
 import tinygrad_cv as tg
 import tinygrad_cv.functional as F
 from conftest import DEVICES
-from tinygrad_cv import nn
+from tinygrad_cv import autograd, nn
+from tinygrad_cv.backend import emulator, threads
+from tinygrad_cv.ops import norm
 
 
 def reference_batch_norm(x, mean, var, w, b, eps):
@@ -110,6 +114,106 @@ def test_batch_norm_matches_pytorch():
             np.testing.assert_allclose(a.grad.numpy(), t.grad.numpy(), rtol=1e-10, atol=1e-12)
         for a, t in zip(stats, tstats):
             np.testing.assert_allclose(a.numpy(), t.numpy(), rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- batch norm: the work's shape
+def _batch_norm_step(dtype, training, device="cpu", shape=(6, 10, 7, 9)):
+    """Forward and backward of one batch norm: the output, the running statistics and the gradients."""
+    rng = np.random.default_rng(7)
+    x = tg.Tensor((rng.standard_normal(shape) * 3 + 2).astype(dtype), device=device, requires_grad=True)
+    w, b = (tg.Tensor(rng.standard_normal(shape[1]).astype(dtype), device=device, requires_grad=True)
+            for _ in range(2))
+    rm = tg.Tensor(rng.standard_normal(shape[1]).astype(np.float32), device=device)
+    rv = tg.Tensor(rng.uniform(0.5, 2, shape[1]).astype(np.float32), device=device)
+    y = F.batch_norm(x, rm, rv, w, b, training=training, momentum=0.3)
+    y.backward(tg.Tensor(rng.standard_normal(shape).astype(dtype), device=device))
+    return [t.numpy() for t in (y, rm, rv, x.grad, w.grad, b.grad)]
+
+
+@pytest.fixture
+def num_threads():
+    previous = threads.get_num_threads()
+    yield threads.set_num_threads
+    threads.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("training", [True, False])
+def test_cache_sized_channel_blocks_equal_one_slice_bit_for_bit(dtype, training, monkeypatch, num_threads):
+    """The CPU's fast path (channels in cache-sized blocks on the thread pool) against the plain path
+    (one slice of every channel, as on cuda): the same bits, since each channel's arithmetic is the
+    same whichever block holds it."""
+    num_threads(1)
+    monkeypatch.setattr(norm, "channel_blocks", lambda xv, device: [slice(None)])
+    plain = _batch_norm_step(dtype, training)
+    monkeypatch.undo()
+    monkeypatch.setattr(norm, "BLOCK_BYTES", 1)  # one channel per block
+    num_threads(3)
+    blocks = norm.channel_blocks(np.empty((6, 10, 63), dtype), "cpu")
+    assert len(blocks) == 10 and [b.start for b in blocks] == list(range(10))
+    for ours, theirs in zip(_batch_norm_step(dtype, training), plain):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_cpu_channel_blocks_cover_every_channel_once(num_threads):
+    num_threads(2)
+    for shape in ((32, 32, 4096), (32, 256, 64), (2, 7, 3), (1, 1, 1)):
+        blocks = norm.channel_blocks(np.empty(shape, np.float32), "cpu")
+        covered = [c for b in blocks for c in range(shape[1])[b]]
+        assert covered == list(range(shape[1])) and len(blocks) >= min(2, shape[1])
+    assert norm.channel_blocks(np.empty((32, 32, 4096), np.float32), "emu") == [slice(None)]
+
+
+class _CountingXp:
+    """NumPy, counting the calls of its functions (the array calls an op makes through ctx.xp)."""
+    def __init__(self, counts):
+        self._counts = counts
+
+    def __getattr__(self, name):
+        value = getattr(np, name)
+        if not callable(value) or isinstance(value, type):
+            return value
+
+        def counted(*args, **kwargs):
+            self._counts[name] += 1
+            return value(*args, **kwargs)
+        return counted
+
+
+def _emu_work(monkeypatch, n_threads, training):
+    """{name: count} of the emulator's kernel launches and the xp calls of one batch-norm forward and
+    backward on 'emu' with ``n_threads`` host threads."""
+    counts = collections.Counter()
+    launch = emulator.EmuKernel.__call__
+
+    def counting_launch(self, *args, **kwargs):
+        counts["kernel launches"] += 1
+        return launch(self, *args, **kwargs)
+    with monkeypatch.context() as m:
+        m.setattr(emulator.EmuKernel, "__call__", counting_launch)
+        m.setattr(autograd, "get_xp", lambda device: _CountingXp(counts) if device == "emu" else np)
+        threads.set_num_threads(n_threads)
+        _batch_norm_step(np.float32, training, device="emu", shape=(4, 32, 3, 3))
+    return counts
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_emu_batch_norm_work_does_not_depend_on_host_threads(training, monkeypatch, num_threads):
+    """On 'cuda' and 'emu' batch norm is one slice of every channel (issue 19): the kernel launches
+    and array calls of a forward and backward are the same at 1 and at 16 host threads."""
+    one, sixteen = _emu_work(monkeypatch, 1, training), _emu_work(monkeypatch, 16, training)
+    assert one == sixteen
+    assert one["kernel launches"] == (1 if training else 0) and one["multiply"] >= 2
+
+
+def test_batch_norm_keeps_its_backward_state_in_ctx_save():
+    """Everything backward needs goes through ctx.save, so backward frees it (issue 22)."""
+    x = tg.Tensor(np.random.default_rng(8).standard_normal((4, 3, 2, 2)), requires_grad=True)
+    for training in (True, False):
+        y = F.batch_norm(x, tg.zeros(3, dtype=np.float64), tg.ones(3, dtype=np.float64), training=training)
+        ctx = y._ctx
+        y.sum().backward()
+        assert ctx.saved == () and not [k for k, v in vars(ctx).items() if isinstance(v, np.ndarray)]
 
 
 # ----------------------------------------------------------------------------- BatchNorm2d module

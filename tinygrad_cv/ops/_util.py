@@ -113,7 +113,12 @@ def broadcast_shape(op, *shapes):
 
 def binary_operands(op, a, b, dtype=None):
     """Both operands of a binary elementwise op as tensors of one dtype (``result_dtype`` unless
-    ``dtype`` is given) on one device, after checking that their shapes broadcast."""
+    ``dtype`` is given) on one device, after checking that their shapes broadcast. Two tensors of one
+    dtype, the commonest case, return as they are without the general rule's calls."""
+    if dtype is None and isinstance(a, Tensor) and isinstance(b, Tensor) and a.data.dtype == b.data.dtype:
+        if a.data.shape != b.data.shape and a.data.ndim and b.data.ndim:
+            broadcast_shape(op, a.data.shape, b.data.shape)
+        return a, b
     dtype = dtype or _common_dtype(a, b)
     if dtype is None:
         if not isinstance(a, Tensor) and not isinstance(b, Tensor):

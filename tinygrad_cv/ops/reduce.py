@@ -22,12 +22,14 @@ MinResult = namedtuple("min", ["values", "indices"])
 
 
 def _restore_dims(g, axes, keepdim):
-    """Re-insert the reduced axes (size 1) so that ``g`` broadcasts against the input."""
-    if keepdim:
+    """Re-insert the reduced axes (size 1) so that ``g`` broadcasts against the input (a 0-d ``g``, the
+    gradient of a full reduction, already does)."""
+    if keepdim or not axes or g.ndim == 0:
         return g
-    for axis in axes:
-        g = g.reshape(g.shape[:axis] + (1,) + g.shape[axis:])
-    return g
+    shape = list(g.shape)
+    for axis in axes:  # sorted, so each is already at its place among the dims before it
+        shape.insert(axis, 1)
+    return g.reshape(shape)
 
 
 class Sum(Function):
