@@ -77,7 +77,7 @@ def test_gelu_keeps_its_backward_state_in_ctx_save(approximate):
     ctx = y._ctx
     assert len(ctx.saved) == 2
     y.sum().backward()
-    assert ctx.saved == () and not [k for k, v in vars(ctx).items() if isinstance(v, np.ndarray)]
+    assert vars(ctx) == {"freed": True}  # autograd releases everything the op kept
 
 
 # ----------------------------------------------------------------------------- the op profiler
