@@ -9,9 +9,12 @@ Every differentiable op is a subclass of ``Function`` with two methods written a
 ``Function.apply(*tensors, **params)`` runs forward on the tensors' arrays and, when a gradient is
 wanted, links the result to ``ctx`` so that ``Tensor.backward`` can walk the graph back.
 """
+from __future__ import annotations
+
 import abc
 import contextlib
 import gc
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -21,12 +24,12 @@ from .tensor import Tensor
 _grad_enabled = True
 
 
-def is_grad_enabled():
+def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
 @contextlib.contextmanager
-def no_grad():
+def no_grad() -> Iterator[None]:
     """Inside this block no graph is recorded: results never require grad."""
     global _grad_enabled
     previous, _grad_enabled = _grad_enabled, False
@@ -38,13 +41,19 @@ def no_grad():
 
 class Function(abc.ABC):
     """One differentiable op. Subclasses define ``forward`` and ``backward``; ``apply`` runs it."""
+    xp: Any  # the array module of the inputs' device (numpy, or cupy on "cuda")
+    device: str
+    saved: tuple[Any, ...]
+    needs_input_grad: tuple[bool, ...]
+    parents: tuple[Tensor, ...]
+    freed: bool
 
-    def save(self, *arrays):
+    def save(self, *arrays: Any) -> None:
         """Keep arrays for backward. They are never written in place afterwards."""
         self.saved = arrays
 
     @classmethod
-    def apply(cls, *tensors, **params):
+    def apply(cls, *tensors: Tensor, **params: Any) -> Tensor:
         device = tensors[0].device
         for t in tensors[1:]:
             if t.device != device:
