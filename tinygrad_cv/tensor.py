@@ -23,6 +23,7 @@ DTypeLike = Optional[npt.DTypeLike]  # np.float32, "float32", tg.float32, np.dty
 Device = Optional[str]  # "cpu", "cuda", "emu" (None: the default device)
 Dims = Union[int, Sequence[int], None]  # one dim, several, or None for all
 ShapeLike = Union[int, Sequence[int]]
+Pair = Union[int, tuple[int, int]]  # a size, stride, padding or dilation for both spatial dims
 _int: TypeAlias = int  # inside Tensor, int, bool and float name its methods
 _bool: TypeAlias = bool
 _float: TypeAlias = float
@@ -247,7 +248,7 @@ class Tensor:
     def __contains__(self, element: Any) -> _bool:
         if not isinstance(element, (Tensor, numbers.Number)):
             raise TypeError(f"Tensor.__contains__ only supports a Tensor or a number, got {type(element).__name__}")
-        return bool(F.eq(self, element).data.any())
+        return bool(F.eq(self, element).data.any())  # type: ignore[arg-type]  # numbers.Number is no ArrayLike
 
     # ----------------------------------------------------------------- operators
     def __add__(self, other: TensorLike) -> Tensor: return F.add(self, other)
@@ -264,8 +265,8 @@ class Tensor:
     def __rmod__(self, other: TensorLike) -> Tensor: return F.remainder(other, self)
     def __pow__(self, other: TensorLike) -> Tensor: return F.pow(self, other)
     def __rpow__(self, other: TensorLike) -> Tensor: return F.pow(other, self)
-    def __matmul__(self, other: TensorLike) -> Tensor: return F.matmul(self, other)
-    def __rmatmul__(self, other: TensorLike) -> Tensor: return F.matmul(other, self)
+    def __matmul__(self, other: Tensor) -> Tensor: return F.matmul(self, other)
+    def __rmatmul__(self, other: Tensor) -> Tensor: return F.matmul(other, self)
     def __neg__(self) -> Tensor: return F.neg(self)
     def __abs__(self) -> Tensor: return F.abs(self)
 
@@ -300,7 +301,7 @@ class Tensor:
     def div(self, other: TensorLike) -> Tensor: return F.div(self, other)
     def floor_divide(self, other: TensorLike) -> Tensor: return F.floor_divide(self, other)
     def remainder(self, other: TensorLike) -> Tensor: return F.remainder(self, other)
-    def matmul(self, other: TensorLike) -> Tensor: return F.matmul(self, other)
+    def matmul(self, other: Tensor) -> Tensor: return F.matmul(self, other)
     def neg(self) -> Tensor: return F.neg(self)
     def exp(self) -> Tensor: return F.exp(self)
     def expm1(self) -> Tensor: return F.expm1(self)

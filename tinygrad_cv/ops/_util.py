@@ -1,11 +1,13 @@
 """Small helpers shared by the ops: PyTorch's type promotion, binary operands, dims, fp32 accumulation."""
+from __future__ import annotations
+
 import itertools
 import numbers
 
 import numpy as np
 
 from .. import backend
-from ..tensor import DEFAULT_DTYPE, Tensor
+from ..tensor import DEFAULT_DTYPE, DTypeLike, Tensor, TensorLike
 
 _BOOL, _INT, _FLOAT = 0, 1, 2
 _CATEGORY = {"b": _BOOL, "u": _INT, "i": _INT, "f": _FLOAT}
@@ -84,7 +86,7 @@ def _common_dtype(a, b):
     return None
 
 
-def as_tensor(value, dtype, like):
+def as_tensor(value: TensorLike, dtype: DTypeLike, like: Tensor) -> Tensor:
     """``value`` as a Tensor of ``dtype`` on ``like``'s device (a differentiable cast for a Tensor;
     a fresh array for anything else, so that a caller's array is never aliased)."""
     if isinstance(value, Tensor):
@@ -109,7 +111,7 @@ def broadcast_shape(op, *shapes):
     return tuple(reversed(out))
 
 
-def binary_operands(op, a, b, dtype=None):
+def binary_operands(op: str, a: TensorLike, b: TensorLike, dtype: DTypeLike = None) -> tuple[Tensor, Tensor]:
     """Both operands of a binary elementwise op as tensors of one dtype (``result_dtype`` unless
     ``dtype`` is given) on one device, after checking that their shapes broadcast."""
     dtype = dtype or _common_dtype(a, b)
@@ -118,21 +120,21 @@ def binary_operands(op, a, b, dtype=None):
             raise TypeError(f"{op}: at least one operand must be a Tensor, got {type(a).__name__} and "
                             f"{type(b).__name__}")
         dtype = result_dtype(a, b, op=op)
-    like = a if isinstance(a, Tensor) else b
-    a, b = as_tensor(a, dtype, like), as_tensor(b, dtype, like)
+    like = a if isinstance(a, Tensor) else b  # one of them is a Tensor (checked above or by _common_dtype)
+    a, b = as_tensor(a, dtype, like), as_tensor(b, dtype, like)  # type: ignore[arg-type]
     if a.data.shape != b.data.shape and a.data.ndim and b.data.ndim:
         broadcast_shape(op, a.data.shape, b.data.shape)
     return a, b
 
 
-def require_floating(x, op):
+def require_floating(x: Tensor, op: str) -> None:
     """Refuse a non-floating tensor, as PyTorch does for mean, var, std, softmax and log_softmax."""
     if x.dtype.kind != "f":
         raise TypeError(f"{op}: input must be a floating-point tensor, got {x.dtype}; convert it first, "
                         f"e.g. x.float()")
 
 
-def to_floating(x):
+def to_floating(x: Tensor) -> Tensor:
     """Integer and bool tensors as the default float dtype (PyTorch's rule for exp, log, sqrt, ...)."""
     return x if x.dtype.kind == "f" else x.to(dtype=DEFAULT_DTYPE)
 
