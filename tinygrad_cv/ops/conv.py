@@ -28,7 +28,6 @@ kernel can replace them one for one.
 from __future__ import annotations
 
 import numbers
-
 from typing import Any
 
 import numpy as np

@@ -3,8 +3,8 @@ dims broadcast. float16 is multiplied in float32 (see ``matmul_arrays``)."""
 from __future__ import annotations
 
 from ..autograd import Function, sum_to_shape
-from ._util import matmul_arrays
 from ..tensor import Tensor
+from ._util import matmul_arrays
 
 
 class MatMul(Function):

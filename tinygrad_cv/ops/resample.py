@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import numbers
-
 from typing import Sequence
 
 import numpy as np

@@ -3,7 +3,6 @@ device transfers. Their backward puts each gradient element back where its value
 from __future__ import annotations
 
 import numbers
-
 from typing import Any, Sequence
 
 import numpy as np
