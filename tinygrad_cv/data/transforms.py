@@ -19,11 +19,18 @@ default, natural for satellite and street scenes), "border" (repeat the edge pix
 (black image; masks filled with ``mask_fill``, instance masks with 0; use it for detection, where a
 mirrored object would be a copy without a box).
 """
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING, Any, Iterable, Sequence, Union
 
 import numpy as np
+import numpy.typing as npt
 
+from .dataset import Transform
 from .errors import is_integer
+
+Floats = Union[float, Sequence[float], npt.NDArray[Any]]  # one number per channel, or one for all
 
 PAD_MODES = ("reflection", "border", "zeros")
 
@@ -41,11 +48,13 @@ def _affine(a, b, c, d, e, f):
 class Geometric:
     """A transform given by a 3x3 matrix: ``matrix(rng, height, width)`` maps output to input
     normalised coordinates for an image of that size; ``output_size`` is its size afterwards."""
+    if TYPE_CHECKING:
+        def matrix(self, rng: np.random.Generator, height: int, width: int) -> npt.NDArray[np.float64]: ...
 
     def output_size(self, height, width):
         return height, width
 
-    def __call__(self, sample, rng):
+    def __call__(self, sample: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
         return Compose([self])(sample, rng)
 
 
@@ -70,7 +79,7 @@ class Resize(Geometric):
     normalised coordinates, only the output grid changes. Sampling is bilinear without
     antialiasing, so shrink by more than about 2x once, when the files are written, not here."""
 
-    def __init__(self, size):
+    def __init__(self, size: int | tuple[int, int]) -> None:
         self.size = _size_pair(size, "Resize")
 
     def matrix(self, rng, height, width):
@@ -83,7 +92,7 @@ class Resize(Geometric):
 class RandomCrop(Geometric):
     """A ``size`` window at a random whole-pixel offset; a window larger than the image pads."""
 
-    def __init__(self, size):
+    def __init__(self, size: int | tuple[int, int]) -> None:
         self.size = _size_pair(size, "RandomCrop")
 
     def matrix(self, rng, height, width):
@@ -101,7 +110,7 @@ class RandomCrop(Geometric):
 class Flip(Geometric):
     """Mirror left-right (``vertical=False``) or top-bottom with probability ``p``."""
 
-    def __init__(self, p=0.5, vertical=False):
+    def __init__(self, p: float = 0.5, vertical: bool = False) -> None:
         self.p, self.vertical = _probability(p, "Flip"), vertical
 
     def matrix(self, rng, height, width):
@@ -144,7 +153,7 @@ class Rotate(Geometric):
     on non-square images).
     """
 
-    def __init__(self, max_degrees=10.0, p=0.75):
+    def __init__(self, max_degrees: float = 10.0, p: float = 0.75) -> None:
         if not max_degrees >= 0:
             raise ValueError(f"Rotate: max_degrees must be >= 0, got {max_degrees!r}")
         self.max_degrees, self.p = max_degrees, _probability(p, "Rotate")
@@ -161,7 +170,7 @@ class Zoom(Geometric):
     """Zoom in by a factor z uniform in [min_zoom, max_zoom] about a random centre chosen so that
     the window stays inside the image (z >= 1), with probability p: source = output / z + centre."""
 
-    def __init__(self, max_zoom=1.1, min_zoom=1.0, p=0.75):
+    def __init__(self, max_zoom: float = 1.1, min_zoom: float = 1.0, p: float = 0.75) -> None:
         if not 0 < min_zoom <= max_zoom:
             raise ValueError(f"Zoom: need 0 < min_zoom <= max_zoom, got min_zoom={min_zoom}, max_zoom={max_zoom}")
         self.min_zoom, self.max_zoom, self.p = min_zoom, max_zoom, _probability(p, "Zoom")
@@ -194,7 +203,7 @@ class Perspective(Geometric):
 
     CORNERS = np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
 
-    def __init__(self, magnitude=0.2, p=0.75):
+    def __init__(self, magnitude: float = 0.2, p: float = 0.75) -> None:
         if not 0 <= magnitude < 0.5:
             raise ValueError(f"Perspective: magnitude must be in [0, 0.5) (corners moved by up to a quarter of "
                              f"the image), got {magnitude}")
@@ -216,13 +225,13 @@ class Lighting:
     is one 256-entry lookup table, so it costs one indexing pass.
     """
 
-    def __init__(self, brightness=0.2, contrast=0.2, p=0.75):
+    def __init__(self, brightness: float = 0.2, contrast: float = 0.2, p: float = 0.75) -> None:
         if not (0 <= brightness and 0 <= contrast < 1):
             raise ValueError(f"Lighting: need brightness >= 0 and 0 <= contrast < 1, got "
                              f"brightness={brightness}, contrast={contrast}")
         self.brightness, self.contrast, self.p = brightness, contrast, _probability(p, "Lighting")
 
-    def __call__(self, sample, rng):
+    def __call__(self, sample: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
         if rng.random() >= self.p:
             return sample
         image = sample["image"]
@@ -241,12 +250,12 @@ class Lighting:
 class Compose:
     """Apply ``steps`` in order; consecutive geometric steps are merged into one resampling."""
 
-    def __init__(self, steps, pad_mode="reflection", mask_fill=0):
+    def __init__(self, steps: Sequence[Transform], pad_mode: str = "reflection", mask_fill: int = 0) -> None:
         if pad_mode not in PAD_MODES:
             raise ValueError(f"Compose: pad_mode must be one of {PAD_MODES}, got {pad_mode!r}")
         self.steps, self.pad_mode, self.mask_fill = list(steps), pad_mode, mask_fill
 
-    def __call__(self, sample, rng):
+    def __call__(self, sample: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
         matrix, size = None, None
         for step in self.steps:
             if isinstance(step, Geometric):
@@ -267,7 +276,7 @@ class Compose:
             return sample
         return warp_sample(sample, matrix, size, self.pad_mode, self.mask_fill)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Compose({self.steps!r}, pad_mode={self.pad_mode!r})"
 
 
@@ -490,12 +499,14 @@ def warp_sample(sample, matrix, out_size, pad_mode="reflection", mask_fill=0):
 
 
 # --------------------------------------------------------------------------- recipes and normalisation
-def aug_transforms(size=None, flip=True, flip_vert=False, max_rotate=10.0, max_zoom=1.1, max_warp=0.2,
-                   max_lighting=0.2, p_affine=0.75, p_lighting=0.75, pad_mode="reflection", mask_fill=0):
+def aug_transforms(size: int | tuple[int, int] | None = None, flip: bool = True, flip_vert: bool = False,
+                   max_rotate: float = 10.0, max_zoom: float = 1.1, max_warp: float = 0.2, max_lighting: float = 0.2,
+                   p_affine: float = 0.75, p_lighting: float = 0.75, pad_mode: str = "reflection",
+                   mask_fill: int = 0) -> Compose:
     """The usual training augmentation: resize to ``size``, a random flip (all 8 dihedral symmetries
     with ``flip_vert``), rotation, zoom and perspective warp (merged into one resampling), then
     brightness and contrast. A zero argument leaves its step out."""
-    steps = [Resize(size)] if size is not None else []
+    steps: list[Transform] = [Resize(size)] if size is not None else []
     if flip_vert:
         steps.append(Dihedral())
     elif flip:
@@ -511,7 +522,7 @@ def aug_transforms(size=None, flip=True, flip_vert=False, max_rotate=10.0, max_z
     return Compose(steps, pad_mode, mask_fill)
 
 
-def valid_transforms(size=None):
+def valid_transforms(size: int | tuple[int, int] | None = None) -> Compose:
     """Validation only resizes (normalisation happens on the batch): no randomness at all."""
     return Compose([Resize(size)] if size is not None else [])
 
@@ -547,7 +558,7 @@ class Normalize:
     a statistic of 0..255 values (mmdetection's style), which would normalise silently wrong here.
     """
 
-    def __init__(self, mean, std):
+    def __init__(self, mean: Floats, std: Floats) -> None:
         self.mean = np.asarray(mean, dtype=np.float64).reshape(-1)
         self.std = np.asarray(std, dtype=np.float64).reshape(-1)
         if self.mean.shape != self.std.shape or not np.all(self.std > 0):
@@ -558,7 +569,7 @@ class Normalize:
                              f"got {self.mean.tolist()}; divide statistics measured on 0..255 values by 255")
 
     @classmethod
-    def from_images(cls, batches):
+    def from_images(cls, batches: Iterable[npt.NDArray[Any]]) -> Normalize:
         """Per-channel mean and std (in [0, 1] units) of an iterable of (N, H, W, C) batches (uint8,
         or floats in [0, 1]), e.g. a few batches of the training set; accumulated in float64."""
         total, total_sq, count = 0.0, 0.0, 0
@@ -573,7 +584,7 @@ class Normalize:
         mean = total / count
         return cls(mean, np.sqrt(np.maximum(total_sq / count - mean ** 2, 1e-12)))
 
-    def __call__(self, images, xp=np):
+    def __call__(self, images: Any, xp: Any = np) -> Any:
         if images.ndim != 4 or images.shape[-1] != self.mean.size:
             raise ValueError(f"Normalize: expected (N, H, W, {self.mean.size}) images, got shape {images.shape}")
         levels = _levels(images, "Normalize")
@@ -584,10 +595,10 @@ class Normalize:
         x += shift
         return x
 
-    def decode(self, x):
+    def decode(self, x: Any) -> npt.NDArray[np.uint8]:
         """The inverse, for figures: (N, C, H, W) float -> (N, H, W, C) uint8 on the host."""
         x = np.asarray(x, dtype=np.float64).transpose(0, 2, 3, 1)
         return np.clip((x * self.std + self.mean) * 255 + 0.5, 0, 255).astype(np.uint8)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Normalize(mean={np.round(self.mean, 4).tolist()}, std={np.round(self.std, 4).tolist()})"
