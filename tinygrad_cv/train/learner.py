@@ -435,7 +435,7 @@ class Learner:
         """Train for up to ``num_it`` batches with an exponentially growing learning rate (stopping when the
         loss diverges, unless ``stop_div=False``), restore the weights and the optimiser, and return
         SuggestedLRs: a named tuple with one rate per function of ``suggest_funcs`` (``valley``, ``steep``,
-        ``minimum``, ``slide`` from train.lr_finder, or any f(lrs, losses) -> (lr, index)), as fastai v2.
+        ``minimum``, ``slide`` from train.lr_finder, or any f(lrs, losses, num_it) -> (lr, (lr, loss))), as fastai v2.
         ``show_plot`` draws the smoothed loss against the rate with the suggestions marked and shows it in
         IPython; ``fname`` also writes it as a PNG. The finder (``.plot()`` redraws) stays as
         ``learn.lr_finder``. Deliberate difference: fastai's default is ``suggest_funcs=(valley,)``; ours
