@@ -5,16 +5,21 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import os
 from collections import namedtuple
-from typing import Any, Callable, NamedTuple, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence, Tuple
 
 import numpy as np
+import numpy.typing as npt
 
 from ..metrics.base import function_name
-from ..tensor import Tensor
 from ..optim.lr_scheduler import exponential
+from ..tensor import Tensor
 from .callbacks import Callback, CancelFitException, CancelValidException
 from .recorder import SmoothedLoss, new_figure, save_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Suggestion = Tuple[float, Tuple[float, float]]
 """What a suggestion function returns, as fastai v2's: (suggested lr, (lr, loss), a point to mark)."""
@@ -73,12 +78,17 @@ class LRFinder(Callback):
 
     The suggestions read the curve without its first num_it // 10 and last 5 points (fastai's trim) and
     need at least ``MIN_POINTS`` points, so ``num_it`` must be at least ``min_num_it`` (10)."""
+    schedule: Callable[[float], float]
+    num_it: int
+    stop_div: bool
+    lrs: list[float]
+    losses: list[float]
 
     order = 55  # after the Recorder, so that the last batch is recorded before the finder stops
     MIN_POINTS = 4
     min_num_it = 10  # 10 - 10 // 10 - 5 = MIN_POINTS
 
-    def __init__(self, start_lr=1e-7, end_lr=10.0, num_it=100, stop_div=True):
+    def __init__(self, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100, stop_div: bool = True) -> None:
         finite = all(isinstance(v, numbers.Real) and math.isfinite(v) for v in (start_lr, end_lr))
         if not finite or not 0 < start_lr < end_lr:
             raise ValueError(f"lr_find: need finite 0 < start_lr < end_lr, got start_lr={start_lr}, "
@@ -89,17 +99,17 @@ class LRFinder(Callback):
                              f"need {self.MIN_POINTS} left")
         self.schedule, self.num_it, self.stop_div = exponential(start_lr, end_lr), int(num_it), bool(stop_div)
 
-    def before_fit(self):
+    def before_fit(self) -> None:
         self.lrs, self.losses, self.smooth, self.best = [], [], SmoothedLoss(0.98), math.inf
         self.diverged = False
         self.saved_model = self.learn.model.state_dict()
         self.saved_opt = self.learn.opt.state_dict()
 
-    def before_batch(self):
+    def before_batch(self) -> None:
         if self.learn.training:
             self.learn.opt.set_hyper("lr", self.schedule(self.learn.train_iter / self.num_it))
 
-    def after_loss(self):
+    def after_loss(self) -> None:
         if not self.learn.training:
             return
         smoothed = self.smooth.add(self.learn.loss_value)
@@ -111,20 +121,20 @@ class LRFinder(Callback):
             if self.stop_div:
                 raise CancelFitException()
 
-    def after_batch(self):
+    def after_batch(self) -> None:
         if self.learn.training and self.learn.train_iter + 1 >= self.num_it:
             raise CancelFitException()
 
-    def before_validate(self):
+    def before_validate(self) -> None:
         raise CancelValidException()
 
-    def after_fit(self):
+    def after_fit(self) -> None:
         self.learn.model.load_state_dict(self.saved_model)
         self.learn.opt.load_state_dict(self.saved_opt)
         self.learn.opt.zero_grad()
 
     # ------------------------------------------------------------------ reading the curve
-    def curve(self):
+    def curve(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """(lrs, smoothed losses) used for suggestions: without the first num_it // 10 and the last 5
         points (fastai's trim), and cut before the first NaN."""
         lrs, losses = np.array(self.lrs[self.num_it // 10:-5]), np.array(self.losses[self.num_it // 10:-5])
@@ -132,7 +142,7 @@ class LRFinder(Callback):
         end = nan[0] if nan.size else len(losses)
         return lrs[:end], losses[:end]
 
-    def suggestions(self, suggest_funcs=None):
+    def suggestions(self, suggest_funcs: Sequence[SuggestFunc] | None = None) -> Any:
         """SuggestedLRs with one field per function of ``suggest_funcs`` (default valley, steep, minimum; see
         the functions of those names), each applied to the trimmed curve."""
         suggest_funcs = (valley, steep, minimum) if suggest_funcs is None else suggest_funcs
@@ -154,7 +164,8 @@ class LRFinder(Callback):
         lr_t, loss_t = Tensor(lrs, dtype=np.float64), Tensor(losses, dtype=np.float64)
         return [_checked_suggestion(name, f(lr_t, loss_t, self.num_it)) for f, name in zip(suggest_funcs, names)]
 
-    def plot(self, suggest_funcs=None, fname=None, skip_end=5):
+    def plot(self, suggest_funcs: Sequence[SuggestFunc] | None = None, fname: str | os.PathLike[str] | None = None,
+             skip_end: int = 5) -> Figure:
         """Smoothed loss against the learning rate (log scale), each suggestion marked on the curve at the
         rate its legend gives; returns the Figure (also written as the PNG ``fname`` when given)."""
         suggest_funcs = (valley, steep, minimum) if suggest_funcs is None else suggest_funcs
