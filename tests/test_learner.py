@@ -672,3 +672,12 @@ def test_the_small_cnn_lesson_runs_quick(tmp_path):
         assert f"figure: {tmp_path / name}" in result.stdout
     table = [line.split() for line in result.stdout.splitlines() if line.split()[:1] in (["0"], ["1"], ["2"])]
     assert [row[0] for row in table] == ["0", "1", "2"]
+
+
+def test_a_learner_without_loss_func_says_so_at_the_first_labelled_batch(tmp_path):
+    """load_learner's loss_func defaults to None; fitting or validating then names the missing loss_func
+    (it was "'NoneType' object is not callable")."""
+    learn = Learner(make_dls(), MLP(), None, path=tmp_path, progress=False)
+    for run in (lambda: learn.fit(1, lr=1e-2), learn.validate):
+        with pytest.raises(TypeError, match="Learner: loss_func is None, so this batch's loss cannot be computed"):
+            run()
