@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 Suggestion = Tuple[float, Tuple[float, float]]
-"""What a suggestion function returns, as fastai v2's: (suggested lr, (lr, loss), a point to mark)."""
+"""What a suggestion function returns, as fastai v2's: (suggested lr, (lr, loss)), the second a point of the curve."""
 SuggestFunc = Callable[[Tensor, Tensor, int], Suggestion]
 """f(lrs, losses, num_it) -> Suggestion, fastai v2's signature."""
 
