@@ -5,15 +5,14 @@ padding k//2, over (Cin, Cout, H, W, k) shapes from a U-Net/ResNet; then batch_n
 max_pool2d 2x2, bilinear interpolate (x2) and cross_entropy at U-Net sizes, forward+backward.
 
 Timings are the best of several rounds, ours and PyTorch's timed apart (see ``best_times``).
-Both run on as many threads as NumPy's BLAS: OPENBLAS_NUM_THREADS if set, else every core this
-process may use.
+Both run on the same number of threads: --threads, else tinygrad_cv's count (``tg.get_num_threads()``:
+TINYGRAD_CV_NUM_THREADS, else every core this process may use).
 
-    [OPENBLAS_NUM_THREADS=1] python benchmarks/bench_ops.py [--json PATH] [--quick] [--rounds R]
+    python benchmarks/bench_ops.py [--threads N] [--json PATH] [--quick] [--rounds R]
 """
 import argparse
 import json
 import math
-import os
 import time
 
 import numpy as np
@@ -176,9 +175,9 @@ def main():
     parser.add_argument("--json", help="write the results to this file")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     parser.add_argument("--rounds", type=int, default=None, help="timed calls per pass (3 passes; best is kept)")
+    parser.add_argument("--threads", type=int, help="threads of both libraries (default: tg.get_num_threads())")
     args = parser.parse_args()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    threads = int(os.environ.get("OPENBLAS_NUM_THREADS", cores))
+    threads = args.threads or tg.get_num_threads()
     tg.set_num_threads(threads)
     if torch is not None:
         torch.set_num_threads(threads)

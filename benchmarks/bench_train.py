@@ -8,14 +8,13 @@ Each (framework, model) runs in its own process, so that peak memory is its own 
 one library cannot slow the other): we report the growth of the peak resident set over the resident
 set just before the first step. The processes of the two frameworks alternate for --rounds rounds of
 --steps timed steps each, so that a slow spell of a shared machine falls on both; the time is the
-median over all the timed steps. Both frameworks get the same number of threads: OPENBLAS_NUM_THREADS
-if set, else every core.
+median over all the timed steps. Both frameworks get the same number of threads: --threads, else
+tinygrad_cv's count (``tg.get_num_threads()``: TINYGRAD_CV_NUM_THREADS, else every usable core).
 
-    [OPENBLAS_NUM_THREADS=1] python benchmarks/bench_train.py [--steps N] [--rounds R] [--json PATH] [--quick]
+    python benchmarks/bench_train.py [--threads N] [--steps N] [--rounds R] [--json PATH] [--quick]
 """
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -24,10 +23,6 @@ import time
 import numpy as np
 
 CONFIGS = {"resnet": dict(batch=32, size=64, classes=17), "unet": dict(batch=8, size=128, classes=12)}
-
-
-def threads():
-    return int(os.environ.get("OPENBLAS_NUM_THREADS", os.cpu_count()))
 
 
 def rss_mib():
@@ -64,14 +59,14 @@ def training_step(model, opt, loss_fn, x, y):
 
 
 # ------------------------------------------------------------------------------------------ ours
-def ours_step(kind, cfg):
+def ours_step(kind, cfg, threads):
     import tinygrad_cv as tg
     import tinygrad_cv.functional as F
     from tinygrad_cv import optim
     from tinygrad_cv.models import resnet_small, unet_resnet
 
     tg.manual_seed(0)
-    tg.set_num_threads(threads())
+    tg.set_num_threads(threads)
     model = resnet_small(17, width=32) if kind == "resnet" else unet_resnet(12, width=32)
     opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x, y = batch(cfg, kind)
@@ -81,12 +76,12 @@ def ours_step(kind, cfg):
 
 
 # ------------------------------------------------------------------------------------------ PyTorch
-def torch_step(kind, cfg):
+def torch_step(kind, cfg, threads):
     import torch
     from torch import nn
 
     torch.manual_seed(0)
-    torch.set_num_threads(threads())
+    torch.set_num_threads(threads)
 
     def conv_bn(cin, cout, k=3, stride=1, relu=True):
         layers = [nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout)]
@@ -146,10 +141,11 @@ def torch_step(kind, cfg):
     return training_step(model, opt, loss_fn, x, y)
 
 
-def worker(framework, kind, steps):
-    """Run in a child process: time ``steps`` training steps after one warm-up, print JSON."""
+def worker(framework, kind, steps, threads):
+    """Run in a child process: time ``steps`` training steps on ``threads`` threads after one warm-up,
+    print JSON."""
     cfg = CONFIGS[kind]
-    step, n_params = (ours_step if framework == "ours" else torch_step)(kind, cfg)
+    step, n_params = (ours_step if framework == "ours" else torch_step)(kind, cfg, threads)
     before = rss_mib()
     step()  # warm-up (allocations, caches)
     times = []
@@ -161,20 +157,20 @@ def worker(framework, kind, steps):
                       "params": n_params}))
 
 
-def run_worker(framework, kind, steps):
-    out = subprocess.run([sys.executable, __file__, "--worker", framework, kind, "--steps", str(steps)],
-                         capture_output=True, text=True)
+def run_worker(framework, kind, steps, threads):
+    out = subprocess.run([sys.executable, __file__, "--worker", framework, kind, "--steps", str(steps),
+                          "--threads", str(threads)], capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"{framework} {kind} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def measure(frameworks, kind, steps, rounds):
+def measure(frameworks, kind, steps, rounds, threads):
     """{framework: {ms, best_ms, peak_mib, params}} over ``rounds`` alternating worker processes."""
     runs = {fw: [] for fw in frameworks}
     for _ in range(rounds):
         for fw in frameworks:
-            runs[fw].append(run_worker(fw, kind, steps))
+            runs[fw].append(run_worker(fw, kind, steps, threads))
     result = {}
     for fw, rs in runs.items():
         times = [t for r in rs for t in r["times_ms"]]
@@ -189,11 +185,15 @@ def main():
     parser.add_argument("--rounds", type=int, default=5, help="processes per framework, alternating")
     parser.add_argument("--json")
     parser.add_argument("--quick", action="store_true", help="one timed step each")
+    parser.add_argument("--threads", type=int, help="threads of both frameworks (default: tg.get_num_threads())")
     parser.add_argument("--worker", nargs=2, metavar=("FRAMEWORK", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     steps, rounds = (1, 1) if args.quick else (args.steps, args.rounds)
+    if args.threads is None:
+        from tinygrad_cv import get_num_threads
+        args.threads = get_num_threads()
     if args.worker:
-        return worker(*args.worker, steps)
+        return worker(*args.worker, steps, args.threads)
     try:
         import torch  # noqa: F401
         frameworks = ("ours", "torch")
@@ -201,11 +201,12 @@ def main():
         frameworks = ("ours",)
         print("torch is not importable: showing our figures only (pip install torch==2.13.0)")
     results = {}
-    print(f"training step, median of {rounds} x {steps} steps (each process warmed up by one); {threads()} thread(s)")
+    print(f"training step, median of {rounds} x {steps} steps (each process warmed up by one); "
+          f"{args.threads} thread(s)")
     print(f"{'model':<8}{'ours ms':>9}{'torch ms':>10}{'ratio':>7}{'ours MiB':>10}{'torch MiB':>11}{'ratio':>7}"
           f"{'params (ours/torch)':>22}")
     for kind in CONFIGS:
-        r = measure(frameworks, kind, steps, rounds)
+        r = measure(frameworks, kind, steps, rounds, args.threads)
         results[kind] = r
         o = r["ours"]
         line = f"{kind:<8}{o['ms']:>9.0f}"

@@ -12,7 +12,7 @@ import numpy as np
 import tinygrad_cv as tg
 import tinygrad_cv.functional as F
 from tinygrad_cv.autograd import Function
-from lesson_utils import parse_args, pyplot, save_figure
+from lesson_utils import parse_args, pyplot, save_lesson_figure
 
 args = parse_args("Lesson 1: tensors and autograd", "01_tensors_autograd", full_minutes=0.2)
 tg.manual_seed(0)
@@ -92,7 +92,7 @@ ax.plot(z.numpy(), z.grad.numpy(), label="dy/dz by autograd")
 ax.plot(z.numpy()[::6], fd[::6], "o", ms=3, label="finite differences")
 ax.legend()
 ax.set_xlabel("z")
-save_figure(fig, args.out, "autograd_vs_finite_differences.png")
+save_lesson_figure(fig, args.out, "autograd_vs_finite_differences.png")
 
 
 # %% [markdown]

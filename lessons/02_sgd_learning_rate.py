@@ -15,7 +15,7 @@ import numpy as np
 
 import tinygrad_cv as tg
 import tinygrad_cv.functional as F
-from lesson_utils import parse_args, pyplot, save_figure
+from lesson_utils import parse_args, pyplot, save_lesson_figure
 
 args = parse_args("Lesson 2: gradient descent and the learning rate", "02_sgd_learning_rate", full_minutes=0.3)
 steps = 15 if args.quick else 30
@@ -56,7 +56,7 @@ axes[1].set_title("|x| against step (log scale)")
 axes[1].set_xlabel("step")
 for ax in axes:
     ax.legend()
-save_figure(fig, args.out, "learning_rates_on_a_quadratic.png")
+save_lesson_figure(fig, args.out, "learning_rates_on_a_quadratic.png")
 
 # %% [markdown]
 # ## 2. Noise and local dips
@@ -80,7 +80,7 @@ for lr, color in ((0.01, "tab:blue"), (0.2, "tab:red")):
     ax.plot(path, bumpy(tg.Tensor(path)).numpy(), ".-", ms=3, color=color, label=f"lr={lr}")
 ax.set_title("noisy gradients on a bumpy function")
 ax.legend()
-save_figure(fig, args.out, "fixed_rate_gets_stuck.png")
+save_lesson_figure(fig, args.out, "fixed_rate_gets_stuck.png")
 
 
 # %% [markdown]

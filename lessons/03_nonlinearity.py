@@ -18,7 +18,7 @@ import numpy as np
 import tinygrad_cv as tg
 import tinygrad_cv.functional as F
 from tinygrad_cv import nn, optim
-from lesson_utils import parse_args, pyplot, save_figure
+from lesson_utils import parse_args, pyplot, save_lesson_figure
 
 args = parse_args("Lesson 3: non-linearity", "03_nonlinearity", full_minutes=0.05)
 tg.manual_seed(0)
@@ -40,7 +40,7 @@ axes[0].set_title("activations")
 axes[1].set_title("their slopes: sigmoid's is at most 0.25")
 for ax in axes:
     ax.legend()
-save_figure(fig, args.out, "sigmoid_vs_relu.png")
+save_lesson_figure(fig, args.out, "sigmoid_vs_relu.png")
 
 # %% [markdown]
 # ## 2. Saturation: how much gradient reaches each layer of a deep stack
@@ -98,7 +98,7 @@ ax.set_xlabel("layer (1 = closest to the input)")
 ax.set_ylabel("|dL/dh|, the gradient reaching the layer's output")
 ax.set_title("sigmoid's gradient vanishes; ReLU's keeps its size with He init")
 ax.legend()
-save_figure(fig, args.out, "gradient_through_depth.png")
+save_lesson_figure(fig, args.out, "gradient_through_depth.png")
 
 
 # %% [markdown]
@@ -128,7 +128,7 @@ for units in (2, 8, 64):
         ax.plot(t, model(inputs).numpy(), label=f"{units} units (mse {loss.item():.3f})")
 ax.set_title("linear -> ReLU -> linear: more units, closer fit")
 ax.legend()
-save_figure(fig, args.out, "universal_approximation.png")
+save_lesson_figure(fig, args.out, "universal_approximation.png")
 
 
 # %% [markdown]

@@ -29,7 +29,7 @@ from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 import tinygrad_cv as tg
 import tinygrad_cv.functional as F
-from lesson_utils import parse_args, pyplot, save_figure
+from lesson_utils import parse_args, pyplot, save_lesson_figure
 
 args = parse_args("Lesson 4: convolution by hand", "04_convolution_by_hand", full_minutes=0.5)
 rng = np.random.default_rng(0)
@@ -114,7 +114,7 @@ axes[1].set_ylabel("position in the window (c, i, j)")
 for ax in axes:
     ax.set_xticks([])
     ax.set_yticks([])
-save_figure(fig, args.out, "im2col_patch_matrix.png")
+save_lesson_figure(fig, args.out, "im2col_patch_matrix.png")
 
 # %% [markdown]
 # ## 2. Convolution = one matrix product
@@ -235,7 +235,7 @@ for col, (stride, padding, dilation) in enumerate(cases):
         ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
 fig.suptitle(f"the cells a {k}x{k} kernel reads for the red output pixel: input pixels (red), "
              f"padding zeros (light red)")
-save_figure(fig, args.out, "stride_padding_dilation.png")
+save_lesson_figure(fig, args.out, "stride_padding_dilation.png")
 
 # %% [markdown]
 # ## 4. A real kernel: the Sobel edge detector
@@ -283,7 +283,7 @@ for ax, (values, title, cmap) in zip(axes, panels):
     fig.colorbar(shown, ax=ax, fraction=0.046)
     ax.set_title(title, fontsize=10)
     ax.axis("off")
-save_figure(fig, args.out, "sobel_edges.png")
+save_lesson_figure(fig, args.out, "sobel_edges.png")
 
 
 # %% [markdown]

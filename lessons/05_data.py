@@ -23,7 +23,7 @@ from tinygrad_cv.data import (DataLoader, DataLoaders, DataRecipe, Dihedral, Fli
                               planet_recipe, valid_transforms)
 from tinygrad_cv.data.synthetic import make_planet
 from tinygrad_cv.data.transforms import DIHEDRAL, warp_sample
-from lesson_utils import parse_args, pyplot, save_figure
+from lesson_utils import parse_args, pyplot, save_lesson_figure
 
 args = parse_args("Lesson 5: data", "05_data", full_minutes=1.1)
 n_tiles, batch_size = (64, 16) if args.quick else (400, 32)
@@ -105,7 +105,7 @@ dls = DataLoaders(loader, DataLoader(valid_ds, batch_size=batch_size, seed=1))
 x, y = dls.one_batch()
 print(dls)
 print(f"x: {x.shape} {x.dtype}, y: {y.shape} {y.dtype}; classes {dls.vocab}")
-save_figure(dls.show_batch(max_n=8, ncols=4), args.out, 'squares_batch.png')
+save_lesson_figure(dls.show_batch(max_n=8, ncols=4), args.out, 'squares_batch.png')
 
 # %% [markdown]
 # ## 4. The data block on planet-like tiles
@@ -140,7 +140,7 @@ assert np.array_equal(packaged.valid_indices, recipe.valid_indices) and packaged
 size = 64
 planet_dls = recipe.dataloaders(batch_size=batch_size, size=size, seed=0,                   # transform + load
                                 train_tfms=aug_transforms(size, flip_vert=True, max_rotate=20, max_warp=0.2))
-save_figure(planet_dls.show_batch(max_n=9), args.out, 'planet_batch.png')
+save_lesson_figure(planet_dls.show_batch(max_n=9), args.out, 'planet_batch.png')
 
 # %% [markdown]
 # ## 5. Transforms
@@ -173,7 +173,7 @@ for ax in axes.ravel():
     ax.set_xticks([])
     ax.set_yticks([])
 fig.suptitle(f"one tile ({rows[showcase]['tags']}), five random draws of each transform")
-save_figure(fig, args.out, "transforms_on_one_tile.png")
+save_lesson_figure(fig, args.out, "transforms_on_one_tile.png")
 
 # The 8 dihedral symmetries of a square: the 4 rotations by multiples of 90 degrees, each with or
 # without a mirror. Satellite images have no "up", so all 8 are fair. On whole pixels they only move
@@ -196,7 +196,7 @@ fig.suptitle("Dihedral(): one of these 8, uniformly at random")
 drawn = [Dihedral()(tile, np.random.default_rng(seed))["image"] for seed in range(16)]
 which = [next(name for name, view in numpy_views if np.array_equal(image, view(tile["image"]))) for image in drawn]
 print(f"16 draws of Dihedral(): {', '.join(which)}")
-save_figure(fig, args.out, "dihedral_8.png")
+save_lesson_figure(fig, args.out, "dihedral_8.png")
 
 # On a batch: the loader applies the training transforms afresh every epoch, so the same tiles look
 # different in each one (and the validation loader, not augmented, shows them as they are).
@@ -215,7 +215,7 @@ for ax in axes.ravel():
     ax.set_xticks([])
     ax.set_yticks([])
 fig.suptitle(f"six training tiles, augmented anew each epoch (resized to {size} px)")
-save_figure(fig, args.out, "augmented_batch_by_epoch.png")
+save_lesson_figure(fig, args.out, "augmented_batch_by_epoch.png")
 assert np.array_equal(train_loader.load_sample(0, 1)["image"], train_loader.load_sample(0, 1)["image"])
 
 # %% [markdown]
@@ -264,7 +264,7 @@ axes[1].set_title("after: (pixel / 255 - mean) / std, per channel")
 for ax in axes:
     ax.set_yticks([])
     ax.legend(fontsize=8)
-save_figure(fig, args.out, "normalisation_histograms.png")
+save_lesson_figure(fig, args.out, "normalisation_histograms.png")
 
 
 # %% [markdown]

@@ -35,7 +35,7 @@ from tinygrad_cv.data.synthetic import make_planet
 from tinygrad_cv.metrics import accuracy_multi, fbeta
 from tinygrad_cv.models import resnet_small
 from tinygrad_cv.train import Learner
-from lesson_utils import parse_args, pyplot, save_figure, show_file
+from lesson_utils import parse_args, pyplot, save_lesson_figure, show_file
 
 args = parse_args("Lesson 6: multi-label satellite tagging (Planet)", "06_planet_multilabel", data="planet",
                   full_minutes=47, configure=lambda parser: parser.add_argument(
@@ -85,7 +85,7 @@ def loaders(size):
 
 
 dls = loaders(small)
-save_figure(dls.show_batch(max_n=8), args.out, "batch.png")
+save_lesson_figure(dls.show_batch(max_n=8), args.out, "batch.png")
 
 # %% [markdown]
 # ## 2. The model and the loss
@@ -174,7 +174,7 @@ ax.plot(thresholds, scores_large, "o-", label=f"after going on at {large} px")
 ax.set_xlabel("threshold")
 ax.set_ylabel("F2 on the validation set")
 ax.legend()
-save_figure(fig, args.out, "f2_vs_threshold.png")
+save_lesson_figure(fig, args.out, "f2_vs_threshold.png")
 
 # Both stages' losses on one axis (each fit starts a fresh Recorder, so we kept them as we went).
 fig, ax = plt.subplots(figsize=(7, 4))
@@ -188,9 +188,9 @@ for name, train_losses, valid in stages:
     ax.axvline(offset, color="gray", ls=":")
 ax.set(xlabel="batches (all stages)", ylabel="loss", title="losses of every stage")
 ax.legend(fontsize=8)
-save_figure(fig, args.out, "losses_all_stages.png")
+save_lesson_figure(fig, args.out, "losses_all_stages.png")
 # The predictions, drawn with the images de-normalised and the threshold chosen above.
-save_figure(learn.show_results(max_n=8, thresh=float(best)), args.out, "predictions.png")
+save_lesson_figure(learn.show_results(max_n=8, thresh=float(best)), args.out, "predictions.png")
 
 # %% [markdown]
 # ## 6. Progressive resizing against the same budget at 128 px only

@@ -32,7 +32,7 @@ from tinygrad_cv.data import planet_recipe
 from tinygrad_cv.data.synthetic import make_planet
 from tinygrad_cv.metrics import fbeta
 from tinygrad_cv.train import Learner
-from lesson_utils import parse_args, pyplot, save_figure, show_file
+from lesson_utils import parse_args, pyplot, save_lesson_figure, show_file
 
 args = parse_args("Lesson 7: one-cycle and the learning-rate finder", "07_one_cycle_lr_finder", full_minutes=12)
 plt = pyplot()
@@ -129,7 +129,7 @@ ax.axvline(suggestion.valley, color="tab:red", ls=":", label=f"valley {suggestio
 ax.set(xlabel="learning rate", ylabel="training loss", title="LR finder: raw and smoothed loss",
        ylim=(0, 2 * finder_record.smooth_losses[0]))  # the explosion runs off the top
 ax.legend()
-save_figure(fig, args.out, "lr_find_raw_and_smoothed.png")
+save_lesson_figure(fig, args.out, "lr_find_raw_and_smoothed.png")
 
 # %% [markdown]
 # ## 4. Fixed rate against one-cycle, over seeds and peak rates
@@ -178,8 +178,8 @@ for schedule in schedules:
 
 # The schedule that fit_one_cycle really followed, batch by batch, as the Recorder saw it.
 main_run = runs["one-cycle", multiples[0], seeds[0]]
-save_figure(main_run.recorder.plot_sched(), args.out, "fit_one_cycle_schedule.png")
-save_figure(main_run.recorder.plot_loss(), args.out, "losses.png")
+save_lesson_figure(main_run.recorder.plot_sched(), args.out, "fit_one_cycle_schedule.png")
+save_lesson_figure(main_run.recorder.plot_loss(), args.out, "losses.png")
 recorded = np.array(main_run.recorder.lrs)
 peak = multiples[0] * lr
 print(f"fit_one_cycle: first rate {recorded[0] / peak:.3f} x lr_max, peak {recorded.max() / peak:.3f} x lr_max, "
@@ -199,7 +199,7 @@ mom_ax.set(xlabel="fraction of training", ylabel="momentum", title="momentum mov
            ylim=(0.84, 0.99))
 lr_ax.legend(loc="upper right")
 mom_ax.legend(loc="upper center")
-save_figure(fig, args.out, "one_cycle_schedules.png")
+save_lesson_figure(fig, args.out, "one_cycle_schedules.png")
 
 # %% [markdown]
 # ## 5. The comparison, with error bars
@@ -245,7 +245,7 @@ for name, value, color in (("valley", suggestion.valley, "tab:red"), ("steep", s
 axes[1].set(xlabel="peak learning rate", ylabel=f"validation loss after {epochs} epochs",
             title=f"mean and spread over {len(seeds)} seeds, equal budget")
 axes[1].legend()
-save_figure(fig, args.out, "fixed_vs_one_cycle.png")
+save_lesson_figure(fig, args.out, "fixed_vs_one_cycle.png")
 
 
 # %% [markdown]

@@ -29,7 +29,7 @@ from tinygrad_cv.data.synthetic import make_camvid
 from tinygrad_cv.metrics import AccIgnore, MeanIoU
 from tinygrad_cv.models import resnet_small, unet_resnet
 from tinygrad_cv.train import Learner
-from lesson_utils import parse_args, pyplot, save_figure
+from lesson_utils import parse_args, pyplot, save_lesson_figure
 
 args = parse_args("Lesson 8: semantic segmentation with a U-Net (CamVid)", "08_camvid_unet", data="camvid",
                   full_minutes=12)
@@ -52,7 +52,7 @@ void_code = codes.index("Void")
 print(recipe, f"\n{len(codes)} classes; Void is class {void_code}")
 # CamVid frames are 4:3; (height, width) keeps that shape instead of squashing them square.
 dls = recipe.dataloaders(batch_size=batch, size=(3 * size // 4, size), seed=0)
-save_figure(dls.show_batch(max_n=6), args.out, 'batch.png')
+save_lesson_figure(dls.show_batch(max_n=6), args.out, 'batch.png')
 
 # %% [markdown]
 # ## 2. Metrics that ignore Void
@@ -144,9 +144,9 @@ for row in range(n):
         ax.set_title(title)
         ax.axis("off")
 class_legend(fig, range(len(codes)), codes)
-save_figure(fig, args.out, "predictions.png")
-save_figure(learn.recorder.plot_loss(), args.out, 'losses.png')
-save_figure(learn.recorder.plot_sched(), args.out, 'lr_schedule.png')
+save_lesson_figure(fig, args.out, "predictions.png")
+save_lesson_figure(learn.recorder.plot_loss(), args.out, 'losses.png')
+save_lesson_figure(learn.recorder.plot_sched(), args.out, 'lr_schedule.png')
 
 
 # %% [markdown]

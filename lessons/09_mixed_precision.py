@@ -27,7 +27,7 @@ from tinygrad_cv.data import planet_recipe
 from tinygrad_cv.data.synthetic import make_planet
 from tinygrad_cv.metrics import fbeta
 from tinygrad_cv.train import Learner, LossScaler
-from lesson_utils import parse_args, pyplot, save_figure
+from lesson_utils import parse_args, pyplot, save_lesson_figure
 
 args = parse_args("Lesson 9: mixed precision", "09_mixed_precision", full_minutes=0.5)
 plt = pyplot()
@@ -64,7 +64,7 @@ ax.axvline(float(half.max), color="tab:red", ls=":", label="float16 max = 65504"
 ax.set(xlabel="value", ylabel="spacing of representable numbers", xlim=(1e-9, 1e6), ylim=(1e-16, 1e2),
        title="float16 is coarse and short; float32 goes on to 3.4e38")
 ax.legend(fontsize="small")
-save_figure(fig, args.out, "float16_spacing.png")
+save_lesson_figure(fig, args.out, "float16_spacing.png")
 
 # %% [markdown]
 # ## 2. Overflow
@@ -130,7 +130,7 @@ ax.axvspan(-25, -14, color="tab:orange", alpha=0.15, label="float16 subnormals (
 ax.axvline(np.log2(65504), color="tab:red", ls=":", label="float16 max")
 ax.set(xlabel="log2 |value|", ylabel="count", title="loss scaling moves gradients into float16's range")
 ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
-save_figure(fig, args.out, "loss_scaling_histogram.png")
+save_lesson_figure(fig, args.out, "loss_scaling_histogram.png")
 
 # S must not be so large that the largest gradient overflows: then some gradient is inf, the step must
 # be skipped, and S was too large. Nobody knows the right S in advance, so it is found while training
@@ -188,7 +188,7 @@ sum_ax.plot(running16, "--", label="float16 accumulator")
 sum_ax.set(xlabel="terms added", ylabel="running sum", title="summing 0.1: float16 stalls at 256")
 for ax in (w_ax, sum_ax):
     ax.legend()
-save_figure(fig, args.out, "master_weights_and_accumulation.png")
+save_lesson_figure(fig, args.out, "master_weights_and_accumulation.png")
 
 # %% [markdown]
 # ## 6. Training in float16 against float32
@@ -232,7 +232,7 @@ for name, learn in runs.items():
 mixed = runs["mixed float16"]
 print(f"loss scale: from 2^{np.log2(mixed.recorder.loss_scales[0]):.0f} to 2^{np.log2(mixed.loss_scale):.0f}, "
       f"{mixed.mixed_precision.scaler.skipped_steps} steps skipped for overflow")
-save_figure(mixed.recorder.plot_loss_scale(), args.out, 'loss_scale.png')
+save_lesson_figure(mixed.recorder.plot_loss_scale(), args.out, 'loss_scale.png')
 
 fig, (loss_ax, scale_ax) = plt.subplots(1, 2, figsize=(11, 4))
 for name, learn in runs.items():
@@ -241,7 +241,7 @@ loss_ax.set(xlabel="epoch", ylabel="validation loss", title="the same training i
 loss_ax.legend()
 scale_ax.semilogy(mixed.recorder.loss_scales, base=2)
 scale_ax.set(xlabel="batch", ylabel="loss scale", title="dynamic loss scale: doubles, halves on overflow")
-save_figure(fig, args.out, "fp16_vs_fp32_training.png")
+save_lesson_figure(fig, args.out, "fp16_vs_fp32_training.png")
 
 
 # %% [markdown]

@@ -11,7 +11,8 @@
 #   2. im2col as a kernel: one thread per output pixel, a grid-stride loop, the batch on the grid's y;
 #   3. RoIAlign as a kernel: one thread per output bin; its backward needs atomicAdd;
 #   4. the emulator ("emu" device): the same .cu text compiled by g++ for the CPU, with the checks a
-#      GPU does not make (scalar types, launch bounds, out-of-bounds writes, data races);
+#      GPU does not make (scalar types, launch bounds, out-of-bounds writes, data races, shared memory
+#      read before it is written, barriers not every thread reaches);
 #   5. CPU against GPU timings when a GPU is present, and the roofline: the fastest an H100 could run
 #      each kernel, from its FLOPs and the bytes it must move.
 #
@@ -28,7 +29,7 @@ import numpy as np
 import tinygrad_cv as tg
 import tinygrad_cv.functional as F
 from tinygrad_cv.backend import emulator, launch, nvrtc
-from lesson_utils import parse_args, pyplot, save_figure
+from lesson_utils import parse_args, pyplot, save_lesson_figure
 
 args = parse_args("Lesson 10: GPU kernels", "10_gpu_kernels", full_minutes=0.2)
 plt = pyplot()
@@ -56,6 +57,9 @@ def show_source(file, start, end="}"):
 #
 #     first_index() = blockIdx.x * blockDim.x + threadIdx.x     this thread's number in the grid
 #     grid_stride() = blockDim.x * gridDim.x                    how many threads there are
+#
+# Both are computed as long long (64 bits), and so are the kernels' loop indices and element counts:
+# a GPU holds tensors of more than 2^31 - 1 elements, where a 32-bit int wraps to a negative number.
 #
 # A grid-stride loop `for (i = first_index(); i < n; i += grid_stride())` lets any number of threads
 # cover any n: thread t takes elements t, t + T, t + 2T, ... (T threads in all). The launchers cap the
@@ -93,6 +97,15 @@ extern "C" __global__ void sum_atomic(const float* x, float* total, int n) {
 extern "C" __global__ void ramp_off_by_one(float* y, float step, int n) {
     for (int i = first_index(); i <= n; i += grid_stride()) y[i] = i * step;
 }
+
+// Reverses each block's values through shared memory, but without the __syncthreads() that must sit
+// between the writes and the reads: thread 0 reads tile[7] before thread 7 has written it.
+extern "C" __global__ void reverse_no_barrier(const float* x, float* y) {
+    __shared__ float tile[8];
+    const int t = threadIdx.x, base = blockIdx.x * blockDim.x;
+    tile[t] = x[base + t];
+    y[base + t] = tile[blockDim.x - 1 - t];
+}
 """
 lesson_module = emulator.load(LESSON_KERNELS, "lesson10.cu")
 n, grid, block = 40, 3, 4
@@ -110,7 +123,7 @@ for i in range(n):
 ax.set_yticks([])
 ax.set_xlabel("element index i (label: global thread number, and its block b)")
 ax.set_title(f"grid-stride loop: {grid} blocks x {block} threads = {grid * block} threads cover {n} elements")
-save_figure(fig, args.out, "grid_stride_loop.png")
+save_lesson_figure(fig, args.out, "grid_stride_loop.png")
 
 # %% [markdown]
 # ## 2. im2col as a kernel
@@ -127,8 +140,9 @@ save_figure(fig, args.out, "grid_stride_loop.png")
 show_source("im2col", "// One thread per (c, oh, ow)")
 
 # The launcher (Python) allocates the output and picks the launch configuration from the shapes. Every
-# scalar goes in with the exact C type of the kernel's parameter (np.int32), because CuPy passes a
-# Python int as a 64-bit integer and the kernel would read garbage.
+# scalar goes in with the exact C type of the kernel's parameter (np.int32 for an int, np.int64 for a
+# long long), because CuPy passes a Python int as a 64-bit integer and an int parameter would read
+# garbage.
 print(inspect.getsource(launch.im2col))
 
 # Running it on NumPy arrays runs it on the emulator. The reference is written differently on purpose:
@@ -217,6 +231,10 @@ try_launch("off-by-one loop bound (an out-of-bounds write)", lesson_module.get_f
            (2,), (8,), (np.zeros(64, np.float32), np.float32(0.5), np.int32(64)))
 try_launch("a Python float for a C float", lesson_module.get_function("ramp_off_by_one"), (2,), (8,),
            (np.zeros(64, np.float32), 0.5, np.int32(63)))
+# Shared memory starts undefined in every block (on the emulator: fresh in each block, and every read of
+# an element no thread of the block has written is an error, as is a race between two barriers).
+try_launch("a block reversal without its __syncthreads()", lesson_module.get_function("reverse_no_barrier"),
+           (2,), (8,), (values[:16], np.zeros(16, np.float32)))
 
 # The real RoIAlign kernel, called by hand as the launcher would: its __launch_bounds__(256, 4) promises
 # the compiler at most 256 threads per block (so it may give each thread 64 registers); a launch with
@@ -385,7 +403,7 @@ ax.annotate("im2col: 0 FLOP/B\n(a pure copy: memory-bound)", xy=(1.2e-2, 1.5e11)
 ax.set(xlabel="arithmetic intensity (FLOP / byte)", ylabel="attainable FLOP/s", ylim=(1e10, 3e15),
        title="roofline of an H100 SXM, our kernels at their shapes")
 ax.legend(fontsize="small", loc="lower right")
-save_figure(fig, args.out, "roofline.png")
+save_lesson_figure(fig, args.out, "roofline.png")
 
 
 # %% [markdown]

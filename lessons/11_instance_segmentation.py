@@ -22,24 +22,17 @@
 import os
 import time
 
-# NumPy's BLAS (OpenBLAS) splits every matrix product over threads. Our products are many and small
-# (a convolution over a few ROIs, a linear layer over 256 ROIs), and on a shared 2-core machine the
-# threads mostly wait for each other: with one thread a training step took 0.3 s instead of 5.7 s
-# when we measured it, other programs running. It must be set before NumPy is imported; an
-# OPENBLAS_NUM_THREADS of your own takes precedence.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import tinygrad_cv as tg  # noqa: E402
-import tinygrad_cv.functional as F  # noqa: E402
-from tinygrad_cv.data import read_image  # noqa: E402
-from tinygrad_cv.data.synthetic import make_shapes  # noqa: E402
-from tinygrad_cv.metrics import format_summary  # noqa: E402
-from tinygrad_cv.models.mask_rcnn import (MaskRCNN, MaskRCNNConfig, backbone_resnet, evaluate,  # noqa: E402
+import tinygrad_cv as tg
+import tinygrad_cv.functional as F
+from tinygrad_cv.data import read_image
+from tinygrad_cv.data.synthetic import make_shapes
+from tinygrad_cv.metrics import format_summary
+from tinygrad_cv.models.mask_rcnn import (MaskRCNN, MaskRCNNConfig, backbone_resnet, evaluate,
                                           load_coco_instances, predict, prepare_images, pretrain_backbone,
                                           train)
-from lesson_utils import parse_args, pyplot, save_figure  # noqa: E402
+from lesson_utils import parse_args, pyplot, save_lesson_figure
 
 args = parse_args("Lesson 11: instance segmentation with Mask R-CNN", "11_instance_segmentation", data="shapes",
                   full_minutes=5,
@@ -121,7 +114,7 @@ for k, (x1, y1, _, _) in enumerate(boxes, start=1):
     axes[3].text(x1, y1 - 1, f"{vocab[labels[k - 1]]} #{k}", color="white", fontsize=7,
                  bbox=dict(facecolor=object_colors[k] / 255, pad=1, lw=0))
 class_legend(fig, range(len(vocab)), vocab)      # the semantic panel's colours are classes
-save_figure(fig, args.out, "four_tasks.png")
+save_lesson_figure(fig, args.out, "four_tasks.png")
 
 # %% [markdown]
 # ## 1c. One COCO annotation
@@ -148,7 +141,7 @@ annotation = dict(instances_file["annotations"][0])
 counts = annotation["segmentation"]["counts"]
 for key, value in {**annotation, "segmentation": {**annotation["segmentation"], "counts": counts[:24] + "..."}}.items():
     print(f"  {key:13s} {json.dumps(value)}")
-decoded = coco_mask.decode(annotation["segmentation"])
+decoded = coco_mask.rle_to_mask(annotation["segmentation"])
 print(f"decoded RLE: a {decoded.shape} 0/1 mask with {int(decoded.sum())} pixels set (= area "
       f"{annotation['area']}); its box {coco_mask.to_bbox(annotation['segmentation'])} (= bbox {annotation['bbox']})")
 # The same kind of mask as a polygon: a triangle outlined by its three corners, turned into RLE.
@@ -216,7 +209,7 @@ def draw_roi_comparison():
     axes[3].imshow(side_by_side, cmap="viridis", vmin=feature.min(), vmax=feature.max())
     axes[3].set_title("the 3 x 3 outputs: RoIPool | RoIAlign", fontsize=10)
     axes[3].axis("off")
-    save_figure(fig, args.out, "roipool_vs_roialign.png")
+    save_lesson_figure(fig, args.out, "roipool_vs_roialign.png")
     plt.close(fig)
 
 
@@ -285,7 +278,7 @@ ax.axvline(heads_steps, color="gray", ls=":", label="unfreeze all")
 ax.set_xlabel("step")
 ax.set_ylabel("loss (moving average of 5)")
 ax.legend(fontsize=8)
-save_figure(fig, args.out, "losses.png")
+save_lesson_figure(fig, args.out, "losses.png")
 plt.close(fig)
 
 # %% [markdown]
@@ -337,7 +330,7 @@ for k, (sample, found) in enumerate(zip(shown, detections)):
     truth = {"boxes": sample["boxes"], "labels": sample["labels"], "masks": sample["instance_masks"] > 0}
     draw_instances(axes[0, k], sample["image"], truth, "ground truth")
     draw_instances(axes[1, k], sample["image"], found, "predicted (score > 0.5)")
-save_figure(fig, args.out, "predictions.png")
+save_lesson_figure(fig, args.out, "predictions.png")
 plt.close(fig)
 
 # %% [markdown]
@@ -372,7 +365,7 @@ for ax, drawn, title in ((axes[0], cell, f"15 anchors of one cell (of {len(model
                                    ec=plt.cm.viridis(k / max(len(drawn) - 1, 1))))
     ax.set(xlim=(-size / 2, 1.5 * size), ylim=(1.5 * size, -size / 2), title=title)
     ax.axis("off")
-save_figure(fig, args.out, "anchors_and_proposals.png")
+save_lesson_figure(fig, args.out, "anchors_and_proposals.png")
 
 # %% [markdown]
 # ## 7c. One binary mask per class, decoupled from the class
@@ -401,7 +394,7 @@ if len(found["boxes"]):
         ax.axis("off")
     fig.suptitle(f"first detection: {vocab[found['labels'][0]]} {found['scores'][0]:.2f}; "
                  "28 x 28 sigmoid per pixel, one mask per class", fontsize=9)
-    save_figure(fig, args.out, "per_class_masks.png")
+    save_lesson_figure(fig, args.out, "per_class_masks.png")
 
 # %% [markdown]
 # ## 8. Your own image
@@ -417,7 +410,7 @@ if args.image:
     print(f"{args.image}: " + (", ".join(named) if named else "nothing found above 0.5"))
     fig, ax = plt.subplots(figsize=(4, 4))
     draw_instances(ax, picture, found, os.path.basename(args.image))
-    save_figure(fig, args.out, "your_image.png")
+    save_lesson_figure(fig, args.out, "your_image.png")
     plt.close(fig)
 
 

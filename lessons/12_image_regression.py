@@ -15,21 +15,14 @@
 #     python lessons/12_image_regression.py [--quick] [--out DIR]
 
 # %%
-import os
+import numpy as np
 
-# Our matrix products are small (a batch of 32 pictures of 32x32); split over BLAS threads on a busy
-# 2-core machine, the threads mostly wait for each other (the --quick run took 24 s instead of 5.5 s when
-# we measured it with other programs running). Set before NumPy is imported; your own setting wins.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-import numpy as np  # noqa: E402
-
-import tinygrad_cv as tg  # noqa: E402
-import tinygrad_cv.functional as F  # noqa: E402
-from tinygrad_cv import nn  # noqa: E402
-from tinygrad_cv.data import DataLoader, DataLoaders  # noqa: E402
-from tinygrad_cv.train import Learner  # noqa: E402
-from lesson_utils import parse_args, pyplot, save_figure  # noqa: E402
+import tinygrad_cv as tg
+import tinygrad_cv.functional as F
+from tinygrad_cv import nn
+from tinygrad_cv.data import DataLoader, DataLoaders
+from tinygrad_cv.train import Learner
+from lesson_utils import parse_args, pyplot, save_lesson_figure
 
 args = parse_args("Lesson 12: image regression: where is the face?", "12_image_regression", full_minutes=0.7)
 size = 32
@@ -198,7 +191,7 @@ print(f"flatten head: mean error {errors.mean():.2f} px on the validation set (m
       f"90th percentile {np.percentile(errors, 90):.2f}); baseline {baseline:.2f} px")
 assert np.allclose(targets.numpy(), valid_ds.targets)                # get_preds keeps the dataset order
 assert errors.mean() < (0.7 if args.quick else 0.25) * baseline, "the CNN should beat the baseline by far"
-save_figure(learn.recorder.plot_loss(), args.out, 'losses.png')
+save_lesson_figure(learn.recorder.plot_loss(), args.out, 'losses.png')
 
 # %% [markdown]
 # ## 6. The classifier's head on the same body
@@ -231,7 +224,7 @@ for ax, image, (tx, ty), (px, py), error in zip(axes.ravel(), valid_ds.images, t
     ax.set_title(f"miss {error:.1f} px", fontsize=9)
     ax.axis("off")
 fig.suptitle(f"validation pictures: true centre (green +), predicted (red x); mean miss {errors.mean():.2f} px")
-save_figure(fig, args.out, "predicted_centres.png")
+save_lesson_figure(fig, args.out, "predicted_centres.png")
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 bins = np.linspace(0, max(errors.max(), pooled_errors.max()), 50)
@@ -242,7 +235,7 @@ ax.axvline(baseline, color="gray", ls="--", label=f"always the mean centre: {bas
 ax.set_xlabel("distance between predicted and true centre (pixels)")
 ax.set_ylabel("validation pictures")
 ax.legend(fontsize=8)
-save_figure(fig, args.out, "error_histogram.png")
+save_lesson_figure(fig, args.out, "error_histogram.png")
 
 
 # %% [markdown]

@@ -23,7 +23,7 @@ import numpy as np
 import tinygrad_cv as tg
 import tinygrad_cv.functional as F
 from tinygrad_cv import nn, optim
-from lesson_utils import parse_args, pyplot, save_figure
+from lesson_utils import parse_args, pyplot, save_lesson_figure
 
 args = parse_args("Lesson 13: residual networks", "13_residual_networks", full_minutes=16)
 started = time.time()
@@ -63,7 +63,7 @@ for ax, image, label in zip(axes, images, labels):
     ax.imshow(image[0], cmap="gray")
     ax.set_title(CLASSES[label], fontsize=8)
     ax.axis("off")
-save_figure(fig, args.out, "stripes.png")
+save_lesson_figure(fig, args.out, "stripes.png")
 
 # %% [markdown]
 # ## 2. Plain and residual stacks
@@ -118,7 +118,7 @@ for name, norms in grad_norms.items():
 ax.set(xlabel="layer (1 = closest to the input)", ylabel="|dL/dW| at initialisation",
        title=f"{deepest} layers: the shortcut carries the gradient back")
 ax.legend()
-save_figure(fig, args.out, "gradient_per_layer.png")
+save_lesson_figure(fig, args.out, "gradient_per_layer.png")
 
 # %% [markdown]
 # ## 4. Training loss against depth
@@ -171,7 +171,7 @@ axes[1].axhline(np.log(4), color="gray", ls=":", label="chance (ln 4)")
 axes[1].set(xlabel="step", ylabel="training loss (moving average of 10)", title=f"the {deepest}-layer stacks")
 for ax in axes:
     ax.legend()
-save_figure(fig, args.out, "loss_against_depth.png")
+save_lesson_figure(fig, args.out, "loss_against_depth.png")
 
 # %% [markdown]
 # ## What to look at

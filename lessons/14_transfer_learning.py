@@ -34,7 +34,7 @@ from tinygrad_cv.io import load_safetensors, save_safetensors
 from tinygrad_cv.metrics import accuracy, fbeta
 from tinygrad_cv.models import resnet18
 from tinygrad_cv.train import Callback, Learner
-from lesson_utils import parse_args, pyplot, save_figure
+from lesson_utils import parse_args, pyplot, save_lesson_figure
 
 args = parse_args("Lesson 14: transfer learning", "14_transfer_learning", data="planet_transfer", full_minutes=3.1)
 started = time.time()
@@ -108,7 +108,7 @@ for label, ax in enumerate(axes.ravel()):
     ax.imshow(source_image(examples, label))
     ax.set_title(CLASSES[label].replace("_", " "), fontsize=7)
     ax.axis("off")
-save_figure(fig, args.out, "source_task.png")
+save_lesson_figure(fig, args.out, "source_task.png")
 
 # %% [markdown]
 # ## 2. Pretraining, and saving the weights
@@ -224,7 +224,7 @@ ax.text(1.55, ax.get_ylim()[0], " unfrozen from here", va="bottom", fontsize=8)
 ax.set_xlabel("epoch")
 ax.set_ylabel("F2 on the validation set (threshold 0.2)")
 ax.legend()
-save_figure(fig, args.out, "f2_pretrained_vs_scratch.png")
+save_lesson_figure(fig, args.out, "f2_pretrained_vs_scratch.png")
 print(f"total time {(time.time() - started) / 60:.1f} min")
 
 # %% [markdown]

@@ -31,7 +31,7 @@ import tinygrad_cv as tg  # noqa: E402
 import tinygrad_cv.functional as F  # noqa: E402
 from tinygrad_cv import distributed as dist  # noqa: E402
 from tinygrad_cv import nn, optim  # noqa: E402
-from lesson_utils import LESSONS_DIR, parse_args, pyplot, save_figure  # noqa: E402
+from lesson_utils import LESSONS_DIR, parse_args, pyplot, save_lesson_figure  # noqa: E402
 
 args = parse_args("Lesson 15: data-parallel training", "15_data_parallel",
                   configure=lambda p: p.add_argument("--part", default=None, help="(used by the launched ranks)"))
@@ -168,7 +168,7 @@ ax.plot(ranks_tried, [2 * (n - 1) for n in ranks_tried], "s--", label="to one ra
 ax.set(xlabel="ranks N", ylabel="gradients' worth of data sent by the busiest rank", yscale="log",
        title="The ring all-reduce sends under 2 gradients per rank")
 ax.legend()
-save_figure(fig, args.out, "ring_all_reduce_bytes.png")
+save_lesson_figure(fig, args.out, "ring_all_reduce_bytes.png")
 
 
 # %% [markdown]
@@ -223,7 +223,7 @@ if two is not None:
            title="2 ranks x batch B against 1 process x batch 2B: round-off only")
 else:
     ax.text(0.5, 0.5, "MPI not installed:\nno 2-rank run", ha="center", va="center")
-save_figure(fig, args.out, "two_ranks_equal_one.png")
+save_lesson_figure(fig, args.out, "two_ranks_equal_one.png")
 
 
 # %% [markdown]
@@ -246,7 +246,7 @@ if scaling:
     ax.set(ylabel="samples per second", title=f"Data parallel on this (shared) machine: {rates[2] / rates[1]:.2f}x")
 else:
     ax.text(0.5, 0.5, "MPI not installed", ha="center", va="center")
-save_figure(fig, args.out, "scaling.png")
+save_lesson_figure(fig, args.out, "scaling.png")
 
 
 # %% [markdown]
@@ -298,7 +298,7 @@ for name, bw, lat in [("measured shared memory", bandwidth, alpha), ("10 Gbit/s 
 ax.set(xlabel="machines N", ylabel="seconds per step", yscale="log",
        title="ResNet-50: the all-reduce approaches 2 gradients per step; fast compute exposes it")
 ax.legend(fontsize="small")
-save_figure(fig, args.out, "communication_vs_compute.png")
+save_lesson_figure(fig, args.out, "communication_vs_compute.png")
 
 # %% [markdown]
 # The ring's traffic per machine hardly grows with N, so on CPUs the computation hides it; a GPU computes

@@ -58,11 +58,12 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, out, name):
-    """Save a matplotlib (pyplot) figure as PNG in ``out``, say where it is, show it inline in a notebook,
-    then close it (so it is shown once and its memory is freed)."""
-    path = os.path.join(out, name)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+def save_lesson_figure(fig, out, name):
+    """Save a matplotlib figure as the PNG ``name`` in ``out`` (``tinygrad_cv.io.save_figure``: atomic),
+    say where it is, show it inline in a notebook, then close it (so it is shown once and its memory is
+    freed)."""
+    from tinygrad_cv.io import save_figure
+    path = save_figure(fig, os.path.join(out, name))
     print(f"figure: {path}")
     if in_notebook():
         from IPython.display import display

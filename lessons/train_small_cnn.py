@@ -30,7 +30,7 @@ from tinygrad_cv.data import planet_recipe
 from tinygrad_cv.data.synthetic import make_planet
 from tinygrad_cv.metrics import accuracy_multi, fbeta
 from tinygrad_cv.train import Learner
-from lesson_utils import parse_args, save_figure, show_file
+from lesson_utils import parse_args, save_lesson_figure, show_file
 
 args = parse_args("Training a small CNN on planet-like tiles: LR finder, then one cycle", "train_small_cnn")
 n_tiles, size, epochs, width, num_it = (160, 32, 3, 8, 30) if args.quick else (1500, 64, 8, 16, 100)
@@ -105,7 +105,7 @@ print(f"validation: loss {result['valid_loss']:.4f}, F2 {result['fbeta']:.4f} "
 # ## 5. Figures
 
 # %%
-save_figure(learn.recorder.plot_loss(), args.out, "losses.png")
-save_figure(learn.recorder.plot_sched(), args.out, "lr_schedule.png")
-save_figure(learn.recorder.plot_metrics(), args.out, "metrics.png")
-save_figure(learn.show_results(max_n=6, thresh=0.2), args.out, "results.png")
+save_lesson_figure(learn.recorder.plot_loss(), args.out, "losses.png")
+save_lesson_figure(learn.recorder.plot_sched(), args.out, "lr_schedule.png")
+save_lesson_figure(learn.recorder.plot_metrics(), args.out, "metrics.png")
+save_lesson_figure(learn.show_results(max_n=6, thresh=0.2), args.out, "results.png")

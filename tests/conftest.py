@@ -47,10 +47,18 @@ def _compares_with_torch(item):
     return _TORCH_IMPORT.search(inspect.getsource(function)) is not None
 
 
+# A test marked ``gpu`` checks what only a real GPU can show (benchmarks/gpu_check.py runs them with
+# ``-m gpu``); in any other run it is skipped, so it is never counted as coverage.
+_GPU_ONLY = pytest.mark.skip(reason="a GPU check: runs only under -m gpu (python benchmarks/gpu_check.py)")
+
+
 def pytest_collection_modifyitems(config, items):
+    gpu_run = "gpu" in (config.option.markexpr or "")
     for item in items:
         if _compares_with_torch(item):
             item.add_marker(pytest.mark.torch)
+        if not gpu_run and item.get_closest_marker("gpu") is not None:
+            item.add_marker(_GPU_ONLY)
 
 
 def _torch_required():

@@ -88,6 +88,33 @@ def test_second_backward_through_freed_graph_is_a_clear_error():
         y.backward()
 
 
+@pytest.mark.parametrize("op", [
+    lambda x: F.interpolate(x, scale_factor=2, mode="bilinear"),
+    lambda x: F.avg_pool2d(x, 2),
+    lambda x: F.max_pool2d(x, 2),
+    lambda x: F.cross_entropy(x.reshape(2, -1), tg.Tensor(np.array([0, 3]))),
+    lambda x: F.nll_loss(x.reshape(2, -1), tg.Tensor(np.array([1, 2]))),
+    lambda x: F.roi_align(x, tg.Tensor(np.array([[0, 0.0, 0.0, 2.0, 3.0]])), 2),
+])
+def test_backward_releases_everything_forward_kept(op):
+    """No array outlives backward on the op's ctx: neither what went through ctx.save nor attributes."""
+    x = leaf(2, 1, 4, 4)
+    y = op(x)
+    ctx = y._ctx
+    assert vars(ctx)
+    y.sum().backward()
+    assert vars(ctx) == {"freed": True}
+
+
+def test_to_device_output_is_on_the_target_and_backward_returns_to_the_source():
+    x = leaf(3)
+    y = x.to("emu")
+    assert y.device == "emu" and y._ctx.device == "cpu"   # the op's ctx keeps the input's device
+    (y * y).sum().backward()
+    assert x.grad.device == "cpu"
+    np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy())
+
+
 def test_non_scalar_backward_needs_gradient():
     y = leaf(2, 3) * 2
     with pytest.raises(RuntimeError, match=r"shape \(2, 3\).*pass gradient="):

@@ -141,7 +141,7 @@ def test_to_coco_results_converts_boxes_and_masks():
     assert results[0]["bbox"] == [2.0, 1.0, 3.0, 2.0] and results[1]["bbox"] == [0.0, 4.0, 8.0, 2.0]
     assert [r["category_id"] for r in results] == [3, 1] and results[0]["image_id"] == 5
     assert isinstance(results[0]["category_id"], int) and results[0]["score"] == pytest.approx(0.8)
-    assert (cm.decode(results[0]["segmentation"]) == (masks[0] > 0.5)).all()
+    assert (cm.rle_to_mask(results[0]["segmentation"]) == (masks[0] > 0.5)).all()
     assert cm.area(results[1]["segmentation"]) == 0
     json.dumps(results)                                          # plain JSON types only
     with pytest.raises(ValueError, match="2 boxes, 1 labels"):

@@ -34,7 +34,7 @@ def test_string_worked_by_hand_with_deltas_multichunk_and_negative():
 
 def test_uncompressed_counts_are_accepted():
     rle = {"size": [2, 29], "counts": [5, 40, 3, 10]}
-    mask = cm.decode(rle)
+    mask = cm.rle_to_mask(rle)
     flat = mask.ravel(order="F")
     assert mask.shape == (2, 29) and mask.dtype == np.uint8
     assert flat[:5].sum() == 0 and flat[5:45].all() and flat[45:48].sum() == 0 and flat[48:].all()
@@ -60,20 +60,20 @@ def test_bbox_of_a_run_wrapping_to_the_next_column_spans_the_full_height():
 def test_empty_and_full_masks():
     assert cm.rle_counts(cm.encode(np.zeros((3, 4)))).tolist() == [12]
     assert cm.rle_counts(cm.encode(np.ones((3, 4)))).tolist() == [0, 12]
-    assert cm.decode(cm.encode(np.ones((3, 4)))).all()
+    assert cm.rle_to_mask(cm.encode(np.ones((3, 4)))).all()
 
 
 def test_square_polygon_covers_pixels_whose_centres_are_inside():
     rle = cm.from_polygons([[1, 1, 4, 1, 4, 4, 1, 4]], 6, 6)
     expected = np.zeros((6, 6), dtype=np.uint8)
     expected[1:4, 1:4] = 1                               # centres 1.5, 2.5, 3.5 lie inside (1, 4)
-    assert (cm.decode(rle) == expected).all()
+    assert (cm.rle_to_mask(rle) == expected).all()
     assert cm.from_polygons([1, 1, 4, 1, 4, 4, 1, 4], 6, 6) == rle    # a single flat polygon
 
 
 def test_triangle_rows_by_hand():
     # Right triangle (0,0), (6,0), (0,6): pixel (r, c) has its centre inside when c + r + 1 < 6.
-    mask = cm.decode(cm.from_polygons([[0, 0, 6, 0, 0, 6]], 6, 6))
+    mask = cm.rle_to_mask(cm.from_polygons([[0, 0, 6, 0, 0, 6]], 6, 6))
     r, c = np.mgrid[:6, :6]
     assert (mask == (c + r + 1 < 6)).all()
 
@@ -81,7 +81,7 @@ def test_triangle_rows_by_hand():
 def test_polygons_are_merged_as_a_union_and_clipped_to_the_image():
     a = [0, 0, 3, 0, 3, 3, 0, 3]
     b = [2, 2, 9, 2, 9, 9, 2, 9]                         # overlaps a and leaves the 5x5 image
-    union = cm.decode(cm.from_polygons([a, b], 5, 5))
+    union = cm.rle_to_mask(cm.from_polygons([a, b], 5, 5))
     expected = np.zeros((5, 5), dtype=np.uint8)
     expected[:3, :3] = 1
     expected[2:, 2:] = 1
@@ -124,7 +124,7 @@ def test_iou_boxes_and_masks_by_hand_with_crowd():
 @given(arrays(np.uint8, st.tuples(st.integers(1, 12), st.integers(1, 12)), elements=st.integers(0, 1)))
 def test_encode_decode_round_trip(mask):
     rle = cm.encode(mask)
-    assert (cm.decode(rle) == mask).all()
+    assert (cm.rle_to_mask(rle) == mask).all()
     assert cm.area(rle) == mask.sum()
 
 
@@ -146,10 +146,10 @@ def test_bbox_matches_nonzero_extent_on_random_rectangles():
 
 # --------------------------------------------------------------------------- errors
 def test_errors_name_the_problem():
-    with pytest.raises(ValueError, match="decode.*add up to 6.*size \\[2, 2\\]"):
-        cm.decode({"size": [2, 2], "counts": [1, 5]})
+    with pytest.raises(ValueError, match="rle_to_mask.*add up to 6.*size \\[2, 2\\]"):
+        cm.rle_to_mask({"size": [2, 2], "counts": [1, 5]})
     with pytest.raises(ValueError, match="not a valid compressed RLE"):
-        cm.decode({"size": [2, 2], "counts": "1\x7f"})
+        cm.rle_to_mask({"size": [2, 2], "counts": "1\x7f"})
     with pytest.raises(ValueError, match="encode: expected a 2-D"):
         cm.encode(np.zeros((2, 2, 2)))
     with pytest.raises(ValueError, match="from_polygons.*got 4"):
@@ -174,7 +174,7 @@ def test_errors_name_the_problem():
 ])
 def test_corrupt_rle_raises_data_format_error(rle, message):
     with pytest.raises(DataFormatError, match=message):
-        cm.decode(rle)
+        cm.rle_to_mask(rle)
 
 
 # --------------------------------------------------------------------------- pycocotools (extra oracle)
@@ -193,7 +193,7 @@ def test_rle_agrees_with_pycocotools():
         mask = _random_mask(rng, *rng.integers(1, 50, 2))
         ours, theirs = cm.encode(mask), mask_api.encode(np.asfortranarray(mask))
         assert ours["counts"] == theirs["counts"].decode() and ours["size"] == list(theirs["size"])
-        assert (cm.decode(theirs) == mask).all()
+        assert (cm.rle_to_mask(theirs) == mask).all()
         assert cm.area(ours) == mask_api.area(theirs)
         assert cm.to_bbox(ours).tolist() == mask_api.toBbox(theirs).tolist()
 

@@ -20,7 +20,7 @@ FIXTURES = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 # --------------------------------------------------------------------------- RLE
 def reference_decode(h, w, counts):
-    """A mask from run lengths, pixel by pixel in column-major order (written independently of decode)."""
+    """A mask from run lengths, pixel by pixel in column-major order (written independently of rle_to_mask)."""
     flat, value = [], 0
     for count in counts:
         flat += [value] * count
@@ -37,13 +37,13 @@ SIZES = st.lists(st.integers(0, 6), min_size=2, max_size=2) | st.sampled_from([[
 @given(counts=RLE_CHARS, size=SIZES)
 def test_fuzzed_compressed_rle_decodes_right_or_raises_data_format_error(counts, size):
     try:
-        mask = coco_mask.decode({"size": size, "counts": counts})
+        mask = coco_mask.rle_to_mask({"size": size, "counts": counts})
     except D.DataFormatError:
         return
     h, w = size
     runs = coco_mask.string_to_counts(counts)
     np.testing.assert_array_equal(mask, reference_decode(h, w, runs.tolist()))
-    assert runs.min(initial=0) >= 0 and coco_mask.decode(coco_mask.encode(mask)).tolist() == mask.tolist()
+    assert runs.min(initial=0) >= 0 and coco_mask.rle_to_mask(coco_mask.encode(mask)).tolist() == mask.tolist()
 
 
 COUNT = st.integers(-3, 12) | st.sampled_from([1.5, 2.0, True, "3", None, [2], 2 ** 63])
@@ -52,7 +52,7 @@ COUNT = st.integers(-3, 12) | st.sampled_from([1.5, 2.0, True, "3", None, [2], 2
 @given(counts=st.lists(COUNT, max_size=8) | st.sampled_from(["", None, 7, {"a": 1}]), size=SIZES)
 def test_fuzzed_uncompressed_rle_decodes_right_or_raises_data_format_error(counts, size):
     try:
-        mask = coco_mask.decode({"size": size, "counts": counts})
+        mask = coco_mask.rle_to_mask({"size": size, "counts": counts})
     except D.DataFormatError:
         return
     if isinstance(counts, str):                              # "" is an (empty) compressed string
@@ -66,9 +66,9 @@ def test_fuzzed_uncompressed_rle_decodes_right_or_raises_data_format_error(count
         lambda v: np.array(v, np.uint8).reshape(h, w)))))
 def test_rle_round_trips_through_compressed_and_uncompressed_counts(mask):
     rle = coco_mask.encode(mask)
-    np.testing.assert_array_equal(coco_mask.decode(rle), mask)
+    np.testing.assert_array_equal(coco_mask.rle_to_mask(rle), mask)
     runs = coco_mask.rle_counts(rle).tolist()
-    np.testing.assert_array_equal(coco_mask.decode({"size": rle["size"], "counts": runs}), mask)
+    np.testing.assert_array_equal(coco_mask.rle_to_mask({"size": rle["size"], "counts": runs}), mask)
 
 
 # --------------------------------------------------------------------------- CamVid masks

@@ -11,7 +11,7 @@ import pytest
 
 import tinygrad_cv.data as D
 from tinygrad_cv.data import synthetic
-from tinygrad_cv.data.coco_mask import decode, to_bbox
+from tinygrad_cv.data.coco_mask import rle_to_mask, to_bbox
 from tinygrad_cv.data.synthetic import camvid, planet, shapes
 
 WEATHER = {"clear", "partly_cloudy", "cloudy", "haze"}
@@ -115,7 +115,7 @@ def test_shapes_coco_file_loads_and_masks_resolve_occlusion(tmp_path):
     per_image = Counter(a["image_id"] for a in document["annotations"])
     assert all(1 <= per_image[record["id"]] <= 4 for record in coco.images)
     for annotation in document["annotations"]:
-        mask = decode(annotation["segmentation"])
+        mask = rle_to_mask(annotation["segmentation"])
         assert annotation["iscrowd"] == 0 and annotation["category_id"] in (1, 2, 3)
         assert annotation["area"] == mask.sum() > 0
         assert annotation["bbox"] == to_bbox(annotation["segmentation"]).tolist()

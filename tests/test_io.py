@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 import tinygrad_cv as tg
-from tinygrad_cv.backend import nvrtc
-from tinygrad_cv.io import (atomic_write, load_safetensors, read_safetensors, remove_stale_temps,
-                            save_safetensors, temp_path)
+from tinygrad_cv.io import (atomic_write, atomic_write_bytes, load_safetensors, read_safetensors, remove_stale_temps,
+                            save_figure, save_safetensors, temp_path)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(tg.__file__)))
 
@@ -101,12 +100,12 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
     assert path.read_bytes() == good and os.listdir(tmp_path) == ["w.safetensors"]
 
 
-def test_nvrtc_write_atomically_cleans_up_on_failure(tmp_path, monkeypatch):
+def test_atomic_write_bytes_cleans_up_on_failure(tmp_path, monkeypatch):
     target = tmp_path / "k.cubin"
-    nvrtc.write_atomically(target, b"one")
+    atomic_write_bytes(target, b"one")
     monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError, match="disk full"):
-        nvrtc.write_atomically(target, b"two")
+        atomic_write_bytes(target, b"two")
     assert target.read_bytes() == b"one" and os.listdir(tmp_path) == ["k.cubin"]
 
 
@@ -137,3 +136,15 @@ def test_the_temps_of_live_writers_are_kept(tmp_path):
     foreign.write_bytes(b"")
     assert remove_stale_temps(tmp_path) == []
     assert os.path.exists(mine) and foreign.exists()
+
+
+def test_save_figure_writes_a_png_in_a_new_folder_and_leaves_no_temporary(tmp_path):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    figure = Figure(figsize=(2, 1))
+    FigureCanvasAgg(figure)
+    figure.add_subplot().plot([0, 1], [1, 0])
+    path = save_figure(figure, tmp_path / "plots" / "line.png")
+    assert path == tmp_path / "plots" / "line.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert os.listdir(tmp_path / "plots") == ["line.png"]

@@ -48,7 +48,7 @@ def nan_array(shape, dtype, device):
 
 def assert_close(got, reference, dtype, tolerance=None):
     """float16: within one half step of the float64 reference rounded to half; else relative tolerance."""
-    got = backend.to_numpy(got).astype(F64)
+    got = backend.as_host(got).astype(F64)
     if dtype == np.float16:
         rounded = reference.astype(np.float16)
         step = np.spacing(np.abs(rounded)).astype(F64)
@@ -105,7 +105,7 @@ def check_im2col(device, case=CONV_CASES[0], dtype=np.float32, block=launch.DEFA
     x = np.random.default_rng(1).standard_normal(shape).astype(dtype)
     expected = im2col_reference(x.astype(F64), k, s, p, d).astype(dtype)
     cols = launch.im2col(on(x, device), k, s, p, d, out=nan_array(expected.shape, dtype, device), block=block)
-    np.testing.assert_array_equal(backend.to_numpy(cols), expected)  # pure data movement: exact
+    np.testing.assert_array_equal(backend.as_host(cols), expected)  # pure data movement: exact
 
 
 @pytest.mark.parametrize("device", KERNEL_DEVICES)
@@ -134,8 +134,8 @@ def test_col2im_is_the_adjoint_of_im2col(case, device, rng):
     cols = launch.im2col(on(x, device), k, s, p, d)
     g = rng.standard_normal(cols.shape)
     back = launch.col2im(on(g, device), shape, k, s, p, d)
-    lhs = np.vdot(backend.to_numpy(cols), g)
-    rhs = np.vdot(x, backend.to_numpy(back))
+    lhs = np.vdot(backend.as_host(cols), g)
+    rhs = np.vdot(x, backend.as_host(back))
     assert abs(lhs - rhs) <= 1e-12 * (abs(lhs) + 1)
 
 
@@ -177,7 +177,7 @@ def run_max_pool(x, case, device, block):
     shape = x.shape[:2] + out_size(x.shape, k, s, p, d)
     out = (nan_array(shape, x.dtype, device), on(np.full(shape, -7, np.int32), device))
     y, argmax = launch.max_pool2d(on(x, device), k, s, p, d, out=out, block=block)
-    return backend.to_numpy(y), backend.to_numpy(argmax)
+    return backend.as_host(y), backend.as_host(argmax)
 
 
 @pytest.mark.parametrize("device", KERNEL_DEVICES)
@@ -227,7 +227,7 @@ def test_max_pool2d_backward_is_the_adjoint_of_the_gather(case, device, rng):
     gathered = np.take_along_axis(x.reshape(*x.shape[:2], -1), argmax.reshape(*argmax.shape[:2], -1), axis=2)
     g = rng.standard_normal(argmax.shape)
     gx = launch.max_pool2d_backward(on(g, device), on(argmax, device), x.shape, *case[1:])
-    lhs, rhs = np.vdot(gathered.ravel(), g), np.vdot(x, backend.to_numpy(gx))
+    lhs, rhs = np.vdot(gathered.ravel(), g), np.vdot(x, backend.as_host(gx))
     assert abs(lhs - rhs) <= 1e-12 * (abs(lhs) + 1)
 
 
@@ -242,10 +242,10 @@ def test_bias_relu_forward_and_backward(shape, dtype, device, block, rng):
     y = launch.bias_relu(on(x, device), on(bias, device), out=nan_array(shape, dtype, device), block=block)
     # x + b rounded once to dtype, then clamped: exactly what the kernel computes in its wider type
     expected = np.maximum((x.astype(F64) + bias_b).astype(dtype), 0)
-    np.testing.assert_array_equal(backend.to_numpy(y), expected)
+    np.testing.assert_array_equal(backend.as_host(y), expected)
     gy = rng.standard_normal(shape).astype(dtype)
     gx = launch.bias_relu_backward(on(gy, device), y, out=nan_array(shape, dtype, device), block=block)
-    np.testing.assert_array_equal(backend.to_numpy(gx), np.where(expected > 0, gy, 0).astype(dtype))
+    np.testing.assert_array_equal(backend.as_host(gx), np.where(expected > 0, gy, 0).astype(dtype))
 
 
 # =========================================================================================== BCE with logits
@@ -378,9 +378,9 @@ def test_roi_align_backward_is_the_adjoint_of_forward(case, device, rng):
     size, scale, ratio, aligned = case
     x = rng.standard_normal(ROI_INPUT)
     boxes = on(roi_boxes(F64), device)
-    y = backend.to_numpy(launch.roi_align(on(x, device), boxes, size, scale, ratio, aligned))
+    y = backend.as_host(launch.roi_align(on(x, device), boxes, size, scale, ratio, aligned))
     g = rng.standard_normal(y.shape)
-    gx = backend.to_numpy(launch.roi_align_backward(on(g, device), boxes, ROI_INPUT, scale, ratio, aligned))
+    gx = backend.as_host(launch.roi_align_backward(on(g, device), boxes, ROI_INPUT, scale, ratio, aligned))
     lhs, rhs = np.vdot(y, g), np.vdot(x, gx)
     assert abs(lhs - rhs) <= 1e-12 * (abs(lhs) + 1)
 
@@ -420,8 +420,8 @@ def test_batch_norm_statistics(threads, shape, dtype, device, rng):
     x64 = x.astype(F64)
     assert mean.dtype == (F64 if dtype == F64 else np.float32)
     tol = 1e-12 if dtype == F64 else 1e-5
-    np.testing.assert_allclose(backend.to_numpy(mean), x64.mean(axis=axes), rtol=tol)
-    np.testing.assert_allclose(backend.to_numpy(var), x64.var(axis=axes), rtol=tol, atol=tol)
+    np.testing.assert_allclose(backend.as_host(mean), x64.mean(axis=axes), rtol=tol)
+    np.testing.assert_allclose(backend.as_host(var), x64.var(axis=axes), rtol=tol, atol=tol)
 
 
 def test_batch_norm_statistics_needs_a_power_of_two_block():
@@ -442,12 +442,12 @@ def test_launchers_accept_non_contiguous_inputs(device, rng):
     x = rng.standard_normal((2, 3, 7, 6))
     view = on(np.flip(x, axis=(2, 3)).copy(), device)[:, :, ::-1, ::-1]  # x's values, negative strides
     assert not view.flags.c_contiguous
-    np.testing.assert_array_equal(backend.to_numpy(launch.im2col(view, 3, 1, 1)),
-                                  backend.to_numpy(launch.im2col(on(x, device), 3, 1, 1)))
+    np.testing.assert_array_equal(backend.as_host(launch.im2col(view, 3, 1, 1)),
+                                  backend.as_host(launch.im2col(on(x, device), 3, 1, 1)))
     bias = on(rng.standard_normal(6), device)
     transposed = on(x, device).transpose(0, 3, 2, 1)  # (N, C=6, 7, 3), not contiguous
-    expected = np.maximum(x.transpose(0, 3, 2, 1) + backend.to_numpy(bias)[:, None, None], 0)
-    np.testing.assert_array_equal(backend.to_numpy(launch.bias_relu(transposed, bias)), expected)
+    expected = np.maximum(x.transpose(0, 3, 2, 1) + backend.as_host(bias)[:, None, None], 0)
+    np.testing.assert_array_equal(backend.as_host(launch.bias_relu(transposed, bias)), expected)
 
 
 def test_sizes_beyond_int32_are_refused():

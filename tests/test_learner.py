@@ -591,14 +591,14 @@ def test_no_bad_value_reaches_the_table_as_nan():
     assert all(math.isfinite(v) for k, v in learn.recorder.values[0].items() if k != "epoch")
 
 
-def test_decode_turns_predictions_into_the_targets_form():
-    from tinygrad_cv.train.show import decode
+def test_predictions_as_targets_turns_predictions_into_the_targets_form():
+    from tinygrad_cv.train.show import predictions_as_targets as as_targets
     scores = np.array([[0.1, 0.7, 0.2], [0.6, 0.3, 0.9]])
-    np.testing.assert_array_equal(decode(np.array([1, 0]), scores, 0.5), [1, 2])                  # classes
-    np.testing.assert_array_equal(decode(np.zeros((2, 3)), scores, 0.5), [[0, 1, 0], [1, 0, 1]])  # tags
+    np.testing.assert_array_equal(as_targets(np.array([1, 0]), scores, 0.5), [1, 2])                  # classes
+    np.testing.assert_array_equal(as_targets(np.zeros((2, 3)), scores, 0.5), [[0, 1, 0], [1, 0, 1]])  # tags
     masks = np.zeros((1, 2, 1, 2))
     masks[0, 1, 0, 1] = 1.0                                               # class 1 at pixel (0, 1)
-    np.testing.assert_array_equal(decode(np.zeros((1, 1, 2)), masks, 0.5), [[[0, 1]]])
+    np.testing.assert_array_equal(as_targets(np.zeros((1, 1, 2)), masks, 0.5), [[[0, 1]]])
 
 
 @pytest.mark.parametrize("task", ["classes", "tags", "masks"])

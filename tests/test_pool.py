@@ -312,7 +312,7 @@ def test_pooling_matches_pytorch(name, kwargs, unbatched):
     (lambda x: F.max_pool2d(x, 2, stride=0), r"max_pool2d: stride must be >= 1, got 0"),
     (lambda x: F.avg_pool2d(x, 2, divisor_override=0), r"avg_pool2d: divisor_override must be non-zero"),
     (lambda x: F.avg_pool2d(x[0, 0], 2), r"avg_pool2d: input must be 4-D .* or 3-D .* got shape \(5, 5\)"),
-    (lambda x: F.adaptive_avg_pool2d(x, (0, 2)), r"adaptive_avg_pool2d: output_size must be a positive int"),
+    (lambda x: F.adaptive_avg_pool2d(x, (0, 2)), r"adaptive_avg_pool2d: output_size must be >= 1, got \(0, 2\)"),
 ])
 def test_bad_arguments_raise_clear_errors(call, message):
     with pytest.raises(ValueError, match=message):
@@ -332,8 +332,15 @@ def test_int_or_pair_arguments_refuse_other_types_by_name(call, message):
 
 
 @pytest.mark.parametrize("fn", ["adaptive_avg_pool2d", "adaptive_max_pool2d"])
-@pytest.mark.parametrize("size", [(0, 2), (3,), 2.5, (2, 2, 2), "2"])
-def test_adaptive_output_size_is_checked(fn, size):
-    with pytest.raises(ValueError, match=rf"{fn}: output_size must be a positive int or a pair of them"):
+@pytest.mark.parametrize("size, error, message", [
+    ((0, 2), ValueError, r"output_size must be >= 1, got \(0, 2\)"),
+    ((3,), ValueError, r"output_size must be an int or a pair \(None keeps the input's size\), got \(3,\)"),
+    ((2, 2, 2), ValueError, r"output_size must be an int or a pair \(None keeps the input's size\)"),
+    (2.5, TypeError, r"output_size must be an int or a pair of ints, got 2.5"),
+    ("2", TypeError, r"output_size must be an int or a pair of ints, got '2'"),
+])
+def test_adaptive_output_size_is_checked(fn, size, error, message):
+    """Wrong types are TypeErrors and wrong values ValueErrors, as PyTorch's (which refuses (3,) here too)."""
+    with pytest.raises(error, match=rf"{fn}: {message}"):
         getattr(F, fn)(tg.zeros(1, 2, 5, 5), size)
 

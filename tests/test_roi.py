@@ -255,9 +255,9 @@ def test_bad_boxes_raise_clear_errors(op):
     (dict(spatial_scale=0.0), ValueError, r"spatial_scale must be a finite positive number"),
     (dict(spatial_scale=float("nan")), ValueError, r"spatial_scale must be a finite positive number"),
     (dict(spatial_scale="1/16"), ValueError, r"spatial_scale must be a finite positive number"),
-    (dict(output_size=(2, 0)), ValueError, r"output_size must be a positive int or a pair of them, got \(2, 0\)"),
-    (dict(output_size=1.5), ValueError, r"output_size must be a positive int or a pair of them, got 1.5"),
-    (dict(output_size=(2, 2, 2)), ValueError, r"output_size must be a positive int or a pair of them"),
+    (dict(output_size=(2, 0)), ValueError, r"output_size must be >= 1, got \(2, 0\)"),
+    (dict(output_size=1.5), TypeError, r"output_size must be an int or a pair of ints, got 1.5"),
+    (dict(output_size=(2, 2, 2)), TypeError, r"output_size must be an int or a pair of ints, got \(2, 2, 2\)"),
 ])
 def test_bad_scalar_arguments_are_refused_by_name(op, kwargs, error, message):
     x = tg.Tensor(np.zeros((1, 1, 4, 4)))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tinygrad_cv.data import Normalize
-from tinygrad_cv.train.show import decode, displayable, show_results
+from tinygrad_cv.train.show import predictions_as_targets, displayable, show_results
 
 
 def test_displayable_undoes_the_loaders_normalisation():
@@ -32,8 +32,8 @@ def test_displayable_needs_one_statistic_per_channel():
 
 def test_decode_uses_the_callers_threshold():
     probs = np.array([[0.1, 0.25, 0.6]])
-    assert decode(np.zeros((1, 3)), probs, 0.2).tolist() == [[0, 1, 1]]
-    assert decode(np.zeros((1, 3)), probs, 0.5).tolist() == [[0, 0, 1]]
+    assert predictions_as_targets(np.zeros((1, 3)), probs, 0.2).tolist() == [[0, 1, 1]]
+    assert predictions_as_targets(np.zeros((1, 3)), probs, 0.5).tolist() == [[0, 0, 1]]
 
 
 def test_show_results_writes_a_mask_figure_with_a_legend(tmp_path, monkeypatch):

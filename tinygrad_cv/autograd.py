@@ -6,6 +6,9 @@ Every differentiable op is a subclass of ``Function`` with two methods written a
     forward(ctx, *arrays, **params) -> array        # may call ctx.save(...) for backward
     backward(ctx, grad) -> one gradient per array  # None where no gradient is needed
 
+What forward keeps for backward (``ctx.save`` for arrays, plain attributes for shapes and
+parameters) is released once backward has used it, unless ``retain_graph``.
+
 ``Function.apply(*tensors, **params)`` runs forward on the tensors' arrays and, when a gradient is
 wanted, links the result to ``ctx`` so that ``Tensor.backward`` can walk the graph back.
 """
@@ -40,7 +43,11 @@ def no_grad() -> Iterator[None]:
 
 
 class Function(abc.ABC):
-    """One differentiable op. Subclasses define ``forward`` and ``backward``; ``apply`` runs it."""
+    """One differentiable op. Subclasses define ``forward`` and ``backward``; ``apply`` runs it.
+
+    The output lives on the inputs' device (``ctx.device``), except for an op with ``moves_device``,
+    whose output lives on its ``device`` parameter (``ToDevice``)."""
+    moves_device = False
     xp: Any  # the array module of the inputs' device (numpy, or cupy on "cuda")
     device: str
     saved: tuple[Any, ...]
@@ -63,7 +70,7 @@ class Function(abc.ABC):
         ctx.xp, ctx.device, ctx.saved = get_xp(device), device, ()
         ctx.needs_input_grad = tuple(t.requires_grad for t in tensors)
         data = as_array(ctx.forward(*[t.data for t in tensors], **params))
-        out = Tensor.wrap(data, ctx.device)
+        out = Tensor.wrap(data, params["device"] if cls.moves_device else device)
         if _grad_enabled and any(ctx.needs_input_grad) and data.dtype.kind == "f":
             out.requires_grad = True
             ctx.parents, ctx.freed = tensors, False
@@ -176,7 +183,15 @@ def _backward(root, grad, retain_graph):
             else:
                 _accumulate(grads, id(parent._ctx), gi)
         if not retain_graph:
-            ctx.saved, ctx.freed = (), True
+            _release(ctx)
+
+
+def _release(ctx):
+    """Drop everything forward left on ``ctx`` (the saved arrays, and the shapes, parameters and links
+    to the inputs), so that no op holds memory past its backward; ``freed`` stays, for the error that a
+    second backward through the graph raises."""
+    vars(ctx).clear()
+    ctx.freed = True
 
 
 def _accumulate_leaf(leaf, grad):

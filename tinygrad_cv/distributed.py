@@ -312,8 +312,8 @@ def average_gradients(module, bucket_cap_mb=BUCKET_CAP_MB):
     params = [p for _, p in named if p.grad is not None]
     grads = [p.grad.data for p in params]
     for bucket in gradient_buckets(grads, bucket_cap_mb * 2 ** 20):
-        xp = backend.get_xp(backend.device_of_array(grads[bucket[0]]))
-        dtype = np.float32 if grads[bucket[0]].dtype == np.float16 else grads[bucket[0]].dtype
+        xp = backend.array_module(grads[bucket[0]])
+        dtype = backend.acc_dtype(grads[bucket[0]].dtype)
         flat = xp.concatenate([grads[i].astype(dtype, copy=False).ravel() for i in bucket])
         all_reduce(flat, "mean")
         offset = 0

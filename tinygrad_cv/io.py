@@ -1,6 +1,8 @@
-"""Files: atomic writes, and named arrays in the safetensors format.
+"""Files: atomic writes, figures, and named arrays in the safetensors format.
 
     atomic_write(path, write)          write(tmp) to a temporary file beside ``path``, then rename it over
+    atomic_write_bytes(path, data)     the same for bytes already in memory
+    save_figure(figure, fname)         a matplotlib figure as the PNG ``fname``, atomically
     save_safetensors(state, path)      a dict of named arrays (or Tensors) to a .safetensors file, atomically
     load_safetensors(path)             the dict back, as fresh host NumPy arrays
 
@@ -83,6 +85,19 @@ def atomic_write(path, write, durable=False):
     return Path(path)
 
 
+def atomic_write_bytes(path, data, durable=False):
+    """Write the bytes ``data`` to ``path`` with ``atomic_write``; return ``path`` as a Path."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data), durable=durable)
+
+
+def save_figure(figure, fname):
+    """Write a matplotlib ``figure`` as the PNG ``fname`` (100 dpi, cropped to its contents) with
+    ``atomic_write``, creating the folder; return ``fname`` as a Path."""
+    fname = os.fspath(fname)
+    os.makedirs(os.path.dirname(os.path.abspath(fname)), exist_ok=True)
+    return atomic_write(fname, lambda tmp: figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
+
+
 def to_host_array(value, where):
     """A fresh contiguous host NumPy copy of an array, a Tensor or a device array, for storing."""
     from . import backend
@@ -93,7 +108,7 @@ def to_host_array(value, where):
         value = np.asarray(value)
     if not backend.is_device_array(value):
         raise TypeError(f"{where}: expected an array or a Tensor, got {type(value).__name__}")
-    array = backend.to_numpy(value)
+    array = backend.as_host(value)
     if array.dtype not in _DTYPES:
         raise TypeError(f"{where}: dtype {array.dtype} cannot be stored in a safetensors file; the dtypes are "
                         f"bool, (u)int8-64 and float16/32/64 (store strings and objects elsewhere)")
@@ -114,14 +129,8 @@ def save_safetensors(state_dict, path, metadata=None):
     if metadata is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
         raise TypeError(f"{where}: metadata must map strings to strings")
     arrays = {name: to_host_array(value, f"{where}: {name!r}") for name, value in state_dict.items()}
-    data = save(arrays, metadata=metadata)
-
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            f.write(data)
-
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    return atomic_write(path, write, durable=True)
+    return atomic_write_bytes(path, save(arrays, metadata=metadata), durable=True)
 
 
 def read_safetensors(path):

@@ -128,7 +128,7 @@ class Tensor:
     def __repr__(self) -> str:
         grad = ", requires_grad=True" if self.requires_grad else ""
         dev = "" if self.device == "cpu" else f", device={self.device!r}"
-        return f"Tensor({backend.to_numpy(self.data)!r}{dev}{grad})"
+        return f"Tensor({backend.as_host(self.data)!r}{dev}{grad})"
 
     # ----------------------------------------------------------------- autograd
     def requires_grad_(self, requires_grad: _bool = True) -> Tensor:
@@ -168,12 +168,12 @@ class Tensor:
 
     def numpy(self) -> npt.NDArray[Any]:
         """A host (NumPy) copy of the data."""
-        return backend.to_numpy(self.data)
+        return backend.as_host(self.data)
 
     def item(self) -> Number:
         if self.data.size != 1:
             raise ValueError(f"item(): only a one-element tensor has an item; this one has shape {self.shape}")
-        return self.data.reshape(()).item()
+        return backend.as_host(self.data.reshape(())).item()  # a read back: pending device checks raise
 
     def tolist(self) -> Any:
         return self.numpy().tolist()
@@ -235,7 +235,7 @@ class Tensor:
         if copy is False and not (on_host and (dtype is None or np.dtype(dtype) == self.dtype)):
             raise ValueError(f"__array__: copy=False, but a tensor of dtype {self.dtype} on "
                              f"{self.device!r} cannot become a NumPy array of dtype {dtype} without a copy")
-        array = self.data if on_host else backend.to_numpy(self.data)
+        array = self.data if on_host else backend.as_host(self.data)
         if dtype is not None:
             array = array.astype(dtype, copy=False)
         return array.copy() if copy and array is self.data else array

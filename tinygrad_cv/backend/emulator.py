@@ -21,11 +21,22 @@ what a GPU would not report, or would report as a crash or silently wrong number
   after the launch;
 - data races: a byte of an output that two threads change without an atomic (and, within a block,
   without a ``__syncthreads`` between them). This compares memory after every thread, so it runs
-  when it is cheap (small launches) or when asked for with ``check_races=True``.
+  when it is cheap (small launches) or when asked for with ``check_races=True``;
+- shared memory, always: each ``__shared__ T name[N];`` is rewritten into an ``emu::SharedArray``
+  (``_rewrite_shared``) that is fresh in every block (0xFF bytes) and notes every access: a read of an
+  element no thread of the block has written, an index out of bounds, and a race (an element written
+  by two threads, or written by one and read by another, between the same two barriers) are errors;
+- barriers: a ``__syncthreads()`` that some threads of a block skip (they return, or wait at another
+  ``__syncthreads()`` line) is an error;
+- denormals: CuPy compiles with -ftz=true (``nvrtc.FTZ_OPTION``), which flushes fp32 denormals and
+  keeps fp64 and fp16 ones; the emulator flushes for kernels that compute in float and not for those
+  in double (``flushes_fp32_denormals``).
+
+Integers are the GPU's: int is 32 bits, long long 64, and signed overflow wraps (g++ -fwrapv).
 
 Not modelled: warp-level primitives (``__shfl_*``, warp-synchronous code), dynamic shared memory,
-and races on shared memory (only global memory is compared). Compiled libraries are cached by source
-hash in ``<project>/.cache/emu``.
+multi-dimensional ``__shared__`` arrays and pointers into shared memory (elements are reached by index).
+Compiled libraries are cached by source hash in ``<project>/.cache/emu``.
 """
 import ctypes
 import os
@@ -36,7 +47,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .nvrtc import KERNEL_DIR, cache_dir, headers_text, source_hash, write_atomically
+from ..io import atomic_write_bytes
+from .nvrtc import KERNEL_DIR, cache_dir, headers_text, source_hash
 
 GUARD_BYTES = 1024        # guard bytes on each side of every array argument
 GUARD_VALUE = 0xFF
@@ -46,8 +58,11 @@ MAX_BLOCK_DIM = (1024, 1024, 64)
 MAX_GRID_DIM = (2**31 - 1, 65535, 65535)
 # -mtls-dialect=gnu2: TLS descriptors make the kernels' reads of threadIdx & co. (thread-locals in a
 # shared library) a few instructions instead of a call to __tls_get_addr each. -U_FORTIFY_SOURCE: the
-# fortified longjmp refuses to jump between stacks, which is how the fibers switch.
-CXX_FLAGS = ("-std=c++17", "-O2", "-fPIC", "-shared", "-w", "-mtls-dialect=gnu2", "-U_FORTIFY_SOURCE")
+# fortified longjmp refuses to jump between stacks, which is how the fibers switch. -fwrapv: signed
+# overflow wraps around (two's complement), as the GPU's 32-bit int and 64-bit long long do, instead of
+# being undefined behaviour that g++ optimises on; int is 32 bits and long long 64 here too (x86-64).
+CXX_FLAGS = ("-std=c++17", "-O2", "-fPIC", "-shared", "-w", "-mtls-dialect=gnu2", "-U_FORTIFY_SOURCE",
+             "-fwrapv")
 
 # C type (as written in a kernel signature, without const and *) -> NumPy dtype.
 C_TYPES = {
@@ -108,6 +123,35 @@ def parse_kernels(code):
     return kernels
 
 
+_SHARED = re.compile(r"__shared__\s+([^;\[\]]*?)\s*\b(\w+)\s*\[([^\]]+)\]\s*;")
+
+
+def _rewrite_shared(code, filename):
+    """``__shared__ T name[N];`` -> ``static thread_local emu::SharedArray<T, N> name{"name"};`` (on the same
+    line): an array whose every access the emulator checks, reset at the start of each block."""
+    rewritten = _SHARED.sub(lambda m: f'static thread_local emu::SharedArray<{m[1]}, ({m[3]})> {m[2]}{{"{m[2]}"}};',
+                            code)
+    if "__shared__" in _strip_comments(rewritten):
+        line = next(x for x in _strip_comments(rewritten).splitlines() if "__shared__" in x)
+        raise ValueError(f"emulator: {filename}: only one-dimensional static shared arrays "
+                         f"(`__shared__ T name[N];`) are supported, got {line.strip()!r}")
+    return rewritten
+
+
+def flushes_fp32_denormals(kernel):
+    """Whether ``kernel`` runs with the CPU's flush-to-zero mode on: -ftz=true (``nvrtc.FTZ_OPTION``) flushes
+    fp32 denormals on the GPU but keeps fp64 (and fp16) ones, and the CPU's mode (MXCSR) flushes float
+    and double alike, so a kernel is taken to compute in the floating type of its parameters: on for
+    float and __half (which computes in float), off for double. A kernel mixing float and double is
+    refused; one without floating-point parameters runs with it off."""
+    types = {p.ctype for p in kernel.params}
+    if "double" in types and types & {"float", "__half"}:
+        raise ValueError(f"emulator: kernel {kernel.name} takes both double and float (or __half) arguments; the "
+                         f"emulator cannot flush fp32 denormals (as -ftz=true does on the GPU) while keeping "
+                         f"fp64 ones, so it runs only kernels that compute in one of the two")
+    return bool(types & {"float", "__half"})
+
+
 def _launch_function(kernel, use_fibers):
     """C++ for ``emu_launch_<kernel>``, which runs the kernel over the grid, and for ``emu_run_<kernel>``,
     one thread's call of the kernel with the arguments unpacked from their slots."""
@@ -117,7 +161,8 @@ def _launch_function(kernel, use_fibers):
             f'extern "C" int emu_launch_{kernel.name}(void** args, const unsigned int* dims,\n'
             f'                                      int race_check, emu::Region* regions, int n_regions) {{\n'
             f'    const emu::Body body{{emu_run_{kernel.name}, args}};\n'
-            f'    return emu::launch(dims, {int(use_fibers)}, race_check, regions, n_regions, body);\n'
+            f'    return emu::launch(dims, {int(use_fibers)}, {int(flushes_fp32_denormals(kernel))}, race_check,\n'
+            f'                       regions, n_regions, body);\n'
             f'}}\n')
 
 
@@ -135,7 +180,7 @@ def _compile(translation_unit, filename):
     if library.is_file():
         return library
     source = library.with_suffix(".cpp")
-    write_atomically(source, translation_unit.encode())
+    atomic_write_bytes(source, translation_unit.encode())
     tmp = library.with_name(f".{key}.{os.getpid()}.so")
     result = subprocess.run(["g++", *flags, "-x", "c++", str(source), "-o", str(tmp)],
                             capture_output=True, text=True)
@@ -159,7 +204,7 @@ class EmuModule:
             raise ValueError(f"emulator: {name} defines no extern \"C\" __global__ kernel")
         self.uses_barriers = "__syncthreads" in _strip_comments(code)
         launchers = "".join(_launch_function(k, self.uses_barriers) for k in self.kernels.values())
-        unit = f'#line 1 "{name}"\n{code}\n#line 1 "emu_launchers"\n{launchers}'
+        unit = f'#line 1 "{name}"\n{_rewrite_shared(code, name)}\n#line 1 "emu_launchers"\n{launchers}'
         self._library = ctypes.CDLL(str(_compile(unit, name)))
         self._library.emu_last_error.restype = ctypes.c_char_p
 

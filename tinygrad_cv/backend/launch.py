@@ -17,10 +17,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import device_of_array, emulator, get_xp, nvrtc
+from . import acc_dtype, array_module, device_of_array, emu_array, emulator, nvrtc
 
 DEFAULT_BLOCK = 256
 MAX_BLOCKS = 4096   # grid-stride loops cover any size with at most this many blocks along x
+MAX_GRID_Y = 65535  # the hardware's limit on gridDim.y (im2col and col2im put the batch there)
+INT_MAX = 2**31 - 1
 _SUFFIX = {np.dtype(np.float16): "f16", np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 
 
@@ -42,26 +44,40 @@ def _kernel(file, name, like, op):
     if suffix is None:
         raise TypeError(f"{op}: the CUDA kernels take float16, float32 or float64 arrays, got {like.dtype}")
     device = "cuda" if device_of_array(like) == "cuda" else "emu"
-    return _module(file, device).get_function(f"{name}_{suffix}")
-
-
-def _xp(array):
-    return get_xp(device_of_array(array))
+    kernel = _module(file, device).get_function(f"{name}_{suffix}")
+    return kernel if device == "cuda" else emu_array.device_kernel(kernel)
 
 
 # ---------------------------------------------------------------------------------------- helpers
 def _ints(*values, op):
-    """Values as C ints, refusing any that does not fit in 32 bits (the kernels index with int)."""
+    """Values as C ints, refusing any that does not fit in 32 bits (the kernels take dimensions as int)."""
     for v in values:
-        if not -2**31 <= v < 2**31:
-            raise ValueError(f"{op}: size {v} does not fit in a 32-bit int; the kernels index with int, so "
-                             f"split the work into smaller batches")
+        if not -2**31 <= v <= INT_MAX:
+            raise ValueError(f"{op}: size {v} does not fit in a 32-bit int; the kernels take dimensions as int, "
+                             f"so split the work into smaller batches")
     return tuple(np.int32(v) for v in values)
 
 
-def _acc_dtype(dtype):
-    """The accumulation dtype of the kernels: float64 for float64, float32 otherwise."""
-    return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
+def _longs(*values):
+    """Element counts as C long longs: the kernels index whole tensors with 64-bit offsets."""
+    return tuple(np.int64(v) for v in values)
+
+
+def _check_planes(kernel, **planes):
+    """Refuse a plane (rows, cols) of more than INT_MAX elements: the kernels index inside a plane
+    (h*W + w) with a 32-bit int. Checked from shapes, before anything is allocated."""
+    for name, (rows, cols) in planes.items():
+        if rows * cols > INT_MAX:
+            raise ValueError(f"{kernel}: the {name} plane {rows} x {cols} has {rows * cols} elements; the kernel "
+                             f"indexes inside a plane with a 32-bit int, so at most 2^31 - 1 = {INT_MAX}: "
+                             f"split the image into tiles")
+
+
+def _check_batch(kernel, n):
+    """Refuse a batch larger than the grid's y dimension, where the kernel puts the image index."""
+    if n > MAX_GRID_Y:
+        raise ValueError(f"{kernel}: a batch of {n} images is more than the grid's y dimension holds "
+                         f"({MAX_GRID_Y}, one image per blockIdx.y); call it on batches of at most {MAX_GRID_Y}")
 
 
 def _blocks(total, block):
@@ -101,11 +117,13 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, out_size=None, out=N
 
     ``out_size`` (HO, WO) defaults to the floor-mode convolution output size.
     """
-    xp = _xp(x)
-    x = xp.ascontiguousarray(x)
+    xp = array_module(x)
     n, c, h, w = x.shape
     kh, kw, sh, sw, ph, pw, dh, dw = _window(kernel_size, stride, padding, dilation)
     ho, wo = out_size or conv_output_size((h, w), kernel_size, stride, padding, dilation)
+    _check_batch("im2col", n)
+    _check_planes("im2col", input=(h, w), output=(ho, wo))
+    x = xp.ascontiguousarray(x)
     cols = _output(xp, out, (n, c * kh * kw, ho * wo), x.dtype, "im2col")
     _kernel("im2col", "im2col", x, "im2col")(
         (_blocks(c * ho * wo, block), n), (block,),
@@ -116,11 +134,13 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, out_size=None, out=N
 def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1, out_size=None, out=None,
            block=DEFAULT_BLOCK):
     """The adjoint of im2col: cols (N, C*KH*KW, HO*WO) -> x (N, C, H, W), summing overlapping entries."""
-    xp = _xp(cols)
-    cols = xp.ascontiguousarray(cols)
+    xp = array_module(cols)
     n, c, h, w = input_shape
     kh, kw, sh, sw, ph, pw, dh, dw = _window(kernel_size, stride, padding, dilation)
     ho, wo = out_size or conv_output_size((h, w), kernel_size, stride, padding, dilation)
+    _check_batch("col2im", n)
+    _check_planes("col2im", input=(h, w), output=(ho, wo))
+    cols = xp.ascontiguousarray(cols)
     if cols.shape != (n, c * kh * kw, ho * wo):
         raise ValueError(f"col2im: cols has shape {cols.shape} but input shape {tuple(input_shape)} with a "
                          f"{kh}x{kw} window and output {ho}x{wo} needs {(n, c * kh * kw, ho * wo)}")
@@ -135,12 +155,13 @@ def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1, out_
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, out_size=None, out=None,
                block=DEFAULT_BLOCK):
     """x (N, C, H, W) -> (y (N, C, HO, WO), argmax (N, C, HO, WO) int32 holding h*W + w of each winner)."""
-    xp = _xp(x)
-    x = xp.ascontiguousarray(x)
+    xp = array_module(x)
     n, c, h, w = x.shape
     stride = kernel_size if stride is None else stride
     kh, kw, sh, sw, ph, pw, dh, dw = _window(kernel_size, stride, padding, dilation)
     ho, wo = out_size or conv_output_size((h, w), kernel_size, stride, padding, dilation)
+    _check_planes("max_pool2d_forward", input=(h, w), output=(ho, wo))
+    x = xp.ascontiguousarray(x)
     y_out, argmax_out = out if out is not None else (None, None)
     y = _output(xp, y_out, (n, c, ho, wo), x.dtype, "max_pool2d")
     argmax = _output(xp, argmax_out, (n, c, ho, wo), np.dtype(np.int32), "max_pool2d")
@@ -153,12 +174,13 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, out_size=None
 def max_pool2d_backward(gy, argmax, input_shape, kernel_size, stride=None, padding=0, dilation=1, out=None,
                         block=DEFAULT_BLOCK):
     """gx (N, C, H, W): each input element receives the gy of every window it won (given by argmax)."""
-    xp = _xp(gy)
-    gy, argmax = xp.ascontiguousarray(gy), xp.ascontiguousarray(argmax, dtype=np.int32)
+    xp = array_module(gy)
     n, c, h, w = input_shape
     stride = kernel_size if stride is None else stride
     kh, kw, sh, sw, ph, pw, dh, dw = _window(kernel_size, stride, padding, dilation)
     ho, wo = gy.shape[2:]
+    _check_planes("max_pool2d_backward", input=(h, w), output=(ho, wo))
+    gy, argmax = xp.ascontiguousarray(gy), xp.ascontiguousarray(argmax, dtype=np.int32)
     if argmax.shape != gy.shape or gy.shape[:2] != (n, c):
         raise ValueError(f"max_pool2d_backward: gy {gy.shape} and argmax {argmax.shape} must both be "
                          f"({n}, {c}, HO, WO) for input shape {tuple(input_shape)}")
@@ -173,41 +195,42 @@ def max_pool2d_backward(gy, argmax, input_shape, kernel_size, stride=None, paddi
 # ---------------------------------------------------------------------------------------- bias + ReLU
 def bias_relu(x, bias, out=None, block=DEFAULT_BLOCK):
     """y = max(x + bias[c], 0) for x (N, C, ...) and bias (C,)."""
-    xp = _xp(x)
+    xp = array_module(x)
     x, bias = xp.ascontiguousarray(x), xp.ascontiguousarray(bias, dtype=x.dtype)
     if x.ndim < 2 or bias.shape != (x.shape[1],):
         raise ValueError(f"bias_relu: x must be (N, C, ...) and bias (C,), got {x.shape} and {bias.shape}")
     y = _output(xp, out, x.shape, x.dtype, "bias_relu")
     _kernel("activation", "bias_relu_forward", x, "bias_relu")(
         (_blocks(x.size, block),), (block,),
-        (x, bias, y) + _ints(x.size, x.shape[1], x.size // max(x.shape[0] * x.shape[1], 1), op="bias_relu"))
+        (x, bias, y) + _longs(x.size) + _ints(x.shape[1], op="bias_relu")
+        + _longs(x.size // max(x.shape[0] * x.shape[1], 1)))
     return y
 
 
 def bias_relu_backward(gy, y, out=None, block=DEFAULT_BLOCK):
     """gx = gy * [y > 0] (the bias gradient is gx summed over every axis but 1)."""
-    xp = _xp(gy)
+    xp = array_module(gy)
     gy, y = xp.ascontiguousarray(gy), xp.ascontiguousarray(y, dtype=gy.dtype)
     gx = _output(xp, out, y.shape, gy.dtype, "bias_relu_backward")
     _kernel("activation", "bias_relu_backward", gy, "bias_relu_backward")(
-        (_blocks(y.size, block),), (block,), (gy, y, gx) + _ints(y.size, op="bias_relu_backward"))
+        (_blocks(y.size, block),), (block,), (gy, y, gx) + _longs(y.size))
     return gx
 
 
 # ---------------------------------------------------------------------------------------- BCE with logits
 def bce_with_logits(x, target, out=None, block=DEFAULT_BLOCK):
     """Elementwise max(x, 0) - x*t + log(1 + exp(-|x|)) (the caller reduces)."""
-    xp = _xp(x)
+    xp = array_module(x)
     x, target = xp.ascontiguousarray(x), xp.ascontiguousarray(target, dtype=x.dtype)
     loss = _output(xp, out, x.shape, x.dtype, "bce_with_logits")
     _kernel("loss", "bce_with_logits_forward", x, "bce_with_logits")(
-        (_blocks(x.size, block),), (block,), (x, target, loss) + _ints(x.size, op="bce_with_logits"))
+        (_blocks(x.size, block),), (block,), (x, target, loss) + _longs(x.size))
     return loss
 
 
 def bce_with_logits_backward(x, target, gy, scale=1.0, out=None, block=DEFAULT_BLOCK):
     """gx = (sigmoid(x) - t) * gy * scale, with gy of x's shape or a single element (broadcast)."""
-    xp = _xp(x)
+    xp = array_module(x)
     x, target = xp.ascontiguousarray(x), xp.ascontiguousarray(target, dtype=x.dtype)
     gy = xp.ascontiguousarray(gy, dtype=x.dtype)
     if gy.size != 1 and gy.shape != x.shape:
@@ -217,8 +240,8 @@ def bce_with_logits_backward(x, target, gy, scale=1.0, out=None, block=DEFAULT_B
     gy_stride = 0 if gy.size == 1 else 1
     _kernel("loss", "bce_with_logits_backward", x, "bce_with_logits_backward")(
         (_blocks(x.size, block),), (block,),
-        (x, target, gy, gx) + _ints(x.size, gy_stride, op="bce_with_logits_backward")
-        + (_acc_dtype(x.dtype).type(scale),))
+        (x, target, gy, gx) + _longs(x.size) + _ints(gy_stride, op="bce_with_logits_backward")
+        + (acc_dtype(x.dtype).type(scale),))
     return gx
 
 
@@ -227,20 +250,21 @@ ROI_ALIGN_MAX_BLOCK = 256  # the kernels' __launch_bounds__
 
 
 def _roi_args(boxes, output_size, spatial_scale, sampling_ratio, aligned, dtype, op):
-    xp = _xp(boxes)
-    boxes = xp.ascontiguousarray(boxes, dtype=_acc_dtype(dtype))
+    xp = array_module(boxes)
+    boxes = xp.ascontiguousarray(boxes, dtype=acc_dtype(dtype))
     if boxes.ndim != 2 or boxes.shape[1] != 5:
         raise ValueError(f"{op}: boxes must be (K, 5) rows (batch_index, x1, y1, x2, y2), got {boxes.shape}")
     ph, pw = _pair(output_size)
-    return boxes, ph, pw, _acc_dtype(dtype).type(spatial_scale), int(sampling_ratio), int(bool(aligned))
+    return boxes, ph, pw, acc_dtype(dtype).type(spatial_scale), int(sampling_ratio), int(bool(aligned))
 
 
 def roi_align(x, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False, out=None,
               block=DEFAULT_BLOCK):
     """x (N, C, H, W), boxes (K, 5) -> y (K, C, PH, PW), torchvision's roi_align."""
-    xp = _xp(x)
-    x = xp.ascontiguousarray(x)
+    xp = array_module(x)
     n, c, h, w = x.shape
+    _check_planes("roi_align_forward", input=(h, w), output=_pair(output_size))
+    x = xp.ascontiguousarray(x)
     boxes, ph, pw, scale, ratio, aligned = _roi_args(boxes, output_size, spatial_scale, sampling_ratio,
                                                      aligned, x.dtype, "roi_align")
     k = boxes.shape[0]
@@ -257,15 +281,16 @@ def roi_align_backward(gy, boxes, input_shape, spatial_scale=1.0, sampling_ratio
                        block=DEFAULT_BLOCK):
     """gx (N, C, H, W) from gy (K, C, PH, PW): the adjoint of roi_align, accumulated (atomically) in the
     accumulation dtype and cast to gy's dtype."""
-    xp = _xp(gy)
-    gy = xp.ascontiguousarray(gy)
+    xp = array_module(gy)
     n, c, h, w = input_shape
     k, _, ph, pw = gy.shape
+    _check_planes("roi_align_backward", input=(h, w), output=(ph, pw))
+    gy = xp.ascontiguousarray(gy)
     boxes, ph, pw, scale, ratio, aligned = _roi_args(boxes, (ph, pw), spatial_scale, sampling_ratio, aligned,
                                                      gy.dtype, "roi_align_backward")
     if boxes.shape[0] != k or gy.shape[1] != c:
         raise ValueError(f"roi_align_backward: gy {gy.shape} needs {boxes.shape[0]} boxes and {c} channels")
-    gx = xp.zeros((n, c, h, w), _acc_dtype(gy.dtype))
+    gx = xp.zeros((n, c, h, w), acc_dtype(gy.dtype))
     block = min(block, ROI_ALIGN_MAX_BLOCK)
     _kernel("roi_align", "roi_align_backward", gy, "roi_align_backward")(
         (_blocks(gy.size, block),), (block,),
@@ -278,22 +303,26 @@ def roi_align_backward(gy, boxes, input_shape, spatial_scale=1.0, sampling_ratio
 def has_nonfinite(arrays, block=DEFAULT_BLOCK):
     """True when any element of any array is inf or NaN: one flag, one launch per array, one read back."""
     arrays = list(arrays)
-    if not arrays:
-        return False
-    xp = _xp(arrays[0])
+    return bool(arrays) and bool(int(nonfinite_flag(arrays, block)[0]))
+
+
+def nonfinite_flag(arrays, block=DEFAULT_BLOCK):
+    """A device int32 array of shape (1,): nonzero when any element of any (non-empty list of) array is
+    inf or NaN. Nothing is read back, so the caller decides when to pay for the one read."""
+    xp = array_module(arrays[0])
     flag = xp.zeros(1, np.int32)
     for a in arrays:
         a = xp.ascontiguousarray(a)
         _kernel("nonfinite", "nonfinite_check", a, "has_nonfinite")(
-            (_blocks(a.size, block),), (block,), (a, *_ints(a.size, op="has_nonfinite"), flag))
-    return bool(int(flag[0]))
+            (_blocks(a.size, block),), (block,), (a, *_longs(a.size), flag))
+    return flag
 
 
 # ---------------------------------------------------------------------------------------- batch-norm stats
 def batch_norm_statistics(x, block=DEFAULT_BLOCK):
     """Per-channel mean and biased variance of x (N, C, ...) over every axis but 1, in the accumulation
     dtype (float32 for float16 input). ``block`` must be a power of two <= 1024."""
-    xp = _xp(x)
+    xp = array_module(x)
     x = xp.ascontiguousarray(x)
     if x.ndim < 2 or x.size == 0:
         raise ValueError(f"batch_norm_statistics: x must be a non-empty (N, C, ...) array, got shape "
@@ -303,10 +332,10 @@ def batch_norm_statistics(x, block=DEFAULT_BLOCK):
                          f"at each reduction step), got {block}")
     n, c = x.shape[:2]
     spatial = x.size // (n * c)
-    acc = _acc_dtype(x.dtype)
+    acc = acc_dtype(x.dtype)
     sums, sumsq = xp.empty(c, acc), xp.empty(c, acc)
     _kernel("batchnorm", "channel_sums", x, "batch_norm_statistics")(
-        (c,), (block,), (x, sums, sumsq) + _ints(n, c, spatial, op="batch_norm_statistics"))
+        (c,), (block,), (x, sums, sumsq) + _ints(n, c, op="batch_norm_statistics") + _longs(spatial))
     count = n * spatial
     shift = x.reshape(n, c, spatial)[0, :, 0].astype(acc)
     mean_shifted = sums / count

@@ -2,8 +2,9 @@
 
 The kernels are ``kernels/*.cu`` files inside the package: one text for NVRTC (through
 ``cupy.RawModule`` on a GPU, through ``cupy.cuda.nvrtc`` for the compile checks) and for g++ (the
-emulator). Each file includes ``kernels/common.h``; ``cuda_fp16.h`` comes from the
-``nvidia-cuda-runtime-cu12`` wheel.
+emulator). Each file includes ``kernels/common.h``; ``cuda_fp16.h`` comes from the NVIDIA wheels
+(``nvidia-cuda-runtime-cu12`` for CUDA 12, ``nvidia-cuda-runtime`` for CUDA 13) or a CUDA toolkit, of
+the version of the NVRTC that CuPy loaded where there is a choice (``cuda_include_dir``).
 
 Compiling needs no GPU: ``cupy.cuda.nvrtc`` is CuPy's binding of the NVRTC library, and given an
 explicit ``-arch=sm_XX`` it produces a cubin (machine code) and, with ``-Xptxas -v``, ptxas's report
@@ -17,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..io import atomic_write
+from ..io import atomic_write_bytes
 
 KERNEL_DIR = Path(__file__).resolve().with_name("kernels")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -59,37 +60,94 @@ def cache_dir(kind):
     return path
 
 
-def write_atomically(path, data):
-    """Write bytes to ``path`` through a temporary file and a rename, so no reader sees half a file (the
-    temporary file is removed if the write fails; see ``tinygrad_cv.io.atomic_write``)."""
-    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
-
-
 def source_hash(*parts):
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
 
-def cuda_include_dir():
-    """The directory holding ``cuda_fp16.h``: the nvidia-cuda-runtime-cu12 wheel's, else a CUDA toolkit's."""
-    spec = importlib.util.find_spec("nvidia.cuda_runtime")
-    candidates = [Path(p) / "include" for p in (spec.submodule_search_locations if spec else [])]
-    candidates += [Path(os.environ.get("CUDA_PATH", "/usr/local/cuda")) / "include"]
-    for path in candidates:
-        if (path / "cuda_fp16.h").is_file():
-            return path
-    raise RuntimeError("cuda_fp16.h was not found: install the GPU extra (pip install -e '.[gpu]', which "
-                       "brings nvidia-cuda-runtime-cu12) or set CUDA_PATH to a CUDA toolkit")
+# CuPy compiles every RawModule with -ftz=true: fp32 denormals (inputs and results) are flushed to
+# zero; fp64 and fp16 arithmetic keeps them (-ftz acts on single precision only). The compile checks
+# pass the same option, and the emulator models it (emulator.py).
+FTZ_OPTION = "-ftz=true"
+TOOLKIT_ROOT = Path("/usr/local")
+_CUDART_VERSION = re.compile(r"#define\s+CUDART_VERSION\s+(\d+)")
+
+
+def nvrtc_version():
+    """(major, minor) of the NVRTC library CuPy loaded, e.g. (12, 9) or (13, 0)."""
+    from cupy.cuda import nvrtc
+
+    return tuple(nvrtc.getVersion())
+
+
+def header_version(include_dir):
+    """(major, minor) of the CUDA headers in ``include_dir``, read from ``cuda_runtime_api.h``'s
+    ``#define CUDART_VERSION 12090`` (= 1000 * major + 10 * minor), or None when it is not there."""
+    path = Path(include_dir) / "cuda_runtime_api.h"
+    match = _CUDART_VERSION.search(path.read_text(errors="replace")) if path.is_file() else None
+    return None if match is None else divmod(int(match.group(1)) // 10, 100)
+
+
+def _wheel_include_dirs(nvidia_dirs):
+    """Where the NVIDIA wheels put the CUDA headers under each ``site-packages/nvidia`` directory:
+    ``cu13/include`` (CUDA 13 and later: one directory per major version, newest first), then
+    ``cuda_runtime/include`` (the CUDA 12 wheel nvidia-cuda-runtime-cu12)."""
+    dirs = []
+    for nvidia in map(Path, nvidia_dirs):
+        majors = [p for p in nvidia.glob("cu*") if re.fullmatch(r"cu\d+", p.name)]
+        majors.sort(key=lambda p: int(p.name[2:]), reverse=True)
+        dirs += [p / "include" for p in majors] + [nvidia / "cuda_runtime" / "include"]
+    return dirs
+
+
+def _toolkit_include_dirs(environ, toolkit_root):
+    """A CUDA toolkit's headers: ``$CUDA_PATH``, ``$CUDA_HOME``, ``<root>/cuda``, then the versioned
+    ``<root>/cuda-X.Y`` installs, newest first."""
+    roots = [Path(environ[name]) for name in ("CUDA_PATH", "CUDA_HOME") if environ.get(name)]
+    versioned = [p for p in Path(toolkit_root).glob("cuda-*") if re.fullmatch(r"cuda-\d+(\.\d+)?", p.name)]
+    versioned.sort(key=lambda p: tuple(int(v) for v in p.name[5:].split(".")), reverse=True)
+    return [r / "include" for r in roots + [Path(toolkit_root) / "cuda"] + versioned]
+
+
+def header_candidates(nvidia_dirs=None, environ=None, toolkit_root=None):
+    """Directories holding ``cuda_fp16.h``, in search order: the wheels' (under ``nvidia_dirs``, by
+    default wherever the ``nvidia`` namespace package is installed), then the toolkits'."""
+    if nvidia_dirs is None:
+        spec = importlib.util.find_spec("nvidia")
+        nvidia_dirs = list(spec.submodule_search_locations) if spec and spec.submodule_search_locations else []
+    environ = os.environ if environ is None else environ
+    toolkit_root = TOOLKIT_ROOT if toolkit_root is None else toolkit_root
+    dirs = _wheel_include_dirs(nvidia_dirs) + _toolkit_include_dirs(environ, toolkit_root)
+    return list(dict.fromkeys(p.resolve() for p in dirs if (p / "cuda_fp16.h").is_file()))
+
+
+def cuda_include_dir(version=None, **search):
+    """The directory of the ``cuda_fp16.h`` to compile with: of the ``header_candidates(**search)``, the
+    first whose CUDA version equals NVRTC's ``version`` (default: the NVRTC CuPy loaded), else the
+    first of the same major version, else the first found. Headers of another major version may not
+    compile with this NVRTC (CUDA 13's headers need NVRTC 13), hence the preference."""
+    candidates = header_candidates(**search)
+    if not candidates:
+        raise RuntimeError("cuda_fp16.h was not found: install the GPU extra that matches your CUDA driver "
+                           "(pip install -e '.[gpu]' for CUDA 12, '.[gpu13]' for CUDA 13, which bring the "
+                           "CUDA runtime headers) or set CUDA_PATH to a CUDA toolkit")
+    version = tuple(nvrtc_version() if version is None else version)
+    versions = [header_version(p) for p in candidates]
+    for matches in (lambda v: v == version[:2], lambda v: v is not None and v[0] == version[0]):
+        for path, v in zip(candidates, versions):
+            if matches(v):
+                return path
+    return candidates[0]
 
 
 def compile_options():
-    """Options for ``cupy.RawModule``: our include directory and cuda_fp16.h's. (CuPy adds -ftz=true
+    """Options for ``cupy.RawModule``: our include directory and cuda_fp16.h's. (CuPy adds FTZ_OPTION
     and the architecture itself.)"""
     return (f"-I{KERNEL_DIR}", f"-I{cuda_include_dir()}")
 
 
 def nvrtc_options(arch):
     """Everything ``cupy.RawModule`` passes to NVRTC for device ``arch``, plus ptxas's resource report."""
-    return compile_options() + ("-ftz=true", f"-arch=sm_{arch}", "--device-as-default-execution-space",
+    return compile_options() + (FTZ_OPTION, f"-arch=sm_{arch}", "--device-as-default-execution-space",
                                 "-Xptxas", "-v")
 
 
@@ -122,8 +180,8 @@ def compile_cubin(source, arch, filename="kernel.cu"):
         compiled = Compiled(nvrtc.getCUBIN(program), nvrtc.getProgramLog(program))
     finally:
         nvrtc.destroyProgram(program)
-    write_atomically(log_path, compiled.log.encode())
-    write_atomically(cubin_path, compiled.cubin)
+    atomic_write_bytes(log_path, compiled.log.encode())
+    atomic_write_bytes(cubin_path, compiled.cubin)
     return compiled
 
 

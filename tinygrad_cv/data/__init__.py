@@ -2,11 +2,11 @@
 
     dataset.py     the Dataset protocol; samples are dicts (image, target, mask, boxes, ...);
                    Subset, ConcatDataset, random_split
-    image_io.py    read/write images and masks with Pillow; atomic writes
+    image_io.py    read/write images and masks with Pillow (atomically, through tinygrad_cv.io)
     readers.py     CSV, text lists and COCO JSON, checked
     errors.py      DataFormatError, the one error of malformed data files
-    transforms.py  seeded joint transforms (flips, dihedral, rotate, zoom, perspective, lighting),
-                   one resampling per sample; Normalize
+    transforms/    seeded joint transforms (flips, dihedral, rotate, zoom, perspective, lighting),
+                   one resampling per sample; Normalize (geometry, sampling, recipes)
     loader.py      DataLoader (prefetching worker processes, reproducible), default_collate,
                    DataLoaders (train/valid/test -> Tensors)
     sampler.py     SequentialSampler, RandomSampler, SubsetRandomSampler, WeightedRandomSampler,

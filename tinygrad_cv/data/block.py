@@ -29,7 +29,8 @@ from .errors import DataFormatError
 from .image_io import IMAGE_EXTENSIONS, read_image, read_mask
 from .loader import DataLoader, DataLoaders
 from .readers import Coco, CsvRow, csv_rows, read_lines
-from .transforms import Floats, aug_transforms, valid_transforms
+from .transforms import aug_transforms, valid_transforms
+from .transforms.recipes import Floats
 
 
 # --------------------------------------------------------------------------- get

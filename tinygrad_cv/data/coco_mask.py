@@ -25,7 +25,7 @@ from .errors import DataFormatError, is_integer
 
 MAX_PIXELS = 89_478_485
 """The most pixels (h * w) a mask may have: Pillow's decompression-bomb limit (``MAX_IMAGE_PIXELS``),
-so that a corrupt size cannot make ``decode`` allocate gigabytes."""
+so that a corrupt size cannot make ``rle_to_mask`` allocate gigabytes."""
 _MAX_CHUNKS = 12          # 60 bits: more chunks in one number would overflow int64
 
 # --------------------------------------------------------------------------- counts <-> string
@@ -165,9 +165,9 @@ def checked_rle(rle, caller="coco_mask.checked_rle"):
     return [h, w], counts
 
 
-def decode(rle):
+def rle_to_mask(rle):
     """The (h, w) uint8 mask of an RLE (compressed or uncompressed counts), checked by ``checked_rle``."""
-    (h, w), counts = checked_rle(rle, "coco_mask.decode")
+    (h, w), counts = checked_rle(rle, "coco_mask.rle_to_mask")
     values = np.arange(counts.size, dtype=np.uint8) % 2
     return np.repeat(values, counts).reshape(w, h).T
 
@@ -233,7 +233,7 @@ def _edge_points(x, y):
 
 
 def _polygon_mask(polygon, h, w):
-    """Rasterise one polygon [x0, y0, x1, y1, ...] exactly as pycocotools' ``rleFrPoly``.
+    """Rasterise one polygon [x1, y1, x2, y2, ...] (its vertices) exactly as pycocotools' ``rleFrPoly``.
 
     The boundary is traced on a 5x upsampled grid; wherever it crosses the centre line of a pixel
     column, the first pixel row below the crossing toggles inside/outside. Each column is then
@@ -255,7 +255,7 @@ def _polygon_mask(polygon, h, w):
 
 
 def from_polygons(polygons, h, w):
-    """One RLE for the union of COCO polygons (a list of [x0, y0, x1, y1, ...] lists, or a single
+    """One RLE for the union of COCO polygons (a list of [x1, y1, x2, y2, ...] vertex lists, or a single
     such list), rasterised at size (h, w) pixel-exactly as pycocotools' ``frPyObjects`` + ``merge``.
 
     Pixel (row r, column c) covers [c, c+1) x [r, r+1); it is inside when its centre, quantised to
@@ -267,7 +267,7 @@ def from_polygons(polygons, h, w):
     for polygon in polygons:
         if len(polygon) < 6 or len(polygon) % 2:
             raise DataFormatError(f"coco_mask.from_polygons: a polygon needs an even number (>= 6) of "
-                             f"coordinates [x0, y0, x1, y1, ...], got {len(polygon)}")
+                             f"coordinates [x1, y1, x2, y2, ...], got {len(polygon)}")
         mask |= _polygon_mask(polygon, h, w)
     return encode(mask)
 
@@ -321,7 +321,7 @@ def _mask_overlaps(dt, gt):
         raise ValueError(f"coco_mask.iou: all masks must have the same size, got sizes {sorted(sizes)}")
     h, w = sizes.pop()
     dtype = np.float32 if h * w < 2 ** 24 else np.float64   # sums of 0/1 stay exact below 2^24 in float32
-    flat_dt = np.stack([decode(r).ravel() for r in dt]).astype(dtype)
-    flat_gt = np.stack([decode(r).ravel() for r in gt]).astype(dtype)
+    flat_dt = np.stack([rle_to_mask(r).ravel() for r in dt]).astype(dtype)
+    flat_gt = np.stack([rle_to_mask(r).ravel() for r in gt]).astype(dtype)
     inter = (flat_dt @ flat_gt.T).astype(np.float64)
     return inter, flat_dt.sum(axis=1, dtype=np.float64), flat_gt.sum(axis=1, dtype=np.float64)

@@ -7,13 +7,14 @@ of NumPy arrays, so that one set of transforms and one collate function serve ev
     image           (H, W, C) uint8 RGB                            always
     target          int class index, or (C,) float32 multi-hot     classification, multi-label
     mask            (H, W) integer class index per pixel           segmentation
-    boxes           (K, 4) float32 [x0, y0, x1, y1] pixel edges    detection
+    boxes           (K, 4) float32 [x1, y1, x2, y2] pixel edges    detection
     labels          (K,) int64 class of each box (0 = background)  detection
     instance_masks  (K, H, W) uint8 0/1, one per box               instance segmentation
     name            str, where the sample came from                (for figures and errors)
 
-Pixel (row r, column c) covers [c, c+1) x [r, r+1), so a box [x0, y0, x1, y1] covers the pixels
-x0 <= c < x1, y0 <= r < y1.
+Pixel (row r, column c) covers [c, c+1) x [r, r+1), so a box [x1, y1, x2, y2] (torchvision's
+names: (x1, y1) the top-left corner, (x2, y2) the bottom-right) covers the pixels x1 <= c < x2,
+y1 <= r < y2.
 
 A dataset may also return tuples (``image, label``), as PyTorch's do; ``Subset``, ``ConcatDataset`` and
 ``random_split`` (as ``torch.utils.data``'s) work with any dataset.

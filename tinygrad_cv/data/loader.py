@@ -31,7 +31,8 @@ from ..tensor import Tensor
 from .dataset import Dataset, Transform
 from .errors import is_integer
 from .sampler import BatchSampler, BatchSamplerLike, SamplerLike
-from .transforms import Floats, Normalize
+from .transforms import Normalize
+from .transforms.recipes import Floats
 from .workers import WorkerPool
 
 if TYPE_CHECKING:

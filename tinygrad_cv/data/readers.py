@@ -18,7 +18,7 @@ from typing import Any, Mapping, NoReturn, Sequence
 
 import numpy as np
 
-from .coco_mask import MAX_PIXELS, checked_rle, decode, segmentation_to_rle
+from .coco_mask import MAX_PIXELS, checked_rle, rle_to_mask, segmentation_to_rle
 from .errors import DataFormatError, is_finite_number, is_integer
 from .image_io import image_size
 from .transforms import BOX_SLACK
@@ -130,7 +130,7 @@ def _polygons_problem(segmentation):
         return "it is an empty list; give at least one polygon, or leave out 'segmentation'"
     for k, polygon in enumerate(segmentation):
         if not isinstance(polygon, list) or not all(map(is_finite_number, polygon)):
-            return f"polygon {k} is not a list of finite numbers [x0, y0, x1, y1, ...]"
+            return f"polygon {k} is not a list of finite numbers [x1, y1, x2, y2, ...]"
         if len(polygon) % 2 or len(polygon) < 6:
             return (f"polygon {k} has {len(polygon)} coordinates; a polygon needs an even number of them, "
                     f"at least 6 (3 points)")
@@ -256,7 +256,7 @@ class Coco:
         if isinstance(segmentation, list):
             return _polygons_problem(segmentation)
         if not isinstance(segmentation, dict):
-            return "it must be a list of polygons [x0, y0, x1, y1, ...] or an RLE {'size': [h, w], 'counts': ...}"
+            return "it must be a list of polygons [x1, y1, x2, y2, ...] or an RLE {'size': [h, w], 'counts': ...}"
         try:
             size, _ = checked_rle(segmentation)
         except (DataFormatError, TypeError) as error:
@@ -287,7 +287,7 @@ class Coco:
                                               f"{height}x{width}; fix 'height' and 'width' in the JSON"))
 
     def targets(self, record):
-        """The detection targets of one image record: boxes [x0, y0, x1, y1] (float32), labels
+        """The detection targets of one image record: boxes [x1, y1, x2, y2] (float32), labels
         (int64, 1..K) and, when the file has masks, instance masks (K, H, W) uint8."""
         annotations = [a for a in self.annotations_of(record["id"]) if not a.get("iscrowd", 0)]
         x, y, w, h = np.array([a["bbox"] for a in annotations], dtype=np.float32).reshape(-1, 4).T
@@ -311,6 +311,6 @@ class Coco:
                 raise DataFormatError(self._where(f"{where}: a polygon point lies more than an image size "
                                                   f"outside the {width}x{height} image"))
         try:
-            return decode(segmentation_to_rle(segmentation, height, width))
+            return rle_to_mask(segmentation_to_rle(segmentation, height, width))
         except (ValueError, TypeError) as error:
             raise DataFormatError(self._where(f"{where}: cannot decode its segmentation ({error})")) from error

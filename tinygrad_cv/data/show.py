@@ -5,13 +5,12 @@ global figure state, no backend chosen for the caller (a notebook keeps its inli
 import functools
 import io
 import math
-import os
 import sys
 
 import numpy as np
 
 from .. import distributed as dist
-from ..io import atomic_write
+from ..io import save_figure
 from .image_io import class_colors
 
 
@@ -38,13 +37,12 @@ def blank_figure(width, height):
     return figure
 
 
-def save_figure(figure, fname=None):
-    """Write ``figure`` as the PNG ``fname`` (atomically, creating its folder) when ``fname`` is given;
-    under data parallelism only rank 0 writes. Returns the figure (Jupyter shows a returned figure)."""
+def finish_figure(figure, fname=None):
+    """The last step of every ``show_*`` and ``plot_*``: write ``figure`` as the PNG ``fname`` when it is
+    given (``io.save_figure``; under data parallelism only rank 0 writes) and return the figure (Jupyter
+    shows a returned figure)."""
     if fname is not None and dist.rank() == 0:
-        fname = os.fspath(fname)
-        os.makedirs(os.path.dirname(os.path.abspath(fname)), exist_ok=True)
-        atomic_write(fname, lambda tmp: figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
+        save_figure(figure, fname)
     return figure
 
 
@@ -108,13 +106,13 @@ def show_batch(batch, fname=None, vocab=None, max_n=9, ncols=3):
         if "boxes" in batch:
             labels = batch["labels"][i] if "labels" in batch else np.zeros(len(batch["boxes"][i]), int)
             colors = class_colors(int(max(labels, default=0)) + 2) / 255.0
-            for (x0, y0, x1, y1), label in zip(np.asarray(batch["boxes"][i]), labels):
-                axes.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=1.5,
+            for (x1, y1, x2, y2), label in zip(np.asarray(batch["boxes"][i]), labels):
+                axes.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, lw=1.5,
                                          edgecolor=colors[int(label) + 1]))
                 name = vocab[int(label)] if vocab is not None else str(int(label))
-                axes.text(x0, y0, name, fontsize=7, color="white", va="bottom",
+                axes.text(x1, y1, name, fontsize=7, color="white", va="bottom",
                           bbox={"facecolor": colors[int(label) + 1], "pad": 1, "lw": 0})
     figure.tight_layout()
     if "mask" in batch:                                    # which colour is which class
         class_legend(figure, np.unique(np.asarray(batch["mask"][:n])), vocab)
-    return save_figure(figure, fname)
+    return finish_figure(figure, fname)

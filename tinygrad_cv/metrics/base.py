@@ -76,6 +76,3 @@ def as_array(x):
         return x.data
     return x if backend.is_device_array(x) else np.asarray(x)
 
-
-def array_module(x):
-    return backend.get_xp(backend.device_of_array(x))

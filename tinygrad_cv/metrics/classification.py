@@ -6,7 +6,8 @@ thresh=0.3)`` works as a metric too (named 'fbeta').
 """
 import numpy as np
 
-from .base import array_module, as_array
+from .. import backend
+from .base import as_array
 
 
 def accuracy(inp, targ, axis=-1):
@@ -30,7 +31,7 @@ def _multi_label(name, inp, targ, thresh, sigmoid):
     if inp.shape != targ.shape or inp.ndim != 2:
         raise ValueError(f"{name}: expected predictions and targets of the same shape (batch, classes), got "
                          f"{inp.shape} and {targ.shape}")
-    xp = array_module(inp)
+    xp = backend.array_module(inp)
     probs = 1 / (1 + xp.exp(-inp.astype(np.float64))) if sigmoid else inp
     return xp, probs > thresh, targ > 0.5
 

@@ -35,7 +35,6 @@ import numpy as np
 from .. import backend
 from ..data import coco_mask
 from ..data.errors import DataFormatError, is_finite_number, is_integer
-from ..tensor import Tensor
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)          # pycocotools' values, bit for bit
 RECALL_LEVELS = np.linspace(0.0, 1.0, 101)
@@ -353,13 +352,6 @@ def coco_evaluate(ground_truth, predictions, iou_type="segm", verbose=True):
     return stats
 
 
-def as_numpy(values):
-    """A NumPy array from a Tensor, a NumPy or CuPy array, or a list."""
-    if isinstance(values, Tensor):
-        return values.numpy()
-    return backend.to_numpy(values) if backend.is_device_array(values) else np.asarray(values)
-
-
 def to_coco_results(image_id, boxes_xyxy, labels, scores, masks=None, mask_threshold=0.5):
     """COCO result dicts for one image's predictions.
 
@@ -367,7 +359,7 @@ def to_coco_results(image_id, boxes_xyxy, labels, scores, masks=None, mask_thres
     (N, H, W) at image size, a pixel belonging to the instance when its value is > mask_threshold
     (so 0/1 and bool masks work as they are). Arrays or Tensors of any device.
     """
-    boxes, labels, scores = (as_numpy(v) for v in (boxes_xyxy, labels, scores))
+    boxes, labels, scores = (backend.as_host(v) for v in (boxes_xyxy, labels, scores))
     boxes = boxes.reshape(-1, 4).astype(np.float64)
     if not len(boxes) == len(labels) == len(scores) or (masks is not None and len(masks) != len(boxes)):
         raise ValueError(f"to_coco_results: got {len(boxes)} boxes, {len(labels)} labels, {len(scores)} scores"
@@ -377,6 +369,6 @@ def to_coco_results(image_id, boxes_xyxy, labels, scores, masks=None, mask_thres
         result = {"image_id": int(image_id), "category_id": int(labels[i]), "score": float(scores[i]),
                   "bbox": [x1, y1, x2 - x1, y2 - y1]}
         if masks is not None:
-            result["segmentation"] = coco_mask.encode(as_numpy(masks[i]) > mask_threshold)
+            result["segmentation"] = coco_mask.encode(backend.as_host(masks[i]) > mask_threshold)
         results.append(result)
     return results

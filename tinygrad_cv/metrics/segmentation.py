@@ -8,7 +8,7 @@ confusion matrix over the whole epoch rather than averaging per-batch ratios.
 import numpy as np
 
 from .. import backend
-from .base import Metric, array_module, as_array
+from .base import Metric, as_array
 
 
 def predicted_labels(name, inp, targ, axis=1):
@@ -63,7 +63,7 @@ def confusion_matrix(labels, targ, n_classes, ignore_index=None):
     """(n_classes, n_classes) counts; entry [t, p] is the number of pixels of true class t predicted as p.
     Pixels whose target is ``ignore_index`` are skipped."""
     labels, targ = as_array(labels).reshape(-1), as_array(targ).reshape(-1)
-    xp = array_module(labels)
+    xp = backend.array_module(labels)
     if ignore_index is not None:
         keep = targ != ignore_index
         labels, targ = labels[keep], targ[keep]
@@ -104,7 +104,7 @@ class ConfusionMatrixMetric(Metric):
     def accumulate(self, pred, targ):
         labels, targ, n_channels = predicted_labels(self.name, pred, targ, self.axis)
         counts = confusion_matrix(labels, targ, self.n_classes or n_channels, ignore_index=self.void_code)
-        counts = backend.to_numpy(counts).astype(np.int64)
+        counts = backend.as_host(counts).astype(np.int64)
         self.matrix = counts if self.matrix is None else self.matrix + counts
 
     @property

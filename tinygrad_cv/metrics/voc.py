@@ -12,8 +12,8 @@ envelope (the best precision at this recall or beyond), summed over every recall
 """
 import numpy as np
 
+from .. import backend
 from ..ops.boxes import box_iou, mask_iou
-from .coco import as_numpy
 
 
 def voc_ap(recalls, precisions):
@@ -41,14 +41,15 @@ def compute_matches(gt_boxes, gt_class_ids, gt_masks, pred_boxes, pred_class_ids
     overlaps the (n_pred, n_gt) IoU matrix with predictions in score order. Equal scores keep their
     input order.
     """
-    gt_class_ids, pred_class_ids = as_numpy(gt_class_ids).reshape(-1), as_numpy(pred_class_ids).reshape(-1)
-    order = np.argsort(-as_numpy(pred_scores).reshape(-1), kind="stable")
+    gt_class_ids = backend.as_host(gt_class_ids).reshape(-1)
+    pred_class_ids = backend.as_host(pred_class_ids).reshape(-1)
+    order = np.argsort(-backend.as_host(pred_scores).reshape(-1), kind="stable")
     if (gt_masks is None) != (pred_masks is None):
         raise ValueError("compute_matches: give masks for both ground truths and predictions, or for neither")
     if gt_masks is None:
-        overlaps = box_iou(as_numpy(pred_boxes).reshape(-1, 4)[order], as_numpy(gt_boxes).reshape(-1, 4))
+        overlaps = box_iou(backend.as_host(pred_boxes).reshape(-1, 4)[order], backend.as_host(gt_boxes).reshape(-1, 4))
     else:
-        overlaps = mask_iou(as_numpy(pred_masks)[order], as_numpy(gt_masks))
+        overlaps = mask_iou(backend.as_host(pred_masks)[order], backend.as_host(gt_masks))
     same_class = pred_class_ids[order][:, None] == gt_class_ids[None, :]
     candidates = np.where(same_class & (overlaps >= iou_threshold), overlaps, -1.0)
     gt_match = -np.ones(len(gt_class_ids), dtype=np.int64)

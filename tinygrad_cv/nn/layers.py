@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .. import functional as F
-from ..ops.conv import pair
+from ..ops._util import pair
 from ..tensor import Pair, ShapeLike, Tensor
 from . import init
 from .module import Module, Parameter

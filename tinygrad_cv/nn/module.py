@@ -587,7 +587,7 @@ def _host_array(value):
     """A host NumPy view of a state-dict value (an array of any device, a Tensor, or numbers)."""
     if isinstance(value, Tensor):
         value = value.data
-    return backend.to_numpy(value) if backend.is_device_array(value) else np.asarray(value)
+    return backend.as_host(value) if backend.is_device_array(value) else np.asarray(value)
 
 
 def _checked_module(module, where, name):

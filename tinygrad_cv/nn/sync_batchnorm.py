@@ -9,7 +9,7 @@ from __future__ import annotations
 from .. import distributed as dist
 from .. import functional as F
 from ..autograd import Function
-from ..ops._util import accumulate_dtype
+from ..backend import acc_dtype
 from ..tensor import Tensor
 from .layers import BatchNorm2d
 from .module import Module
@@ -19,7 +19,7 @@ def global_batch_stats(xp, x):
     """(mean, biased var, M) per channel of x (N, C, *) over every rank's values, in float32 for float16:
     the sums of x and the counts all-reduced first (as float64), then those of (x - mean)^2 (two passes, no
     cancellation)."""
-    acc = xp.dtype(accumulate_dtype(x.dtype) or x.dtype)
+    acc = acc_dtype(x.dtype)
     xv = x.reshape(x.shape[0], x.shape[1], -1).astype(acc, copy=False)
     channels = x.shape[1]
     local = xp.concatenate([xv.sum(axis=(0, 2)).astype(xp.float64), xp.full(1, xv.shape[0] * xv.shape[2], xp.float64)])

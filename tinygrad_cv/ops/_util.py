@@ -1,8 +1,10 @@
-"""Small helpers shared by the ops: PyTorch's type promotion, binary operands, dims, fp32 accumulation."""
+"""Small helpers shared by the ops: PyTorch's type promotion, binary operands, dims, fp32 accumulation,
+"an int or a pair" arguments and the geometry of a sliding window."""
 from __future__ import annotations
 
 import itertools
 import numbers
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -156,11 +158,6 @@ def normalize_dim(dim, ndim, op):
     return tuple(sorted(set(out))) if ndim else ()
 
 
-def accumulate_dtype(dtype):
-    """Reductions and matrix products of float16 accumulate in float32."""
-    return np.float32 if dtype == np.float16 else None
-
-
 def matmul_arrays(xp, a, b):
     """a @ b. On the CPU, float16 operands are multiplied in float32 (NumPy has no fp16 BLAS and its
     float16 matmul is very slow) and rounded back; cuBLAS already accumulates fp16 GEMMs in fp32."""
@@ -168,3 +165,52 @@ def matmul_arrays(xp, a, b):
         out_dtype = np.result_type(a.dtype, b.dtype)
         return xp.matmul(a.astype(np.float32), b.astype(np.float32)).astype(out_dtype)
     return xp.matmul(a, b)
+
+
+# --------------------------------------------------------------------------- "an int or a pair", windows
+def pair(value: Any, fn: str, name: str, minimum: int) -> tuple[int, int]:
+    """An int, a pair of ints or a one-element sequence of an int (PyTorch's ``(2,)``) as a pair, each
+    at least ``minimum``. Bools and floats are refused, as PyTorch refuses them."""
+    def is_int(v):
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+    items = (value, value) if is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else None
+    if items is not None and len(items) == 1:
+        items = items * 2
+    if items is None or len(items) != 2 or not all(is_int(v) for v in items):
+        raise TypeError(f"{fn}: {name} must be an int or a pair of ints, got {value!r}")
+    if any(v < minimum for v in items):
+        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}")
+    return int(items[0]), int(items[1])
+
+
+def check_4d(fn, name, t):
+    """Refuse anything but a 4-D Tensor, naming ``fn`` and the argument."""
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{fn}: {name} must be a Tensor, got {type(t).__name__}")
+    if t.ndim != 4:
+        raise ValueError(f"{fn}: {name} must be 4-D (N, C, H, W for input; out, in/groups, kh, kw for "
+                         f"weight), got shape {t.shape}")
+
+
+class Window(NamedTuple):
+    """The geometry of a 2-D sliding window (a convolution's or a pooling's): ``kernel`` (kh, kw),
+    ``stride`` (sh, sw), ``padding`` ((top, bottom), (left, right)) and ``dilation`` (dh, dw).
+    It unpacks as ``kernel, stride, padding, dilation = window``."""
+    kernel: tuple
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+
+    @classmethod
+    def from_args(cls, fn, kernel_size, stride=None, padding=0, dilation=1):
+        """A Window from PyTorch-style arguments, each an int or a pair: ``stride`` None means the kernel
+        size (pooling's default) and an int or pair padding pads both sides of its dim alike."""
+        kernel = pair(kernel_size, fn, "kernel_size", 1)
+        stride = kernel if stride is None else pair(stride, fn, "stride", 1)
+        ph, pw = pair(padding, fn, "padding", 0)
+        return cls(kernel, stride, ((ph, ph), (pw, pw)), pair(dilation, fn, "dilation", 1))
+
+    def output_size(self, size):
+        """(Ho, Wo) of the window swept over (H, W): Ho = (H + top + bottom - dh*(kh-1) - 1) // sh + 1."""
+        return tuple((n + lo + hi - d * (k - 1) - 1) // s + 1
+                     for n, k, s, (lo, hi), d in zip(size, self.kernel, self.stride, self.padding, self.dilation))

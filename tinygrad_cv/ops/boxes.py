@@ -33,10 +33,6 @@ def _accepts_tensors(fn):
     return wrapper
 
 
-def _xp(array):
-    return backend.get_xp(backend.device_of_array(array))
-
-
 def _boxes(boxes, fn, name="boxes"):
     """``boxes`` as an array of shape (..., 4), or a ValueError naming ``fn`` and the argument."""
     boxes = boxes if backend.is_device_array(boxes) else np.asarray(boxes, dtype=np.float64)
@@ -66,7 +62,7 @@ def box_iou(boxes1, boxes2):
     (torchvision gives NaN there).
     """
     boxes1, boxes2 = _boxes(boxes1, "box_iou", "boxes1"), _boxes(boxes2, "box_iou", "boxes2")
-    xp = _xp(boxes1)
+    xp = backend.array_module(boxes1)
     lo = xp.maximum(boxes1[:, None, :2], boxes2[None, :, :2])
     hi = xp.minimum(boxes1[:, None, 2:], boxes2[None, :, 2:])
     size = xp.clip(hi - lo, 0, None)
@@ -84,7 +80,7 @@ def mask_iou(masks1, masks2):
     if masks1.ndim != 3 or masks2.ndim != 3 or masks1.shape[1:] != masks2.shape[1:]:
         raise ValueError(f"mask_iou: expected masks of shapes (N, H, W) and (M, H, W) with the same H, W, "
                          f"got {masks1.shape} and {masks2.shape}")
-    xp = _xp(masks1)
+    xp = backend.array_module(masks1)
     pixels = masks1.shape[1] * masks1.shape[2]
     dtype = np.float32 if pixels < 2 ** 24 else np.float64   # counts of 0/1 stay exact below 2^24
     flat1 = (masks1.reshape(len(masks1), pixels) != 0).astype(dtype)   # explicit size: N or M may be 0
@@ -107,7 +103,7 @@ def nms(boxes, scores, iou_threshold):
     if np.shape(scores) != boxes.shape[:1]:
         raise ValueError(f"nms: scores must have shape ({len(boxes)},) to match boxes {boxes.shape}, "
                          f"got {np.shape(scores)}")
-    xp = _xp(boxes)
+    xp = backend.array_module(boxes)
     scores = xp.asarray(scores)
     remaining = xp.argsort(-scores, kind="stable")
     keep = []
@@ -126,7 +122,7 @@ def batched_nms(boxes, scores, idxs, iou_threshold):
     coordinates, so boxes of different categories never overlap; then run plain ``nms``.
     """
     boxes = _boxes(boxes, "batched_nms")
-    xp = _xp(boxes)
+    xp = backend.array_module(boxes)
     if boxes.shape[0] == 0:
         return xp.zeros(0, dtype=np.int64)
     span = float(boxes.max() - boxes.min()) + 1
@@ -151,7 +147,7 @@ def encode_boxes(anchors, gt, std=(0.1, 0.1, 0.2, 0.2)):
     unit scale (torchvision's BoxCoder with weights 1/std = (10, 10, 5, 5)).
     """
     anchors, gt = _boxes(anchors, "encode_boxes", "anchors"), _boxes(gt, "encode_boxes", "gt")
-    xp = _xp(anchors)
+    xp = backend.array_module(anchors)
     ax, ay, aw, ah = _centres_and_sizes(anchors)
     gx, gy, gw, gh = _centres_and_sizes(gt)
     deltas = xp.stack([(gx - ax) / aw, (gy - ay) / ah, xp.log(gw / aw), xp.log(gh / ah)], axis=-1)
@@ -163,7 +159,7 @@ def decode_boxes(anchors, deltas, std=(0.1, 0.1, 0.2, 0.2)):
     """Boxes (x1, y1, x2, y2) from anchors and deltas (dx, dy, dw, dh): the inverse of
     ``encode_boxes``. dw and dh are clamped at log(1000/16) so that exp() cannot overflow."""
     anchors, deltas = _boxes(anchors, "decode_boxes", "anchors"), _boxes(deltas, "decode_boxes", "deltas")
-    xp = _xp(anchors)
+    xp = backend.array_module(anchors)
     d = deltas * xp.asarray(std, dtype=deltas.dtype)
     ax, ay, aw, ah = _centres_and_sizes(anchors)
     x, y = ax + d[..., 0] * aw, ay + d[..., 1] * ah
@@ -206,7 +202,7 @@ def _level_anchors(scale, ratios, shape, stride):
 def clip_boxes(boxes, height, width):
     """Boxes clipped to the image: x to [0, width], y to [0, height]."""
     boxes = _boxes(boxes, "clip_boxes")
-    xp = _xp(boxes)
+    xp = backend.array_module(boxes)
     limit = xp.asarray([width, height, width, height], dtype=boxes.dtype)
     return xp.clip(boxes, 0, limit)
 
@@ -215,6 +211,6 @@ def clip_boxes(boxes, height, width):
 def remove_small_boxes(boxes, min_size):
     """Indices of the boxes whose width and height are both at least ``min_size``."""
     boxes = _boxes(boxes, "remove_small_boxes")
-    xp = _xp(boxes)
+    xp = backend.array_module(boxes)
     width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     return xp.flatnonzero((width >= min_size) & (height >= min_size))

@@ -28,7 +28,6 @@ kernel can replace them one for one.
 from __future__ import annotations
 
 import numbers
-from typing import Any
 
 import numpy as np
 
@@ -36,16 +35,10 @@ from ..autograd import Function
 from ..backend import launch, threads
 from ..tensor import Pair, Tensor
 from . import linalg, shape
-from ._util import matmul_arrays
+from ._util import Window, check_4d, matmul_arrays, pair
 
 
 # --------------------------------------------------------------------------- window geometry
-def output_size(size, kernel, stride, padding, dilation):
-    """(Ho, Wo) of a sliding window over (H, W): Ho = (H + top + bottom - dh*(kh-1) - 1) // sh + 1."""
-    return tuple((n + lo + hi - d * (k - 1) - 1) // s + 1
-                 for n, k, s, (lo, hi), d in zip(size, kernel, stride, padding, dilation))
-
-
 def offset_slices(i, j, stride, dilation, out_size):
     """The slices of the padded input that kernel offset (i, j) reads, one element per output pixel:
     rows i*dh, i*dh + sh, ..., i*dh + sh*(Ho-1), and the same for columns."""
@@ -198,7 +191,7 @@ def _cols_row_bytes(x, kernel, out_width):
 
 def conv_forward(xp, x, w, window, groups, out_size=None, device="cpu"):
     """The convolution of x (N, C, H, W) with w (O, C/G, kh, kw): im2col + GEMM, tile by tile."""
-    out_size = tuple(out_size or output_size(x.shape[2:], *window))
+    out_size = tuple(out_size or Window(*window).output_size(x.shape[2:]))
     out = xp.empty((x.shape[0], w.shape[0]) + out_size, dtype=x.dtype)
     columns = im2col(xp, x, window, out_size, device)
 
@@ -344,21 +337,6 @@ class BiasReLU(Function):
 
 
 # --------------------------------------------------------------------------- argument checks
-def pair(value: Any, fn: str, name: str, minimum: int) -> tuple[int, int]:
-    """An int, a pair of ints or a one-element sequence of an int (PyTorch's ``(2,)``) as a pair, each
-    at least ``minimum``. Bools and floats are refused, as PyTorch refuses them."""
-    def is_int(v):
-        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-    items = (value, value) if is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else None
-    if items is not None and len(items) == 1:
-        items = items * 2
-    if items is None or len(items) != 2 or not all(is_int(v) for v in items):
-        raise TypeError(f"{fn}: {name} must be an int or a pair of ints, got {value!r}")
-    if any(v < minimum for v in items):
-        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}")
-    return int(items[0]), int(items[1])
-
-
 def batched(fn, t):
     """(t as a 4-D batch, whether it was an unbatched (C, H, W) sample): PyTorch's 2-D ops take one
     3-D sample and return a 3-D result. Anything else than 3-D or 4-D is refused."""
@@ -373,14 +351,6 @@ def batched(fn, t):
 def unbatched(out, was_unbatched):
     """Undo ``batched``: drop the batch dim of a result when the input had none."""
     return shape.squeeze(out, 0) if was_unbatched else out
-
-
-def check_4d(fn, name, t):
-    if not isinstance(t, Tensor):
-        raise TypeError(f"{fn}: {name} must be a Tensor, got {type(t).__name__}")
-    if t.ndim != 4:
-        raise ValueError(f"{fn}: {name} must be 4-D (N, C, H, W for input; out, in/groups, kh, kw for "
-                         f"weight), got shape {t.shape}")
 
 
 def _check_conv_operands(fn, x, w, b, groups, transposed):
@@ -407,7 +377,8 @@ def _check_conv_operands(fn, x, w, b, groups, transposed):
         raise TypeError(f"{fn}: bias dtype {b.dtype} differs from the input's {x.dtype}")
 
 
-def _conv_padding(padding, kernel, stride, dilation):
+def _conv_padding(padding: Pair | str, kernel: tuple[int, ...], stride: tuple[int, int],
+                  dilation: tuple[int, int]) -> tuple[tuple[int, int], ...]:
     """Padding as ((top, bottom), (left, right)); 'same' splits d*(k-1) with the extra pixel at the
     end (as PyTorch), 'valid' is no padding."""
     if padding == "valid":
@@ -445,10 +416,11 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Pa
     kernel = weight.shape[2:]
     stride = pair(stride, "conv2d", "stride", 1)
     dilation = pair(dilation, "conv2d", "dilation", 1)
-    padding = _conv_padding(padding, kernel, stride, dilation)
-    check_window_fits("conv2d", input.shape[2:], kernel, padding, dilation)
+    pads = _conv_padding(padding, kernel, stride, dilation)
+    check_window_fits("conv2d", input.shape[2:], kernel, pads, dilation)
     tensors = (input, weight) if bias is None else (input, weight, bias)
-    return unbatched(Conv2d.apply(*tensors, window=(kernel, stride, padding, dilation), groups=groups), was_unbatched)
+    window = Window(kernel, stride, pads, dilation)
+    return unbatched(Conv2d.apply(*tensors, window=window, groups=groups), was_unbatched)
 
 
 def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Pair = 1, padding: Pair = 0,
@@ -474,7 +446,7 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
         raise ValueError(f"{fn}: the output size {size} is not positive (input {input.shape}, kernel {kernel}, "
                          f"stride {stride}, padding {(ph, pw)}); reduce the padding")
     tensors = (input, weight) if bias is None else (input, weight, bias)
-    window = (kernel, stride, ((ph, ph), (pw, pw)), dilation)
+    window = Window(kernel, stride, ((ph, ph), (pw, pw)), dilation)
     return unbatched(ConvTranspose2d.apply(*tensors, window=window, groups=groups, size=size), was_unbatched)
 
 

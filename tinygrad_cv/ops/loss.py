@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function
-from ..backend import launch
+from .. import backend
+from ..backend import acc_dtype, launch
 from ..tensor import Tensor
 from . import elementwise, reduce, shape
-from ._util import accumulate_dtype
 from .elementwise import stable_sigmoid
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -146,10 +146,11 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     _check_reduction(fn, reduction)
     target = _same_shape_target(fn, input, target)
     weight = _broadcast_weight(fn, "weight", weight, input, input.shape)
-    if input.numel() and bool(((input.data < 0) | (input.data > 1)).any()):
-        raise ValueError(f"{fn}: input must hold probabilities in [0, 1], but its values span "
-                         f"[{float(input.data.min()):.4g}, {float(input.data.max()):.4g}] (shape {input.shape}); "
-                         f"for logits use binary_cross_entropy_with_logits")
+    if input.numel():  # on a device: raised at the next read back
+        backend.deferred.check(((input.data < 0) | (input.data > 1)).any(), lambda: ValueError(
+            f"{fn}: input must hold probabilities in [0, 1], but its values span "
+            f"[{float(input.data.min()):.4g}, {float(input.data.max()):.4g}] (shape {input.shape}); "
+            f"for logits use binary_cross_entropy_with_logits"))
     return _reduce(_weighted(BinaryCrossEntropy.apply(input, target), weight), reduction)
 
 
@@ -199,17 +200,18 @@ class NLLLoss(Function):
     def forward(ctx, x, *, target, weight, ignore_index, reduction):
         xp = ctx.xp
         v = x.reshape(_spatial(x.shape))
-        ctx.targets = _ClassTargets(xp, target.reshape(v.shape[0], v.shape[2]), x.shape[1], weight, ignore_index,
-                                    x.dtype)
+        targets = _ClassTargets(xp, target.reshape(v.shape[0], v.shape[2]), x.shape[1], weight, ignore_index, x.dtype)
+        ctx.save(targets)
         ctx.shape, ctx.out_shape, ctx.reduction = v.shape, target.shape, reduction
-        loss = -ctx.targets.weight * v.reshape(-1)[ctx.targets.flat]
-        return _reduce_samples(xp, loss, ctx.targets, reduction, target.shape)
+        loss = -targets.weight * v.reshape(-1)[targets.flat]
+        return _reduce_samples(xp, loss, targets, reduction, target.shape)
 
     def backward(ctx, g):
+        (targets,) = ctx.saved
         n, c, p = ctx.shape
         gx = ctx.xp.zeros(ctx.shape, dtype=g.dtype)
-        per_sample = ctx.targets.per_sample_grad(g, ctx.reduction, (n, p))
-        gx.reshape(-1)[ctx.targets.flat] = -ctx.targets.weight * per_sample
+        per_sample = targets.per_sample_grad(g, ctx.reduction, (n, p))
+        gx.reshape(-1)[targets.flat] = -targets.weight * per_sample
         return gx.reshape((n, c) + ctx.out_shape[1:])
 
 
@@ -225,7 +227,7 @@ class CrossEntropy(Function):
     def forward(ctx, x, *, target, weight, ignore_index, reduction, label_smoothing):
         xp = ctx.xp
         n, c = x.shape[:2]
-        acc = accumulate_dtype(x.dtype) or x.dtype
+        acc = acc_dtype(x.dtype)
         v = x.reshape(_spatial(x.shape)).astype(acc, copy=False)
         targets = _ClassTargets(xp, target.reshape(n, v.shape[2]), c, weight, ignore_index, acc)
         shifted = v - v.max(axis=1, keepdims=True)
@@ -239,22 +241,21 @@ class CrossEntropy(Function):
             class_sum = c if weight is None else weight.astype(acc).sum()
             smooth = weighted.sum(axis=1) - class_sum * log_total  # sum_c w_c logp_c
             loss -= (label_smoothing / c) * smooth * targets.valid
-        ctx.save(probs)
-        ctx.targets, ctx.weight, ctx.dtype, ctx.out_shape = targets, weight, x.dtype, target.shape
-        ctx.reduction, ctx.smoothing = reduction, label_smoothing
+        ctx.save(probs, targets, weight)
+        ctx.dtype, ctx.out_shape, ctx.reduction, ctx.smoothing = x.dtype, target.shape, reduction, label_smoothing
         return _reduce_samples(xp, loss, targets, reduction, target.shape).astype(x.dtype, copy=False)
 
     def backward(ctx, g):
-        (probs,) = ctx.saved
+        probs, targets, weight = ctx.saved
         n, c, p = probs.shape
-        targets, e = ctx.targets, ctx.smoothing
+        e = ctx.smoothing
         per_sample = targets.per_sample_grad(g.astype(probs.dtype, copy=False), ctx.reduction, (n, p))
         hard = (1 - e) * targets.weight * per_sample                   # (N, P)
         if not e:
             gx = probs * hard[:, None, :]
         else:
             smooth = (e / c) * per_sample * targets.valid                # (N, P)
-            w = ctx.xp.ones(c, dtype=probs.dtype) if ctx.weight is None else ctx.weight.astype(probs.dtype)
+            w = ctx.xp.ones(c, dtype=probs.dtype) if weight is None else weight.astype(probs.dtype)
             gx = probs * (hard + w.sum() * smooth)[:, None, :]
             gx -= w[:, None] * smooth[:, None, :]
         gx.reshape(-1)[targets.flat] -= hard
@@ -300,10 +301,9 @@ def _class_index_target(fn, input, target, ignore_index):
     bad = (t < 0) | (t >= input.shape[1])
     if ignore_index is not None:
         bad &= t != ignore_index
-    if bool(bad.any()):
-        value = int(t[bad].reshape(-1)[0])
-        raise ValueError(f"{fn}: target holds class index {value}, outside [0, {input.shape[1]}) for input of "
-                         f"shape {input.shape} (ignore_index={ignore_index})")
+    backend.deferred.check(bad.any(), lambda: ValueError(  # on a device: raised at the next read back
+        f"{fn}: target holds class index {int(backend.as_host(t[bad]).reshape(-1)[0])}, outside "
+        f"[0, {input.shape[1]}) for input of shape {input.shape} (ignore_index={ignore_index})"))
     return t
 
 

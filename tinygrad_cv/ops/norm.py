@@ -6,10 +6,9 @@ import numbers
 import numpy as np
 
 from ..autograd import Function
-from ..backend import launch, threads
+from ..backend import acc_dtype, launch, threads
 from ..random import generator
 from ..tensor import ShapeLike, Tensor
-from ._util import accumulate_dtype
 from .elementwise import rsqrt
 
 
@@ -36,7 +35,7 @@ def batch_norm_stats(xp, x, device="cpu"):
     backend/kernels/batchnorm.cu (shifted sums)."""
     if device != "cpu":
         return launch.batch_norm_statistics(x)
-    acc = accumulate_dtype(x.dtype) or x.dtype
+    acc = acc_dtype(x.dtype)
     xv = _channels_view(x)
     count = xv.shape[0] * xv.shape[2]
     mean, var = xp.empty(xv.shape[1], dtype=acc), xp.empty(xv.shape[1], dtype=acc)
@@ -145,7 +144,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: running_mean and running_var are needed in evaluation mode "
                              "(training=False)")
-        acc = accumulate_dtype(input.dtype) or input.dtype
+        acc = acc_dtype(input.dtype)
         mean, var = running_mean.data.astype(acc), running_var.data.astype(acc)
     invstd = 1 / xp.sqrt(var + var.dtype.type(eps))
     weight = weight if weight is not None else Tensor(xp.ones(channels, dtype=input.dtype), device=input.device)

@@ -9,6 +9,7 @@ ceil((i+1)*H/oh)) and the columns likewise.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Literal, Optional, Union, overload
 
 import numpy as np
@@ -17,9 +18,8 @@ from .. import backend
 from ..autograd import Function
 from ..backend import launch, threads
 from ..tensor import Pair, Tensor
-import numbers
-
-from .conv import batched, offset_slices, pad2d, pair, unbatched
+from ._util import Window, pair
+from .conv import batched, offset_slices, pad2d, unbatched
 from .resample import adaptive_bins, resample2d
 
 # an adaptive pool's output size: an int (square), or (h, w) where None keeps that input size
@@ -27,24 +27,23 @@ AdaptiveSize = Union[int, None, tuple[Optional[int], Optional[int]]]
 
 
 # --------------------------------------------------------------------------- geometry
-def pool_output_size(size, kernel, stride, padding, dilation, ceil_mode):
-    """PyTorch's pooling output size per dim: (n + 2p - d(k-1) - 1) / s + 1 rounded down (or up with
-    ceil_mode, but then the last window must start inside the input or its left padding)."""
-    out = []
-    for n, k, s, p, d in zip(size, kernel, stride, padding, dilation):
-        span = n + 2 * p - d * (k - 1) - 1
-        o = (span + (s - 1 if ceil_mode else 0)) // s + 1
-        if ceil_mode and (o - 1) * s >= n + p:
-            o -= 1
-        out.append(o)
-    return tuple(out)
+def pool_output_size(size, window, ceil_mode):
+    """PyTorch's pooling output size per dim: ``Window.output_size`` (rounded down), or with ceil_mode
+    rounded up (the same formula with s - 1 more pixels at the end), but then the last window must
+    start inside the input or its top/left padding."""
+    if not ceil_mode:
+        return window.output_size(size)
+    grown = window._replace(padding=tuple((lo, hi + s - 1) for (lo, hi), s in zip(window.padding, window.stride)))
+    return tuple(o - 1 if (o - 1) * s >= n + lo else o
+                 for o, n, s, (lo, _) in zip(grown.output_size(size), size, window.stride, window.padding))
 
 
-def _window_padding(size, kernel, stride, padding, dilation, out_size):
+def _window_padding(size, window, out_size):
     """((top, bottom), (left, right)) such that every window lies inside the padded input: the
-    bottom/right side grows beyond ``padding`` when ceil_mode adds a partial window."""
-    return tuple((p, max(0, (o - 1) * s + d * (k - 1) + 1 - n - p))
-                 for n, k, s, p, d, o in zip(size, kernel, stride, padding, dilation, out_size))
+    bottom/right side grows beyond the window's padding when ceil_mode adds a partial window."""
+    kernel, stride, padding, dilation = window
+    return tuple((lo, max(0, (o - 1) * s + d * (k - 1) + 1 - n - lo))
+                 for n, k, s, (lo, _), d, o in zip(size, kernel, stride, padding, dilation, out_size))
 
 
 def _offsets(kernel):
@@ -52,7 +51,7 @@ def _offsets(kernel):
 
 
 # --------------------------------------------------------------------------- max pooling
-def max_pool_forward(xp, x, kernel, stride, padding, dilation, out_size):
+def max_pool_forward(xp, x, window, out_size):
     """y (N, C, Ho, Wo) = the max of each window of x (N, C, H, W), padded with -inf, and argmax
     (N, C, Ho, Wo), the window offset i*kw + j of the maximum (the smallest unsigned dtype that holds
     kh*kw - 1). Ties keep the first offset in row-major order, as PyTorch; a NaN propagates to y and
@@ -61,8 +60,8 @@ def max_pool_forward(xp, x, kernel, stride, padding, dilation, out_size):
     Arithmetic passes only (masked copies are several times slower in NumPy): y is a running maximum
     over the offsets, then argmax is the first offset that attains it.
     """
-    pads = _window_padding(x.shape[2:], kernel, stride, padding, dilation, out_size)
-    xpad = pad2d(xp, x, pads, value=-np.inf)
+    kernel, stride, _, dilation = window
+    xpad = pad2d(xp, x, _window_padding(x.shape[2:], window, out_size), value=-np.inf)
     views = [xpad[(Ellipsis,) + offset_slices(i, j, stride, dilation, out_size)] for i, j in _offsets(kernel)]
     y = views[0].copy()
     for v in views[1:]:
@@ -81,12 +80,12 @@ def max_pool_forward(xp, x, kernel, stride, padding, dilation, out_size):
     return y, argmax
 
 
-def max_pool_backward(xp, dy, argmax, size, kernel, stride, padding, dilation):
+def max_pool_backward(xp, dy, argmax, size, window):
     """dx (N, C, H, W): each dy goes to the input pixel its window's argmax points to (summed where
     windows overlap)."""
+    kernel, stride, _, dilation = window
     out_size = dy.shape[2:]
-    pads = _window_padding(size, kernel, stride, padding, dilation, out_size)
-    (top, bottom), (left, right) = pads
+    (top, bottom), (left, right) = _window_padding(size, window, out_size)
     dxpad = xp.zeros(dy.shape[:2] + (size[0] + top + bottom, size[1] + left + right), dtype=dy.dtype)
     disjoint = all(s >= d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation))
     for k, (i, j) in enumerate(_offsets(kernel)):
@@ -98,12 +97,13 @@ def max_pool_backward(xp, dy, argmax, size, kernel, stride, padding, dilation):
     return dxpad[:, :, top:top + size[0], left:left + size[1]]
 
 
-def plane_indices(xp, argmax, width, kernel, stride, padding, dilation):
+def plane_indices(xp, argmax, width, window):
     """PyTorch's ``return_indices``: argmax offsets turned into flat indices h*W + w of the input plane."""
+    kernel, stride, ((top, _), (left, _)), dilation = window
     ho, wo = argmax.shape[2:]
     i, j = argmax // kernel[1], argmax % kernel[1]
-    h = xp.arange(ho).reshape(-1, 1) * stride[0] - padding[0] + i * dilation[0]
-    w = xp.arange(wo) * stride[1] - padding[1] + j * dilation[1]
+    h = xp.arange(ho).reshape(-1, 1) * stride[0] - top + i * dilation[0]
+    w = xp.arange(wo) * stride[1] - left + j * dilation[1]
     return (h * width + w).astype(np.int64)
 
 
@@ -115,9 +115,9 @@ class MaxPool2d(Function):
     the threads."""
     def forward(ctx, x, *, window, out_size):
         if ctx.device != "cpu":
-            y, argmax = launch.max_pool2d(x, *window, out_size=out_size)  # type: ignore[misc]  # window is 4 long
+            y, argmax = launch.max_pool2d(x, *_launch_window(window), out_size=out_size)  # type: ignore[misc]
         else:
-            parts = threads.parallel_map(lambda s: max_pool_forward(ctx.xp, x[s], *window, out_size),  # type: ignore[call-arg]
+            parts = threads.parallel_map(lambda s: max_pool_forward(ctx.xp, x[s], window, out_size),
                                          threads.split(x.shape[0]))
             y, argmax = (ctx.xp.concatenate(arrays) for arrays in zip(*parts))
         ctx.save(argmax)
@@ -127,19 +127,26 @@ class MaxPool2d(Function):
     def backward(ctx, dy):
         (argmax,) = ctx.saved
         if ctx.device != "cpu":
-            return launch.max_pool2d_backward(dy, argmax, dy.shape[:2] + tuple(ctx.size), *ctx.window)
+            return launch.max_pool2d_backward(dy, argmax, dy.shape[:2] + tuple(ctx.size), *_launch_window(ctx.window))
         return ctx.xp.concatenate(threads.parallel_map(
-            lambda s: max_pool_backward(ctx.xp, dy[s], argmax[s], ctx.size, *ctx.window), threads.split(dy.shape[0])))
+            lambda s: max_pool_backward(ctx.xp, dy[s], argmax[s], ctx.size, ctx.window), threads.split(dy.shape[0])))
+
+
+def _launch_window(window):
+    """The window as the kernels take it: kernel, stride, the (top, left) padding, dilation (the kernels
+    clip each window to the input, so the bottom/right padding needs no argument)."""
+    kernel, stride, ((top, _), (left, _)), dilation = window
+    return kernel, stride, (top, left), dilation
 
 
 # --------------------------------------------------------------------------- average pooling
-def avg_pool_divisor(size, kernel, stride, padding, out_size, count_include_pad):
+def avg_pool_divisor(size, window, out_size, count_include_pad):
     """The (Ho, Wo) host array of PyTorch's divisors: the window's area clipped to the padded input
     (count_include_pad) or to the input itself. The area is a product of one length per dim."""
     lengths = []
-    for n, k, s, p, o in zip(size, kernel, stride, padding, out_size):
-        start = np.arange(o) * s - p
-        end = np.minimum(start + k, n + p)
+    for n, k, s, (lo, hi), o in zip(size, window.kernel, window.stride, window.padding, out_size):
+        start = np.arange(o) * s - lo
+        end = np.minimum(start + k, n + hi)
         if not count_include_pad:
             start, end = np.maximum(start, 0), np.minimum(end, n)
         lengths.append(end - start)
@@ -149,20 +156,22 @@ def avg_pool_divisor(size, kernel, stride, padding, out_size, count_include_pad)
 class AvgPool2d(Function):
     """y = sum over each window / divisor;  dx[window pixel] += dy / divisor."""
     def forward(ctx, x, *, window, out_size, divisor):
-        kernel, stride, padding, dilation = window
-        pads = _window_padding(x.shape[2:], kernel, stride, padding, dilation, out_size)
+        kernel, stride, _, dilation = window
+        pads = _window_padding(x.shape[2:], window, out_size)
         xpad = pad2d(ctx.xp, x, pads)
         y = ctx.xp.zeros(x.shape[:2] + out_size, dtype=x.dtype)
         for i, j in _offsets(kernel):
             y += xpad[(Ellipsis,) + offset_slices(i, j, stride, dilation, out_size)]
-        ctx.divisor, ctx.window, ctx.size, ctx.pads = divisor, window, x.shape[2:], pads
+        ctx.save(divisor)
+        ctx.window, ctx.size, ctx.pads = window, x.shape[2:], pads
         return y / divisor
 
     def backward(ctx, dy):
+        (divisor,) = ctx.saved
         kernel, stride, _, dilation = ctx.window
         (top, bottom), (left, right) = ctx.pads
         h, w = ctx.size
-        share = dy / ctx.divisor
+        share = dy / divisor
         dxpad = ctx.xp.zeros(dy.shape[:2] + (h + top + bottom, w + left + right), dtype=dy.dtype)
         for i, j in _offsets(kernel):
             dxpad[(Ellipsis,) + offset_slices(i, j, stride, dilation, dy.shape[2:])] += share
@@ -219,24 +228,22 @@ def _check_pool_input(fn, x):
 
 
 def _pool_window(fn, kernel_size, stride, padding, dilation):
-    """Validated (kernel, stride, padding, dilation) pairs; stride defaults to the kernel size and
-    each padding is at most half the (dilated) kernel, as PyTorch requires."""
-    kernel = pair(kernel_size, fn, "kernel_size", 1)
-    stride = kernel if stride is None else pair(stride, fn, "stride", 1)
-    padding = pair(padding, fn, "padding", 0)
-    dilation = pair(dilation, fn, "dilation", 1)
-    for p, k, d in zip(padding, kernel, dilation):
-        if p > (d * (k - 1) + 1) // 2:
-            raise ValueError(f"{fn}: padding {padding} must be at most half the effective kernel size "
-                             f"(kernel {kernel}, dilation {dilation})")
-    return kernel, stride, padding, dilation
+    """The validated Window; stride defaults to the kernel size and each padding is at most half the
+    (dilated) kernel, as PyTorch requires."""
+    window = Window.from_args(fn, kernel_size, stride, padding, dilation)
+    kernel, _, pads, dilation = window
+    if any(lo > (d * (k - 1) + 1) // 2 for (lo, _), k, d in zip(pads, kernel, dilation)):
+        raise ValueError(f"{fn}: padding {tuple(lo for lo, _ in pads)} must be at most half the effective "
+                         f"kernel size (kernel {kernel}, dilation {dilation})")
+    return window
 
 
-def _pool_out_size(fn, x, kernel, stride, padding, dilation, ceil_mode):
-    out_size = pool_output_size(x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
+def _pool_out_size(fn, x, window, ceil_mode):
+    out_size = pool_output_size(x.shape[2:], window, ceil_mode)
     if min(out_size) < 1:
-        raise ValueError(f"{fn}: the kernel {kernel} (dilation {dilation}) is larger than the padded input "
-                         f"(input shape {x.shape}, padding {padding}); output size would be {out_size}")
+        raise ValueError(f"{fn}: the kernel {window.kernel} (dilation {window.dilation}) is larger than the padded "
+                         f"input (input shape {x.shape}, padding {tuple(lo for lo, _ in window.padding)}); output "
+                         f"size would be {out_size}")
     return out_size
 
 
@@ -255,14 +262,13 @@ def max_pool2d(input: Tensor, kernel_size: Pair, stride: Pair | None = None, pad
     also the flat index h*W + w (in the input plane) of each maximum. A 3-D input is one unbatched
     (C, H, W) sample and gives 3-D results."""
     input, was_unbatched = _check_pool_input("max_pool2d", input)
-    kernel, stride, padding, dilation = _pool_window("max_pool2d", kernel_size, stride, padding, dilation)
-    out_size = _pool_out_size("max_pool2d", input, kernel, stride, padding, dilation, ceil_mode)
-    out = unbatched(MaxPool2d.apply(input, window=(kernel, stride, padding, dilation), out_size=out_size),
-                    was_unbatched)
+    window = _pool_window("max_pool2d", kernel_size, stride, padding, dilation)
+    out_size = _pool_out_size("max_pool2d", input, window, ceil_mode)
+    out = unbatched(MaxPool2d.apply(input, window=window, out_size=out_size), was_unbatched)
     if not return_indices:
         return out
-    _, argmax = max_pool_forward(input.xp, input.data, kernel, stride, padding, dilation, out_size)
-    indices = plane_indices(input.xp, argmax, input.shape[3], kernel, stride, padding, dilation)
+    _, argmax = max_pool_forward(input.xp, input.data, window, out_size)
+    indices = plane_indices(input.xp, argmax, input.shape[3], window)
     return out, Tensor(indices[0] if was_unbatched else indices, device=input.device)
 
 
@@ -272,8 +278,8 @@ def avg_pool2d(input: Tensor, kernel_size: Pair, stride: Pair | None = None, pad
     ceil_mode=False by default; ``divisor_override``, a non-zero int, replaces every divisor). A 3-D
     input is one unbatched (C, H, W) sample and gives a 3-D result."""
     input, was_unbatched = _check_pool_input("avg_pool2d", input)
-    kernel, stride, padding, dilation = _pool_window("avg_pool2d", kernel_size, stride, padding, 1)
-    out_size = _pool_out_size("avg_pool2d", input, kernel, stride, padding, dilation, ceil_mode)
+    window = _pool_window("avg_pool2d", kernel_size, stride, padding, 1)
+    out_size = _pool_out_size("avg_pool2d", input, window, ceil_mode)
     if divisor_override is not None:
         if not isinstance(divisor_override, numbers.Integral) or isinstance(divisor_override, bool):
             raise TypeError(f"avg_pool2d: divisor_override must be an int (or None), got {divisor_override!r}")
@@ -281,9 +287,9 @@ def avg_pool2d(input: Tensor, kernel_size: Pair, stride: Pair | None = None, pad
             raise ValueError("avg_pool2d: divisor_override must be non-zero, got 0")
         divisor = input.dtype.type(divisor_override)
     else:
-        divisor = avg_pool_divisor(input.shape[2:], kernel, stride, padding, out_size, count_include_pad)
+        divisor = avg_pool_divisor(input.shape[2:], window, out_size, count_include_pad)
         divisor = input.xp.asarray(divisor.astype(input.dtype))
-    out = AvgPool2d.apply(input, window=(kernel, stride, padding, dilation), out_size=out_size, divisor=divisor)
+    out = AvgPool2d.apply(input, window=window, out_size=out_size, divisor=divisor)
     return unbatched(out, was_unbatched)
 
 
@@ -320,13 +326,12 @@ def adaptive_max_pool2d(input: Tensor, output_size: AdaptiveSize,
 
 
 def adaptive_output_size(fn, size, output_size):
-    """output_size (an int, or a pair of ints or None) as a pair of positive ints; None keeps the input's size."""
-    sizes = (output_size, output_size) if output_size is None or isinstance(output_size, numbers.Integral) \
-        else tuple(output_size) if isinstance(output_size, (tuple, list)) else ()
-    if len(sizes) == 2:
-        sizes = tuple(n if o is None else o for n, o in zip(size, sizes))
-    if len(sizes) != 2 or any(not isinstance(o, numbers.Integral) or isinstance(o, bool) or o < 1 for o in sizes):
-        raise ValueError(f"{fn}: output_size must be a positive int or a pair of them (None keeps the input's "
-                         f"size), got {output_size!r}")
-    return tuple(int(o) for o in sizes)
+    """output_size (an int, or a pair of ints or None) as a pair of positive ints (``pair``); None keeps
+    the input's size. A one-element sequence is refused, as PyTorch refuses it here."""
+    if isinstance(output_size, (tuple, list)) and len(output_size) != 2:
+        raise ValueError(f"{fn}: output_size must be an int or a pair (None keeps the input's size), got "
+                         f"{output_size!r}")
+    if output_size is None or isinstance(output_size, (tuple, list)):
+        output_size = tuple(n if o is None else o for n, o in zip(size, output_size or (None, None)))
+    return pair(output_size, fn, "output_size", 1)
 

@@ -12,8 +12,9 @@ from typing import NamedTuple, overload
 import numpy as np
 
 from ..autograd import Function
+from ..backend import acc_dtype
 from ..tensor import DTypeLike, Dims, Number, Tensor
-from ._util import accumulate_dtype, normalize_dim, require_floating, to_floating
+from ._util import normalize_dim, require_floating, to_floating
 from .elementwise import maximum, minimum
 from .shape import reshape
 
@@ -47,7 +48,7 @@ class Sum(Function):
     """y = sum_i x_i;  dy/dx_i = 1."""
     def forward(ctx, x, axes, keepdim):
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
-        return x.sum(axis=axes, keepdims=keepdim, dtype=accumulate_dtype(x.dtype)).astype(x.dtype, copy=False)
+        return x.sum(axis=axes, keepdims=keepdim, dtype=acc_dtype(x.dtype)).astype(x.dtype, copy=False)
 
     def backward(ctx, g):
         return ctx.xp.broadcast_to(_restore_dims(g, ctx.axes, ctx.keepdim), ctx.shape)
@@ -58,7 +59,7 @@ class Mean(Function):
     def forward(ctx, x, axes, keepdim):
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
         ctx.count = _reduced_count(x.shape, axes)
-        return x.mean(axis=axes, keepdims=keepdim, dtype=accumulate_dtype(x.dtype)).astype(x.dtype, copy=False)
+        return x.mean(axis=axes, keepdims=keepdim, dtype=acc_dtype(x.dtype)).astype(x.dtype, copy=False)
 
     def backward(ctx, g):
         g = _restore_dims(g, ctx.axes, ctx.keepdim) / g.dtype.type(ctx.count)
@@ -112,7 +113,7 @@ class Prod(Function):
     def forward(ctx, x, axes, keepdim):
         ctx.save(x)
         ctx.axes, ctx.keepdim = axes, keepdim
-        return x.prod(axis=axes, keepdims=keepdim, dtype=accumulate_dtype(x.dtype)).astype(x.dtype, copy=False)
+        return x.prod(axis=axes, keepdims=keepdim, dtype=acc_dtype(x.dtype)).astype(x.dtype, copy=False)
 
     def backward(ctx, g):
         (x,) = ctx.saved
@@ -129,7 +130,7 @@ class CumSum(Function):
     """y_i = sum_{j <= i} x_j along an axis;  dx_j = sum_{i >= j} g_i (a reversed cumulative sum)."""
     def forward(ctx, x, axis):
         ctx.axis = axis
-        return x.cumsum(axis=axis, dtype=accumulate_dtype(x.dtype)).astype(x.dtype, copy=False)
+        return x.cumsum(axis=axis, dtype=acc_dtype(x.dtype)).astype(x.dtype, copy=False)
 
     def backward(ctx, g):
         xp = ctx.xp
@@ -141,7 +142,7 @@ class Var(Function):
 
     With n - correction <= 0 the result is NaN, as in PyTorch."""
     def forward(ctx, x, axes, keepdim, correction):
-        acc = x.astype(accumulate_dtype(x.dtype) or x.dtype, copy=False)
+        acc = x.astype(acc_dtype(x.dtype), copy=False)
         xc = acc - acc.mean(axis=axes, keepdims=True)
         denominator = _reduced_count(x.shape, axes) - correction
         ctx.scale = xc.dtype.type(1 / denominator if denominator > 0 else float("nan"))
@@ -162,7 +163,7 @@ class LogSumExp(Function):
         m = x.max(axis=axes, keepdims=True)
         m = xp.where(xp.isfinite(m), m, x.dtype.type(0))
         e = xp.exp(x - m)
-        s = e.sum(axis=axes, keepdims=True, dtype=accumulate_dtype(x.dtype))
+        s = e.sum(axis=axes, keepdims=True, dtype=acc_dtype(x.dtype))
         ctx.save((e / s).astype(x.dtype, copy=False))
         ctx.axes, ctx.keepdim = axes, keepdim
         y = (xp.log(s) + m).astype(x.dtype, copy=False)
@@ -175,7 +176,7 @@ class LogSumExp(Function):
 def softmax_array(xp, x, axis):
     """exp(x - max) / sum exp(x - max): the stable softmax along one axis."""
     e = xp.exp(x - x.max(axis=axis, keepdims=True))
-    return (e / e.sum(axis=axis, keepdims=True, dtype=accumulate_dtype(x.dtype))).astype(x.dtype, copy=False)
+    return (e / e.sum(axis=axis, keepdims=True, dtype=acc_dtype(x.dtype))).astype(x.dtype, copy=False)
 
 
 class Softmax(Function):
@@ -196,7 +197,7 @@ class LogSoftmax(Function):
     def forward(ctx, x, axis):
         xp = ctx.xp
         shifted = x - x.max(axis=axis, keepdims=True)
-        lse = xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True, dtype=accumulate_dtype(x.dtype)))
+        lse = xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True, dtype=acc_dtype(x.dtype)))
         y = (shifted - lse).astype(x.dtype, copy=False)
         ctx.save(y)
         ctx.axis = axis

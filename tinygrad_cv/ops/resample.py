@@ -7,7 +7,8 @@ output pixel costs in_h + in_w multiply-adds instead of the 4 (16 for bicubic) o
 runs them faster than NumPy runs gathers and scatter-adds at the sizes of this project (a few
 hundred pixels), and the backward needs no scatter at all.
 
-Source coordinates follow PyTorch exactly, computed in float32 (float64 for float64 inputs), with
+Source coordinates follow PyTorch exactly, computed in the accumulation dtype (``backend.acc_dtype``:
+float32 for float16 and float32 inputs, float64 for float64), with
 scale = 1 / scale_factor when a scale factor is given, else in / out:
   nearest:                       src = min(floor(dst * scale), in - 1)
   nearest-exact:                 src = min(floor((dst + 0.5) * scale), in - 1)
@@ -29,17 +30,13 @@ from typing import Sequence
 import numpy as np
 
 from ..autograd import Function
+from ..backend import acc_dtype
 from ..tensor import ShapeLike, Tensor
 from . import shape
-from ._util import matmul_arrays
-from .conv import check_4d
+from ._util import check_4d, matmul_arrays
 
 
 # --------------------------------------------------------------------------- 1-D resampling matrices
-def _coordinate_dtype(dtype):
-    return np.float64 if dtype == np.float64 else np.float32
-
-
 def _scale(n_in, n_out, scale_factor, ft):
     return ft(1.0 / scale_factor) if scale_factor else ft(n_in) / ft(n_out)
 
@@ -47,7 +44,7 @@ def _scale(n_in, n_out, scale_factor, ft):
 def nearest_matrix(n_in, n_out, scale_factor, dtype, exact=False):
     """The (out, in) host matrix of nearest resampling: row o has a 1 at min(floor(o * scale), in - 1)
     (at min(floor((o + 0.5) * scale), in - 1) for 'nearest-exact')."""
-    ft = _coordinate_dtype(dtype)
+    ft = acc_dtype(dtype).type
     dst = np.arange(n_out, dtype=ft) + (ft(0.5) if exact else ft(0))
     src = np.floor(dst * _scale(n_in, n_out, scale_factor, ft)).astype(np.int64)
     matrix = np.zeros((n_out, n_in), dtype=dtype)
@@ -66,7 +63,7 @@ def _source(n_in, n_out, scale_factor, align_corners, ft, clamp):
 
 def bilinear_matrix(n_in, n_out, scale_factor, align_corners, dtype):
     """The (out, in) host matrix of linear resampling: row o weighs h0 by 1 - l and h1 by l."""
-    ft = _coordinate_dtype(dtype)
+    ft = acc_dtype(dtype).type
     src = _source(n_in, n_out, scale_factor, align_corners, ft, clamp=True)
     h0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
     h1 = h0 + (h0 < n_in - 1)
@@ -91,7 +88,7 @@ def _cubic_weight(d, a):
 def bicubic_matrix(n_in, n_out, scale_factor, align_corners, dtype):
     """The (out, in) host matrix of cubic resampling: row o weighs pixels h0 - 1 .. h0 + 2 (clamped
     into the input) by W(t + 1), W(t), W(1 - t), W(2 - t), with h0 = floor(src) and t = src - h0."""
-    ft = _coordinate_dtype(dtype)
+    ft = acc_dtype(dtype).type
     src = _source(n_in, n_out, scale_factor, align_corners, ft, clamp=False)
     h0 = np.floor(src)
     t = (src - h0).astype(ft)
@@ -128,11 +125,12 @@ def resample_matrix(mode, n_in, n_out, scale_factor, align_corners, dtype):
 class Resample2d(Function):
     """y = A_h @ x @ A_w^T for (N, C, H, W) inputs;  dx = A_h^T @ dy @ A_w."""
     def forward(ctx, x, *, rows, cols):
-        ctx.rows, ctx.cols = rows, cols
+        ctx.save(rows, cols)
         return _apply(ctx.xp, x, rows, cols)
 
     def backward(ctx, dy):
-        return _apply(ctx.xp, dy, ctx.rows.T, ctx.cols.T)
+        rows, cols = ctx.saved
+        return _apply(ctx.xp, dy, rows.T, cols.T)
 
 
 def _apply(xp, x, rows, cols):

@@ -31,23 +31,14 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function
-from ..backend import launch
+from ..backend import acc_dtype, launch
 from ..tensor import Tensor
-from ._util import accumulate_dtype
+from ._util import pair
 
 _MAX_INTERMEDIATE = 2 ** 24  # elements of the (rois x out_h) x (C x W) product held at once
 
 
 # --------------------------------------------------------------------------- argument checks
-def _pair(size, fn, name):
-    """A positive int or a pair of them, as a pair of ints."""
-    items = (size, size) if isinstance(size, numbers.Integral) else tuple(size) if isinstance(size, (tuple, list)) \
-        else ()
-    if len(items) != 2 or any(not isinstance(s, numbers.Integral) or isinstance(s, bool) or s < 1 for s in items):
-        raise ValueError(f"{fn}: {name} must be a positive int or a pair of them, got {size!r}")
-    return int(items[0]), int(items[1])
-
-
 def _check_scale(fn, spatial_scale):
     """spatial_scale maps image pixels onto the feature map (1 / stride): a finite positive number."""
     if not isinstance(spatial_scale, numbers.Real) or isinstance(spatial_scale, bool) or \
@@ -74,16 +65,19 @@ def _rois(boxes, x, fn):
         if rois.ndim != 2 or rois.shape[1] != 5:
             raise ValueError(f"{fn}: boxes must be a Tensor[K, 5] of (batch_index, x1, y1, x2, y2) or a list "
                              f"of per-image Tensor[L, 4], got shape {rois.shape}")
-    if not bool(xp.isfinite(rois).all()):
+    index, reversed_ = rois[:, 0], (rois[:, 3] < rois[:, 1]) | (rois[:, 4] < rois[:, 2])
+    bad_index = (index != xp.floor(index)) | (index < 0) | (index >= x.shape[0])
+    not_finite, reversed_any, index_any = backend.as_host(  # the three checks in one read back
+        xp.stack([~xp.isfinite(rois).all(), reversed_.any(), bad_index.any()])).tolist()
+    if not_finite:
         raise ValueError(f"{fn}: boxes contain NaN or infinite coordinates")
-    if bool(((rois[:, 3] < rois[:, 1]) | (rois[:, 4] < rois[:, 2])).any()):
-        bad = int(xp.flatnonzero((rois[:, 3] < rois[:, 1]) | (rois[:, 4] < rois[:, 2]))[0])
-        raise ValueError(f"{fn}: box {bad} has x2 < x1 or y2 < y1: {backend.to_numpy(rois[bad, 1:]).tolist()}; "
+    if reversed_any:
+        bad = int(xp.flatnonzero(reversed_)[0])
+        raise ValueError(f"{fn}: box {bad} has x2 < x1 or y2 < y1: {backend.as_host(rois[bad, 1:]).tolist()}; "
                          f"boxes must be (x1, y1, x2, y2) with x1 <= x2 and y1 <= y2")
-    index = rois[:, 0]
-    if bool(((index != xp.floor(index)) | (index < 0) | (index >= x.shape[0])).any()):
+    if index_any:
         raise ValueError(f"{fn}: batch indices must be integers in [0, {x.shape[0]}) for an input of shape "
-                         f"{x.shape}, got {sorted(set(backend.to_numpy(index).tolist()))[:10]}")
+                         f"{x.shape}, got {sorted(set(backend.as_host(index).tolist()))[:10]}")
     return rois
 
 
@@ -98,7 +92,7 @@ def _check_input(x, fn):
 
 def _roi_groups(xp, batch_index, rois_per_group):
     """(image, indices of its ROIs) for each image, its ROIs cut into groups of at most ``rois_per_group``."""
-    for b in backend.to_numpy(xp.unique(batch_index)).astype(int).tolist():
+    for b in backend.as_host(xp.unique(batch_index)).astype(int).tolist():
         rows = xp.flatnonzero(batch_index == b)
         for start in range(0, len(rows), rois_per_group):
             yield b, rows[start:start + rois_per_group]
@@ -160,7 +154,7 @@ def roi_align_forward(xp, x, rois, output_size, spatial_scale, sampling_ratio, a
     """RoIAlign of an (N, C, H, W) array: (K, C, out_h, out_w), out[k, c] = A_y[k] @ x[b_k, c] @ A_x[k]^T."""
     _, c, h, w = x.shape
     out_h, out_w = output_size
-    dtype = accumulate_dtype(x.dtype) or x.dtype
+    dtype = acc_dtype(x.dtype)
     a_y, a_x = _weights_as(dtype, xp, rois, (h, w), output_size, spatial_scale, sampling_ratio, aligned)
     out = xp.zeros((len(rois), c, out_h, out_w), dtype=dtype)
     for b, rows in _roi_groups(xp, rois[:, 0], _group_size(out_h, c, w)):
@@ -175,7 +169,7 @@ def roi_align_backward(xp, grad, rois, input_shape, output_size, spatial_scale, 
     """Gradient of RoIAlign w.r.t. its input: grad_x[b, c] = sum over ROIs k of b of A_y[k]^T @ grad[k, c] @ A_x[k]."""
     n, c, h, w = input_shape
     out_h, out_w = output_size
-    dtype = accumulate_dtype(grad.dtype) or grad.dtype
+    dtype = acc_dtype(grad.dtype)
     a_y, a_x = _weights_as(dtype, xp, rois, (h, w), output_size, spatial_scale, sampling_ratio, aligned)
     grad_x = xp.zeros((n, h, c * w), dtype=dtype)
     for b, rows in _roi_groups(xp, rois[:, 0], _group_size(out_h, c, w)):
@@ -215,7 +209,7 @@ def roi_align(input: Tensor, boxes: Tensor | Sequence[Tensor], output_size: int 
     dtype; float16 inputs are resampled in float32.
     """
     _check_input(input, "roi_align")
-    output_size = _pair(output_size, "roi_align", "output_size")
+    output_size = pair(output_size, "roi_align", "output_size", 1)
     if not isinstance(sampling_ratio, numbers.Integral) or isinstance(sampling_ratio, bool):
         raise TypeError(f"roi_align: sampling_ratio must be an int (any value <= 0 means adaptive, "
                         f"ceil(roi_size / output_size) samples per bin, as torchvision), got {sampling_ratio!r}")
@@ -296,7 +290,7 @@ def roi_pool(input: Tensor, boxes: Tensor | Sequence[Tensor], output_size: int |
     """torchvision.ops.roi_pool: max over quantised bins (Fast R-CNN). Kept for the lesson that
     shows why RoIAlign replaced it; use ``roi_align`` in models."""
     _check_input(input, "roi_pool")
-    output_size = _pair(output_size, "roi_pool", "output_size")
+    output_size = pair(output_size, "roi_pool", "output_size", 1)
     spatial_scale = _check_scale("roi_pool", spatial_scale)
     rois = _rois(boxes, input, "roi_pool")
     return RoIPool.apply(input, rois=rois, output_size=output_size, spatial_scale=spatial_scale)

@@ -106,12 +106,15 @@ class Clone(Function):
 
 
 class ToDevice(Function):
+    """y = x on another device (``moves_device``: the output is on ``device``, ctx.device stays the
+    input's);  dx = dy moved back to the input's device."""
+    moves_device = True
+
     def forward(ctx, x, device):
-        ctx.source, ctx.device = ctx.device, device
         return backend.move(x, device)
 
     def backward(ctx, g):
-        return backend.move(g, ctx.source)
+        return backend.move(g, ctx.device)
 
 
 # --------------------------------------------------------------------------- public wrappers

@@ -15,7 +15,8 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
     """Scale all gradients together, in place, so that their joint norm is at most ``max_norm``.
 
     total = (sum_p ||grad_p||^q)^(1/q)  (max |grad| for q = inf);
-    every grad *= min(1, max_norm / (total + 1e-6)).
+    every grad *= min(1, max_norm / (total + 1e-6)), computed on the gradients' device (nothing is read
+    back to the host, unless ``error_if_nonfinite`` asks for the check).
     Returns the total norm before clipping, as a 0-d float32 Tensor. Parameters without a gradient are
     skipped. ``max_norm`` must be finite and > 0 (PyTorch accepts a negative one, which flips the
     gradients' sign).
@@ -35,9 +36,9 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
     if error_if_nonfinite and not bool(xp.isfinite(total)):
         raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is "
                            f"{float(total)}; the gradients contain inf or NaN")
-    coef = min(1.0, float(max_norm) / (float(total) + 1e-6))
+    coef = xp.minimum(max_norm / (total + 1e-6), 1.0)  # stays on the device: no read back per step
     for g in grads:
-        g *= g.dtype.type(coef)
+        g *= coef.astype(g.dtype)
     return Tensor(total.astype(np.float32), device=params[0].device)
 
 

@@ -158,7 +158,7 @@ class Optimizer(abc.ABC):
         index = {id(p): i for i, p in enumerate(self._all_params())}
         groups = [{**{k: v for k, v in g.items() if k != "params"},
                    "params": [index[id(p)] for p in g["params"]]} for g in self.param_groups]
-        state = [{k: (backend.to_numpy(v) if backend.is_device_array(v) else v)
+        state = [{k: (backend.as_host(v) if backend.is_device_array(v) else v)
                   for k, v in self.state.get(p, {}).items()} for p in self._all_params()]
         return {"state": state, "param_groups": groups}
 

@@ -49,20 +49,20 @@ def _unescape(key):
     return key[1:] if key.startswith("$") else key
 
 
-def encode_tree(tree, where="checkpoint"):
+def flatten_tree(tree, where="checkpoint"):
     """(dict of named host arrays, JSON-able tree with {"$array": name} placeholders) for a nested state.
     An array's name is its path in the tree ("model/fc.weight"); a second array with the same path (keys
     that contain "/") gets a "~n" suffix."""
     arrays = {}
 
-    def encode(node, path):
+    def flatten(node, path):
         if isinstance(node, dict):
             bad = [k for k in node if not isinstance(k, str)]
             if bad:
                 raise TypeError(f"{where}: keys must be strings, got {bad[:3]} at {path or 'the top'}")
-            return {_escape(k): encode(v, f"{path}/{k}" if path else k) for k, v in node.items()}
+            return {_escape(k): flatten(v, f"{path}/{k}" if path else k) for k, v in node.items()}
         if isinstance(node, (list, tuple)):
-            return [encode(v, f"{path}/{i}") for i, v in enumerate(node)]
+            return [flatten(v, f"{path}/{i}") for i, v in enumerate(node)]
         if isinstance(node, np.generic):
             return node.item()
         if node is None or isinstance(node, (bool, int, float, str)):
@@ -77,15 +77,15 @@ def encode_tree(tree, where="checkpoint"):
         arrays[name] = array
         return {"$array": name}
 
-    return arrays, encode(tree, "")
+    return arrays, flatten(tree, "")
 
 
-def decode_tree(arrays, node, where="checkpoint"):
-    """The nested state back from ``encode_tree``'s output. Every placeholder must name an array and every
+def unflatten_tree(arrays, node, where="checkpoint"):
+    """The nested state back from ``flatten_tree``'s output. Every placeholder must name an array and every
     array must be used once; otherwise CheckpointError."""
     used = set()
 
-    def decode(node, path):
+    def unflatten(node, path):
         if isinstance(node, dict):
             if set(node) == {"$array"}:
                 name = node["$array"]
@@ -94,12 +94,12 @@ def decode_tree(arrays, node, where="checkpoint"):
                                           f"{name!r}, which the file does not hold (or which is used twice)")
                 used.add(name)
                 return arrays[name]
-            return {_unescape(k): decode(v, f"{path}/{_unescape(k)}") for k, v in node.items()}
+            return {_unescape(k): unflatten(v, f"{path}/{_unescape(k)}") for k, v in node.items()}
         if isinstance(node, list):
-            return [decode(v, f"{path}/{i}") for i, v in enumerate(node)]
+            return [unflatten(v, f"{path}/{i}") for i, v in enumerate(node)]
         return node
 
-    tree = decode(node, "")
+    tree = unflatten(node, "")
     unused = sorted(set(arrays) - used)
     if unused:
         raise CheckpointError(f"{where}: malformed checkpoint: arrays {unused[:5]} are not in its tree")
@@ -107,8 +107,8 @@ def decode_tree(arrays, node, where="checkpoint"):
 
 
 def save_state(path: str | os.PathLike[str], state: Any) -> Path:
-    """Write a nested state (see ``encode_tree``) to the safetensors file ``path``, atomically."""
-    arrays, tree = encode_tree(state, where=f"save_state({os.fspath(path)!r})")
+    """Write a nested state (see ``flatten_tree``) to the safetensors file ``path``, atomically."""
+    arrays, tree = flatten_tree(state, where=f"save_state({os.fspath(path)!r})")
     metadata = {META_KEY: json.dumps({"format": FORMAT, "tree": tree})}
     return save_safetensors(arrays, path, metadata=metadata)
 
@@ -131,7 +131,7 @@ def load_state(path: str | os.PathLike[str]) -> Any:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "tree" not in meta:
         seen = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise CheckpointError(f"{where}: the checkpoint's format is {seen!r}, expected {FORMAT!r}")
-    return decode_tree(arrays, meta["tree"], where)
+    return unflatten_tree(arrays, meta["tree"], where)
 
 
 def rng_state():

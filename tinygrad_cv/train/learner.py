@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, U
 import numpy as np
 import numpy.typing as npt
 
-from .. import distributed as dist
+from .. import backend, distributed as dist
 from ..autograd import no_grad
 from ..metrics.base import as_metric, function_name
 from ..nn import Module, Parameter
@@ -65,6 +65,9 @@ class Learner:
     cbs: list[Callback]
     epoch_values: dict[str, Any]  # the epoch table's row of the last epoch
     loss: Tensor | None  # the batch's loss (None for a batch without target)
+    _loss_value: float | None
+
+    loss, _loss_value = None, None
 
     def __init__(self, dls: Any, model: Module, loss_func: Callable[..., Any] | None,
                  opt_func: Callable[..., Optimizer] = Adam, lr: LearningRate = 1e-3, metrics: Any = (),
@@ -289,12 +292,11 @@ class Learner:
         if self.loss_func is None:
             raise TypeError("Learner: loss_func is None, so this batch's loss cannot be computed; pass loss_func= "
                             "to Learner (or to load_learner) to fit, validate or get_preds on labelled batches")
-        self.loss = self.loss_grad = self._checked_loss(self.loss_func(self.pred, self.yb))
-        self.loss_value = float(self.loss.item())
+        self.loss = self.loss_to_backward = self._checked_loss(self.loss_func(self.pred, self.yb))
+        self._loss_value = None
         self._event("after_loss")
         if self.training:
-            self._check_loss_is_finite()
-            self.loss_grad.backward()
+            self.loss_to_backward.backward()
             try:
                 self._event("after_backward")
                 self.opt.step()
@@ -302,7 +304,37 @@ class Learner:
             except CancelStepException:
                 pass
             self.opt.zero_grad()
+            self._check_loss_is_finite()  # the step's one device-to-host read: after the step is queued
         self._event("after_batch")
+
+    @property
+    def loss_value(self) -> float:
+        """The batch's loss as a Python float, read back from the device when first asked for (once per
+        batch): in training by the Learner after the optimiser step is queued, so that the GPU never waits
+        for the host before backward; earlier only if a callback asks for it."""
+        if self._loss_value is None and self.loss is not None:
+            self.read_loss()
+        return self._loss_value  # type: ignore[return-value]  # None only for a batch without target
+
+    @loss_value.setter
+    def loss_value(self, value: float | None) -> None:
+        self._loss_value = value
+
+    def read_loss(self, *flags: Any) -> tuple[float, ...]:
+        """Read the batch's loss (if not read yet) and the one-element device arrays ``flags`` back to the
+        host in one transfer, so that a callback needing a value from the device (the loss scaler's
+        overflow flag) costs no second read; the batch's pending device-side checks (``backend.deferred``)
+        are read with them and raise here. Returns the flags as floats."""
+        pending = [self.loss.data] if self._loss_value is None else []  # type: ignore[union-attr]  # in a batch
+        checks = backend.deferred.take_pending()  # and the device-side checks of the batch (backend.deferred)
+        arrays = [a.reshape(1).astype(np.float64) for a in pending + list(flags) + [f for f, _ in checks]]
+        if not arrays:
+            return ()
+        values = backend.as_host(backend.get_xp(backend.device_of_array(arrays[0])).concatenate(arrays))
+        backend.deferred.raise_failed(checks, values[len(values) - len(checks):])
+        if pending:
+            self._loss_value = float(values[0])
+        return tuple(float(v) for v in values[len(pending):len(values) - len(checks)])
 
     def _checked_loss(self, loss):
         """The loss function's result, if it is a floating scalar Tensor that (in training) has a graph."""
@@ -322,8 +354,9 @@ class Learner:
         return loss
 
     def _check_loss_is_finite(self):
-        """In fp32 a NaN or infinite loss means training diverged: stop with where it happened. (Under mixed
-        precision an overflow is expected now and then: the loss scaler skips that step instead.)"""
+        """In fp32 a NaN or infinite loss means training diverged: stop with where it happened (checked after
+        the batch's step is queued, so the weights then hold that step's update). (Under mixed precision an
+        overflow is expected now and then: the loss scaler skips that step instead.)"""
         if self.mixed_precision is None and not math.isfinite(self.loss_value):
             raise FloatingPointError(
                 f"fit: the training loss is {self.loss_value} at epoch {self.epoch} (of {self.n_epoch}), "

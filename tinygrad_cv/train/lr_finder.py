@@ -16,7 +16,7 @@ from ..metrics.base import function_name
 from ..optim.lr_scheduler import exponential
 from ..tensor import Tensor
 from .callbacks import Callback, CancelFitException, CancelValidException
-from .recorder import SmoothedLoss, new_figure, save_figure
+from .recorder import SmoothedLoss, new_figure, finish_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -181,7 +181,7 @@ class LRFinder(Callback):
                     label=f"{name}: {lr:.2e}")
         ax.set(xlabel="learning rate", ylabel="smoothed loss", title="Learning-rate finder")
         ax.legend()
-        return save_figure(figure, fname)
+        return finish_figure(figure, fname)
 
 
 # The suggestion functions have fastai v2's signature: f(lrs, losses, num_it) -> (suggested_lr, (lr, loss)),

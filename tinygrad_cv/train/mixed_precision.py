@@ -174,7 +174,7 @@ class MixedPrecision(Callback):
 
     def after_loss(self) -> None:
         if self.learn.training:
-            self.learn.loss_grad = self.learn.loss * self.scaler.scale  # type: ignore[operator]  # after_loss: a loss
+            self.learn.loss_to_backward = self.learn.loss * self.scaler.scale  # type: ignore[operator]  # after_loss: a loss
 
     def after_backward(self) -> None:
         """Back to the float32 masters; their gradients unscaled in float32; skip the step on overflow."""
@@ -184,7 +184,7 @@ class MixedPrecision(Callback):
             if p.grad is not None:
                 p.grad.data = p.grad.data.astype(np.float32) * inverse
                 grads.append((p.device, p.grad.data))
-        found_inf = any_nonfinite(grads)
+        found_inf = self._found_inf(grads)
         self.scaler.update(found_inf)
         if not found_inf:
             self.steps_taken += 1
@@ -197,6 +197,15 @@ class MixedPrecision(Callback):
                           f"skipped for float16 overflow (loss scale now {self.scaler.scale:g}); the model "
                           f"is not training. {_LIKELY_CAUSE}", RuntimeWarning, stacklevel=2)
         raise CancelStepException()
+
+    def _found_inf(self, grads):
+        """Whether any gradient is inf or NaN. On a device the check stays there (one flag written by the
+        non-finite-check kernel) and the flag is read back with the batch's loss, in the one transfer of
+        the step (``learn.read_loss``)."""
+        on_device = [g for device, g in grads if device != "cpu"]
+        on_cpu = [(device, g) for device, g in grads if device == "cpu"]
+        (flag,) = self.learn.read_loss(launch.nonfinite_flag(on_device)) if on_device else (0.0,)
+        return bool(flag) or any_nonfinite(on_cpu)
 
     def after_batch(self) -> None:
         self._leave_half()

@@ -8,7 +8,7 @@ import numbers
 import os
 from typing import TYPE_CHECKING, Any
 
-from ..data.show import blank_figure, save_figure
+from ..data.show import blank_figure, finish_figure
 from .callbacks import Callback
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ class Recorder(Callback):
             ax.plot(*zip(*valid), "o-", label="valid")
         ax.set(xlabel="batches", ylabel="loss", title="Losses")
         ax.legend()
-        return save_figure(figure, fname)
+        return finish_figure(figure, fname)
 
     def plot_losses(self, fname: str | os.PathLike[str] | None = None, skip_start: int = 5) -> Figure:
         """fastai v1's name: ``plot_loss(skip_start, fname=fname)``."""
@@ -120,7 +120,7 @@ class Recorder(Callback):
         lr_ax.set(xlabel="batches", ylabel="learning rate", title="Learning rate")
         mom_ax.plot([m for m in self.moms if m is not None])
         mom_ax.set(xlabel="batches", ylabel="momentum", title="Momentum (SGD momentum or Adam beta1)")
-        return save_figure(figure, fname)
+        return finish_figure(figure, fname)
 
     plot_lr = plot_sched  # fastai v1's name
 
@@ -134,7 +134,7 @@ class Recorder(Callback):
             if points:
                 ax.plot(*zip(*points), "o-")
             ax.set(xlabel="epoch", title=name)
-        return save_figure(figure, fname)
+        return finish_figure(figure, fname)
 
     def plot_loss_scale(self, fname: str | os.PathLike[str] | None = None) -> Figure:
         """The dynamic loss scale of mixed-precision training per batch (log scale); returns the Figure."""
@@ -142,4 +142,4 @@ class Recorder(Callback):
         figure, (ax,) = new_figure()
         ax.semilogy(self.loss_scales)
         ax.set(xlabel="batches", ylabel="loss scale", title="Dynamic loss scale (halved on overflow)")
-        return save_figure(figure, fname)
+        return finish_figure(figure, fname)

@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..data.show import caption, class_legend, overlay
-from ..data.show import blank_figure, save_figure
+from ..data.show import blank_figure, finish_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -32,7 +32,7 @@ def displayable(x, mean=None, std=None):
     return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images[..., :3]
 
 
-def decode(y, pred, thresh):
+def predictions_as_targets(y, pred, thresh):
     """Predictions in the targets' form: a class index (from (N, C) scores), multi-hot tags ([p > thresh]
     for multi-hot targets) or a mask (arg-max over the channels of (N, C, H, W) scores)."""
     if y.ndim == 2:
@@ -48,7 +48,7 @@ def show_results(x: npt.NDArray[Any], y: npt.NDArray[Any], pred: npt.NDArray[Any
     of the class colours. ``mean`` and ``std`` (per channel, [0, 1] units: the loader's Normalize) undo the
     normalisation of ``x`` for display. Also written as the PNG ``fname`` when given; returns the Figure."""
     images, y = displayable(x, mean, std), np.asarray(y)
-    decoded = decode(y, np.asarray(pred), thresh)
+    decoded = predictions_as_targets(y, np.asarray(pred), thresh)
     n = min(max_n, len(images))
     masks = y.ndim == 3
     ncols = 2 if masks else min(3, n)
@@ -71,4 +71,4 @@ def show_results(x: npt.NDArray[Any], y: npt.NDArray[Any], pred: npt.NDArray[Any
     figure.tight_layout()
     if masks:
         class_legend(figure, np.union1d(np.unique(y[:n]), np.unique(decoded[:n])), vocab)
-    return save_figure(figure, fname)
+    return finish_figure(figure, fname)

@@ -18,14 +18,14 @@
 
 template <typename T>
 __device__ void channel_sums(const T* x, typename Acc<T>::type* sum, typename Acc<T>::type* sumsq, int N,
-                             int C, int L) {
+                             int C, long long L) {
     typedef typename Acc<T>::type A;
     __shared__ A partial_sum[MAX_BLOCK];
     __shared__ A partial_sumsq[MAX_BLOCK];
     const int c = blockIdx.x, tid = threadIdx.x;
     const A shift = to_acc(x[(long long)c * L]);
     A s = 0, sq = 0;
-    for (int e = tid; e < N * L; e += blockDim.x) {
+    for (long long e = tid; e < (long long)N * L; e += blockDim.x) {
         const A d = to_acc(x[((long long)(e / L) * C + c) * L + e % L]) - shift;
         s += d;
         sq += d * d;
@@ -47,14 +47,14 @@ __device__ void channel_sums(const T* x, typename Acc<T>::type* sum, typename Ac
 }
 
 extern "C" __global__ void channel_sums_f16(
-    const __half* x, float* sum, float* sumsq, int N, int C, int L) {
+    const __half* x, float* sum, float* sumsq, int N, int C, long long L) {
     channel_sums(x, sum, sumsq, N, C, L);
 }
 extern "C" __global__ void channel_sums_f32(
-    const float* x, float* sum, float* sumsq, int N, int C, int L) {
+    const float* x, float* sum, float* sumsq, int N, int C, long long L) {
     channel_sums(x, sum, sumsq, N, C, L);
 }
 extern "C" __global__ void channel_sums_f64(
-    const double* x, double* sum, double* sumsq, int N, int C, int L) {
+    const double* x, double* sum, double* sumsq, int N, int C, long long L) {
     channel_sums(x, sum, sumsq, N, C, L);
 }

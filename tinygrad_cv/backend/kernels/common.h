@@ -28,5 +28,9 @@ __device__ __forceinline__ void store(double* p, double v) { *p = v; }
 
 // The flat index of this thread and the stride of a grid-stride loop along x: any grid size covers
 // any problem size, so launchers may cap the grid and tests may try odd launch configurations.
-__device__ __forceinline__ int first_index() { return blockIdx.x * blockDim.x + threadIdx.x; }
-__device__ __forceinline__ int grid_stride() { return blockDim.x * gridDim.x; }
+//
+// Indices and sizes that are products of dimensions are 64-bit (long long): a tensor a GPU holds can
+// have more than 2^31 - 1 elements (1 x 8193 x 512 x 512 has 2^31 + 2^18), and an int index would
+// wrap to a negative number. Dimensions themselves (C, H, W, ...) stay int.
+__device__ __forceinline__ long long first_index() { return (long long)blockIdx.x * blockDim.x + threadIdx.x; }
+__device__ __forceinline__ long long grid_stride() { return (long long)blockDim.x * gridDim.x; }

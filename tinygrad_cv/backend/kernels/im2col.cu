@@ -7,18 +7,20 @@
 // The batch is the grid's y dimension: image n = blockIdx.y. Along x, a grid-stride loop covers the
 // image. col2im is the adjoint (transpose) of im2col: it sums every column entry back onto the pixel
 // it was copied from. It is written as a gather, one thread per pixel, so it needs no atomics.
+// Offsets are 64-bit (one image's columns, C*KH*KW*HO*WO, can pass 2^31 - 1 elements); offsets inside
+// a plane (h*W + w) are int, so the launchers refuse planes of 2^31 elements or more.
 #include "common.h"
 
 // One thread per (c, oh, ow): copies the KH*KW window of that output pixel down its column.
 template <typename T>
 __device__ void im2col(const T* x, T* cols, int C, int H, int W, int KH, int KW, int SH, int SW,
                        int PH, int PW, int DH, int DW, int HO, int WO) {
-    const long long n = blockIdx.y;
+    const long long n = blockIdx.y, plane = (long long)HO * WO;
     const T* image = x + n * C * H * W;
-    T* image_cols = cols + n * C * KH * KW * HO * WO;
-    const int plane = HO * WO;
-    for (int idx = first_index(); idx < C * plane; idx += grid_stride()) {
-        const int ow = idx % WO, oh = (idx / WO) % HO, c = idx / plane;
+    T* image_cols = cols + n * C * KH * KW * plane;
+    for (long long idx = first_index(); idx < C * plane; idx += grid_stride()) {
+        const int ow = idx % WO, oh = (idx / WO) % HO;
+        const long long c = idx / plane;
         const T* channel = image + c * H * W;
         T* out = image_cols + c * KH * KW * plane + oh * WO + ow;  // row (c*KH + 0)*KW + 0
         for (int i = 0; i < KH; ++i) {
@@ -37,12 +39,12 @@ __device__ void im2col(const T* x, T* cols, int C, int H, int W, int KH, int KW,
 template <typename T>
 __device__ void col2im(const T* cols, T* x, int C, int H, int W, int KH, int KW, int SH, int SW,
                        int PH, int PW, int DH, int DW, int HO, int WO) {
-    const long long n = blockIdx.y;
-    const T* image_cols = cols + n * C * KH * KW * HO * WO;
-    T* image = x + n * C * H * W;
-    const int plane = HO * WO;
-    for (int idx = first_index(); idx < C * H * W; idx += grid_stride()) {
-        const int w = idx % W, h = (idx / W) % H, c = idx / (H * W);
+    const long long n = blockIdx.y, plane = (long long)HO * WO, pixels = (long long)H * W;
+    const T* image_cols = cols + n * C * KH * KW * plane;
+    T* image = x + n * C * pixels;
+    for (long long idx = first_index(); idx < C * pixels; idx += grid_stride()) {
+        const int w = idx % W, h = (idx / W) % H;
+        const long long c = idx / pixels;
         typename Acc<T>::type sum = 0;
         for (int i = 0; i < KH; ++i) {
             const int h_span = h + PH - i * DH;  // = oh * SH when row i of window oh covers h
@@ -50,7 +52,7 @@ __device__ void col2im(const T* cols, T* x, int C, int H, int W, int KH, int KW,
             for (int j = 0; j < KW; ++j) {
                 const int w_span = w + PW - j * DW;
                 if (w_span < 0 || w_span % SW != 0 || w_span / SW >= WO) continue;
-                const int row = (c * KH + i) * KW + j;
+                const long long row = (c * KH + i) * KW + j;
                 sum += to_acc(image_cols[row * plane + (h_span / SH) * WO + w_span / SW]);
             }
         }

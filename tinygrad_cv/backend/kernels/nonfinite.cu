@@ -15,8 +15,8 @@ __device__ __forceinline__ bool is_nonfinite(double v) {
 }
 
 template <typename T>
-__device__ void nonfinite_check(const T* x, int n, int* flag) {
-    for (int idx = first_index(); idx < n; idx += grid_stride()) {
+__device__ void nonfinite_check(const T* x, long long n, int* flag) {
+    for (long long idx = first_index(); idx < n; idx += grid_stride()) {
         if (is_nonfinite(x[idx])) {
             *flag = 1;
             return;
@@ -25,14 +25,14 @@ __device__ void nonfinite_check(const T* x, int n, int* flag) {
 }
 
 extern "C" __global__ void nonfinite_check_f16(
-    const __half* x, int n, int* flag) {
+    const __half* x, long long n, int* flag) {
     nonfinite_check(x, n, flag);
 }
 extern "C" __global__ void nonfinite_check_f32(
-    const float* x, int n, int* flag) {
+    const float* x, long long n, int* flag) {
     nonfinite_check(x, n, flag);
 }
 extern "C" __global__ void nonfinite_check_f64(
-    const double* x, int n, int* flag) {
+    const double* x, long long n, int* flag) {
     nonfinite_check(x, n, flag);
 }

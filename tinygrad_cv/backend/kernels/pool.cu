@@ -4,15 +4,19 @@
 // output (oh, ow) reads x[p, oh*SH - PH + i*DH, ow*SW - PW + j*DW] for i < KH, j < KW, skipping rows
 // and columns outside x (padding never wins). argmax holds the winner's index h*W + w in its plane.
 // A NaN wins over every number (as in PyTorch), and among equal values the first in the window wins.
+// Flat indices over all planes are 64-bit; offsets inside a plane (h*W + w, also argmax) are int, so the
+// launchers refuse planes of 2^31 elements or more.
 #include "common.h"
 
 // One thread per output element.
 template <typename T>
 __device__ void max_pool2d_forward(const T* x, T* y, int* argmax, int P, int H, int W, int KH, int KW,
                                    int SH, int SW, int PH, int PW, int DH, int DW, int HO, int WO) {
-    for (int idx = first_index(); idx < P * HO * WO; idx += grid_stride()) {
-        const int ow = idx % WO, oh = (idx / WO) % HO, p = idx / (HO * WO);
-        const T* plane = x + (long long)p * H * W;
+    const long long total = (long long)P * HO * WO;
+    for (long long idx = first_index(); idx < total; idx += grid_stride()) {
+        const int ow = idx % WO, oh = (idx / WO) % HO;
+        const long long p = idx / ((long long)HO * WO);
+        const T* plane = x + p * H * W;
         typename Acc<T>::type best = -TGCV_INF_F;
         int best_index = -1;
         for (int i = 0; i < KH; ++i) {
@@ -37,9 +41,10 @@ __device__ void max_pool2d_forward(const T* x, T* y, int* argmax, int P, int H, 
 template <typename T>
 __device__ void max_pool2d_backward(const T* gy, const int* argmax, T* gx, int P, int H, int W, int KH,
                                     int KW, int SH, int SW, int PH, int PW, int DH, int DW, int HO, int WO) {
-    for (int idx = first_index(); idx < P * H * W; idx += grid_stride()) {
-        const int w = idx % W, h = (idx / W) % H, p = idx / (H * W);
-        const long long plane = (long long)p * HO * WO;
+    const long long total = (long long)P * H * W;
+    for (long long idx = first_index(); idx < total; idx += grid_stride()) {
+        const int w = idx % W, h = (idx / W) % H;
+        const long long plane = idx / ((long long)H * W) * HO * WO;
         typename Acc<T>::type sum = 0;
         for (int i = 0; i < KH; ++i) {
             const int h_span = h + PH - i * DH;  // = oh * SH when row i of window oh covers h

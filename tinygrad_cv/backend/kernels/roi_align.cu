@@ -77,8 +77,10 @@ __device__ void roi_align_forward(const T* x, const typename Acc<T>::type* boxes
                                   int K, int PH, int PW, typename Acc<T>::type spatial_scale,
                                   int sampling_ratio, int aligned) {
     typedef typename Acc<T>::type A;
-    for (int idx = first_index(); idx < K * C * PH * PW; idx += grid_stride()) {
-        const int pw = idx % PW, ph = (idx / PW) % PH, c = (idx / (PW * PH)) % C, k = idx / (PW * PH * C);
+    const long long total = (long long)K * C * PH * PW;
+    for (long long idx = first_index(); idx < total; idx += grid_stride()) {
+        const int pw = idx % PW, ph = (idx / PW) % PH, c = (idx / (PW * PH)) % C;
+        const long long k = idx / ((long long)PW * PH * C);
         const RoiBin<A> bin = roi_bin(boxes + 5 * k, ph, pw, PH, PW, spatial_scale, sampling_ratio, aligned);
         const T* plane = x + ((long long)bin.batch * C + c) * H * W;
         A sum = 0;
@@ -107,8 +109,10 @@ __device__ void roi_align_backward(const T* gy, const typename Acc<T>::type* box
                                    int C, int H, int W, int K, int PH, int PW,
                                    typename Acc<T>::type spatial_scale, int sampling_ratio, int aligned) {
     typedef typename Acc<T>::type A;
-    for (int idx = first_index(); idx < K * C * PH * PW; idx += grid_stride()) {
-        const int pw = idx % PW, ph = (idx / PW) % PH, c = (idx / (PW * PH)) % C, k = idx / (PW * PH * C);
+    const long long total = (long long)K * C * PH * PW;
+    for (long long idx = first_index(); idx < total; idx += grid_stride()) {
+        const int pw = idx % PW, ph = (idx / PW) % PH, c = (idx / (PW * PH)) % C;
+        const long long k = idx / ((long long)PW * PH * C);
         const RoiBin<A> bin = roi_bin(boxes + 5 * k, ph, pw, PH, PW, spatial_scale, sampling_ratio, aligned);
         A* plane = gx + ((long long)bin.batch * C + c) * H * W;
         const A share = to_acc(gy[idx]) / bin.count;

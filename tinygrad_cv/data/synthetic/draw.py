@@ -19,11 +19,11 @@ class Canvas:
         self.owner = np.full((height, width), owner, dtype=np.int32)
         self.y, self.x = (a.astype(np.float32) for a in np.mgrid[0:height, 0:width])
 
-    def crop(self, x0, y0, x1, y1):
-        """A view of the box [x0, x1) x [y0, y1), clipped to the canvas (at least one pixel): it
+    def crop(self, x1, y1, x2, y2):
+        """A view of the box [x1, x2) x [y1, y2), clipped to the canvas (at least one pixel): it
         shares this canvas's arrays, so drawing on it draws here, at the cost of the box only."""
-        c0, r0 = min(max(int(np.floor(x0)), 0), self.width - 1), min(max(int(np.floor(y0)), 0), self.height - 1)
-        c1, r1 = max(min(int(np.ceil(x1)), self.width), c0 + 1), max(min(int(np.ceil(y1)), self.height), r0 + 1)
+        c0, r0 = min(max(int(np.floor(x1)), 0), self.width - 1), min(max(int(np.floor(y1)), 0), self.height - 1)
+        c1, r1 = max(min(int(np.ceil(x2)), self.width), c0 + 1), max(min(int(np.ceil(y2)), self.height), r0 + 1)
         view = Canvas.__new__(Canvas)
         view.height, view.width, view.notes = r1 - r0, c1 - c0, self.notes
         for name in ("image", "owner", "x", "y"):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ... import backend
 from ... import functional as F
 from ...autograd import no_grad
 from ...ops.boxes import box_iou, encode_boxes
@@ -31,18 +32,14 @@ class GroundTruth:
     masks: np.ndarray    # (G, H, W) uint8 instance masks at image size, or None
 
 
-def _as_host(value):
-    return value.numpy() if isinstance(value, Tensor) else np.asarray(value)
-
-
 def _check_image_targets(i, target, image_size, num_classes):
     """One image's boxes, labels and masks as arrays, or a ValueError that says what is wrong."""
     where = f"MaskRCNN: targets[{i}]"
     if not isinstance(target, dict) or "boxes" not in target or "labels" not in target:
         raise ValueError(f"{where} must be a dict with 'boxes' (n, 4), 'labels' (n,) and 'instance_masks' "
                          f"(n, H, W), got {type(target).__name__}")
-    boxes = _as_host(target["boxes"]).astype(np.float64)
-    labels = _as_host(target["labels"])
+    boxes = backend.as_host(target["boxes"]).astype(np.float64)
+    labels = backend.as_host(target["labels"])
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise ValueError(f"{where}['boxes'] must have shape (n, 4) as (x1, y1, x2, y2), got {boxes.shape}")
     if not np.isfinite(boxes).all():
@@ -59,7 +56,7 @@ def _check_image_targets(i, target, image_size, num_classes):
                          f"got {sorted(set(labels.tolist()))}")
     masks = target.get("instance_masks")
     if masks is not None:
-        masks = _as_host(masks)
+        masks = backend.as_host(masks)
         if masks.shape != (len(boxes), image_size, image_size):
             raise ValueError(f"{where}['instance_masks'] must have shape ({len(boxes)}, {image_size}, "
                              f"{image_size}) (one image-size mask per box), got {masks.shape}")
