@@ -30,6 +30,7 @@ demo: $(STAMP_RUN)
 
 lint: $(STAMP_DEV)
 	$(PY) -m ruff check tinygrad_cv tests lessons benchmarks
+	$(PY) -m mypy
 
 test: lint
 	$(PY) -m pytest

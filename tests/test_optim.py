@@ -674,3 +674,18 @@ def test_clip_grad_norm_matches_torch():
     assert total.item() == pytest.approx(peer.item(), rel=1e-6)
     for p, t in zip(ours, theirs):
         np.testing.assert_allclose(p.grad.numpy(), t.grad.numpy(), rtol=1e-6)
+
+
+def test_momentum_of_an_optimiser_without_one_is_refused():
+    """Adagrad has no momentum-like hyper-parameter: get/set_momentum say so (set once wrote group[None])."""
+    p = Parameter(np.ones(2, dtype=np.float32))
+    opt = optim.Adagrad([p])
+    group = opt.param_groups[0]
+    before = dict(group)
+    for call in (lambda: opt.get_momentum(group), lambda: opt.set_momentum(group, 0.9)):
+        with pytest.raises(TypeError, match="Adagrad has no hyper-parameter that plays momentum's role"):
+            call()
+    assert dict(group) == before
+    sgd = optim.SGD([p], momentum=0.5)
+    sgd.set_momentum(sgd.param_groups[0], 0.8)
+    assert sgd.get_momentum(sgd.param_groups[0]) == 0.8

@@ -578,6 +578,15 @@ def test_namespace_names_are_pytorchs():
     assert all(isinstance(getattr(torch, n), torch.dtype) for n in ("bool", "uint8", "int64", "float16"))
 
 
+def test_alpha_scales_a_list_operand_elementwise():
+    """add/sub(other=list, alpha): the list is a tensor before it is scaled ([1.] * 2 would repeat it)."""
+    x = tg.tensor([10.0, 20.0])
+    assert tg.sub(x, [1.0], alpha=2).tolist() == [8.0, 18.0]  # 10 - 2*1, 20 - 2*1
+    assert tg.add(x, (1.0, 3.0), alpha=2).tolist() == [12.0, 26.0]
+    with pytest.raises(ValueError, match="cannot be broadcast"):
+        tg.add(tg.zeros(4), [1.0, 2.0], alpha=2)  # was [1, 2, 1, 2] silently
+
+
 def test_new_methods_compute_what_they_say():
     x = tg.tensor([[0.25, -1.5], [4.0, 2.5]])
     np.testing.assert_allclose(x.square().numpy(), [[0.0625, 2.25], [16, 6.25]])

@@ -62,7 +62,7 @@ def test_lr_finder_marks_each_suggestion_at_its_legends_rate(tmp_path, monkeypat
     monkeypatch.setattr(Axes, "plot", lambda self, *a, **k: marks.append((a, k)) or original(self, *a, **k))
     finder.plot(fname=tmp_path / "lr_find.png")
     labelled = {k["label"].split(":")[0]: float(np.ravel(a[0])[0]) for a, k in marks if "label" in k}
-    lowest = minimum(*finder.curve())[0]
+    lowest = minimum(*finder.curve(), finder.num_it)[0]
     assert labelled["minimum"] == pytest.approx(lowest)                 # a tenth of the lowest point's rate
     assert set(labelled) == {"valley", "steep", "minimum"}
 

@@ -12,9 +12,12 @@ parameters) is released once backward has used it, unless ``retain_graph``.
 ``Function.apply(*tensors, **params)`` runs forward on the tensors' arrays and, when a gradient is
 wanted, links the result to ``ctx`` so that ``Tensor.backward`` can walk the graph back.
 """
+from __future__ import annotations
+
 import abc
 import contextlib
 import gc
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -24,12 +27,12 @@ from .tensor import Tensor
 _grad_enabled = True
 
 
-def is_grad_enabled():
+def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
 @contextlib.contextmanager
-def no_grad():
+def no_grad() -> Iterator[None]:
     """Inside this block no graph is recorded: results never require grad."""
     global _grad_enabled
     previous, _grad_enabled = _grad_enabled, False
@@ -45,13 +48,19 @@ class Function(abc.ABC):
     The output lives on the inputs' device (``ctx.device``), except for an op with ``moves_device``,
     whose output lives on its ``device`` parameter (``ToDevice``)."""
     moves_device = False
+    xp: Any  # the array module of the inputs' device (numpy, or cupy on "cuda")
+    device: str
+    saved: tuple[Any, ...]
+    needs_input_grad: tuple[bool, ...]
+    parents: tuple[Tensor, ...]
+    freed: bool
 
-    def save(self, *arrays):
+    def save(self, *arrays: Any) -> None:
         """Keep arrays for backward. They are never written in place afterwards."""
         self.saved = arrays
 
     @classmethod
-    def apply(cls, *tensors, **params):
+    def apply(cls, *tensors: Tensor, **params: Any) -> Tensor:
         device = tensors[0].device
         for t in tensors[1:]:
             if t.device != device:

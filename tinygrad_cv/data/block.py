@@ -15,22 +15,27 @@ Each step is a small object you can swap:
 The ready-made recipes for the three formats are at the bottom (planet_recipe, camvid_recipe,
 coco_recipe).
 """
+from __future__ import annotations
+
 import os
 import warnings
 from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .dataset import ItemDataset
+from .dataset import ItemDataset, Transform
 from .errors import DataFormatError
 from .image_io import IMAGE_EXTENSIONS, read_image, read_mask
 from .loader import DataLoader, DataLoaders
 from .readers import Coco, CsvRow, csv_rows, read_lines
 from .transforms import aug_transforms, valid_transforms
+from .transforms.recipes import Floats
 
 
 # --------------------------------------------------------------------------- get
-def image_files(folder, extensions=IMAGE_EXTENSIONS, recurse=True):
+def image_files(folder: str | os.PathLike[str], extensions: Iterable[str] = IMAGE_EXTENSIONS,
+                recurse: bool = True) -> list[Path]:
     """The image files under ``folder`` (sorted paths), chosen by extension (case-insensitive)."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -45,7 +50,7 @@ class RandomSplit:
     """A random ``valid_pct`` of the items for validation: a permutation seeded by ``seed``, of which
     the first ``cut = int(valid_pct * n)`` items are the validation set."""
 
-    def __init__(self, valid_pct=0.2, seed=42):
+    def __init__(self, valid_pct: float = 0.2, seed: int = 42) -> None:
         if not 0 < valid_pct < 1:
             raise ValueError(f"RandomSplit: valid_pct must be between 0 and 1, got {valid_pct}")
         self.valid_pct, self.seed = valid_pct, seed
@@ -61,7 +66,7 @@ class ListSplit:
     file with one name per line, such as CamVid's ``valid.txt``). Listed names that match no item
     give a warning (they may be files skipped as unreadable); no match at all is an error."""
 
-    def __init__(self, names):
+    def __init__(self, names: str | os.PathLike[str] | Iterable[str]) -> None:
         self.source = names if isinstance(names, (str, os.PathLike)) else "the given list"
         self.names = set(read_lines(names) if isinstance(names, (str, os.PathLike)) else names)
 
@@ -83,7 +88,7 @@ class FolderSplit:
     """Validation = the items inside a folder named ``valid_name`` (at any depth, e.g. root/valid/
     class/x.jpg); all others are for training."""
 
-    def __init__(self, valid_name="valid"):
+    def __init__(self, valid_name: str = "valid") -> None:
         self.valid_name = valid_name
 
     def __call__(self, paths):
@@ -95,7 +100,7 @@ class FolderSplit:
 class FolderLabel:
     """A single label per image: the name of the folder it is in. target = its index in ``vocab``."""
 
-    def __init__(self, vocab=None):
+    def __init__(self, vocab: Sequence[str] | None = None) -> None:
         self.vocab = list(vocab) if vocab is not None else None
 
     def setup(self, items, paths):
@@ -127,7 +132,8 @@ class TagLabels:
     naming the CSV file and line.
     """
 
-    def __init__(self, column="tags", vocab=None, sep=" ", allow_empty=False):
+    def __init__(self, column: str = "tags", vocab: Sequence[str] | None = None, sep: str = " ",
+                 allow_empty: bool = False) -> None:
         if not isinstance(sep, str) or not sep:
             raise ValueError(f"TagLabels: sep must be a non-empty string, got {sep!r}")
         self.column, self.sep, self.allow_empty = column, sep, allow_empty
@@ -166,7 +172,7 @@ class TagLabels:
         self._index = {tag: i for i, tag in enumerate(self.vocab)}
 
     def __call__(self, item, path):
-        target = np.zeros(len(self.vocab), dtype=np.float32)
+        target = np.zeros(len(self.vocab), dtype=np.float32)  # type: ignore[arg-type]  # setup() made it
         target[[self._index[tag] for tag in self.tags(item)]] = 1.0
         return {"target": target}
 
@@ -175,7 +181,8 @@ class MaskLabel:
     """Segmentation: the mask file is ``mask_of(image_path)`` and its pixel values index ``codes``
     (a list of class names, or the path of a ``codes.txt`` with one name per line)."""
 
-    def __init__(self, mask_of, codes):
+    def __init__(self, mask_of: Callable[[Path], str | os.PathLike[str]],
+                 codes: str | os.PathLike[str] | Sequence[str]) -> None:
         self.mask_of = mask_of
         self.vocab = read_lines(codes) if isinstance(codes, (str, os.PathLike)) else list(codes)
 
@@ -200,7 +207,7 @@ class MaskLabel:
 class CocoLabel:
     """Instances from a COCO file: boxes, labels (1..K, 0 = background) and instance masks."""
 
-    def __init__(self, coco):
+    def __init__(self, coco: Coco) -> None:
         self.coco = coco if isinstance(coco, Coco) else Coco.read(coco)
         self.vocab = self.coco.vocab
 
@@ -223,7 +230,8 @@ def _missing_files_error(paths, caller, items=None):
 def _repeated_files_error(items, paths, caller):
     """An image listed twice could land in both the training and the validation set (a silent leak),
     and its two rows may even disagree on its labels: refused, naming the rows."""
-    seen, repeats = {}, []
+    seen: dict[str, int] = {}
+    repeats = []
     for i, path in enumerate(paths):
         key = os.path.normcase(os.path.abspath(path))
         if key in seen:
@@ -249,7 +257,8 @@ class DataRecipe:
     files cannot be read; otherwise the first bad file raises an error naming it, when loaded.
     """
 
-    def __init__(self, items, label=None, split=None, image=None, skip_bad_files=False):
+    def __init__(self, items: Iterable[Any], label: Any = None, split: Callable[[list[Path]], tuple[Any,
+                 Any]] | None = None, image: Callable[[Any], Any] | None = None, skip_bad_files: bool = False) -> None:
         self.items = list(items)
         if not self.items:
             raise ValueError("DataRecipe: no items; the folder, CSV or JSON gave nothing to load")
@@ -267,13 +276,13 @@ class DataRecipe:
         self.train_indices, self.valid_indices = np.asarray(train), np.asarray(valid)
 
     @property
-    def vocab(self):
+    def vocab(self) -> list[str] | None:
         return getattr(self.label, "vocab", None)
 
-    def load(self, index):
+    def load(self, index: int) -> dict[str, Any]:
         """The sample of item ``index``: its image, its labels and its name."""
         path = self.paths[index]
-        sample = {"image": read_image(path)}
+        sample: dict[str, Any] = {"image": read_image(path)}
         if self.label is not None:
             sample.update(self.label(self.items[index], path))
         for key in ("mask", "instance_masks"):
@@ -303,39 +312,42 @@ class DataRecipe:
                 raise ValueError("DataRecipe: every item was skipped as unreadable; nothing is left to load")
         return skipped
 
-    def datasets(self):
+    def datasets(self) -> tuple[ItemDataset, ItemDataset]:
         """(train, valid) datasets of samples."""
         return (ItemDataset(self.train_indices, self.load, self.vocab),
                 ItemDataset(self.valid_indices, self.load, self.vocab))
 
-    def test_dataset(self, paths):
+    def test_dataset(self, paths: Iterable[str | os.PathLike[str]]) -> ItemDataset:
         """Unlabelled images (a test set), loaded the same way."""
         paths = [Path(p) for p in paths]
         _missing_files_error(paths, "DataRecipe.test_dataset")
         return ItemDataset(paths, lambda path: {"image": read_image(path), "name": path.stem}, self.vocab)
 
-    def dataloaders(self, batch_size=64, size=None, train_tfms=None, valid_tfms=None, num_workers=0, seed=0,
-                    device="cpu", stats=None, test_paths=None):
+    def dataloaders(self, batch_size: int = 64, size: int | tuple[int, int] | None = None,
+                    train_tfms: Transform | None = None, valid_tfms: Transform | None = None, num_workers: int = 0,
+                    seed: int = 0, device: str = "cpu", stats: tuple[Floats, Floats] | None = None,
+                    test_paths: Iterable[str | os.PathLike[str]] | None = None) -> DataLoaders:
         """DataLoaders with ``train_tfms`` (default: ``aug_transforms(size)``) on the shuffled training
         set and ``valid_tfms`` (default: resize to ``size`` only) on the validation and test sets."""
         train_ds, valid_ds = self.datasets()
         train_tfms = train_tfms if train_tfms is not None else aug_transforms(size)
         valid_tfms = valid_tfms if valid_tfms is not None else valid_transforms(size)
-        common = {"batch_size": batch_size, "num_workers": num_workers}
+        common: dict[str, Any] = {"batch_size": batch_size, "num_workers": num_workers}
         train = DataLoader(train_ds, shuffle=True, drop_last=True, seed=seed, transform=train_tfms, **common)
         valid = DataLoader(valid_ds, seed=seed + 1, transform=valid_tfms, **common)
         test = (DataLoader(self.test_dataset(test_paths), seed=seed + 2, transform=valid_tfms, **common)
                 if test_paths is not None else None)
         return DataLoaders(train, valid, test, device=device, stats=stats, vocab=self.vocab)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"DataRecipe({len(self.items)} items: {len(self.train_indices)} train, "
                 f"{len(self.valid_indices)} valid, vocab of {len(self.vocab) if self.vocab else 0})")
 
 
 # --------------------------------------------------------------------------- the three formats
-def planet_recipe(path, valid_pct=0.2, seed=42, csv_name="train_v2.csv", image_folder="train-jpg",
-                  extension=".jpg", **options):
+def planet_recipe(path: str | os.PathLike[str], valid_pct: float = 0.2, seed: int = 42,
+                  csv_name: str = "train_v2.csv", image_folder: str = "train-jpg", extension: str = ".jpg",
+                  **options: Any) -> DataRecipe:
     """Planet (Kaggle "Understanding the Amazon from Space"): ``train_v2.csv`` (image_name,tags) and
     the images in ``train-jpg/``; multi-label, random split."""
     path = Path(path)
@@ -344,7 +356,7 @@ def planet_recipe(path, valid_pct=0.2, seed=42, csv_name="train_v2.csv", image_f
                       label=TagLabels("tags"), split=RandomSplit(valid_pct, seed), **options)
 
 
-def camvid_recipe(path, **options):
+def camvid_recipe(path: str | os.PathLike[str], **options: Any) -> DataRecipe:
     """CamVid: ``images/``, ``labels/{stem}_P.png`` (a class index per pixel), ``codes.txt`` (class
     names) and ``valid.txt`` (validation image names)."""
     path = Path(path)
@@ -352,7 +364,8 @@ def camvid_recipe(path, **options):
     return DataRecipe(image_files(path / "images"), label=label, split=ListSplit(path / "valid.txt"), **options)
 
 
-def coco_recipe(json_path, image_folder, valid_pct=0.2, seed=42, **options):
+def coco_recipe(json_path: str | os.PathLike[str], image_folder: str | os.PathLike[str], valid_pct: float = 0.2,
+                seed: int = 42, **options: Any) -> DataRecipe:
     """COCO instances: the JSON's images (in ``image_folder``) with boxes, labels and masks."""
     coco = Coco.read(json_path)
     return DataRecipe(coco.images, image=lambda record: Path(image_folder) / record["file_name"],

@@ -19,10 +19,14 @@ y1 <= r < y2.
 A dataset may also return tuples (``image, label``), as PyTorch's do; ``Subset``, ``ConcatDataset`` and
 ``random_split`` (as ``torch.utils.data``'s) work with any dataset.
 """
+from __future__ import annotations
+
 import bisect
 import math
 import warnings
-from typing import Protocol
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+import numpy as np
 
 from .errors import is_integer
 from .sampler import random_generator
@@ -33,25 +37,29 @@ class Dataset(Protocol):
 
     def __len__(self) -> int: ...
 
-    def __getitem__(self, index: int) -> dict: ...
+    def __getitem__(self, index: int) -> Any: ...  # a sample dict, or a PyTorch-style tuple
+
+
+Transform = Callable[[Any, np.random.Generator], Any]
+"""A DataLoader's ``transform``: (sample, rng) -> sample, its randomness drawn from ``rng`` only."""
 
 
 class ItemDataset:
     """``items`` (file paths, CSV rows, COCO image records, ...) and a ``load`` function that turns
     one item into a sample dict. Loading happens on access, so the dataset holds no pixels."""
 
-    def __init__(self, items, load, vocab=None):
+    def __init__(self, items: Iterable[Any], load: Callable[[Any], Any], vocab: Sequence[str] | None = None) -> None:
         self.items, self.load, self.vocab = list(items), load, vocab
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> Any:
         if not -len(self.items) <= index < len(self.items):
             raise IndexError(f"ItemDataset: index {index} is out of range for {len(self.items)} items")
         return self.load(self.items[index])
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"ItemDataset({len(self.items)} items)"
 
 
@@ -59,15 +67,15 @@ class Subset:
     """The samples ``dataset[indices[i]]``: ``subset[i]``. A list of positions is passed on as one list
     of indices, ``dataset[[indices[i] for i in idx]]``, for a dataset that takes lists (as PyTorch's)."""
 
-    def __init__(self, dataset, indices):
+    def __init__(self, dataset: Dataset, indices: Sequence[int]) -> None:
         self.dataset, self.indices = dataset, indices
 
-    def __getitem__(self, idx):
+    def __getitem__(self, idx: int | list[int]) -> Any:
         if isinstance(idx, list):
-            return self.dataset[[self.indices[i] for i in idx]]
+            return self.dataset[[self.indices[i] for i in idx]]  # type: ignore[index]  # a dataset of lists
         return self.dataset[self.indices[idx]]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.indices)
 
 
@@ -75,7 +83,7 @@ class ConcatDataset:
     """The samples of ``datasets`` one after the other: index i is in the first dataset whose
     cumulative size exceeds i. A negative index counts from the end, as a list's."""
 
-    def __init__(self, datasets):
+    def __init__(self, datasets: Iterable[Dataset]) -> None:
         self.datasets = list(datasets)
         if not self.datasets:
             raise ValueError("ConcatDataset: datasets should not be an empty iterable")
@@ -84,10 +92,10 @@ class ConcatDataset:
             total += len(dataset)
             self.cumulative_sizes.append(total)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.cumulative_sizes[-1]
 
-    def __getitem__(self, idx):
+    def __getitem__(self, idx: int) -> Any:
         if not is_integer(idx):
             raise TypeError(f"ConcatDataset: index must be an int, got {idx!r} ({type(idx).__name__})")
         if idx < 0:
@@ -101,7 +109,8 @@ class ConcatDataset:
         return self.datasets[which][idx - (self.cumulative_sizes[which - 1] if which else 0)]
 
 
-def random_split(dataset, lengths, generator=None):
+def random_split(dataset: Dataset, lengths: Sequence[int | float],
+                 generator: np.random.Generator | None = None) -> list[Subset]:
     """Non-overlapping Subsets of ``dataset`` of the given ``lengths``, from one random permutation
     of its indices (drawn from ``generator``, a numpy Generator, or else the global generator).
 

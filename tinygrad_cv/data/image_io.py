@@ -10,9 +10,14 @@
 A file that cannot be fully decoded (missing, corrupt, truncated) raises ``ImageReadError``, which
 names the file. Pillow is imported inside the functions, so ``import tinygrad_cv`` does not load it.
 """
+from __future__ import annotations
+
 import os
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..io import atomic_write
 from .errors import DataFormatError
@@ -47,7 +52,7 @@ def _decode(path, caller, convert):
                              f"(the data block's skip_bad_files=True skips such files)") from error
 
 
-def image_size(path):
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     """(height, width) of the image at ``path`` from its header alone: Pillow's ``Image.open`` is
     lazy, so no pixel is decoded (a cheap check before anything of the declared size is allocated)."""
     from PIL import Image
@@ -62,13 +67,13 @@ def image_size(path):
     return height, width
 
 
-def read_image(path):
+def read_image(path: str | os.PathLike[str]) -> npt.NDArray[np.uint8]:
     """The image at ``path`` as an (H, W, 3) uint8 RGB array. Alpha is dropped, grey is replicated,
     palette colours are looked up."""
     return _decode(path, "read_image", lambda image: np.asarray(image.convert("RGB")))
 
 
-def read_mask(path):
+def read_mask(path: str | os.PathLike[str]) -> npt.NDArray[Any]:
     """The segmentation mask at ``path`` as an (H, W) array of class indices (uint8 for P/L/1 modes,
     int32 for 16/32-bit modes). Colour (RGB) masks are refused: they need a colour-to-class table."""
     def indices(image):
@@ -94,7 +99,7 @@ def _format_of(path, caller):
     return _FORMATS[extension]
 
 
-def write_image(path, image, quality=90):
+def write_image(path: str | os.PathLike[str], image: npt.NDArray[Any], quality: int = 90) -> Path:
     """Save an (H, W, 3) or (H, W) uint8 array as an image, the format chosen by the extension."""
     from PIL import Image
     image = np.asarray(image)
@@ -108,7 +113,7 @@ def write_image(path, image, quality=90):
     return atomic_write(path, lambda tmp: pil.save(tmp, format=file_format, **options))
 
 
-def write_mask(path, mask, n_classes=256):
+def write_mask(path: str | os.PathLike[str], mask: npt.NDArray[Any], n_classes: int = 256) -> Path:
     """Save an (H, W) array of class indices as a P-mode PNG: the pixel values are the indices, and
     the palette (``class_colors``) only makes the file readable to the eye."""
     from PIL import Image
@@ -129,7 +134,7 @@ def write_text(path, text):
     return atomic_write(path, write)
 
 
-def class_colors(n):
+def class_colors(n: int) -> npt.NDArray[np.uint8]:
     """(n, 3) uint8 colours, one per class, spread around the hue circle (golden-ratio steps) with
     alternating lightness so neighbouring indices look different. Class 0 is dark grey."""
     index = np.arange(n)

@@ -7,11 +7,14 @@
 Malformed content raises ``DataFormatError`` (a ValueError) naming the file and, where there is
 one, the line, the annotation or the image. No pickle anywhere: CSV, text and JSON only.
 """
+from __future__ import annotations
+
 import csv
 import io
 import json
 import os
 from collections import defaultdict
+from typing import Any, Mapping, NoReturn, Sequence
 
 import numpy as np
 
@@ -49,7 +52,7 @@ def _records(text, source):
     a quoted field running over several lines (an unclosed quote that swallowed the lines after
     it), is an error naming the line where the record starts."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    records = []
+    records: list[tuple[int, list[str]]] = []
     while True:
         start = reader.line_num + 1
         try:
@@ -71,7 +74,7 @@ def _records(text, source):
             records.append((start, record))
 
 
-def csv_rows(path, columns=()):
+def csv_rows(path: str | os.PathLike[str], columns: Sequence[str] = ()) -> list[CsvRow]:
     """The rows of a CSV file with a header line, as ``CsvRow`` dicts {column: text} (fields stripped).
 
     Every name in ``columns`` must be in the header; every row must have as many fields as the
@@ -103,7 +106,7 @@ def csv_rows(path, columns=()):
     return [CsvRow(zip(header, (field.strip() for field in record)), source, line) for line, record in records]
 
 
-def read_lines(path):
+def read_lines(path: str | os.PathLike[str]) -> list[str]:
     """The non-blank lines of a text file, stripped (a ``codes.txt`` or ``valid.txt``).
     An empty list is an error; so are repeated names."""
     names = [line.strip() for line in _read_text(path, "read_lines").splitlines() if line.strip()]
@@ -151,7 +154,7 @@ class Coco:
     has the image's size and runs summing to h * w.
     """
 
-    def __init__(self, data, source="<memory>"):
+    def __init__(self, data: Mapping[str, Any], source: str | os.PathLike[str] = "<memory>") -> None:
         self.source = os.fspath(source)
         if not isinstance(data, dict):
             raise DataFormatError(self._where(f"the file must be a JSON object with the lists 'images', "
@@ -178,7 +181,7 @@ class Coco:
             self._annotations[annotation["image_id"]].append(annotation)
 
     @classmethod
-    def read(cls, path):
+    def read(cls, path: str | os.PathLike[str]) -> Coco:
         try:
             data = json.loads(_read_text(path, "Coco.read"))
         except (json.JSONDecodeError, RecursionError) as error:
@@ -219,7 +222,7 @@ class Coco:
         if not isinstance(annotation, dict):
             raise DataFormatError(self._where(f"annotations[{i}] is a {type(annotation).__name__}, not an object"))
         name = f"annotations[{i}] (id {annotation.get('id')})"
-        def fail(problem):
+        def fail(problem: str) -> NoReturn:
             raise DataFormatError(self._where(f"{name}: {problem}"))
         for key in ("image_id", "category_id"):
             if not is_integer(annotation.get(key)):

@@ -19,10 +19,14 @@ like NumPy's legacy one with the seed's low 32 bits, and for n < 2^32 / 20 its r
 Fisher-Yates shuffle ``for i in 0..n-2: swap(r[i], r[i + u_i % (n - i)])`` with u_i its i-th raw 32-bit
 output. Above that size torch switches to another algorithm, so ``shuffle=True`` refuses such datasets.
 """
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Any, Iterator, Protocol, Sequence, Sized
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import distributed as dist
 from ..random import generator as global_generator
@@ -32,7 +36,23 @@ TORCH_RANDPERM_SMALL_N = (2 ** 32 - 1) // 20
 """torch's randperm uses the Fisher-Yates walk below for n < this bound."""
 
 
-def torch_randperm(n, seed):
+class SamplerLike(Protocol):
+    """What a DataLoader takes as ``sampler``: the indices of an epoch (ints), and how many there are."""
+
+    def __iter__(self) -> Iterator[int]: ...
+
+    def __len__(self) -> int: ...
+
+
+class BatchSamplerLike(Protocol):
+    """What a DataLoader takes as ``batch_sampler``: the index lists of an epoch's batches, and how many."""
+
+    def __iter__(self) -> Iterator[Sequence[int]]: ...
+
+    def __len__(self) -> int: ...
+
+
+def torch_randperm(n: int, seed: int) -> list[int]:
     """``torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()`` on the CPU, in NumPy."""
     if n >= TORCH_RANDPERM_SMALL_N:
         raise ValueError(f"torch_randperm: n={n} is beyond {TORCH_RANDPERM_SMALL_N}, where torch's randperm "
@@ -59,7 +79,7 @@ def _bool(caller, name, value):
     return bool(value)
 
 
-def random_generator(caller, generator):
+def random_generator(caller: str, generator: np.random.Generator | None) -> np.random.Generator:
     """``generator`` itself, or a fresh one seeded from the global generator (a new stream each call)."""
     if generator is None:
         return np.random.default_rng(int(global_generator().integers(2 ** 63)))
@@ -72,13 +92,13 @@ def random_generator(caller, generator):
 class SequentialSampler:
     """The indices 0, 1, ..., len(data_source) - 1, in order."""
 
-    def __init__(self, data_source):
+    def __init__(self, data_source: Sized) -> None:
         self.data_source = data_source
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         return iter(range(len(self.data_source)))
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.data_source)
 
 
@@ -88,7 +108,8 @@ class RandomSampler:
     Without ``replacement``: a permutation of all n indices, then another, ..., cut to num_samples
     (so each index appears floor(num_samples / n) or one more times). With it: independent uniform draws."""
 
-    def __init__(self, data_source, replacement=False, num_samples=None, generator=None):
+    def __init__(self, data_source: Sized, replacement: bool = False, num_samples: int | None = None,
+                 generator: np.random.Generator | None = None) -> None:
         self.data_source = data_source
         self.replacement = _bool("RandomSampler", "replacement", replacement)
         self._num_samples = num_samples
@@ -97,33 +118,33 @@ class RandomSampler:
         self.generator = generator
 
     @property
-    def num_samples(self):
+    def num_samples(self) -> int:
         return len(self.data_source) if self._num_samples is None else self._num_samples
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         n, rng = len(self.data_source), random_generator("RandomSampler", self.generator)
         if self.replacement:
             return iter(rng.integers(0, n, self.num_samples).tolist())
         rounds = [rng.permutation(n) for _ in range(math.ceil(self.num_samples / n))]
         return iter(np.concatenate(rounds)[:self.num_samples].tolist())
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.num_samples
 
 
 class SubsetRandomSampler:
     """The given ``indices`` in a random order, a new one each ``iter``."""
 
-    def __init__(self, indices, generator=None):
+    def __init__(self, indices: Sequence[int], generator: np.random.Generator | None = None) -> None:
         self.indices = indices
         random_generator("SubsetRandomSampler", generator)
         self.generator = generator
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         order = random_generator("SubsetRandomSampler", self.generator).permutation(len(self.indices))
         return iter([self.indices[i] for i in order.tolist()])
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.indices)
 
 
@@ -133,7 +154,8 @@ class WeightedRandomSampler:
     Without ``replacement`` each draw is taken among the indices not drawn yet, with their weights
     renormalised (as ``torch.multinomial``), so num_samples must not exceed the number of positive weights."""
 
-    def __init__(self, weights, num_samples, replacement=True, generator=None):
+    def __init__(self, weights: Sequence[float] | npt.NDArray[Any], num_samples: int, replacement: bool = True,
+                 generator: np.random.Generator | None = None) -> None:
         self.num_samples = _positive_int("WeightedRandomSampler", "num_samples", num_samples)
         self.replacement = _bool("WeightedRandomSampler", "replacement", replacement)
         weights = np.array(weights, dtype=np.float64)
@@ -150,13 +172,13 @@ class WeightedRandomSampler:
         random_generator("WeightedRandomSampler", generator)
         self.weights, self.generator = weights, generator
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         rng = random_generator("WeightedRandomSampler", self.generator)
         drawn = rng.choice(len(self.weights), self.num_samples, replace=self.replacement,
                            p=self.weights / self.weights.sum())
         return iter(drawn.tolist())
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.num_samples
 
 
@@ -164,12 +186,12 @@ class BatchSampler:
     """The indices of ``sampler`` (any iterable of indices) in lists of ``batch_size``; the last, shorter
     list is dropped when ``drop_last``."""
 
-    def __init__(self, sampler, batch_size, drop_last):
+    def __init__(self, sampler: SamplerLike | Sequence[int], batch_size: int, drop_last: bool) -> None:
         self.sampler = sampler
         self.batch_size = _positive_int("BatchSampler", "batch_size", batch_size)
         self.drop_last = _bool("BatchSampler", "drop_last", drop_last)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[list[int]]:
         batch = []
         for index in self.sampler:
             batch.append(index)
@@ -179,7 +201,7 @@ class BatchSampler:
         if batch and not self.drop_last:
             yield batch
 
-    def __len__(self):
+    def __len__(self) -> int:
         n = len(self.sampler)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
@@ -200,10 +222,11 @@ class DistributedSampler:
     (``tinygrad_cv.distributed``). ``set_epoch(e)`` changes the shuffle (a DataLoader given this sampler
     calls it with its own epoch count at the start of each epoch)."""
 
-    def __init__(self, dataset, num_replicas=None, rank=None, shuffle=True, seed=0, drop_last=False):
+    def __init__(self, dataset: Sized, num_replicas: int | None = None, rank: int | None = None,
+                 shuffle: bool = True, seed: int = 0, drop_last: bool = False) -> None:
         num_replicas = dist.world_size() if num_replicas is None else _check_int("num_replicas", num_replicas, 1)
         rank = dist.rank() if rank is None else rank
-        if not isinstance(rank, numbers.Integral) or isinstance(rank, bool) or not 0 <= rank < num_replicas:
+        if not isinstance(rank, numbers.Integral) or isinstance(rank, bool) or not 0 <= int(rank) < num_replicas:
             raise ValueError(f"DistributedSampler: rank must be in 0 .. {num_replicas - 1}, got {rank!r}")
         self.dataset, self.num_replicas, self.rank = dataset, num_replicas, int(rank)
         self.shuffle, self.seed, self.drop_last = bool(shuffle), _check_int("seed", seed, 0), bool(drop_last)
@@ -218,10 +241,10 @@ class DistributedSampler:
             self.num_samples = math.ceil(n / num_replicas)
         self.total_size = self.num_samples * num_replicas
 
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch: int) -> None:
         self.epoch = _check_int("epoch", epoch, 0)
 
-    def indices(self):
+    def indices(self) -> list[int]:
         """This rank's indices for the current epoch, as a list of ints."""
         n = len(self.dataset)
         order = torch_randperm(n, self.seed + self.epoch) if self.shuffle else list(range(n))
@@ -232,12 +255,12 @@ class DistributedSampler:
             order += (order * math.ceil(padding / n))[:padding] if n else []
         return order[self.rank:self.total_size:self.num_replicas]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         return iter(self.indices())
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.num_samples
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"DistributedSampler({len(self.dataset)} samples, rank {self.rank} of {self.num_replicas}, "
                 f"shuffle={self.shuffle}, seed={self.seed}, drop_last={self.drop_last})")

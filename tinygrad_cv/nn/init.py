@@ -13,6 +13,8 @@ As PyTorch: the random initialisers need a floating-point tensor, U(a, b) needs 
 std >= 0; a kaiming or xavier initialiser on a tensor with no elements does nothing (with a warning)
 instead of dividing by a zero fan.
 """
+from __future__ import annotations
+
 import math
 import numbers
 import warnings
@@ -25,7 +27,7 @@ _LINEAR = ("linear", "identity", "conv1d", "conv2d", "conv3d", "conv_transpose1d
            "conv_transpose3d", "sigmoid")
 
 
-def calculate_gain(nonlinearity, param=None):
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     """The factor that keeps activations' variance stable through ``nonlinearity``:
     1 for linear/conv/sigmoid, 5/3 for tanh, sqrt(2) for relu, sqrt(2 / (1 + slope^2)) for
     leaky_relu (slope = param, 0.01 by default), 3/4 for selu."""
@@ -49,7 +51,7 @@ def calculate_gain(nonlinearity, param=None):
                      f"{_LINEAR + ('tanh', 'relu', 'leaky_relu', 'selu')}")
 
 
-def calculate_fan_in_and_fan_out(tensor):
+def calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
     """(fan_in, fan_out) = (shape[1], shape[0]) times the receptive field prod(shape[2:])."""
     if tensor.ndim < 2:
         raise ValueError(f"fan in and fan out need a tensor with at least 2 dims, got shape {tensor.shape}")
@@ -91,7 +93,7 @@ def _no_elements(tensor):
     return False
 
 
-def uniform_(tensor, a=0.0, b=1.0):
+def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
     """Fill with U(a, b)."""
     a, b = _finite(a, "a", "uniform_"), _finite(b, "b", "uniform_")
     if a > b:
@@ -99,7 +101,7 @@ def uniform_(tensor, a=0.0, b=1.0):
     return _fill(_checked(tensor, "uniform_"), generator().uniform(a, b, size=tensor.shape))
 
 
-def normal_(tensor, mean=0.0, std=1.0):
+def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     """Fill with N(mean, std^2)."""
     mean, std = _finite(mean, "mean", "normal_"), _finite(std, "std", "normal_")
     if std < 0:
@@ -107,20 +109,20 @@ def normal_(tensor, mean=0.0, std=1.0):
     return _fill(_checked(tensor, "normal_"), generator().normal(mean, std, size=tensor.shape))
 
 
-def constant_(tensor, val):
+def constant_(tensor: Tensor, val: float) -> Tensor:
     _checked(tensor, "constant_", floating=False).data[...] = val
     return tensor
 
 
-def zeros_(tensor):
+def zeros_(tensor: Tensor) -> Tensor:
     return constant_(tensor, 0)
 
 
-def ones_(tensor):
+def ones_(tensor: Tensor) -> Tensor:
     return constant_(tensor, 1)
 
 
-def xavier_uniform_(tensor, gain=1.0):
+def xavier_uniform_(tensor: Tensor, gain: float = 1.0) -> Tensor:
     """U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out))."""
     if _no_elements(_checked(tensor, "xavier_uniform_")):
         return tensor
@@ -129,7 +131,7 @@ def xavier_uniform_(tensor, gain=1.0):
     return uniform_(tensor, -bound, bound)
 
 
-def xavier_normal_(tensor, gain=1.0):
+def xavier_normal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
     """N(0, std^2) with std = gain * sqrt(2 / (fan_in + fan_out))."""
     if _no_elements(_checked(tensor, "xavier_normal_")):
         return tensor
@@ -137,7 +139,7 @@ def xavier_normal_(tensor, gain=1.0):
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
 
 
-def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
+def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Tensor:
     """U(-b, b) with b = gain * sqrt(3 / fan), gain = calculate_gain(nonlinearity, a)."""
     if _no_elements(_checked(tensor, "kaiming_uniform_")):
         return tensor
@@ -146,7 +148,7 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
     return uniform_(tensor, -bound, bound)
 
 
-def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
+def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Tensor:
     """N(0, std^2) with std = gain / sqrt(fan), gain = calculate_gain(nonlinearity, a)."""
     if _no_elements(_checked(tensor, "kaiming_normal_")):
         return tensor

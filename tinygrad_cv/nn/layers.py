@@ -4,14 +4,17 @@ Learnable layers start as PyTorch's do: weight ~ kaiming_uniform_(a=sqrt(5)), wh
 U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with the
 weight's fan_in. Batch, layer and group norm start at weight 1, bias 0; batch norm's running mean at 0, variance 1.
 """
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .. import functional as F
 from ..ops._util import pair
-from ..tensor import Tensor
+from ..tensor import Pair, ShapeLike, Tensor
 from . import init
 from .module import Module, Parameter
 
@@ -33,20 +36,20 @@ def _init_weight_and_bias(weight, bias):
 class Linear(Module):
     """y = x W^T + b, weight (out_features, in_features)."""
 
-    def __init__(self, in_features, out_features, bias=True):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.weight = _empty_parameter(out_features, in_features)
         self.bias = _empty_parameter(out_features) if bias else None
         self.reset_parameters()
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
         _init_weight_and_bias(self.weight, self.bias)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight, self.bias)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
@@ -81,9 +84,11 @@ class Conv2d(Module):
     int, a pair, 'same' or 'valid'; ``padding_mode`` ('zeros', 'reflect', 'replicate', 'circular')
     says what the padding holds: modes other than 'zeros' pad with ``F.pad`` first, as PyTorch.
     kernel_size, stride, dilation (and an int padding) are kept as pairs, as PyTorch keeps them."""
+    padding: str | tuple[int, int]
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True, padding_mode="zeros"):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Pair, stride: Pair = 1,
+                 padding: Pair | str = 0, dilation: Pair = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros") -> None:
         super().__init__()
         _check_channels("Conv2d", in_channels, out_channels, groups)
         self.kernel_size = pair(kernel_size, "Conv2d", "kernel_size", 1)
@@ -104,16 +109,16 @@ class Conv2d(Module):
         self.bias = _empty_parameter(out_channels) if bias else None
         self.reset_parameters()
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
         _init_weight_and_bias(self.weight, self.bias)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         if self.padding_mode == "zeros":
             return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         x = F.pad(x, _pad_amounts(self.padding, self.kernel_size, self.dilation), mode=self.padding_mode)
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, "
                 f"bias={self.bias is not None}, padding_mode={self.padding_mode!r}")
@@ -124,8 +129,9 @@ class ConvTranspose2d(Module):
     out_channels/groups, kh, kw). As in PyTorch, the default init's fan_in is computed from that
     shape, i.e. out_channels/groups * kh * kw; only padding_mode='zeros' exists, as in PyTorch."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
-                 bias=True, dilation=1, padding_mode="zeros"):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Pair, stride: Pair = 1, padding: Pair = 0,
+                 output_padding: Pair = 0, groups: int = 1, bias: bool = True, dilation: Pair = 1,
+                 padding_mode: str = "zeros") -> None:
         super().__init__()
         name = "ConvTranspose2d"
         _check_channels(name, in_channels, out_channels, groups)
@@ -141,10 +147,10 @@ class ConvTranspose2d(Module):
         self.bias = _empty_parameter(out_channels) if bias else None
         self.reset_parameters()
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
         _init_weight_and_bias(self.weight, self.bias)
 
-    def forward(self, x, output_size=None):
+    def forward(self, x: Tensor, output_size: Sequence[int] | None = None) -> Tensor:
         """``output_size`` ((H, W), or (N, C, H, W)) picks the output_padding that gives that size, as
         PyTorch: a strided transposed convolution has ``stride`` possible output sizes per dim."""
         extra = self.output_padding if output_size is None else self._output_padding(x, output_size)
@@ -167,7 +173,7 @@ class ConvTranspose2d(Module):
                              f"{x.shape[-2:]}: the sizes range from {smallest} to {largest}")
         return tuple(o - lo for o, lo in zip(sizes, smallest))
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, output_padding={self.output_padding}, groups={self.groups}, "
                 f"bias={self.bias is not None}, dilation={self.dilation}")
@@ -181,7 +187,12 @@ class _BatchNorm(Module):
     ``momentum=None`` makes the running statistics a cumulative average (factor 1 / batches seen).
     """
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
+    running_mean: Tensor | None  # buffers (None without track_running_stats)
+    running_var: Tensor | None
+    num_batches_tracked: Tensor | None
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True) -> None:
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
@@ -192,30 +203,30 @@ class _BatchNorm(Module):
         self.register_buffer("running_var", Tensor(np.ones(num_features, dtype=np.float32)) if stats else None)
         self.register_buffer("num_batches_tracked", Tensor(np.array(0, dtype=np.int64)) if stats else None)
 
-    def reset_running_stats(self):
+    def reset_running_stats(self) -> None:
         if self.track_running_stats:
-            init.zeros_(self.running_mean)
-            init.ones_(self.running_var)
-            init.zeros_(self.num_batches_tracked)
+            init.zeros_(self.running_mean)  # type: ignore[arg-type]  # the buffers exist with track_running_stats
+            init.ones_(self.running_var)  # type: ignore[arg-type]
+            init.zeros_(self.num_batches_tracked)  # type: ignore[arg-type]
 
-    ndims = ()
+    ndims: tuple[int, ...] = ()
     layout = ""
     _optional_state = ("num_batches_tracked",)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         if x.ndim not in self.ndims:
             raise ValueError(f"{type(self).__name__}: expected {self.layout}, got shape {x.shape}")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
+            self.num_batches_tracked.data += 1  # type: ignore[union-attr]  # a buffer with track_running_stats
             if self.momentum is None:
-                factor = 1.0 / float(self.num_batches_tracked.item())
+                factor = 1.0 / float(self.num_batches_tracked.item())  # type: ignore[union-attr]
         use_batch_stats = self.training or not self.track_running_stats
         keep = not self.training or self.track_running_stats
         return F.batch_norm(x, self.running_mean if keep else None, self.running_var if keep else None,
                             self.weight, self.bias, use_batch_stats, factor, self.eps)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
                 f"track_running_stats={self.track_running_stats}")
 
@@ -234,9 +245,11 @@ class LayerNorm(Module):
     """``F.layer_norm`` over the last dims, ``normalized_shape``; learnable weight (ones) and bias (zeros)
     of that shape when ``elementwise_affine`` (the bias only if ``bias``), as PyTorch's."""
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
+    def __init__(self, normalized_shape: ShapeLike, eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True) -> None:
         super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+        shape = ((normalized_shape,) if isinstance(normalized_shape, (int, numbers.Integral))
+                 else tuple(normalized_shape))
         if not shape or not all(isinstance(n, numbers.Integral) and n > 0 for n in shape):
             raise ValueError(f"LayerNorm: normalized_shape must be a positive int or a tuple of them, got "
                              f"{normalized_shape!r}")
@@ -244,10 +257,10 @@ class LayerNorm(Module):
         self.weight = Parameter(np.ones(shape, dtype=np.float32)) if elementwise_affine else None
         self.bias = _empty_parameter(*shape) if elementwise_affine and bias else None
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
@@ -255,7 +268,7 @@ class GroupNorm(Module):
     """``F.group_norm``: each sample's channels in ``num_groups`` groups, each normalised by its own
     statistics; a per-channel weight (ones) and bias (zeros) when ``affine``."""
 
-    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True):
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True) -> None:
         super().__init__()
         if not all(isinstance(n, numbers.Integral) and n > 0 for n in (num_groups, num_channels)) or \
                 num_channels % num_groups:
@@ -265,12 +278,12 @@ class GroupNorm(Module):
         self.weight = Parameter(np.ones(num_channels, dtype=np.float32)) if affine else None
         self.bias = _empty_parameter(num_channels) if affine else None
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         if x.ndim < 2 or x.shape[1] != self.num_channels:
             raise ValueError(f"GroupNorm: expected an input (N, {self.num_channels}, *), got shape {x.shape}")
         return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
 
 
@@ -282,11 +295,11 @@ class _Functional(Module):
     """A layer that calls one function of ``F`` with the arguments it was built with. ``names`` and
     ``defaults`` give the constructor's parameters in PyTorch's order; they are passed to ``fn`` by
     name, except ``inplace``: accepted where PyTorch has it, and always computed out of place."""
-    fn = None
-    names = ()
-    defaults = ()
+    fn: Callable[..., Any]  # set by each subclass
+    names: tuple[str, ...] = ()
+    defaults: tuple[Any, ...] = ()
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
         cls = type(self).__name__
         if len(args) > len(self.names) or set(kwargs) - set(self.names):
@@ -299,10 +312,10 @@ class _Functional(Module):
             raise TypeError(f"{cls}: missing required argument(s) {missing}")
         self.__dict__.update(values)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Any:
         return type(self).fn(x, **{n: getattr(self, n) for n in self.names if n != "inplace"})
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return ", ".join(f"{n}={getattr(self, n)!r}" for n in self.names)
 
 
@@ -367,8 +380,9 @@ class _SoftmaxDim(_Functional):
     a dim from the input's rank is not made here: a None dim raises, so pass it."""
     names = ("dim",)
     defaults = (None,)
+    dim: int | None
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         if self.dim is None:
             raise ValueError(f"{type(self).__name__}: dim is None; pass the dim to normalise over, e.g. "
                              f"{type(self).__name__}(dim=1) for (N, C) scores")
@@ -393,34 +407,34 @@ class Dropout(Module):
     """Zero elements with probability p while training (scaling the rest by 1/(1-p)); identity in eval.
     ``inplace`` is accepted, as PyTorch's; the result is always a new tensor."""
 
-    def __init__(self, p=0.5, inplace=False):
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
         if not 0 <= p <= 1:
             raise ValueError(f"Dropout: p must be a probability between 0 and 1, got {p!r}")
         self.p, self.inplace = p, inplace
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.p, self.training)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"p={self.p}"
 
 
 class Sigmoid(Module):
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.sigmoid(x)
 
 
 class Tanh(Module):
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.tanh(x)
 
 
 class Identity(Module):
     """Returns its input; accepts (and ignores) any constructor arguments, as PyTorch's."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
 
-    def forward(self, x):
+    def forward(self, x: Any) -> Any:
         return x

@@ -3,13 +3,19 @@
 Assigning a ``Parameter``, a ``Module`` or (through ``register_buffer``) a buffer to an attribute
 registers it, so ``named_parameters()`` and ``state_dict()`` find it by its dotted name.
 """
+from __future__ import annotations
+
 import re
 from collections import OrderedDict, namedtuple
+from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import backend
-from ..tensor import Tensor
+from ..tensor import Device, DTypeLike, Tensor
+
+_M = TypeVar("_M", bound="Module")  # methods that return self return the caller's own Module type
 
 
 class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -23,34 +29,40 @@ class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpect
 class RemovableHandle:
     """Returned by the hook registrations; ``remove()`` unregisters the hook (twice is harmless)."""
 
-    def __init__(self, hooks, key):
+    def __init__(self, hooks: dict[int, Callable[..., Any]], key: int) -> None:
         self._hooks, self._key = hooks, key
 
-    def remove(self):
+    def remove(self) -> None:
         self._hooks.pop(self._key, None)
 
-    def __enter__(self):
+    def __enter__(self) -> RemovableHandle:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.remove()
 
 
 class Parameter(Tensor):
     """A Tensor that a Module owns and an optimiser updates (requires grad by default)."""
 
-    def __init__(self, data, requires_grad=True, device=None, dtype=None):
+    def __init__(self, data: Any, requires_grad: bool = True, device: Device = None, dtype: DTypeLike = None) -> None:
         super().__init__(data, dtype=dtype, device=device or getattr(data, "device", None),
                          requires_grad=requires_grad)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Parameter(" + super().__repr__() + ")"
 
 
 class Module:
     """Base class of every layer and model."""
+    training: bool
+    _parameters: OrderedDict[str, Parameter | None]
+    _buffers: OrderedDict[str, Tensor | None]
+    _modules: OrderedDict[str, Module | None]
+    _forward_pre_hooks: OrderedDict[int, Callable[..., Any]]
+    _forward_hooks: OrderedDict[int, Callable[..., Any]]
 
-    def __init__(self):
+    def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
@@ -58,7 +70,7 @@ class Module:
         object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         """Register a Parameter or Module by its attribute name, as PyTorch. A name already registered keeps
         its kind: a parameter takes only a Parameter or None, a sub-module only a Module or None, a buffer
         only a Tensor or None (None keeps the name registered, and skipped by parameters() and state_dict())."""
@@ -92,11 +104,11 @@ class Module:
             raise TypeError(f"{type(self).__name__}: cannot assign '{_typename(value)}' as {kind} '{name}' "
                             f"({expected})")
 
-    def __delattr__(self, name):
+    def __delattr__(self, name: str) -> None:
         self._forget(name)
         object.__delattr__(self, name)
 
-    def register_buffer(self, name, tensor):
+    def register_buffer(self, name: str, tensor: Tensor | None) -> None:
         """A state tensor saved in the state_dict but not trained (batch norm's running statistics): a
         Tensor, or None (registered, but absent from state_dict until a Tensor is assigned)."""
         where = f"{type(self).__name__}.register_buffer"
@@ -111,7 +123,7 @@ class Module:
         self._buffers[name] = tensor
         object.__setattr__(self, name, tensor)
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the forward pre-hooks, the subclass's ``forward``, then the forward hooks, as PyTorch.
         Containers such as ModuleList hold modules without computing anything themselves, so a Module
         need not have a forward; calling one that has none fails."""
@@ -130,18 +142,19 @@ class Module:
                 output = result
         return output
 
-    def register_forward_pre_hook(self, hook):
+    def register_forward_pre_hook(self, hook: Callable[[Module, tuple[Any, ...]], Any]) -> RemovableHandle:
         """Call ``hook(module, args)`` before each forward; a non-None result replaces the positional
         args (a non-tuple is wrapped in one). Returns a handle whose ``remove()`` unregisters it."""
         return _register_hook(self, self._forward_pre_hooks, hook, "register_forward_pre_hook")
 
-    def register_forward_hook(self, hook):
+    def register_forward_hook(self, hook: Callable[[Module, tuple[Any, ...], Any], Any]) -> RemovableHandle:
         """Call ``hook(module, args, output)`` after each forward; a non-None result replaces the output.
         Returns a handle whose ``remove()`` unregisters it."""
         return _register_hook(self, self._forward_hooks, hook, "register_forward_hook")
 
     # ------------------------------------------------------------------ traversal
-    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+    def named_modules(self, memo: set[int] | None = None, prefix: str = "",
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, Module]]:
         """(name, module) for this module and every descendant, depth first; a module reachable by two
         paths appears once (at its first name) unless ``remove_duplicate=False``."""
         seen = set() if memo is None else memo
@@ -156,13 +169,13 @@ class Module:
             children = [(f"{name}.{k}" if name else k, m) for k, m in module._modules.items() if m is not None]
             stack.extend(reversed(children))
 
-    def modules(self):
+    def modules(self) -> Iterator[Module]:
         return (m for _, m in self.named_modules())
 
-    def named_children(self):
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         return ((k, m) for k, m in self._modules.items() if m is not None)
 
-    def children(self):
+    def children(self) -> Iterator[Module]:
         return (m for _, m in self.named_children())
 
     def _named_members(self, registry, prefix, recurse, remove_duplicate):
@@ -177,26 +190,28 @@ class Module:
                     seen.add(id(t))
                     yield (f"{module_name}.{name}" if module_name else name), t
 
-    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+    def named_parameters(self, prefix: str = "", recurse: bool = True,
+                         remove_duplicate: bool = True) -> Iterator[tuple[str, Parameter]]:
         return self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
-    def parameters(self, recurse=True):
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
         return (p for _, p in self.named_parameters(recurse=recurse))
 
-    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+    def named_buffers(self, prefix: str = "", recurse: bool = True,
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, Tensor]]:
         return self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
-    def buffers(self, recurse=True):
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
         return (b for _, b in self.named_buffers(recurse=recurse))
 
-    def apply(self, fn):
+    def apply(self: _M, fn: Callable[[Module], object]) -> _M:
         """Call ``fn(module)`` on every descendant and on this module (children first), as PyTorch."""
         for module in reversed(list(self.modules())):
             fn(module)
         return self
 
     # ------------------------------------------------------------------ modes and grads
-    def train(self, mode=True):
+    def train(self: _M, mode: bool = True) -> _M:
         if not isinstance(mode, bool):
             raise ValueError(f"{type(self).__name__}.train: training mode is expected to be boolean, got "
                              f"{mode!r}")
@@ -204,10 +219,10 @@ class Module:
             object.__setattr__(module, "training", mode)
         return self
 
-    def eval(self):
+    def eval(self: _M) -> _M:
         return self.train(False)
 
-    def zero_grad(self, set_to_none=True):
+    def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget every parameter's gradient (``grad = None``), or with ``set_to_none=False`` fill the
         existing gradients with zeros in place, as PyTorch."""
         for p in self.parameters():
@@ -216,17 +231,17 @@ class Module:
             elif p.grad is not None:
                 p.grad.data[...] = 0
 
-    def requires_grad_(self, requires_grad=True):
+    def requires_grad_(self: _M, requires_grad: bool = True) -> _M:
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
 
-    def freeze(self, pattern=None):
+    def freeze(self, pattern: str | None = None) -> list[str]:
         """Stop training the parameters whose dotted names match the regular expression ``pattern``
         (all of them when None). Returns the names frozen."""
         return self._set_trainable(pattern, False)
 
-    def unfreeze(self, pattern=None):
+    def unfreeze(self, pattern: str | None = None) -> list[str]:
         """Train again the parameters whose names match ``pattern`` (all when None)."""
         return self._set_trainable(pattern, True)
 
@@ -246,7 +261,7 @@ class Module:
                              f"{[n for n, _ in self.named_parameters()][:5]}")
         return names
 
-    def to(self, *args, **kwargs):
+    def to(self: _M, *args: Any, **kwargs: Any) -> _M:
         """Move and/or cast every parameter, buffer and gradient (the same Tensor objects), as PyTorch's ``Module.to``:
         ``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(tensor)`` (its device and dtype), or by
         keyword (``non_blocking`` is accepted and ignored). The cast applies to floating tensors only;
@@ -262,19 +277,19 @@ class Module:
             t.data, t.device = data, device or t.device
         return self
 
-    def half(self):
+    def half(self: _M) -> _M:
         return self.to(np.float16)
 
-    def float(self):
+    def float(self: _M) -> _M:
         return self.to(np.float32)
 
-    def double(self):
+    def double(self: _M) -> _M:
         return self.to(np.float64)
 
-    def cpu(self):
+    def cpu(self: _M) -> _M:
         return self.to("cpu")
 
-    def cuda(self, device=None):
+    def cuda(self: _M, device: int | str | None = None) -> _M:
         """Move to the GPU; ``device`` may be None, 0 or 'cuda' (this engine knows one GPU)."""
         if device not in (None, 0, "cuda", "cuda:0"):
             raise ValueError(f"{type(self).__name__}.cuda: only one GPU is known, pass None, 0 or 'cuda'; "
@@ -295,16 +310,16 @@ class Module:
                         seen.add(id(t))
                         yield (f"{module_name}.{name}" if module_name else name), t, name in module._optional_state
 
-    _optional_state = ()
+    _optional_state: tuple[str, ...] = ()
 
-    def state_dict(self):
+    def state_dict(self) -> OrderedDict[str, npt.NDArray[Any]]:
         """Every parameter and buffer as a host NumPy array (a copy), keyed by dotted name, in PyTorch's order.
 
         A deliberate difference from PyTorch, whose values are tensors sharing the parameters' storage:
         here they are plain arrays that no later training step changes (``np.asarray`` reads either)."""
         return OrderedDict((name, t.numpy()) for name, t, _ in self._named_state())
 
-    def load_state_dict(self, state, strict=True):
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Copy arrays (NumPy, CuPy or Tensors) into the existing parameters and buffers, in place, keeping
         their dtype and device; the caller's arrays are never kept. With ``strict``, a missing or unexpected
         name is an error; a shape mismatch or a non-numeric value always is. All or nothing: every name and
@@ -340,10 +355,10 @@ class Module:
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ display
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return ""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         lines = [f"{type(self).__name__}({self.extra_repr()}"]
         for name, child in self.named_children():
             lines.append(f"  ({name}): " + repr(child).replace("\n", "\n  "))
@@ -352,8 +367,9 @@ class Module:
 
 class Sequential(Module):
     """Apply modules in order; indexable like a list (a slice is a Sequential keeping the names)."""
+    _modules: OrderedDict[str, Module]  # type: ignore[assignment]  # a container holds only modules
 
-    def __init__(self, *modules):
+    def __init__(self, *modules: Module | Mapping[str, Module]) -> None:
         super().__init__()
         if len(modules) == 1 and isinstance(modules[0], (OrderedDict, dict)):
             for name, m in modules[0].items():
@@ -362,98 +378,110 @@ class Sequential(Module):
             for i, m in enumerate(modules):
                 setattr(self, str(i), _checked_module(m, "Sequential", i))
 
-    def forward(self, x):
+    def forward(self, x: Any) -> Any:
         for m in self._modules.values():
             x = m(x)
         return x
 
-    def __getitem__(self, i):
+    @overload
+    def __getitem__(self, i: int) -> Module: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequential: ...
+
+    def __getitem__(self, i: int | slice) -> Module | Sequential:
         if isinstance(i, slice):
             return Sequential(OrderedDict(list(self._modules.items())[i]))
         return list(self._modules.values())[_checked_index(i, len(self), "Sequential")]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
-    def append(self, module):
+    def append(self, module: Module) -> Sequential:
         setattr(self, str(len(self._modules)), _checked_module(module, "Sequential.append", len(self)))
         return self
 
 
 class ModuleList(Module):
     """A list of modules whose parameters are registered (a slice is a ModuleList, renumbered)."""
+    _modules: OrderedDict[str, Module]  # type: ignore[assignment]  # a container holds only modules
 
-    def __init__(self, modules=()):
+    def __init__(self, modules: Iterable[Module] = ()) -> None:
         super().__init__()
         for m in modules:
             self.append(m)
 
-    def append(self, module):
+    def append(self, module: Module) -> ModuleList:
         setattr(self, str(len(self._modules)), _checked_module(module, "ModuleList", len(self)))
         return self
 
-    def __getitem__(self, i):
+    @overload
+    def __getitem__(self, i: int) -> Module: ...
+    @overload
+    def __getitem__(self, i: slice) -> ModuleList: ...
+
+    def __getitem__(self, i: int | slice) -> Module | ModuleList:
         if isinstance(i, slice):
             return ModuleList(list(self._modules.values())[i])
         return list(self._modules.values())[_checked_index(i, len(self), "ModuleList")]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
 
 class ModuleDict(Module):
     """An ordered dict of modules whose parameters are registered under their keys, as PyTorch's."""
+    _modules: OrderedDict[str, Module]  # type: ignore[assignment]  # a container holds only modules
 
-    def __init__(self, modules=None):
+    def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None) -> None:
         super().__init__()
         if modules is not None:
             self.update(modules)
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: str) -> Module:
         return self._modules[key]
 
-    def __setitem__(self, key, module):
+    def __setitem__(self, key: str, module: Module) -> None:
         if not isinstance(key, str) or not key or "." in key:
             raise KeyError(f"ModuleDict: a key must be a non-empty string without '.', got {key!r}")
         setattr(self, key, _checked_module(module, "ModuleDict", key))
 
-    def __delitem__(self, key):
+    def __delitem__(self, key: str) -> None:
         delattr(self, key)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._modules)
 
-    def __contains__(self, key):
+    def __contains__(self, key: object) -> bool:
         return key in self._modules
 
-    def keys(self):
+    def keys(self) -> Iterable[str]:
         return self._modules.keys()
 
-    def items(self):
+    def items(self) -> Iterable[tuple[str, Module]]:
         return self._modules.items()
 
-    def values(self):
+    def values(self) -> Iterable[Module]:
         return self._modules.values()
 
-    def pop(self, key):
+    def pop(self, key: str) -> Module:
         module = self[key]
         del self[key]
         return module
 
-    def clear(self):
+    def clear(self) -> None:
         for key in list(self._modules):
             del self[key]
 
-    def update(self, modules):
+    def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
         """Add (or replace) entries from a mapping or an iterable of (key, module) pairs."""
         pairs = modules.items() if hasattr(modules, "items") else modules
         for pair in pairs:
@@ -466,8 +494,9 @@ class ModuleDict(Module):
 class ParameterList(Module):
     """A list of Parameters registered as "0", "1", ...; a plain Tensor is wrapped in a Parameter, as PyTorch.
     Unlike PyTorch, an entry that is not a Tensor is refused (TypeError) rather than kept as an attribute."""
+    _parameters: OrderedDict[str, Parameter]  # type: ignore[assignment]  # only parameters
 
-    def __init__(self, values=None):
+    def __init__(self, values: Iterable[Any] | None = None) -> None:
         super().__init__()
         for value in values or ():
             self.append(value)
@@ -479,25 +508,30 @@ class ParameterList(Module):
             return Parameter(value.data)
         raise TypeError(f"ParameterList: entries must be Parameters or Tensors, got {_typename(value)}")
 
-    def __getitem__(self, i):
+    @overload
+    def __getitem__(self, i: int) -> Parameter: ...
+    @overload
+    def __getitem__(self, i: slice) -> ParameterList: ...
+
+    def __getitem__(self, i: int | slice) -> Parameter | ParameterList:
         if isinstance(i, slice):
             return ParameterList(list(self._parameters.values())[i])
         return list(self._parameters.values())[_checked_index(i, len(self), "ParameterList")]
 
-    def __setitem__(self, i, value):
+    def __setitem__(self, i: int, value: Any) -> None:
         setattr(self, str(_checked_index(i, len(self), "ParameterList") % len(self)), self._as_parameter(value))
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._parameters)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Parameter]:
         return iter(self._parameters.values())
 
-    def append(self, value):
+    def append(self, value: Any) -> ParameterList:
         setattr(self, str(len(self)), self._as_parameter(value))
         return self
 
-    def extend(self, values):
+    def extend(self, values: Iterable[Any]) -> ParameterList:
         for value in values:
             self.append(value)
         return self

@@ -4,12 +4,15 @@ With data parallelism each rank sees only its B samples, so plain batch norm nor
 statistics (and keeps per-rank running statistics). SyncBatchNorm reduces the per-channel sums over the
 ranks, so N ranks with batch B normalise exactly as one process with batch N*B.
 """
+from __future__ import annotations
+
 from .. import distributed as dist
 from .. import functional as F
 from ..autograd import Function
 from ..backend import acc_dtype
 from ..tensor import Tensor
 from .layers import BatchNorm2d
+from .module import Module
 
 
 def global_batch_stats(xp, x):
@@ -66,29 +69,29 @@ class SyncBatchNorm(BatchNorm2d):
     uses them. In a world of one it computes what BatchNorm2d computes. ``process_group`` must be None
     (tinygrad_cv has one world)."""
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
-                 process_group=None):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, process_group: None = None) -> None:
         if process_group is not None:
             raise ValueError(f"SyncBatchNorm: process_group must be None (tinygrad_cv has one world of ranks), "
                              f"got {process_group!r}")
         super().__init__(num_features, eps, momentum, affine, track_running_stats)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         if x.ndim < 2 or x.shape[1] != self.num_features:
             raise ValueError(f"SyncBatchNorm: expected an input (N, {self.num_features}, ...), got shape "
                              f"{x.shape}")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
+            self.num_batches_tracked.data += 1  # type: ignore[union-attr]  # a buffer with track_running_stats
             if self.momentum is None:
-                factor = 1.0 / float(self.num_batches_tracked.item())
+                factor = 1.0 / float(self.num_batches_tracked.item())  # type: ignore[union-attr]
         keep = not self.training or self.track_running_stats
         return sync_batch_norm(x, self.running_mean if keep else None, self.running_var if keep else None,
                                self.weight, self.bias, self.training or not self.track_running_stats, factor,
                                self.eps)
 
     @classmethod
-    def convert_sync_batchnorm(cls, module, process_group=None):
+    def convert_sync_batchnorm(cls, module: Module, process_group: None = None) -> Module:
         """``module`` with every BatchNorm2d inside it replaced by a SyncBatchNorm holding the same parameters,
         buffers and mode (in place for the children; the module itself is returned, or its replacement
         when it is a batch norm), as ``torch.nn.SyncBatchNorm.convert_sync_batchnorm``."""
@@ -107,8 +110,9 @@ class SyncBatchNorm(BatchNorm2d):
         return module
 
 
-def sync_batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
-                    eps=1e-5):
+def sync_batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+                    weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
+                    momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """``F.batch_norm`` with, in training, the statistics of the global batch (every rank's input; see
     global_batch_stats); the running statistics, if given, fold in the global mean and unbiased variance.
     Evaluation is F.batch_norm's."""
@@ -144,6 +148,6 @@ def _fold(running, batch_value, factor):
     data += (factor * batch_value).astype(data.dtype)
 
 
-def convert_sync_batchnorm(module):
+def convert_sync_batchnorm(module: Module) -> Module:
     """``SyncBatchNorm.convert_sync_batchnorm(module)``."""
     return SyncBatchNorm.convert_sync_batchnorm(module)

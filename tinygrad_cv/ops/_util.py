@@ -1,13 +1,15 @@
 """Small helpers shared by the ops: PyTorch's type promotion, binary operands, dims, fp32 accumulation,
 "an int or a pair" arguments and the geometry of a sliding window."""
+from __future__ import annotations
+
 import itertools
 import numbers
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .. import backend
-from ..tensor import DEFAULT_DTYPE, Tensor
+from ..tensor import DEFAULT_DTYPE, DTypeLike, Tensor, TensorLike
 
 _BOOL, _INT, _FLOAT = 0, 1, 2
 _CATEGORY = {"b": _BOOL, "u": _INT, "i": _INT, "f": _FLOAT}
@@ -86,7 +88,7 @@ def _common_dtype(a, b):
     return None
 
 
-def as_tensor(value, dtype, like):
+def as_tensor(value: TensorLike, dtype: DTypeLike, like: Tensor) -> Tensor:
     """``value`` as a Tensor of ``dtype`` on ``like``'s device (a differentiable cast for a Tensor;
     a fresh array for anything else, so that a caller's array is never aliased)."""
     if isinstance(value, Tensor):
@@ -111,7 +113,7 @@ def broadcast_shape(op, *shapes):
     return tuple(reversed(out))
 
 
-def binary_operands(op, a, b, dtype=None):
+def binary_operands(op: str, a: TensorLike, b: TensorLike, dtype: DTypeLike = None) -> tuple[Tensor, Tensor]:
     """Both operands of a binary elementwise op as tensors of one dtype (``result_dtype`` unless
     ``dtype`` is given) on one device, after checking that their shapes broadcast. Two tensors of one
     dtype, the commonest case, return as they are without the general rule's calls."""
@@ -125,21 +127,21 @@ def binary_operands(op, a, b, dtype=None):
             raise TypeError(f"{op}: at least one operand must be a Tensor, got {type(a).__name__} and "
                             f"{type(b).__name__}")
         dtype = result_dtype(a, b, op=op)
-    like = a if isinstance(a, Tensor) else b
-    a, b = as_tensor(a, dtype, like), as_tensor(b, dtype, like)
+    like = a if isinstance(a, Tensor) else b  # one of them is a Tensor (checked above or by _common_dtype)
+    a, b = as_tensor(a, dtype, like), as_tensor(b, dtype, like)  # type: ignore[arg-type]
     if a.data.shape != b.data.shape and a.data.ndim and b.data.ndim:
         broadcast_shape(op, a.data.shape, b.data.shape)
     return a, b
 
 
-def require_floating(x, op):
+def require_floating(x: Tensor, op: str) -> None:
     """Refuse a non-floating tensor, as PyTorch does for mean, var, std, softmax and log_softmax."""
     if x.dtype.kind != "f":
         raise TypeError(f"{op}: input must be a floating-point tensor, got {x.dtype}; convert it first, "
                         f"e.g. x.float()")
 
 
-def to_floating(x):
+def to_floating(x: Tensor) -> Tensor:
     """Integer and bool tensors as the default float dtype (PyTorch's rule for exp, log, sqrt, ...)."""
     return x if x.dtype.kind == "f" else x.to(dtype=DEFAULT_DTYPE)
 
@@ -171,7 +173,7 @@ def matmul_arrays(xp, a, b):
 
 
 # --------------------------------------------------------------------------- "an int or a pair", windows
-def pair(value, fn, name, minimum):
+def pair(value: Any, fn: str, name: str, minimum: int) -> tuple[int, int]:
     """An int, a pair of ints or a one-element sequence of an int (PyTorch's ``(2,)``) as a pair, each
     at least ``minimum``. Bools and floats are refused, as PyTorch refuses them."""
     def is_int(v):
@@ -183,7 +185,7 @@ def pair(value, fn, name, minimum):
         raise TypeError(f"{fn}: {name} must be an int or a pair of ints, got {value!r}")
     if any(v < minimum for v in items):
         raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}")
-    return tuple(int(v) for v in items)
+    return int(items[0]), int(items[1])
 
 
 def check_4d(fn, name, t):

@@ -25,13 +25,15 @@ is conv2d's input gradient, and its backward is conv2d's forward and weight grad
 ``im2col`` and ``col2im`` are the hot steps; their array layouts are documented so that a device
 kernel can replace them one for one.
 """
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
 
 from ..autograd import Function
 from ..backend import launch, threads
-from ..tensor import Tensor
+from ..tensor import Pair, Tensor
 from . import linalg, shape
 from ._util import Window, check_4d, matmul_arrays, pair
 
@@ -242,7 +244,7 @@ def conv_input_grad(xp, dout, w, window, groups, size, device="cpu"):
     def product(tile):
         dcols = conv_gemm_transposed(xp, channels_first(dout, tile).reshape(dout.shape[1], -1), w, groups)
         dcols = dcols.reshape((dx.shape[1],) + w.shape[2:] + (-1, ho, wo))
-        dx[tile[0]] = col2im(xp, dcols, size, *window[1:], device=device)
+        dx[tile[0]] = col2im(xp, dcols, size, *window[1:], device=device)  # type: ignore[misc]  # window[1:] is 3 long
     # windows of neighbouring rows overlap in dx, so the tiles here are whole samples
     threads.parallel_map(product, conv_tiles(dout.shape[0], ho, _cols_row_bytes(dx, w.shape[2:], wo), False), device)
     return dx
@@ -375,7 +377,8 @@ def _check_conv_operands(fn, x, w, b, groups, transposed):
         raise TypeError(f"{fn}: bias dtype {b.dtype} differs from the input's {x.dtype}")
 
 
-def _conv_padding(padding, kernel, stride, dilation):
+def _conv_padding(padding: Pair | str, kernel: tuple[int, ...], stride: tuple[int, int],
+                  dilation: tuple[int, int]) -> tuple[tuple[int, int], ...]:
     """Padding as ((top, bottom), (left, right)); 'same' splits d*(k-1) with the extra pixel at the
     end (as PyTorch), 'valid' is no padding."""
     if padding == "valid":
@@ -402,7 +405,8 @@ def check_window_fits(fn, size, kernel, padding, dilation):
 
 
 # --------------------------------------------------------------------------- public wrappers
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Pair = 1, padding: Pair | str = 0,
+           dilation: Pair = 1, groups: int = 1) -> Tensor:
     """2-D cross-correlation, as ``torch.nn.functional.conv2d``: input (N, C, H, W), weight
     (O, C/groups, kh, kw), bias (O,) -> (N, O, Ho, Wo); an unbatched (C, H, W) input gives
     (O, Ho, Wo). ``padding`` may be 'same' (the odd pixel of an even kernel's padding goes to the
@@ -412,14 +416,15 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     kernel = weight.shape[2:]
     stride = pair(stride, "conv2d", "stride", 1)
     dilation = pair(dilation, "conv2d", "dilation", 1)
-    padding = _conv_padding(padding, kernel, stride, dilation)
-    check_window_fits("conv2d", input.shape[2:], kernel, padding, dilation)
+    pads = _conv_padding(padding, kernel, stride, dilation)
+    check_window_fits("conv2d", input.shape[2:], kernel, pads, dilation)
     tensors = (input, weight) if bias is None else (input, weight, bias)
-    window = Window(kernel, stride, padding, dilation)
+    window = Window(kernel, stride, pads, dilation)
     return unbatched(Conv2d.apply(*tensors, window=window, groups=groups), was_unbatched)
 
 
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Pair = 1, padding: Pair = 0,
+                     output_padding: Pair = 0, groups: int = 1, dilation: Pair = 1) -> Tensor:
     """Transposed 2-D convolution (learnable upsampling), as ``torch.nn.functional.conv_transpose2d``:
     input (N, C, H, W), weight (C, O/groups, kh, kw) -> (N, O, Ho, Wo) with
     Ho = (H - 1)*sh - 2*ph + dh*(kh - 1) + output_padding + 1. An unbatched (C, H, W) input gives
@@ -445,7 +450,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     return unbatched(ConvTranspose2d.apply(*tensors, window=window, groups=groups, size=size), was_unbatched)
 
 
-def bias_relu(input, bias):
+def bias_relu(input: Tensor, bias: Tensor) -> Tensor:
     """relu(input + bias), the bias (C,) added along axis 1 of input (N, C, ...): the bias add and
     the ReLU after a layer, fused into one op, e.g. ``F.bias_relu(F.linear(x, w), b)`` for
     ``F.relu(F.linear(x, w, b))``."""
@@ -460,7 +465,7 @@ def bias_relu(input, bias):
     return BiasReLU.apply(input, bias)
 
 
-def linear(input, weight, bias=None):
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = x W^T + b, as ``torch.nn.functional.linear``: input (..., in), weight (out, in), bias (out,)
     (or a 0-d bias, broadcast as PyTorch does)."""
     for name, t in (("input", input), ("weight", weight)) + ((("bias", bias),) if bias is not None else ()):

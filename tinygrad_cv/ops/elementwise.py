@@ -3,11 +3,13 @@
 Broadcasting is free here: backward returns gradients of the broadcast shape and the engine sums
 them back to each input's shape (``autograd.sum_to_shape``).
 """
+from __future__ import annotations
+
 import math
 
 from ..autograd import Function
 from ..backend import threads
-from ..tensor import DEFAULT_DTYPE, Tensor
+from ..tensor import DEFAULT_DTYPE, Number, Tensor, TensorLike
 from ._util import as_tensor, binary_operands, broadcast_shape, result_dtype, to_floating
 
 
@@ -422,67 +424,83 @@ class SiLU(Function):
 
 
 # --------------------------------------------------------------------------- public wrappers
-def add(input, other, *, alpha=1):
+def _scaled(other: TensorLike, alpha: Number) -> TensorLike:
+    """alpha * other for add/sub; a list or tuple becomes a tensor first (``[1., 2.] * 2`` would repeat it)."""
+    if alpha == 1:
+        return other
+    return (Tensor(other) if isinstance(other, (list, tuple)) else other) * alpha  # type: ignore[operator]
+
+
+def add(input: TensorLike, other: TensorLike, *, alpha: Number = 1) -> Tensor:
     """input + alpha * other, with PyTorch's type promotion (see ``result_dtype``)."""
-    return Add.apply(*binary_operands("add", input, other if alpha == 1 else other * alpha))
+    return Add.apply(*binary_operands("add", input, _scaled(other, alpha)))
 
 
-def sub(input, other, *, alpha=1):
+def sub(input: TensorLike, other: TensorLike, *, alpha: Number = 1) -> Tensor:
     """input - alpha * other."""
-    return Sub.apply(*binary_operands("sub", input, other if alpha == 1 else other * alpha))
+    return Sub.apply(*binary_operands("sub", input, _scaled(other, alpha)))
 
 
-def mul(input, other): return Mul.apply(*binary_operands("mul", input, other))
+def mul(input: TensorLike, other: TensorLike) -> Tensor: return Mul.apply(*binary_operands("mul", input, other))
 
 
-def div(input, other):
+def div(input: TensorLike, other: TensorLike) -> Tensor:
     """True division: integer and bool operands give the default float dtype (float32), as PyTorch."""
     dtype = result_dtype(input, other, op="div")
     return Div.apply(*binary_operands("div", input, other, dtype if dtype.kind == "f" else DEFAULT_DTYPE))
 
 
-def floor_divide(input, other):
+def floor_divide(input: TensorLike, other: TensorLike) -> Tensor:
     """floor(input / other) in the promoted dtype (integers stay integers); zero gradients."""
     return FloorDivide.apply(*binary_operands("floor_divide", input, other))
 
 
-def remainder(input, other):
+def remainder(input: TensorLike, other: TensorLike) -> Tensor:
     """input - floor(input / other) * other: the result has the sign of ``other``, as Python's %."""
     return Remainder.apply(*binary_operands("remainder", input, other))
 
 
-def pow(input, exponent): return Pow.apply(*binary_operands("pow", input, exponent))
-def maximum(input, other): return Maximum.apply(*binary_operands("maximum", input, other))
-def minimum(input, other): return Minimum.apply(*binary_operands("minimum", input, other))
-def neg(input): return Neg.apply(input)
-def abs(input): return Abs.apply(input)
-def square(input):
+def pow(input: TensorLike, exponent: TensorLike) -> Tensor: return Pow.apply(*binary_operands("pow", input, exponent))
+
+
+def maximum(input: TensorLike, other: TensorLike) -> Tensor:
+    return Maximum.apply(*binary_operands("maximum", input, other))
+
+
+def minimum(input: TensorLike, other: TensorLike) -> Tensor:
+    return Minimum.apply(*binary_operands("minimum", input, other))
+
+
+def neg(input: Tensor) -> Tensor: return Neg.apply(input)
+def abs(input: Tensor) -> Tensor: return Abs.apply(input)
+def square(input: Tensor) -> Tensor:
     """input * input; bool inputs give int64, as PyTorch."""
     return Square.apply(input.long() if input.dtype == bool else input)
-def relu(input): return ReLU.apply(input)
-def leaky_relu(input, negative_slope=0.01): return LeakyReLU.apply(input, negative_slope=negative_slope)
+def relu(input: Tensor) -> Tensor: return ReLU.apply(input)
+def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    return LeakyReLU.apply(input, negative_slope=negative_slope)
 
 
 # Floating-only functions: integer and bool inputs are computed in the default float dtype, as PyTorch.
-def exp(input): return Exp.apply(to_floating(input))
-def expm1(input): return Expm1.apply(to_floating(input))
-def log(input): return Log.apply(to_floating(input))
-def log1p(input): return Log1p.apply(to_floating(input))
-def sqrt(input): return Sqrt.apply(to_floating(input))
-def rsqrt(input): return Rsqrt.apply(to_floating(input))
-def reciprocal(input): return Reciprocal.apply(to_floating(input))
-def sin(input): return Sin.apply(to_floating(input))
-def cos(input): return Cos.apply(to_floating(input))
-def sigmoid(input): return Sigmoid.apply(to_floating(input))
-def tanh(input): return Tanh.apply(to_floating(input))
+def exp(input: Tensor) -> Tensor: return Exp.apply(to_floating(input))
+def expm1(input: Tensor) -> Tensor: return Expm1.apply(to_floating(input))
+def log(input: Tensor) -> Tensor: return Log.apply(to_floating(input))
+def log1p(input: Tensor) -> Tensor: return Log1p.apply(to_floating(input))
+def sqrt(input: Tensor) -> Tensor: return Sqrt.apply(to_floating(input))
+def rsqrt(input: Tensor) -> Tensor: return Rsqrt.apply(to_floating(input))
+def reciprocal(input: Tensor) -> Tensor: return Reciprocal.apply(to_floating(input))
+def sin(input: Tensor) -> Tensor: return Sin.apply(to_floating(input))
+def cos(input: Tensor) -> Tensor: return Cos.apply(to_floating(input))
+def sigmoid(input: Tensor) -> Tensor: return Sigmoid.apply(to_floating(input))
+def tanh(input: Tensor) -> Tensor: return Tanh.apply(to_floating(input))
 
 
-def silu(input, inplace=False):
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """x sigmoid(x), as ``torch.nn.functional.silu``; ``inplace=True`` is accepted and computed out of place."""
     return SiLU.apply(to_floating(input))
 
 
-def gelu(input, approximate="none"):
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """x Phi(x), the Gaussian error linear unit, as ``torch.nn.functional.gelu``; ``approximate='tanh'``
     uses the tanh form of Phi."""
     if approximate not in ("none", "tanh"):
@@ -490,17 +508,17 @@ def gelu(input, approximate="none"):
     return GELU.apply(to_floating(input), approximate=approximate)
 
 
-def floor(input): return Rounding.apply(input, how="floor")
-def ceil(input): return Rounding.apply(input, how="ceil")
-def trunc(input): return Rounding.apply(input, how="trunc")
+def floor(input: Tensor) -> Tensor: return Rounding.apply(input, how="floor")
+def ceil(input: Tensor) -> Tensor: return Rounding.apply(input, how="ceil")
+def trunc(input: Tensor) -> Tensor: return Rounding.apply(input, how="trunc")
 
 
-def round(input, *, decimals=0):
+def round(input: Tensor, *, decimals: int = 0) -> Tensor:
     """Round half to even (as PyTorch and NumPy), to ``decimals`` places."""
     return Rounding.apply(input, how="round", decimals=decimals)
 
 
-def where(condition, input, other):
+def where(condition: Tensor, input: TensorLike, other: TensorLike) -> Tensor:
     """Elementwise ``condition ? input : other``; input and other may be numbers (promoted together)."""
     if not isinstance(condition, Tensor) or condition.dtype != bool:
         seen = f"a {condition.dtype} Tensor" if isinstance(condition, Tensor) else type(condition).__name__
@@ -513,7 +531,7 @@ def where(condition, input, other):
     return Where.apply(x, y, cond=condition.data)
 
 
-def clamp(input, min=None, max=None):
+def clamp(input: Tensor, min: TensorLike | None = None, max: TensorLike | None = None) -> Tensor:
     """min(max(input, min), max). Bounds may be numbers or tensors (broadcast); the result dtype is
     promoted over all of them (an integer tensor with a float bound gives float32), as PyTorch. With
     number bounds the gradient is 1 where min <= input <= max; with tensor bounds it is that of
@@ -535,7 +553,7 @@ def clamp(input, min=None, max=None):
 clip = clamp
 
 
-def compare(a, b, how):
+def compare(a: TensorLike, b: TensorLike, how: str) -> Tensor:
     """Elementwise comparison (``how`` is a NumPy ufunc name such as 'less') after promoting both
     operands to one dtype; the result is a bool tensor that carries no gradient."""
     a, b = binary_operands(how, a, b)
@@ -544,12 +562,12 @@ def compare(a, b, how):
     return Tensor(getattr(a.xp, how)(a.data, b.data), device=a.device)
 
 
-def eq(input, other): return compare(input, other, "equal")
-def ne(input, other): return compare(input, other, "not_equal")
-def lt(input, other): return compare(input, other, "less")
-def le(input, other): return compare(input, other, "less_equal")
-def gt(input, other): return compare(input, other, "greater")
-def ge(input, other): return compare(input, other, "greater_equal")
+def eq(input: TensorLike, other: TensorLike) -> Tensor: return compare(input, other, "equal")
+def ne(input: TensorLike, other: TensorLike) -> Tensor: return compare(input, other, "not_equal")
+def lt(input: TensorLike, other: TensorLike) -> Tensor: return compare(input, other, "less")
+def le(input: TensorLike, other: TensorLike) -> Tensor: return compare(input, other, "less_equal")
+def gt(input: TensorLike, other: TensorLike) -> Tensor: return compare(input, other, "greater")
+def ge(input: TensorLike, other: TensorLike) -> Tensor: return compare(input, other, "greater_equal")
 
 
 def _predicate(input, name):
@@ -557,13 +575,13 @@ def _predicate(input, name):
     return Tensor.wrap(getattr(input.xp, name)(input.data), input.device)
 
 
-def isnan(input): return _predicate(input, "isnan")
-def isinf(input): return _predicate(input, "isinf")
-def isfinite(input): return _predicate(input, "isfinite")
-def logical_not(input): return _predicate(input, "logical_not")
+def isnan(input: Tensor) -> Tensor: return _predicate(input, "isnan")
+def isinf(input: Tensor) -> Tensor: return _predicate(input, "isinf")
+def isfinite(input: Tensor) -> Tensor: return _predicate(input, "isfinite")
+def logical_not(input: Tensor) -> Tensor: return _predicate(input, "logical_not")
 
 
-def sign(input):
+def sign(input: Tensor) -> Tensor:
     """Elementwise sign (-1, 0 or 1, in the input's dtype; a bool is its own sign), not differentiable."""
     data = input.data.copy() if input.dtype == bool else input.xp.sign(input.data)
     return Tensor(data, device=input.device)

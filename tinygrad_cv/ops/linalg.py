@@ -1,6 +1,9 @@
 """Matrix product with NumPy's/PyTorch's rules: 1-D operands are promoted and squeezed back, batch
 dims broadcast. float16 is multiplied in float32 (see ``matmul_arrays``)."""
+from __future__ import annotations
+
 from ..autograd import Function, sum_to_shape
+from ..tensor import Tensor
 from ._util import matmul_arrays
 
 
@@ -25,7 +28,7 @@ class MatMul(Function):
         return ga, gb
 
 
-def matmul(a, b):
+def matmul(a: Tensor, b: Tensor) -> Tensor:
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both operands need at least 1 dim, got shapes {a.shape} and {b.shape}")
     k_a = a.shape[-1]

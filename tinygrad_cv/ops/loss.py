@@ -4,6 +4,8 @@ Fused ops (one Function: forward and gradient in closed form) where it pays: cro
 (log_softmax + nll in one pass), nll_loss, the two binary cross entropies and smooth L1. The
 others are short compositions of differentiable ops.
 """
+from __future__ import annotations
+
 import numpy as np
 
 from ..autograd import Function
@@ -105,7 +107,8 @@ class BinaryCrossEntropyWithLogits(Function):
         return gx, gt, gpw
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                                     reduction: str = "mean", pos_weight: Tensor | None = None) -> Tensor:
     """Sigmoid + binary cross entropy in the stable form, as PyTorch's: weight scales each element,
     pos_weight (broadcast over the last dim, e.g. one per class) scales the positive term."""
     fn = "binary_cross_entropy_with_logits"
@@ -136,7 +139,8 @@ class BinaryCrossEntropy(Function):
         return gp, gt
 
 
-def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                         reduction: str = "mean") -> Tensor:
     """Binary cross entropy of probabilities ``input`` in [0, 1], as PyTorch's (logs clamped at -100)."""
     fn = "binary_cross_entropy"
     _check_reduction(fn, reduction)
@@ -312,7 +316,8 @@ def _class_weight(fn, input, weight):
     return weight.data
 
 
-def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = -100,
+             reduction: str = "mean") -> Tensor:
     """Negative log likelihood of log-probabilities ``input`` (N, C, ...) at integer ``target``, as PyTorch's."""
     fn = "nll_loss"
     _check_reduction(fn, reduction)
@@ -324,7 +329,8 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     return _one_sample_result(loss, was_one, reduction)
 
 
-def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = -100,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """Cross entropy of scores (N, C) or (N, C, d1, ...) against integer class indices (N, d1, ...) or
     class probabilities of the input's shape, as ``torch.nn.functional.cross_entropy``: class
     weights, ignore_index, label_smoothing and the weighted mean all follow PyTorch."""
@@ -357,7 +363,7 @@ def _soft_cross_entropy(input, target, weight, reduction, label_smoothing):
     return _reduce(loss, reduction)
 
 
-def dice_loss(input, target, eps=1.0):
+def dice_loss(input: Tensor, target: Tensor, eps: float = 1.0) -> Tensor:
     """Soft Dice loss for segmentation: scores (N, C, *) against integer classes (N, *).
 
     With p = softmax(input) over the classes and y the one-hot target, for each class c (sums over
@@ -400,20 +406,20 @@ class SmoothL1(Function):
         return g * xp.clip(d / d.dtype.type(ctx.beta), -1, 1)
 
 
-def mse_loss(input, target, reduction="mean"):
+def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """mean((input - target)^2), as PyTorch's."""
     _check_reduction("mse_loss", reduction)
     d = input - _same_shape_target("mse_loss", input, target, promote=True)
     return _reduce(d * d, reduction)
 
 
-def l1_loss(input, target, reduction="mean"):
+def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """mean(|input - target|), as PyTorch's."""
     _check_reduction("l1_loss", reduction)
     return _reduce(elementwise.abs(input - _same_shape_target("l1_loss", input, target, promote=True)), reduction)
 
 
-def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
+def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean", beta: float = 1.0) -> Tensor:
     """Huber-like loss: quadratic below ``beta``, linear above, as PyTorch's ``smooth_l1_loss``."""
     _check_reduction("smooth_l1_loss", reduction)
     if beta < 0:

@@ -1,12 +1,15 @@
 """Normalisation (batch, layer, group) and dropout."""
+from __future__ import annotations
+
 import numbers
+from typing import Any
 
 import numpy as np
 
 from ..autograd import Function
 from ..backend import acc_dtype, launch, threads
 from ..random import generator
-from ..tensor import Tensor
+from ..tensor import ShapeLike, Tensor
 from .elementwise import rsqrt
 
 
@@ -114,7 +117,7 @@ class BatchNorm(Function):
         xp, acc, need = ctx.xp, mean.dtype, ctx.needs_input_grad
         gv, xv = _channels_view(g), _channels_view(x)
         count = gv.shape[0] * gv.shape[2]
-        dx = xp.empty_like(xv) if need[0] else None
+        dx: Any = xp.empty_like(xv) if need[0] else None  # (None when the input needs no gradient)
         dw, db = xp.empty(xv.shape[1], dtype=acc), xp.empty(xv.shape[1], dtype=acc)
 
         def block(cs):
@@ -153,7 +156,8 @@ def _update_running(running, batch_value, momentum):
     data += (momentum * batch_value).astype(data.dtype)
 
 
-def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
+               bias: Tensor | None = None, training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """Batch normalisation over axis 1, as ``torch.nn.functional.batch_norm``.
 
     Training: normalise with the batch's mean and biased variance, and (if given) update the running
@@ -197,10 +201,11 @@ def _affine_shape_check(fn, name, t, shape):
         raise ValueError(f"{fn}: {name} must be a Tensor of shape {tuple(shape)}, got {seen}")
 
 
-def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+def layer_norm(input: Tensor, normalized_shape: ShapeLike, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
     """y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias, the statistics over the last
     len(normalized_shape) dims (biased variance), as ``torch.nn.functional.layer_norm``."""
-    shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+    shape = (normalized_shape,) if isinstance(normalized_shape, (int, numbers.Integral)) else tuple(normalized_shape)
     if not isinstance(input, Tensor) or not shape or tuple(input.shape[input.ndim - len(shape):]) != shape:
         raise ValueError(f"layer_norm: input's last dims must be normalized_shape={shape}, got input shape "
                          f"{getattr(input, 'shape', type(input).__name__)}")
@@ -211,7 +216,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     return y + bias if bias is not None else y
 
 
-def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
     """Split the C channels of x (N, C, *) into ``num_groups`` groups and normalise each sample's group
     by its own mean and biased variance; then y * weight[c] + bias[c], as
     ``torch.nn.functional.group_norm``."""
@@ -241,7 +247,7 @@ class Dropout(Function):
         return g * ctx.saved[0]
 
 
-def dropout(input, p=0.5, training=True):
+def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Zero each element with probability p and scale the rest by 1 / (1 - p) (training only), as
     ``torch.nn.functional.dropout``. The mask comes from ``tinygrad_cv.random.generator()``."""
     if not isinstance(p, numbers.Real) or not 0 <= p <= 1:

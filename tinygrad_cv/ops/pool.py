@@ -7,17 +7,23 @@ Adaptive average pooling is separable: y = A_h @ x @ A_w^T with averaging matric
 Adaptive max pooling loops over the oh*ow bins, bin (i, j) covering rows [floor(i*H/oh),
 ceil((i+1)*H/oh)) and the columns likewise.
 """
+from __future__ import annotations
+
 import numbers
+from typing import Literal, Optional, Union, overload
 
 import numpy as np
 
 from .. import backend
 from ..autograd import Function
 from ..backend import launch, threads
-from ..tensor import Tensor
+from ..tensor import Pair, Tensor
 from ._util import Window, pair
 from .conv import batched, offset_slices, pad2d, unbatched
 from .resample import adaptive_bins, resample2d
+
+# an adaptive pool's output size: an int (square), or (h, w) where None keeps that input size
+AdaptiveSize = Union[int, None, tuple[Optional[int], Optional[int]]]
 
 
 # --------------------------------------------------------------------------- geometry
@@ -109,7 +115,7 @@ class MaxPool2d(Function):
     the threads."""
     def forward(ctx, x, *, window, out_size):
         if ctx.device != "cpu":
-            y, argmax = launch.max_pool2d(x, *_launch_window(window), out_size=out_size)
+            y, argmax = launch.max_pool2d(x, *_launch_window(window), out_size=out_size)  # type: ignore[misc]
         else:
             parts = threads.parallel_map(lambda s: max_pool_forward(ctx.xp, x[s], window, out_size),
                                          threads.split(x.shape[0]))
@@ -241,7 +247,17 @@ def _pool_out_size(fn, x, window, ceil_mode):
     return out_size
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+@overload
+def max_pool2d(input: Tensor, kernel_size: Pair, stride: Pair | None = None, padding: Pair = 0, dilation: Pair = 1,
+               ceil_mode: bool = False, return_indices: Literal[False] = False) -> Tensor: ...
+@overload
+def max_pool2d(input: Tensor, kernel_size: Pair, stride: Pair | None, padding: Pair, dilation: Pair,
+               ceil_mode: bool, return_indices: Literal[True]) -> tuple[Tensor, Tensor]: ...
+@overload
+def max_pool2d(input: Tensor, kernel_size: Pair, stride: Pair | None = None, padding: Pair = 0, dilation: Pair = 1,
+               ceil_mode: bool = False, *, return_indices: Literal[True]) -> tuple[Tensor, Tensor]: ...
+def max_pool2d(input: Tensor, kernel_size: Pair, stride: Pair | None = None, padding: Pair = 0, dilation: Pair = 1,
+               ceil_mode: bool = False, return_indices: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Max over sliding windows, as ``torch.nn.functional.max_pool2d``. With ``return_indices``,
     also the flat index h*W + w (in the input plane) of each maximum. A 3-D input is one unbatched
     (C, H, W) sample and gives 3-D results."""
@@ -256,8 +272,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return out, Tensor(indices[0] if was_unbatched else indices, device=input.device)
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None):
+def avg_pool2d(input: Tensor, kernel_size: Pair, stride: Pair | None = None, padding: Pair = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True, divisor_override: int | None = None) -> Tensor:
     """Mean over sliding windows, as ``torch.nn.functional.avg_pool2d`` (count_include_pad=True and
     ceil_mode=False by default; ``divisor_override``, a non-zero int, replaces every divisor). A 3-D
     input is one unbatched (C, H, W) sample and gives a 3-D result."""
@@ -277,7 +293,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     return unbatched(out, was_unbatched)
 
 
-def adaptive_avg_pool2d(input, output_size):
+def adaptive_avg_pool2d(input: Tensor, output_size: AdaptiveSize) -> Tensor:
     """Average over PyTorch's adaptive bins so that the output is (N, C) + output_size; an int means
     a square output and None keeps that dim's input size. Bin i of n pixels into o covers
     [floor(i*n/o), ceil((i+1)*n/o)), so bins overlap when o does not divide n. A 3-D input is one
@@ -288,7 +304,14 @@ def adaptive_avg_pool2d(input, output_size):
     return unbatched(resample2d(input, rows, cols), was_unbatched)
 
 
-def adaptive_max_pool2d(input, output_size, return_indices=False):
+@overload
+def adaptive_max_pool2d(input: Tensor, output_size: AdaptiveSize,
+                        return_indices: Literal[False] = False) -> Tensor: ...
+@overload
+def adaptive_max_pool2d(input: Tensor, output_size: AdaptiveSize,
+                        return_indices: Literal[True]) -> tuple[Tensor, Tensor]: ...
+def adaptive_max_pool2d(input: Tensor, output_size: AdaptiveSize,
+                        return_indices: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Max over PyTorch's adaptive bins (as ``adaptive_avg_pool2d``'s), as
     ``torch.nn.functional.adaptive_max_pool2d``; with ``return_indices``, also the flat index
     h*W + w (in the input plane) of each maximum."""

@@ -4,21 +4,35 @@ log_softmax.
 float16 inputs accumulate in float32 and are rounded back at the end. Sums and products of bool and
 integer tensors are int64; mean, var, std, softmax and log_softmax refuse them, as PyTorch.
 """
+from __future__ import annotations
+
 import numbers
-from collections import namedtuple
+from typing import NamedTuple, overload
 
 import numpy as np
 
 from ..autograd import Function
 from ..backend import acc_dtype
-from ..tensor import Tensor
+from ..tensor import DTypeLike, Dims, Number, Tensor
 from ._util import normalize_dim, require_floating, to_floating
 from .elementwise import maximum, minimum
 from .shape import reshape
 
-# What max/min(input, dim) return, as torch.return_types.max/min: a tuple with named fields.
-MaxResult = namedtuple("max", ["values", "indices"])
-MinResult = namedtuple("min", ["values", "indices"])
+
+class MaxResult(NamedTuple):
+    """What max(input, dim) returns, as torch.return_types.max: a tuple with named fields."""
+    values: Tensor
+    indices: Tensor
+
+
+class MinResult(NamedTuple):
+    """What min(input, dim) returns, as torch.return_types.min."""
+    values: Tensor
+    indices: Tensor
+
+
+MaxResult.__name__ = MaxResult.__qualname__ = "max"  # the type's name, as PyTorch's
+MinResult.__name__ = MinResult.__qualname__ = "min"
 
 
 def _restore_dims(g, axes, keepdim):
@@ -204,13 +218,13 @@ def _summable(x, dtype):
     return x.to(dtype=np.int64) if x.dtype.kind in "biu" else x
 
 
-def sum(input, dim=None, keepdim=False, *, dtype=None):
+def sum(input: Tensor, dim: Dims = None, keepdim: bool = False, *, dtype: DTypeLike = None) -> Tensor:
     """Sum over ``dim`` (an int, a tuple, or None for all); bool and integer inputs give int64."""
     x = _summable(input, dtype)
     return Sum.apply(x, axes=normalize_dim(dim, x.ndim, "sum"), keepdim=keepdim)
 
 
-def prod(input, dim=None, keepdim=False, *, dtype=None):
+def prod(input: Tensor, dim: int | None = None, keepdim: bool = False, *, dtype: DTypeLike = None) -> Tensor:
     """Product of all elements, or along one ``dim``; bool and integer inputs give int64."""
     if dim is not None and not isinstance(dim, numbers.Integral):
         raise TypeError(f"prod: dim must be an int (one dim, as PyTorch), got {dim!r}")
@@ -218,37 +232,53 @@ def prod(input, dim=None, keepdim=False, *, dtype=None):
     return Prod.apply(x, axes=normalize_dim(dim, x.ndim, "prod"), keepdim=keepdim)
 
 
-def cumsum(input, dim, *, dtype=None):
+def cumsum(input: Tensor, dim: int, *, dtype: DTypeLike = None) -> Tensor:
     """Running sum along ``dim``; bool and integer inputs give int64."""
     x = _summable(input, dtype)
     axes = normalize_dim(dim, x.ndim, "cumsum")
     return CumSum.apply(x, axis=axes[0]) if axes else reshape(x, ())
 
 
-def mean(input, dim=None, keepdim=False, *, dtype=None):
+def mean(input: Tensor, dim: Dims = None, keepdim: bool = False, *, dtype: DTypeLike = None) -> Tensor:
     """Mean over ``dim``. Integer inputs need ``dtype`` (a float dtype), as in PyTorch."""
     x = input if dtype is None else input.to(dtype=dtype)
     require_floating(x, "mean")
     return Mean.apply(x, axes=normalize_dim(dim, x.ndim, "mean"), keepdim=keepdim)
 
 
-def amax(input, dim=None, keepdim=False):
+def amax(input: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:
     """The largest value over ``dim`` (None: all); ties share the gradient evenly."""
     return Extreme.apply(input, axes=normalize_dim(dim, input.ndim, "amax"), keepdim=keepdim, largest=True)
 
 
-def amin(input, dim=None, keepdim=False):
+def amin(input: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:
     return Extreme.apply(input, axes=normalize_dim(dim, input.ndim, "amin"), keepdim=keepdim, largest=False)
 
 
-def max(input, dim=None, keepdim=False):
+@overload
+def max(input: Tensor) -> Tensor: ...
+@overload
+def max(input: Tensor, dim: int, keepdim: bool = False) -> MaxResult: ...
+@overload
+def max(input: Tensor, dim: Tensor) -> Tensor: ...
+@overload
+def max(input: Tensor, dim: int | Tensor | None = None, keepdim: bool = False) -> Tensor | MaxResult: ...
+def max(input: Tensor, dim: int | Tensor | None = None, keepdim: bool = False) -> Tensor | MaxResult:
     """PyTorch's three forms: ``max(input)`` is the 0-d largest value; ``max(input, dim, keepdim=False)``
     is a named tuple ``(values, indices)`` of the first largest element along ``dim``, its gradient going
     to that element; ``max(input, other)`` with a Tensor ``other`` is ``maximum(input, other)``."""
     return _extreme("max", input, dim, keepdim, largest=True)
 
 
-def min(input, dim=None, keepdim=False):
+@overload
+def min(input: Tensor) -> Tensor: ...
+@overload
+def min(input: Tensor, dim: int, keepdim: bool = False) -> MinResult: ...
+@overload
+def min(input: Tensor, dim: Tensor) -> Tensor: ...
+@overload
+def min(input: Tensor, dim: int | Tensor | None = None, keepdim: bool = False) -> Tensor | MinResult: ...
+def min(input: Tensor, dim: int | Tensor | None = None, keepdim: bool = False) -> Tensor | MinResult:
     """``min(input)``, ``min(input, dim, keepdim=False) -> (values, indices)`` or ``min(input, other)``."""
     return _extreme("min", input, dim, keepdim, largest=False)
 
@@ -290,7 +320,8 @@ def _correction(op, dim, unbiased, correction):
     return dim, correction
 
 
-def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+def var(input: Tensor, dim: Dims | bool = None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction: Number | None = None) -> Tensor:
     """sum (x - mean)^2 / (n - correction) over ``dim``; ``correction=1`` (Bessel) by default, and
     ``unbiased=False`` means ``correction=0``, as PyTorch (also ``var(input, unbiased)``)."""
     require_floating(input, "var")
@@ -298,37 +329,38 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     return Var.apply(input, axes=normalize_dim(dim, input.ndim, "var"), keepdim=keepdim, correction=correction)
 
 
-def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+def std(input: Tensor, dim: Dims | bool = None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction: Number | None = None) -> Tensor:
     """sqrt(var(...)), with the same arguments."""
     require_floating(input, "std")
     return var(input, dim, unbiased, keepdim, correction=correction).sqrt()
 
 
-def logsumexp(input, dim, keepdim=False):
+def logsumexp(input: Tensor, dim: Dims, keepdim: bool = False) -> Tensor:
     """log sum exp over ``dim``; integer inputs are computed in float32, as PyTorch."""
     x = to_floating(input)
     return LogSumExp.apply(x, axes=normalize_dim(dim, x.ndim, "logsumexp"), keepdim=keepdim)
 
 
-def softmax(input, dim, dtype=None):
+def softmax(input: Tensor, dim: int, dtype: DTypeLike = None) -> Tensor:
     """exp(x) / sum exp(x) along ``dim``, computed in ``dtype`` when given."""
     x = input if dtype is None else input.to(dtype=dtype)
     require_floating(x, "softmax")
     return Softmax.apply(x, axis=normalize_dim(dim, x.ndim, "softmax"))
 
 
-def log_softmax(input, dim, dtype=None):
+def log_softmax(input: Tensor, dim: int, dtype: DTypeLike = None) -> Tensor:
     x = input if dtype is None else input.to(dtype=dtype)
     require_floating(x, "log_softmax")
     return LogSoftmax.apply(x, axis=normalize_dim(dim, x.ndim, "log_softmax"))
 
 
-def any(input, dim=None, keepdim=False):
+def any(input: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:
     """True where some element over ``dim`` (None: all) is nonzero; a bool tensor, not differentiable."""
     return _logical(input, dim, keepdim, "any")
 
 
-def all(input, dim=None, keepdim=False):
+def all(input: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:
     """True where every element over ``dim`` (None: all) is nonzero."""
     return _logical(input, dim, keepdim, "all")
 
@@ -338,12 +370,12 @@ def _logical(x, dim, keepdim, how):
     return Tensor(getattr(x.data, how)(axis=axes, keepdims=keepdim), device=x.device)
 
 
-def argmax(input, dim=None, keepdim=False):
+def argmax(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
     """Index (int64) of the first largest element, over all (flattened) or along ``dim``; not differentiable."""
     return _arg(input, dim, keepdim, input.xp.argmax, "argmax")
 
 
-def argmin(input, dim=None, keepdim=False):
+def argmin(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
     return _arg(input, dim, keepdim, input.xp.argmin, "argmin")
 
 

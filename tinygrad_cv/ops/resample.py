@@ -21,14 +21,17 @@ clamped into [0, in - 1] (the border pixel takes the weight of the pixels beyond
   W(d) = A|d|^3 - 5A|d|^2 + 8A|d| - 4A             for 1 < |d| < 2
 Area is adaptive average pooling: bin o covers [floor(o*in/out), ceil((o+1)*in/out)).
 """
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Sequence
 
 import numpy as np
 
 from ..autograd import Function
 from ..backend import acc_dtype
-from ..tensor import Tensor
+from ..tensor import ShapeLike, Tensor
 from . import shape
 from ._util import check_4d, matmul_arrays
 
@@ -203,8 +206,9 @@ def _check_mode(fn, x, mode, align_corners, antialias):
                          f"anti-aliased result, or leave antialias False")
 
 
-def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
-                recompute_scale_factor=None, antialias=False):
+def interpolate(input: Tensor, size: ShapeLike | None = None, scale_factor: float | Sequence[float] | None = None,
+                mode: str = "nearest", align_corners: bool | None = None,
+                recompute_scale_factor: bool | None = None, antialias: bool = False) -> Tensor:
     """Resize, as ``torch.nn.functional.interpolate``: a 3-D input (N, C, L) is resized along L (modes
     'nearest', 'nearest-exact', 'linear', 'area'), a 4-D input (N, C, H, W) along H and W ('nearest',
     'nearest-exact', 'bilinear', 'bicubic', 'area'); align_corners (linear modes only) is False by
@@ -226,7 +230,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     return resample2d(input, *matrices)
 
 
-def pixel_shuffle(input, upscale_factor):
+def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
     """(N, C*r*r, H, W) -> (N, C, H*r, W*r), as ``torch.nn.functional.pixel_shuffle``:
     out[n, c, h*r + i, w*r + j] = in[n, c*r*r + i*r + j, h, w]."""
     r = upscale_factor

@@ -21,8 +21,11 @@ which adds grad * weight / count into each sample's four neighbours exactly as t
 scatter does. The cost is O(K * out_h * H * W * C) multiply-adds (dense BLAS), memory O(K * out_h * C * W)
 per group of ROIs.
 """
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Sequence
 
 import numpy as np
 
@@ -196,7 +199,8 @@ class RoIAlign(Function):
         return roi_align_backward(ctx.xp, grad, rois, ctx.input_shape, *ctx.params)
 
 
-def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
+def roi_align(input: Tensor, boxes: Tensor | Sequence[Tensor], output_size: int | tuple[int, int],
+              spatial_scale: float = 1.0, sampling_ratio: int = -1, aligned: bool = False) -> Tensor:
     """torchvision.ops.roi_align: (K, C, out_h, out_w) features of the K boxes.
 
     ``aligned=True`` shifts the boxes by -0.5 feature pixel, so that a box (0, 0, 1, 1) at
@@ -244,8 +248,8 @@ def roi_pool_forward(xp, x, rois, output_size, spatial_scale):
     """RoIPool: (K, C, out_h, out_w) maxima and the flat (H*W) index of each maximum (-1 for an empty bin)."""
     n, c, h, w = x.shape
     coords = rois[:, 1:] * spatial_scale
-    rows, rows_real = _bin_cells(xp, *_pool_bins(xp, coords[:, 1], coords[:, 3], output_size[0], h), h)
-    cols, cols_real = _bin_cells(xp, *_pool_bins(xp, coords[:, 0], coords[:, 2], output_size[1], w), w)
+    rows, rows_real = _bin_cells(xp, *_pool_bins(xp, coords[:, 1], coords[:, 3], output_size[0], h), h)  # type: ignore[call-arg]
+    cols, cols_real = _bin_cells(xp, *_pool_bins(xp, coords[:, 0], coords[:, 2], output_size[1], w), w)  # type: ignore[call-arg]
     batch = rois[:, 0].astype(np.int64)
     # values[k, c, ph, i, pw, j] = x[b_k, c, rows[k, ph, i], cols[k, pw, j]]
     values = x[batch[:, None, None, None, None, None], xp.arange(c)[:, None, None, None, None],
@@ -281,7 +285,8 @@ class RoIPool(Function):
         return grad_x.reshape(n, c, h, w)
 
 
-def roi_pool(input, boxes, output_size, spatial_scale=1.0):
+def roi_pool(input: Tensor, boxes: Tensor | Sequence[Tensor], output_size: int | tuple[int, int],
+             spatial_scale: float = 1.0) -> Tensor:
     """torchvision.ops.roi_pool: max over quantised bins (Fast R-CNN). Kept for the lesson that
     shows why RoIAlign replaced it; use ``roi_align`` in models."""
     _check_input(input, "roi_pool")

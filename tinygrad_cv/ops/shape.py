@@ -1,12 +1,15 @@
 """Ops that move data without arithmetic: reshape, permute, expand, indexing, cat, pad, casts and
 device transfers. Their backward puts each gradient element back where its value came from."""
+from __future__ import annotations
+
 import numbers
+from typing import Any, Sequence
 
 import numpy as np
 
 from .. import backend
 from ..autograd import Function
-from ..tensor import Tensor
+from ..tensor import DTypeLike, Dims, Number, ShapeLike, Tensor
 from ._util import normalize_dim
 
 
@@ -115,11 +118,11 @@ class ToDevice(Function):
 
 
 # --------------------------------------------------------------------------- public wrappers
-def _sizes(args):
+def _sizes(args: tuple[Any, ...]) -> tuple[int, ...]:
     return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else tuple(args)
 
 
-def reshape(x, *shape):
+def reshape(x: Tensor, *shape: ShapeLike) -> Tensor:
     shape = _sizes(shape)
     try:
         target = np.empty(x.shape, dtype=np.uint8).reshape(shape).shape  # resolves -1, checks sizes
@@ -132,21 +135,21 @@ def reshape(x, *shape):
 view = reshape
 
 
-def flatten(x, start_dim=0, end_dim=-1):
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     if x.ndim == 0:
         return reshape(x, 1)
     start, end = start_dim % x.ndim, end_dim % x.ndim
     return reshape(x, x.shape[:start] + (-1,) + x.shape[end + 1:])
 
 
-def permute(x, *dims):
+def permute(x: Tensor, *dims: ShapeLike) -> Tensor:
     dims = _sizes(dims)
     if sorted(d % max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
         raise ValueError(f"permute: dims {dims} are not a permutation of the {x.ndim} dims of shape {x.shape}")
     return Permute.apply(x, dims=tuple(d % x.ndim for d in dims))
 
 
-def transpose(x, dim0, dim1):
+def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
     """Swap two dims; a 0-d tensor accepts transpose(0, 0) (and -1), as PyTorch."""
     normalize_dim((dim0, dim1), x.ndim, "transpose")
     dims = list(range(x.ndim))
@@ -156,23 +159,23 @@ def transpose(x, dim0, dim1):
     return permute(x, *dims)
 
 
-def flip(x, *dims):
+def flip(x: Tensor, *dims: ShapeLike) -> Tensor:
     """Reverse the order of elements along ``dims`` (``flip(x, (0, 1))`` or ``x.flip(0, 1)``)."""
     dims = _sizes(dims)
     return Flip.apply(x, axes=normalize_dim(dims, x.ndim, "flip"))
 
 
-def squeeze(x, dim=None):
+def squeeze(x: Tensor, dim: Dims = None) -> Tensor:
     axes = normalize_dim(dim, x.ndim, "squeeze")
     return reshape(x, tuple(n for i, n in enumerate(x.shape) if not (i in axes and n == 1)))
 
 
-def unsqueeze(x, dim):
+def unsqueeze(x: Tensor, dim: int) -> Tensor:
     dim = dim % (x.ndim + 1)
     return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
 
 
-def expand(x, *sizes):
+def expand(x: Tensor, *sizes: ShapeLike) -> Tensor:
     sizes = _sizes(sizes)
     lead = len(sizes) - x.ndim
     if lead < 0:
@@ -202,12 +205,12 @@ def _index_arrays(index, xp):
     return tuple(out), advanced
 
 
-def getitem(x, index):
+def getitem(x: Tensor, index: Any) -> Tensor:
     index, advanced = _index_arrays(index, x.xp)
     return GetItem.apply(x, index=index, advanced=advanced)
 
 
-def cat(tensors, dim=0):
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat: expected a non-empty list of tensors")
@@ -220,7 +223,7 @@ def cat(tensors, dim=0):
     return Cat.apply(*tensors, axis=axis)
 
 
-def stack(tensors, dim=0):
+def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: expected a non-empty list of tensors")
@@ -231,11 +234,11 @@ def stack(tensors, dim=0):
     return cat([unsqueeze(t, dim) for t in tensors], dim)
 
 
-def split(x, split_size_or_sections, dim=0):
+def split(x: Tensor, split_size_or_sections: int | Sequence[int], dim: int = 0) -> tuple[Tensor, ...]:
     """Split into pieces of ``split_size`` (the last may be smaller) or of the given list of sizes."""
     axis = dim % x.ndim
     n = x.shape[axis]
-    if isinstance(split_size_or_sections, numbers.Integral):
+    if isinstance(split_size_or_sections, (int, numbers.Integral)):
         sizes = [min(split_size_or_sections, n - s) for s in range(0, n, split_size_or_sections)]
     else:
         sizes = list(split_size_or_sections)
@@ -249,7 +252,7 @@ def split(x, split_size_or_sections, dim=0):
     return tuple(pieces)
 
 
-def chunk(x, chunks, dim=0):
+def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
     n = x.shape[dim % x.ndim]
     return split(x, -(-n // chunks), dim)
 
@@ -309,7 +312,7 @@ def _check_pad(x, pad, mode, value):
     return pairs
 
 
-def pad(x, pad, mode="constant", value=None):
+def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: Number | None = None) -> Tensor:
     """Pad as ``torch.nn.functional.pad``: ``pad`` lists (before, after) pairs starting from the
     *last* dim, so (left, right, top, bottom) pads the width, then the height; a negative amount
     crops. 'constant' fills with ``value`` (0 when None); 'reflect', 'replicate' and 'circular'
@@ -330,14 +333,14 @@ def pad(x, pad, mode="constant", value=None):
     return x
 
 
-def clone(input):
+def clone(input: Tensor) -> Tensor:
     """A copy of ``input`` with its own memory, still in the graph (gradients pass through), as PyTorch."""
     return Clone.apply(input)
 
 
-def cast(x, dtype):
+def cast(x: Tensor, dtype: DTypeLike) -> Tensor:
     return Cast.apply(x, dtype=np.dtype(dtype))
 
 
-def to_device(x, device):
+def to_device(x: Tensor, device: str) -> Tensor:
     return ToDevice.apply(x, device=backend.check_device(device))

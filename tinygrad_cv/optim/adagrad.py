@@ -1,5 +1,10 @@
 """Adagrad: each coordinate's step divided by the root of its summed squared gradients, as PyTorch."""
-from .optimizer import Optimizer, check_number
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from ..tensor import Tensor
+from .optimizer import Optimizer, ParamGroup, check_number
 
 
 class Adagrad(Optimizer):
@@ -17,17 +22,18 @@ class Adagrad(Optimizer):
 
     state_keys = ("step", "sum")
 
-    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10):
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 1e-2, lr_decay: float = 0.0,
+                 weight_decay: float = 0.0, initial_accumulator_value: float = 0.0, eps: float = 1e-10) -> None:
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value, eps=eps))
 
-    def check_hypers(self, group):
+    def check_hypers(self, group: Mapping[str, Any]) -> None:
         super().check_hypers(group)
         for key in ("lr_decay", "initial_accumulator_value"):
             check_number(group[key], f"Adagrad: {key}", low=0.0)
         check_number(group["eps"], "Adagrad: eps", low=0.0, low_open=True)
 
-    def update(self, group, param, grad, state):
+    def update(self, group: ParamGroup, param: Tensor, grad: Any, state: dict[str, Any]) -> None:
         p, xp = param.data, param.xp
         if not state:
             state.update(step=0, sum=xp.full_like(p, group["initial_accumulator_value"]))

@@ -1,5 +1,10 @@
 """Adam and AdamW, with PyTorch's update formulas."""
-from .optimizer import Optimizer, check_number
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+from ..tensor import Tensor
+from .optimizer import Optimizer, ParamGroup, check_number
 
 
 class Adam(Optimizer):
@@ -19,11 +24,12 @@ class Adam(Optimizer):
     state_keys = ("step", "exp_avg", "exp_avg_sq")
     decoupled_weight_decay = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 1e-3,
+                 betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         betas = tuple(betas) if isinstance(betas, (list, tuple)) else betas
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 
-    def check_hypers(self, group):
+    def check_hypers(self, group: Mapping[str, Any]) -> None:
         super().check_hypers(group)
         name, betas = type(self).__name__, group["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
@@ -32,7 +38,7 @@ class Adam(Optimizer):
             check_number(beta, f"{name}: betas[{i}]", low=0.0, high=1.0, high_open=True)
         check_number(group["eps"], f"{name}: eps", low=0.0, low_open=True)
 
-    def update(self, group, param, grad, state):
+    def update(self, group: ParamGroup, param: Tensor, grad: Any, state: dict[str, Any]) -> None:
         p, xp = param.data, param.xp
         lr, (beta1, beta2), wd = group["lr"], group["betas"], group["weight_decay"]
         if not state:
@@ -58,5 +64,6 @@ class AdamW(Adam):
 
     decoupled_weight_decay = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 1e-3,
+                 betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)

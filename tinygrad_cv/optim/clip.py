@@ -1,13 +1,17 @@
 """Gradient clipping by the global norm, as ``torch.nn.utils.clip_grad_norm_``."""
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Iterable
 
 import numpy as np
 
 from ..tensor import Tensor
 
 
-def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm_type: float = 2.0,
+                    error_if_nonfinite: bool = False) -> Tensor:
     """Scale all gradients together, in place, so that their joint norm is at most ``max_norm``.
 
     total = (sum_p ||grad_p||^q)^(1/q)  (max |grad| for q = inf);

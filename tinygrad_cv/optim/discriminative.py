@@ -1,11 +1,15 @@
 """Discriminative learning rates: smaller steps for early layer groups, larger for the head (fastai)."""
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 
-def even_mults(start, stop, n):
+def even_mults(start: float, stop: float, n: int) -> npt.NDArray[np.float64]:
     """``n`` numbers from ``start`` to ``stop``, evenly spaced in log: start (stop/start)^(i/(n-1))."""
     start, stop = _positive(start, "start", "even_mults"), _positive(stop, "stop", "even_mults")
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
@@ -16,7 +20,7 @@ def even_mults(start, stop, n):
     return np.array([start * step ** i for i in range(n)])
 
 
-def lr_range(lr, n_groups):
+def lr_range(lr: float | slice, n_groups: int) -> npt.NDArray[np.float64]:
     """Learning rates for ``n_groups`` layer groups from a number or a slice, as fastai's ``lr_range``
     (every rate finite and > 0):
 
@@ -34,7 +38,7 @@ def lr_range(lr, n_groups):
     return np.array([hi / 10] * (n_groups - 1) + [hi])
 
 
-def _positive(value, name, where):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
+def _positive(value: Any, name: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < float(value) < math.inf:
         raise ValueError(f"{where}: {name} must be a finite number > 0, got {value!r}")
     return float(value)

@@ -12,22 +12,25 @@ optimiser (numbers, strings, lists: storable without pickle); ``load_state_dict`
 PyTorch's deprecated ``step(epoch)`` is refused with a ValueError (it jumps with a closed form that only
 some schedules have); restore a position with ``load_state_dict``.
 """
+from __future__ import annotations
+
 import bisect
 import copy
 import math
 import numbers
 import types
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from ..tensor import Tensor
 from .optimizer import Optimizer, check_number, per_group
 
 
-def annealing_cos(start, end, pct):
+def annealing_cos(start: Any, end: Any, pct: float) -> Any:
     """Cosine from ``start`` (pct = 0) to ``end`` (pct = 1): end + (start - end) / 2 * (1 + cos(pi pct))."""
     return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
 
 
-def annealing_linear(start, end, pct):
+def annealing_linear(start: Any, end: Any, pct: float) -> Any:
     """Straight line from ``start`` (pct = 0) to ``end`` (pct = 1)."""
     return (end - start) * pct + start
 
@@ -40,9 +43,12 @@ class LRScheduler:
 
     _is_initial = False
     """True during the first step, made by the constructor (chainable schedules keep the rate there)."""
-    _not_state = ("optimizer",)
+    _not_state: tuple[str, ...] = ("optimizer",)
 
-    def __init__(self, optimizer, last_epoch=-1):
+    if TYPE_CHECKING:
+        def get_lr(self) -> list[float]: ...  # each schedule defines it (ReduceLROnPlateau has none)
+
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         name = type(self).__name__
         self.optimizer = _optimizer(optimizer, name)
         _check_int(last_epoch, f"{name}: last_epoch", low=-1)
@@ -77,7 +83,7 @@ class LRScheduler:
         self.last_epoch = -1
         self._initial_step()
 
-    def step(self, epoch=None):
+    def step(self, epoch: None = None) -> None:
         """Advance one step and write the new rates into the optimiser's groups."""
         _refuse_epoch(self, epoch)
         self._step_count += 1
@@ -91,15 +97,15 @@ class LRScheduler:
     def _lrs(self):
         return [group["lr"] for group in self.optimizer.param_groups]
 
-    def get_last_lr(self):
+    def get_last_lr(self) -> list[float]:
         """The rates the last step wrote, one per group."""
         return list(self._last_lr)
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """Every attribute but the optimiser (copies), as PyTorch's."""
         return {k: copy.deepcopy(v) for k, v in vars(self).items() if k not in self._not_state}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what ``state_dict`` saved. All or nothing: the keys must be this schedule's, the per-group
         lists as long as the optimiser has groups, and the settings pass the constructor's checks;
         otherwise a ValueError (or TypeError) and nothing changes."""
@@ -136,7 +142,8 @@ class LambdaLR(LRScheduler):
 
     _not_state = ("optimizer", "lr_lambdas")
 
-    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | Sequence[Callable[[int], float]],
+                 last_epoch: int = -1) -> None:
         groups = _optimizer(optimizer, "LambdaLR").param_groups
         if isinstance(lr_lambda, (list, tuple)):
             if len(lr_lambda) != len(groups):
@@ -150,10 +157,10 @@ class LambdaLR(LRScheduler):
             raise TypeError(f"LambdaLR: lr_lambda must be a function of the epoch (or a list of them), got {bad[0]}")
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         return [base * f(self.last_epoch) for f, base in zip(self.lr_lambdas, self.base_lrs)]
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state["lr_lambdas"] = [None if isinstance(f, types.FunctionType) else copy.deepcopy(vars(f))
                                for f in self.lr_lambdas]
@@ -175,7 +182,7 @@ class StepLR(LRScheduler):
     """Multiply the rate by ``gamma`` every ``step_size`` steps: from the start, lr = base_lr *
     gamma^(last_epoch // step_size). step_size must be a positive integer, gamma finite and > 0."""
 
-    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:
         self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer, last_epoch)
 
@@ -184,7 +191,7 @@ class StepLR(LRScheduler):
         _check_int(self.step_size, "StepLR: step_size", low=1)
         check_number(self.gamma, "StepLR: gamma", low=0.0, low_open=True)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         if self.last_epoch == 0 or self.last_epoch % self.step_size:
             return self._lrs()
         return [lr * self.gamma for lr in self._lrs()]
@@ -195,7 +202,8 @@ class MultiStepLR(LRScheduler):
     base_lr * gamma^(number of milestones <= last_epoch). Milestones are non-negative integers, kept
     sorted in a list (PyTorch keeps a Counter); gamma finite and > 0."""
 
-    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1,
+                 last_epoch: int = -1) -> None:
         self.milestones = sorted(milestones) if _all_ints(milestones) else list(milestones)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -208,7 +216,7 @@ class MultiStepLR(LRScheduler):
             raise ValueError(f"MultiStepLR: milestones must be sorted, got {self.milestones}")
         check_number(self.gamma, "MultiStepLR: gamma", low=0.0, low_open=True)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         times = self.milestones.count(self.last_epoch)
         return [lr * self.gamma ** times for lr in self._lrs()] if times else self._lrs()
 
@@ -217,7 +225,7 @@ class ExponentialLR(LRScheduler):
     """Multiply the rate by ``gamma`` every step: from the start, lr = base_lr * gamma^last_epoch. gamma
     must be finite and > 0."""
 
-    def __init__(self, optimizer, gamma, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
@@ -225,7 +233,7 @@ class ExponentialLR(LRScheduler):
         super()._check()
         check_number(self.gamma, "ExponentialLR: gamma", low=0.0, low_open=True)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         return self._lrs() if self._is_initial else [lr * self.gamma for lr in self._lrs()]
 
 
@@ -236,7 +244,8 @@ class LinearLR(LRScheduler):
     1 + (end - start) / (total_iters * start + (t - 1) * (end - start)), as PyTorch. start_factor in
     (0, 1] and end_factor in [0, 1], as PyTorch; total_iters a positive integer."""
 
-    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
+                 total_iters: int = 5, last_epoch: int = -1) -> None:
         self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, total_iters
         super().__init__(optimizer, last_epoch)
 
@@ -246,7 +255,7 @@ class LinearLR(LRScheduler):
         check_number(self.end_factor, "LinearLR: end_factor", low=0.0, high=1.0)
         _check_int(self.total_iters, "LinearLR: total_iters", low=1)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         t, start, end = self.last_epoch, self.start_factor, self.end_factor
         if t == 0:
             return [lr * start for lr in self._lrs()]
@@ -264,7 +273,8 @@ class CosineAnnealingLR(LRScheduler):
     lr_t = lr_{t-1} + (base_lr - eta_min) (1 - cos(pi / T_max)) / 2. T_max a positive integer, eta_min
     finite and >= 0."""
 
-    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):  # noqa: N803 (PyTorch's name)
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,
+                 last_epoch: int = -1) -> None:  # noqa: N803 (PyTorch's name)
         self.T_max, self.eta_min = T_max, eta_min
         super().__init__(optimizer, last_epoch)
 
@@ -273,7 +283,7 @@ class CosineAnnealingLR(LRScheduler):
         _check_int(self.T_max, "CosineAnnealingLR: T_max", low=1)
         check_number(self.eta_min, "CosineAnnealingLR: eta_min", low=0.0)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         t, period, low = self.last_epoch, self.T_max, self.eta_min
         if self._is_initial:
             return self._lrs()
@@ -294,7 +304,8 @@ class SequentialLR(LRScheduler):
 
     _not_state = ("optimizer", "_schedulers")
 
-    def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler], milestones: Sequence[int],
+                 last_epoch: int = -1) -> None:
         self.optimizer, schedulers = _optimizer(optimizer, "SequentialLR"), list(schedulers)
         if not schedulers:
             raise ValueError("SequentialLR: expects at least one scheduler, got none")
@@ -337,7 +348,7 @@ class SequentialLR(LRScheduler):
         current._restart()
         self._last_lr = current.get_last_lr()
 
-    def step(self, epoch=None):
+    def step(self, epoch: None = None) -> None:
         """Advance one step: the scheduler whose turn it is steps, or starts at its milestone."""
         _refuse_epoch(self, epoch)
         self.last_epoch += 1
@@ -349,7 +360,7 @@ class SequentialLR(LRScheduler):
             scheduler.step()
         self._last_lr = scheduler.get_last_lr()
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "_schedulers": [s.state_dict() for s in self._schedulers]}
 
     def _load(self, state):
@@ -373,8 +384,9 @@ class ReduceLROnPlateau(LRScheduler):
     PyTorch; factor in (0, 1) (PyTorch accepts 0 and below, a rate sent to min_lr: refused); patience
     and cooldown non-negative integers; threshold, min_lr and eps finite and >= 0."""
 
-    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
-                 cooldown=0, min_lr=0, eps=1e-8):
+    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
+                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
+                 min_lr: float | Sequence[float] = 0, eps: float = 1e-8) -> None:
         self.optimizer = _optimizer(optimizer, "ReduceLROnPlateau")
         n = len(optimizer.param_groups)
         if isinstance(min_lr, (list, tuple)):
@@ -406,16 +418,16 @@ class ReduceLROnPlateau(LRScheduler):
             check_number(value, f"ReduceLROnPlateau: min_lr[{i}]", low=0.0)
 
     @property
-    def in_cooldown(self):
+    def in_cooldown(self) -> bool:
         return self.cooldown_counter > 0
 
-    def is_better(self, a, best):
+    def is_better(self, a: float, best: float) -> bool:
         """Whether the metric ``a`` beats ``best`` by more than the threshold (see the class docstring)."""
         if self.mode == "min":
             return a < (best * (1.0 - self.threshold) if self.threshold_mode == "rel" else best - self.threshold)
         return a > (best * (self.threshold + 1.0) if self.threshold_mode == "rel" else best + self.threshold)
 
-    def step(self, metrics, epoch=None):
+    def step(self, metrics: float | Tensor, epoch: None = None) -> None:  # type: ignore[override]  # PyTorch's
         """Count the metric (a number or a one-element Tensor) and reduce the rates if it has plateaued."""
         _refuse_epoch(self, epoch)
         current = float(metrics.item() if isinstance(metrics, Tensor) else metrics)
@@ -463,9 +475,12 @@ class OneCycleLR(LRScheduler):
     total_steps) the rate stays at the final one, where PyTorch extrapolates (below zero when linear).
     """
 
-    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
-                 anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
-                 div_factor=25.0, final_div_factor=1e4, three_phase=False, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, max_lr: float | Sequence[float], total_steps: int | None = None,
+                 epochs: int | None = None, steps_per_epoch: int | None = None, pct_start: float = 0.3,
+                 anneal_strategy: str = "cos", cycle_momentum: bool = True,
+                 base_momentum: float | Sequence[float] = 0.85, max_momentum: float | Sequence[float] = 0.95,
+                 div_factor: float = 25.0, final_div_factor: float = 1e4, three_phase: bool = False,
+                 last_epoch: int = -1) -> None:
         groups = _optimizer(optimizer, "OneCycleLR").param_groups
         self.total_steps = _total_steps(total_steps, epochs, steps_per_epoch)
         self.pct_start, self.anneal_strategy, self.three_phase = pct_start, anneal_strategy, three_phase
@@ -508,11 +523,11 @@ class OneCycleLR(LRScheduler):
         self._check_phases(self.pct_start)
 
     @property
-    def anneal(self):
+    def anneal(self) -> Callable[[Any, Any, float], Any]:
         return annealing_cos if self.anneal_strategy == "cos" else annealing_linear
 
     @property
-    def phases(self):
+    def phases(self) -> list[Any]:
         return self._phases(float(self.pct_start), self.three_phase)
 
     def _check_phases(self, pct_start):
@@ -535,14 +550,14 @@ class OneCycleLR(LRScheduler):
         return [(pct_start * n - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
                 (n - 1, "max_lr", "min_lr", "base_momentum", "max_momentum")]
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         if self.last_epoch > self.total_steps:
             raise ValueError(f"OneCycleLR: tried to step {self.last_epoch} times, but the schedule has "
                              f"total_steps={self.total_steps}; make total_steps (or epochs x "
                              f"steps_per_epoch) match the number of optimiser steps")
         return [self._values_at(group, self.last_epoch)[0] for group in self.optimizer.param_groups]
 
-    def step(self, epoch=None):
+    def step(self, epoch: None = None) -> None:
         """Advance one step and write the new learning rate (and momentum) into every group."""
         super().step(epoch)
         if self.cycle_momentum:
@@ -597,7 +612,7 @@ def _refuse_epoch(scheduler, epoch):
 
 # --------------------------------------------------------------------------- schedules of training progress
 # fastai's view: a hyper-parameter as a function of pos, the fraction of training done (0 to 1).
-def combined_cos(pct, start, middle, end):
+def combined_cos(pct: float, start: Any, middle: Any, end: Any) -> Callable[[float], Any]:
     """fastai's one-cycle shape: cosine from ``start`` to ``middle`` over pos in [0, pct], then cosine from
     ``middle`` to ``end`` over [pct, 1]. The values may be arrays (one per parameter group)."""
     def schedule(pos):
@@ -607,7 +622,7 @@ def combined_cos(pct, start, middle, end):
     return schedule
 
 
-def exponential(start, end):
+def exponential(start: Any, end: Any) -> Callable[[float], Any]:
     """start * (end / start)^pos: the learning-rate finder's sweep."""
     def schedule(pos):
         return start * (end / start) ** pos

@@ -4,11 +4,15 @@ A subclass defines ``update(group, param, grad, state)``, which changes ``param.
 ``grad`` (an array) and the per-parameter ``state`` dict. ``step`` calls it for every parameter that
 has a gradient, on raw arrays: no graph is built and nothing loops over elements in Python.
 """
+from __future__ import annotations
+
 import abc
 import math
 import numbers
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import backend
 from ..tensor import Tensor
@@ -22,14 +26,16 @@ class Optimizer(abc.ABC):
     ``add_param_group``, ``set_hyper``, ``load_state_dict``, and when an entry of ``param_groups`` is set
     directly (each group is a ``ParamGroup``, a dict that checks its values as they are set)."""
 
-    momentum_key = None
+    momentum_key: str | None = None
     """Which hyper-parameter a schedule's 'momentum' drives ('momentum' for SGD, 'betas' for Adam)."""
-    state_keys = None
+    state_keys: tuple[str, ...] | None = None
     """The keys of a parameter's state once it has one (checked by ``load_state_dict``); None: unchecked."""
-    optional_state_keys = ()
+    optional_state_keys: tuple[str, ...] = ()
     """Further keys a parameter's state has in some configurations (RMSprop's momentum_buffer)."""
+    param_groups: list[ParamGroup]
+    state: dict[Tensor, dict[str, Any]]  # per parameter
 
-    def __init__(self, params, defaults):
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], defaults: Mapping[str, Any]) -> None:
         name = type(self).__name__
         self.defaults = dict(defaults)
         self.param_groups = []
@@ -47,9 +53,9 @@ class Optimizer(abc.ABC):
         if not isinstance(groups[0], dict):
             groups = [{"params": groups}]
         for group in groups:
-            self.add_param_group(group)
+            self.add_param_group(group)  # type: ignore[arg-type]  # add_param_group checks it is a dict
 
-    def add_param_group(self, group):
+    def add_param_group(self, group: dict[str, Any]) -> None:
         """Append a group: a dict with ``"params"`` and optional hyper-parameters (defaults fill the rest)."""
         name = type(self).__name__
         if not isinstance(group, dict) or "params" not in group:
@@ -68,14 +74,14 @@ class Optimizer(abc.ABC):
                              f"each parameter must belong to exactly one group")
         self.param_groups.append(ParamGroup(self.check_hypers, {**self.defaults, **group, "params": params}))
 
-    def check_hypers(self, group):
+    def check_hypers(self, group: Mapping[str, Any]) -> None:
         """Reject impossible hyper-parameters with a message naming them; subclasses extend it."""
         name = type(self).__name__
         check_number(group["lr"], f"{name}: lr", low=0.0)
         check_number(group.get("weight_decay", 0.0), f"{name}: weight_decay", low=0.0)
 
     # ------------------------------------------------------------------ stepping
-    def zero_grad(self, set_to_none=True):
+    def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget every parameter's gradient: set it to None (PyTorch's default), or with
         ``set_to_none=False`` to zeros (a fresh zero array in the same ``.grad`` Tensor; a parameter
         without a gradient keeps None)."""
@@ -86,7 +92,7 @@ class Optimizer(abc.ABC):
                 elif p.grad is not None:
                     p.grad.data = p.grad.xp.zeros_like(p.grad.data)
 
-    def step(self, closure=None):
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient, in place, and return the loss that ``closure``
         (a function that recomputes the gradients and returns the loss) gave, or None without one; the
         closure runs first, as PyTorch's. A gradient of another shape than its parameter (set by hand) is
@@ -106,24 +112,30 @@ class Optimizer(abc.ABC):
         return loss
 
     @abc.abstractmethod
-    def update(self, group, param, grad, state):
+    def update(self, group: ParamGroup, param: Tensor, grad: Any, state: dict[str, Any]) -> None:
         """Change ``param.data`` in place from ``grad`` and the per-parameter ``state`` dict."""
 
     # ------------------------------------------------------------------ schedules
-    def get_momentum(self, group):
-        value = group[self.momentum_key]
+    def get_momentum(self, group: Mapping[str, Any]) -> float:
+        value = group[self._momentum_name()]
         return value[0] if self.momentum_key == "betas" else value
 
-    def set_momentum(self, group, value):
+    def set_momentum(self, group: ParamGroup, value: float) -> None:
         """Set the hyper-parameter that plays momentum's role (SGD's momentum, Adam's beta1)."""
         group.update(self._momentum_entry(group, value))
 
     def _momentum_entry(self, group, value):
         if self.momentum_key == "betas":
             return {"betas": (value, *group["betas"][1:])}
-        return {self.momentum_key: value}
+        return {self._momentum_name(): value}
 
-    def set_hyper(self, name, values):
+    def _momentum_name(self) -> str:
+        if self.momentum_key is None:
+            raise TypeError(f"{type(self).__name__} has no hyper-parameter that plays momentum's role "
+                            f"(momentum_key is None), so it has no momentum to get or set")
+        return self.momentum_key
+
+    def set_hyper(self, name: str, values: float | Sequence[float] | npt.NDArray[Any]) -> None:
         """Set the scalar hyper-parameter ``name`` ('lr', 'mom' for momentum/beta1, 'weight_decay', ...)
         to one number for every group, or to a list (or array) of one number per group. Every group's new
         value is checked before any is set."""
@@ -140,7 +152,7 @@ class Optimizer(abc.ABC):
             dict.update(group, update)  # checked above
 
     # ------------------------------------------------------------------ state
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """{'state': [per-parameter dict of host arrays and numbers], 'param_groups': [hyper-parameters with
         'params' as indices]}. Only NumPy arrays, numbers, strings and lists: storable without pickle."""
         index = {id(p): i for i, p in enumerate(self._all_params())}
@@ -150,7 +162,7 @@ class Optimizer(abc.ABC):
                   for k, v in self.state.get(p, {}).items()} for p in self._all_params()]
         return {"state": state, "param_groups": groups}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore hyper-parameters and per-parameter state saved by ``state_dict`` (arrays are copied to
         each parameter's device). All or nothing: the groups must have the same sizes, the hyper-parameters
         this optimiser's names and valid values, the state this optimiser's keys and the parameters' shapes;
@@ -204,7 +216,7 @@ class Optimizer(abc.ABC):
     def _all_params(self):
         return [p for g in self.param_groups for p in g["params"]]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
         for i, g in enumerate(self.param_groups):
             hypers = ", ".join(f"{k}={v}" for k, v in g.items() if k != "params")
@@ -217,27 +229,28 @@ class ParamGroup(dict):
     whenever they are set, through ``group[key] = value``, ``update`` or ``setdefault``; a value that fails
     the check is not stored."""
 
-    def __init__(self, check, values):
+    def __init__(self, check: Callable[[Mapping[str, Any]], None], values: Mapping[str, Any]) -> None:
         check(values)
         super().__init__(values)
         self.check = check
 
-    def __setitem__(self, key, value):
+    def __setitem__(self, key: str, value: Any) -> None:
         self.check({**self, key: value})
         super().__setitem__(key, value)
 
-    def update(self, *args, **kwargs):
+    def update(self, *args: Any, **kwargs: Any) -> None:
         new = dict(*args, **kwargs)
         self.check({**self, **new})
         super().update(new)
 
-    def setdefault(self, key, default=None):
+    def setdefault(self, key: str, default: Any = None) -> Any:
         if key not in self:
             self[key] = default
         return self[key]
 
 
-def check_number(value, where, low=None, high=None, low_open=False, high_open=False):
+def check_number(value: Any, where: str, low: float | None = None, high: float | None = None, low_open: bool = False,
+                 high_open: bool = False) -> float:
     """A finite real number within [low, high] (an open end with ``low_open``/``high_open``), else a
     ValueError: '<where> must be ..., got <value>'."""
     bad = isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
@@ -257,7 +270,7 @@ def _kind(value):
     return f"a {type(value).__name__}"
 
 
-def per_group(values, n_groups, where):
+def per_group(values: Any, n_groups: int, where: str) -> list[Any]:
     """A number repeated for ``n_groups`` groups, or a sequence checked to have one value per group."""
     if isinstance(values, numbers.Number):
         return [values] * n_groups

@@ -1,5 +1,10 @@
 """RMSprop: steps divided by a running root-mean-square of the gradients, as PyTorch."""
-from .optimizer import Optimizer, check_number
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from ..tensor import Tensor
+from .optimizer import Optimizer, ParamGroup, check_number
 
 
 class RMSprop(Optimizer):
@@ -21,11 +26,12 @@ class RMSprop(Optimizer):
     state_keys = ("step", "square_avg")
     optional_state_keys = ("momentum_buffer", "grad_avg")
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 1e-2, alpha: float = 0.99,
+                 eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False) -> None:
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                       momentum=momentum, centered=centered))
 
-    def check_hypers(self, group):
+    def check_hypers(self, group: Mapping[str, Any]) -> None:
         super().check_hypers(group)
         for key in ("alpha", "momentum"):
             check_number(group[key], f"RMSprop: {key}", low=0.0, high=1.0, high_open=True)
@@ -33,7 +39,7 @@ class RMSprop(Optimizer):
         if not isinstance(group["centered"], bool):
             raise TypeError(f"RMSprop: centered must be True or False, got {group['centered']!r}")
 
-    def update(self, group, param, grad, state):
+    def update(self, group: ParamGroup, param: Tensor, grad: Any, state: dict[str, Any]) -> None:
         p, xp, alpha = param.data, param.xp, group["alpha"]
         if not state:
             state.update(step=0, square_avg=xp.zeros_like(p))

@@ -1,5 +1,10 @@
 """Stochastic gradient descent with momentum, dampening, weight decay and Nesterov, as PyTorch."""
-from .optimizer import Optimizer, check_number
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from ..tensor import Tensor
+from .optimizer import Optimizer, ParamGroup, check_number
 
 
 class SGD(Optimizer):
@@ -17,11 +22,12 @@ class SGD(Optimizer):
     momentum_key = "momentum"
     state_keys = ("momentum_buffer",)
 
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 1e-3, momentum: float = 0.0,
+                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False) -> None:
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov))
 
-    def check_hypers(self, group):
+    def check_hypers(self, group: Mapping[str, Any]) -> None:
         super().check_hypers(group)
         check_number(group["momentum"], "SGD: momentum", low=0.0, high=1.0, high_open=True)
         check_number(group["dampening"], "SGD: dampening")
@@ -31,7 +37,7 @@ class SGD(Optimizer):
             raise ValueError(f"SGD: nesterov needs momentum > 0 and dampening = 0, got "
                              f"momentum={group['momentum']}, dampening={group['dampening']}")
 
-    def update(self, group, param, grad, state):
+    def update(self, group: ParamGroup, param: Tensor, grad: Any, state: dict[str, Any]) -> None:
         p = param.data
         if group["weight_decay"]:
             grad = grad + group["weight_decay"] * p

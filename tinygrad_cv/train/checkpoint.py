@@ -17,14 +17,20 @@ rename; stale temporary files of killed writers are removed). Loading is all or 
 is read and checked against the model, the optimiser (its type too) and the scheduler before anything
 is written, and if writing still fails midway, everything is put back as it was.
 """
+from __future__ import annotations
+
 import json
 import os
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .. import backend
 from ..io import read_safetensors, save_safetensors, to_host_array
 from ..random import generator
+from ..nn import Module
+from ..optim import Optimizer
 from ..tensor import Tensor
 
 FORMAT = "tinygrad_cv-checkpoint-2"
@@ -100,14 +106,14 @@ def unflatten_tree(arrays, node, where="checkpoint"):
     return tree
 
 
-def save_state(path, state):
+def save_state(path: str | os.PathLike[str], state: Any) -> Path:
     """Write a nested state (see ``flatten_tree``) to the safetensors file ``path``, atomically."""
     arrays, tree = flatten_tree(state, where=f"save_state({os.fspath(path)!r})")
     metadata = {META_KEY: json.dumps({"format": FORMAT, "tree": tree})}
     return save_safetensors(arrays, path, metadata=metadata)
 
 
-def load_state(path):
+def load_state(path: str | os.PathLike[str]) -> Any:
     """Read a nested state written by ``save_state``. A file that is missing, empty, truncated, not a
     checkpoint or malformed raises an error naming it; nothing is ever unpickled."""
     where = f"load_state({os.fspath(path)!r})"
@@ -137,7 +143,8 @@ def set_rng_state(state):
     generator().bit_generator.state = state
 
 
-def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch=None, extra=None):
+def save_checkpoint(path: str | os.PathLike[str], model: Module, optimizer: Optimizer | None = None,
+                    scheduler: Any = None, epoch: int | None = None, extra: Any = None) -> Path:
     """Save the model's weights and buffers, and optionally the optimiser (with its type), a scheduler
     (anything with ``state_dict``), the epoch and ``extra`` (a tree of arrays and plain values), with the
     global random generator's state so that training resumed from here draws the same numbers."""
@@ -249,7 +256,8 @@ def _restore(snapshot, model, optimizer, scheduler):
     set_rng_state(rng)
 
 
-def load_checkpoint(path, model, optimizer=None, scheduler=None, restore_rng=True):
+def load_checkpoint(path: str | os.PathLike[str], model: Module, optimizer: Optimizer | None = None,
+                    scheduler: Any = None, restore_rng: bool = True) -> dict[str, Any]:
     """Load what ``save_checkpoint`` wrote into ``model`` (and the optimiser and scheduler when given);
     restore the random generator. Returns {"epoch": ..., "extra": ...}.
 

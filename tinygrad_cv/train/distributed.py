@@ -16,6 +16,8 @@ Every rank builds the same Learner; then:
   - only rank 0 prints progress, writes figures and checkpoints (the Learner asks ``dist.rank()``).
 Batch-norm statistics stay per rank unless the model uses nn.SyncBatchNorm (nn.convert_sync_batchnorm).
 """
+from __future__ import annotations
+
 import numpy as np
 
 from .. import distributed as dist
@@ -33,7 +35,7 @@ class DataParallel(Callback):
 
     order = 12  # after the schedule (10), before mixed precision (15) unscales and checks the gradients
 
-    def before_fit(self):
+    def before_fit(self) -> None:
         dist.broadcast_parameters(self.learn.model)
         self._shard(_data_loader(self.learn.dls.train))
 
@@ -51,17 +53,17 @@ class DataParallel(Callback):
                                             drop_last=loader.drop_last)
         loader.shuffle = False
 
-    def after_loss(self):
+    def after_loss(self) -> None:
         """The training loss becomes the global batch's (the ranks' losses weighted by their batch sizes)."""
         if self.learn.training:
             n = len(self.learn.yb)
             total = dist.all_reduce(np.array([self.learn.loss_value * n, n], dtype=np.float64))
             self.learn.loss_value = float(total[0] / total[1])
 
-    def after_backward(self):
+    def after_backward(self) -> None:
         dist.average_gradients(self.learn.model)
 
-    def after_epoch(self):
+    def after_epoch(self) -> None:
         """Rank 0's epoch table on every rank (None stays None)."""
         values = self.learn.epoch_values
         names = [name for name in self.learn.column_names() if name in values and name != "epoch"]

@@ -10,6 +10,8 @@ early stopping, checkpoints) is a callback reacting to events (see callbacks.py 
 ``dls`` needs only ``dls.train`` and ``dls.valid``: iterables of (x, y) batches of Tensors whose
 ``len()`` is the number of batches; ``dls.device``, if present, is where the model goes.
 """
+from __future__ import annotations
+
 import contextlib
 import json
 import math
@@ -17,14 +19,17 @@ import numbers
 import os
 import time
 import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import backend, distributed as dist
 from ..autograd import no_grad
 from ..metrics.base import as_metric, function_name
-from ..nn import Module
-from ..optim import Adam, lr_range
+from ..nn import Module, Parameter
+from ..optim import Adam, Optimizer, lr_range
 from ..optim.optimizer import check_number
 from ..optim.lr_scheduler import combined_cos
 from ..tensor import Tensor
@@ -32,10 +37,18 @@ from . import checkpoint
 from .callbacks import Callback, CancelFitException, CancelStepException, CancelValidException, ParamScheduler
 from .distributed import DataParallel
 from ..data.show import show_inline
-from .lr_finder import LRFinder, minimum, steep, suggestion_names, valley
+from .lr_finder import LRFinder, SuggestFunc, minimum, steep, suggestion_names, valley
 from .mixed_precision import MixedPrecision, is_norm_layer
 from .progress import ProgressCallback
 from .recorder import Recorder
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from ..data.transforms import Normalize
+
+LearningRate = Union[float, slice, Sequence[float], npt.NDArray[Any]]
+"""A rate for every layer group, slice(lo, hi) or slice(hi) (discriminative rates), or one per group."""
 
 
 class Learner:
@@ -47,11 +60,19 @@ class Learner:
     (betas (0.9, 0.999), eps 1e-8, no weight decay), where fastai's is Adam with betas (0.9, 0.99), eps 1e-5
     and wd 0.01 as true (decoupled) weight decay. For fastai's, pass
     ``opt_func=partial(AdamW, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01)``."""
+    opt: Optimizer  # made by create_opt(), which fit does; None until then
+    mixed_precision: MixedPrecision | None
+    cbs: list[Callback]
+    epoch_values: dict[str, Any]  # the epoch table's row of the last epoch
+    loss: Tensor | None  # the batch's loss (None for a batch without target)
+    _loss_value: float | None
 
     loss, _loss_value = None, None
 
-    def __init__(self, dls, model, loss_func, opt_func=Adam, lr=1e-3, metrics=(), cbs=(), path=".",
-                 model_dir="models", train_bn=True, progress=True):
+    def __init__(self, dls: Any, model: Module, loss_func: Callable[..., Any] | None,
+                 opt_func: Callable[..., Optimizer] = Adam, lr: LearningRate = 1e-3, metrics: Any = (),
+                 cbs: Iterable[Callback] = (), path: str | os.PathLike[str] = ".", model_dir: str = "models",
+                 train_bn: bool = True, progress: bool = True) -> None:
         for split in ("train", "valid"):
             if not hasattr(dls, split):
                 raise TypeError(f"Learner: dls must have .train and .valid loaders (iterables of (x, y) "
@@ -69,18 +90,18 @@ class Learner:
             raise ValueError(f"Learner: metric names {names} repeat; give each its own name "
                              f"(e.g. m = AvgMetric(partial(fbeta, thresh=0.3)); m.name = 'f2_at_0.3')")
         self.path, self.model_dir, self.train_bn = os.fspath(path), model_dir, train_bn
-        self.opt, self.mixed_precision, self.cbs = None, None, []
+        self.opt, self.mixed_precision, self.cbs = None, None, []  # type: ignore[assignment]  # opt: see above
         self.recorder = Recorder()
         parallel = [DataParallel()] if dist.world_size() > 1 else []  # mpiexec -n N: see train/distributed.py
-        progress = [ProgressCallback()] if progress and dist.rank() == 0 else []
-        self.add_cbs([self.recorder] + progress + parallel + list(cbs))
+        bars = [ProgressCallback()] if progress and dist.rank() == 0 else []
+        self.add_cbs([self.recorder] + bars + parallel + list(cbs))
         if getattr(dls, "device", None) is not None:
             model.to(dls.device)
         self.epoch, self.n_epoch, self.iter, self.train_iter, self.pct_train = 0, 1, 0, 0, 0.0
         self.training, self.epoch_values = False, {}
 
     # ------------------------------------------------------------------ callbacks
-    def add_cbs(self, cbs):
+    def add_cbs(self, cbs: Iterable[Callback]) -> None:
         for cb in cbs:
             if not isinstance(cb, Callback):
                 hint = f" (a class: pass {cb.__name__}())" if isinstance(cb, type) else ""
@@ -89,12 +110,12 @@ class Learner:
             self.cbs.append(cb)
         self.cbs.sort(key=lambda cb: cb.order)
 
-    def remove_cbs(self, cbs):
+    def remove_cbs(self, cbs: Iterable[Callback]) -> None:
         for cb in cbs:
             self.cbs.remove(cb)
 
     @contextlib.contextmanager
-    def added_cbs(self, cbs):
+    def added_cbs(self, cbs: Sequence[Callback]) -> Iterator[None]:
         """Callbacks active only inside this block (those given to one ``fit``)."""
         self.add_cbs(cbs)
         try:
@@ -106,16 +127,16 @@ class Learner:
         for cb in self.cbs:
             getattr(cb, name)()
 
-    def column_names(self):
+    def column_names(self) -> list[str]:
         """The columns of the epoch table."""
         return ["epoch", "train_loss", "valid_loss", *[m.name for m in self.metrics], "time"]
 
     # ------------------------------------------------------------------ parameter groups and freezing
-    def layer_groups(self):
+    def layer_groups(self) -> list[list[Parameter]]:
         """The model's parameter groups, as lists of parameters: from ``model.layer_groups()`` when the model
         defines it (early layers first, head last), else one group with every parameter."""
-        groups = self.model.layer_groups() if hasattr(self.model, "layer_groups") else [self.model]
-        groups = [list(g.parameters()) if isinstance(g, Module) else list(g) for g in groups]
+        parts = self.model.layer_groups() if hasattr(self.model, "layer_groups") else [self.model]
+        groups = [list(g.parameters()) if isinstance(g, Module) else list(g) for g in parts]
         grouped = {id(p) for g in groups for p in g}
         missing = [name for name, p in self.model.named_parameters() if id(p) not in grouped]
         if missing:
@@ -124,26 +145,26 @@ class Learner:
                              f"in a group")
         return groups
 
-    def create_opt(self):
+    def create_opt(self) -> Optimizer:
         self.opt = self.opt_func([{"params": g} for g in self.layer_groups()], lr=self.lr)
         return self.opt
 
-    def lr_range(self, lr, where="Learner"):
+    def lr_range(self, lr: LearningRate, where: str = "Learner") -> npt.NDArray[np.float64]:
         """One learning rate per layer group from a number, a slice (see optim.lr_range) or a sequence of
         one rate per layer group."""
         n_groups, per_group = len(self.layer_groups()), isinstance(lr, (list, tuple, np.ndarray))
-        bounds = list(np.ravel(lr)) if per_group else [lr.start, lr.stop] if isinstance(lr, slice) else [lr]
+        bounds = list(np.ravel(lr)) if per_group else [lr.start, lr.stop] if isinstance(lr, slice) else [lr]  # type: ignore[arg-type]
         if per_group and len(bounds) != n_groups:
             raise ValueError(f"{where}: got {len(bounds)} learning rates {lr!r} but the model has {n_groups} "
                              f"layer groups; give one per group, a number or a slice(lo, hi)")
-        positive = [b is None or (isinstance(b, numbers.Real) and not isinstance(b, bool) and 0 < b < math.inf)
+        positive = [b is None or (isinstance(b, numbers.Real) and not isinstance(b, bool) and 0 < float(b) < math.inf)
                     for b in bounds]
         if not all(positive) or bounds[-1] is None:
             raise ValueError(f"{where}: the learning rate must be a positive finite number, a slice(lo, hi) "
                              f"or one such number per layer group, got {lr!r}")
-        return np.array(bounds, dtype=float) if per_group else lr_range(lr, n_groups)
+        return np.array(bounds, dtype=float) if per_group else lr_range(lr, n_groups)  # type: ignore[arg-type]
 
-    def freeze_to(self, n):
+    def freeze_to(self, n: int) -> None:
         """Train only the layer groups from ``n`` on (negative counts from the end); with ``train_bn``,
         batch-norm layers stay trainable everywhere (their statistics must adapt to the new data)."""
         groups = self.layer_groups()
@@ -159,15 +180,16 @@ class Learner:
                 if is_norm_layer(module):
                     module.requires_grad_(True)
 
-    def freeze(self):
+    def freeze(self) -> None:
         """Train only the last layer group (the head)."""
         self.freeze_to(-1)
 
-    def unfreeze(self):
+    def unfreeze(self) -> None:
         self.freeze_to(0)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, n_epoch, lr=None, wd=None, cbs=(), start_epoch=0):
+    def fit(self, n_epoch: int, lr: LearningRate | None = None, wd: float | None = None,
+            cbs: Iterable[Callback] = (), start_epoch: int = 0) -> None:
         """Train for epochs ``start_epoch`` .. ``n_epoch - 1`` at a constant learning rate ``lr`` (a number, a
         slice over the layer groups or one rate per group; default ``self.lr``), validating after each epoch.
         ``wd``, when given, becomes every group's ``weight_decay`` (and stays after the fit, as fastai's
@@ -201,8 +223,10 @@ class Learner:
             finally:
                 self._event("after_fit")
 
-    def fit_one_cycle(self, n_epoch, lr_max=None, div=25.0, div_final=1e5, pct_start=0.25, wd=None,
-                      moms=(0.95, 0.85, 0.95), cbs=(), start_epoch=0):
+    def fit_one_cycle(self, n_epoch: int, lr_max: LearningRate | None = None, div: float = 25.0, div_final: float = 1e5,
+                      pct_start: float = 0.25, wd: float | None = None,
+                      moms: tuple[float, float, float] = (0.95, 0.85, 0.95), cbs: Iterable[Callback] = (),
+                      start_epoch: int = 0) -> None:
         """fastai's one-cycle: over the fraction of training done, the learning rate warms up from
         lr_max/div to lr_max (cosine, first ``pct_start``), then anneals to lr_max/div_final (cosine);
         momentum goes from moms[0] to moms[1] and back to moms[2]. ``lr_max`` may be a slice
@@ -240,7 +264,7 @@ class Learner:
         self.model.train()
         self.training, self.dl = True, self.dls.train
         self.n_iter = len(self.dl)
-        total = count = 0
+        total, count = 0.0, 0
         self._event("before_train")
         for self.iter, batch in enumerate(self.dl):
             self.pct_train = (self.epoch * self.n_iter + self.iter) / (self.n_epoch * self.n_iter)
@@ -265,6 +289,9 @@ class Learner:
             self.loss = None
             self._event("after_batch")
             return
+        if self.loss_func is None:
+            raise TypeError("Learner: loss_func is None, so this batch's loss cannot be computed; pass loss_func= "
+                            "to Learner (or to load_learner) to fit, validate or get_preds on labelled batches")
         self.loss = self.loss_to_backward = self._checked_loss(self.loss_func(self.pred, self.yb))
         self._loss_value = None
         self._event("after_loss")
@@ -281,24 +308,24 @@ class Learner:
         self._event("after_batch")
 
     @property
-    def loss_value(self):
+    def loss_value(self) -> float:
         """The batch's loss as a Python float, read back from the device when first asked for (once per
         batch): in training by the Learner after the optimiser step is queued, so that the GPU never waits
         for the host before backward; earlier only if a callback asks for it."""
         if self._loss_value is None and self.loss is not None:
             self.read_loss()
-        return self._loss_value
+        return self._loss_value  # type: ignore[return-value]  # None only for a batch without target
 
     @loss_value.setter
-    def loss_value(self, value):
+    def loss_value(self, value: float | None) -> None:
         self._loss_value = value
 
-    def read_loss(self, *flags):
+    def read_loss(self, *flags: Any) -> tuple[float, ...]:
         """Read the batch's loss (if not read yet) and the one-element device arrays ``flags`` back to the
         host in one transfer, so that a callback needing a value from the device (the loss scaler's
         overflow flag) costs no second read; the batch's pending device-side checks (``backend.deferred``)
         are read with them and raise here. Returns the flags as floats."""
-        pending = [self.loss.data] if self._loss_value is None else []
+        pending = [self.loss.data] if self._loss_value is None else []  # type: ignore[union-attr]  # in a batch
         checks = backend.deferred.take_pending()  # and the device-side checks of the batch (backend.deferred)
         arrays = [a.reshape(1).astype(np.float64) for a in pending + list(flags) + [f for f, _ in checks]]
         if not arrays:
@@ -353,7 +380,7 @@ class Learner:
     def _validate(self, dl):
         for metric in self.metrics:
             metric.reset()
-        total = count = 0
+        total, count = 0.0, 0
         for _ in self._evaluate(dl):
             total, count = total + self.loss_value * len(self.yb), count + len(self.yb)
             for metric in self.metrics:
@@ -367,7 +394,7 @@ class Learner:
                               RuntimeWarning, stacklevel=2)
         return {"valid_loss": total / count if count else None, **values}
 
-    def validate(self, dl=None):
+    def validate(self, dl: Iterable[Any] | None = None) -> dict[str, Any]:
         """{'valid_loss': ..., <metric name>: ...} over ``dl`` (default: the validation set), the loss and the
         metrics weighted by batch size."""
         return self._validate(self.dls.valid if dl is None else dl)
@@ -375,7 +402,8 @@ class Learner:
     def _activation(self, act):
         return act or getattr(self.model, "predict_proba", None) or (lambda t: t)
 
-    def get_preds(self, dl=None, act=None):
+    def get_preds(self, dl: Iterable[Any] | None = None, act: Callable[[Any], Tensor] | None = None) -> tuple[Tensor,
+                  Tensor | None]:
         """(predictions, targets) over ``dl`` (default: the validation set), concatenated along the batch.
         ``act`` maps model outputs to predictions; by default the model's ``predict_proba`` if it has one,
         else the outputs unchanged. Targets are None for a loader without them."""
@@ -390,7 +418,7 @@ class Learner:
         stacked = None if targets[0] is None else Tensor(xp.concatenate(targets), device=device)
         return Tensor(xp.concatenate(preds), device=device), stacked
 
-    def predict(self, item, act=None):
+    def predict(self, item: Any, act: Callable[[Any], Tensor] | None = None) -> Tensor:
         """The prediction for one input without its batch axis, through ``act`` as in ``get_preds``. The
         input is a model-ready Tensor or array, or a raw uint8 (H, W, C) image, which is normalised as the
         loaders normalise their batches (``dls.normalize``; it must already have the training size)."""
@@ -408,7 +436,8 @@ class Learner:
             return Tensor(normalize(array[None]), device=device)
         return Tensor(array[None].astype(np.float32), device=device)
 
-    def show_results(self, max_n=9, fname=None, act=None, thresh=0.5):
+    def show_results(self, max_n: int = 9, fname: str | os.PathLike[str] | None = None, act: Callable[[Any],
+                     Tensor] | None = None, thresh: float = 0.5) -> Figure:
         """A Figure of up to ``max_n`` validation samples with their targets and predictions (tags where the
         predicted probability exceeds ``thresh``), drawn de-normalised with the loaders' ``normalize``
         statistics; also written as the PNG ``fname`` when given."""
@@ -425,7 +454,7 @@ class Learner:
                             **stats)
 
     # ------------------------------------------------------------------ summary
-    def summary(self):
+    def summary(self) -> str:
         """fastai's table of the model, computed by running one training batch forward (no gradients, in
         eval mode; the mode is restored) with a forward hook on every leaf module: each call's layer (name
         and type), output shape, parameter count and whether they are trainable; then the totals, the
@@ -433,8 +462,9 @@ class Learner:
         train = self.dls.train
         xb = (train.one_batch() if hasattr(train, "one_batch") else next(iter(train)))[:-1]
         leaves = [(n, m) for n, m in self.model.named_modules() if next(m.children(), None) is None]
-        rows, was_training = [], self.model.training
-        hooks = [m.register_forward_hook(lambda mod, args, out, name=n: rows.append((name, mod, out)))
+        rows: list[tuple[str, Module, Any]] = []
+        was_training = self.model.training
+        hooks = [m.register_forward_hook(lambda mod, args, out, name=n: rows.append((name, mod, out)))  # type: ignore[misc]
                  for n, m in leaves]
         try:
             self.model.eval()
@@ -462,12 +492,13 @@ class Learner:
         return PrettyString("\n".join(lines))
 
     # ------------------------------------------------------------------ the learning-rate finder
-    def lr_find(self, start_lr=1e-7, end_lr=10.0, num_it=100, stop_div=True, show_plot=True,
-                suggest_funcs=(valley, steep, minimum), fname=None):
+    def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100, stop_div: bool = True,
+                show_plot: bool = True, suggest_funcs: Sequence[SuggestFunc] = (valley, steep, minimum),
+                fname: str | os.PathLike[str] | None = None) -> Any:
         """Train for up to ``num_it`` batches with an exponentially growing learning rate (stopping when the
         loss diverges, unless ``stop_div=False``), restore the weights and the optimiser, and return
         SuggestedLRs: a named tuple with one rate per function of ``suggest_funcs`` (``valley``, ``steep``,
-        ``minimum``, ``slide`` from train.lr_finder, or any f(lrs, losses) -> (lr, index)), as fastai v2.
+        ``minimum``, ``slide`` from train.lr_finder, or any f(lrs, losses, num_it) -> (lr, (lr, loss))), as fastai v2.
         ``show_plot`` draws the smoothed loss against the rate with the suggestions marked and shows it in
         IPython; ``fname`` also writes it as a PNG. The finder (``.plot()`` redraws) stays as
         ``learn.lr_finder``. Deliberate difference: fastai's default is ``suggest_funcs=(valley,)``; ours
@@ -492,7 +523,8 @@ class Learner:
         return suggestions
 
     # ------------------------------------------------------------------ mixed precision
-    def to_fp16(self, init_scale=2.0 ** 16, growth_interval=2000, growth_factor=2.0, backoff_factor=0.5):
+    def to_fp16(self, init_scale: float = 2.0 ** 16, growth_interval: int = 2000, growth_factor: float = 2.0,
+                backoff_factor: float = 0.5) -> Learner:
         """Train with float16 forward and backward, float32 master weights and dynamic loss scaling (the
         arguments are GradScaler's, checked as its; see train.mixed_precision for what a skipped step does)."""
         mixed_precision = MixedPrecision(init_scale=init_scale, growth_interval=growth_interval,
@@ -502,22 +534,22 @@ class Learner:
         self.add_cbs([self.mixed_precision])
         return self
 
-    def to_fp32(self):
+    def to_fp32(self) -> Learner:
         if self.mixed_precision is not None:
             self.remove_cbs([self.mixed_precision])
             self.mixed_precision = None
         return self
 
     @property
-    def loss_scale(self):
+    def loss_scale(self) -> float | None:
         """The current dynamic loss scale under mixed precision, else None."""
         return None if self.mixed_precision is None else self.mixed_precision.scaler.scale
 
     # ------------------------------------------------------------------ checkpoints
-    def checkpoint_path(self, name):
+    def checkpoint_path(self, name: str) -> str:
         return os.path.join(self.path, self.model_dir, f"{name}.safetensors")
 
-    def save(self, name, with_opt=True):
+    def save(self, name: str, with_opt: bool = True) -> str | Path:
         """Save the model (and optimiser), the epoch, the random state, the data loaders' positions and
         any callback state (the loss scale) to ``path/model_dir/name.safetensors``, every array under its
         own name (``model/fc.weight``, ``opt/state/0/exp_avg``; see train/checkpoint.py). Training resumed
@@ -526,14 +558,14 @@ class Learner:
             self.create_opt()
         extra = {"loaders": loader_epochs(self.dls),
                  "callbacks": {cb.name: cb.state_dict() for cb in self.cbs if hasattr(cb, "state_dict")}}
-        path = self.checkpoint_path(name)
+        path: str | Path = self.checkpoint_path(name)
         if dist.rank() == 0:  # data parallel: the ranks hold the same weights; one writes, all may then load
             path = checkpoint.save_checkpoint(path, self.model, self.opt if with_opt else None, epoch=self.epoch,
                                               extra=extra)
         dist.barrier()
         return path
 
-    def load(self, name, with_opt=True, restore_rng=True):
+    def load(self, name: str, with_opt: bool = True, restore_rng: bool = True) -> Learner:
         """Load a checkpoint written by ``save``; ``learn.epoch`` becomes the epoch it was saved after.
         All or nothing (see ``checkpoint.load_checkpoint``): a checkpoint of another model, or one whose
         optimiser is of another type than this Learner's (SGD saved, Adam here), is refused with every
@@ -553,7 +585,7 @@ class Learner:
         return self
 
     # ------------------------------------------------------------------ export for inference
-    def export(self, fname="export.safetensors"):
+    def export(self, fname: str | os.PathLike[str] = "export.safetensors") -> str:
         """Write what ``load_learner`` needs to predict, to ``path/fname``, without pickle (deliberately
         unlike fastai's export.pkl, since code in a pickle runs when it is loaded): the model's state dict
         as safetensors (``tinygrad_cv.io``), and in its header a JSON of the model's class name, the
@@ -580,7 +612,8 @@ class Learner:
         return path
 
     # ------------------------------------------------------------------ transfer learning
-    def fine_tune(self, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_start=0.3, div=5.0, **kwargs):
+    def fine_tune(self, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
+                  pct_start: float = 0.3, div: float = 5.0, **kwargs: Any) -> None:
         """fastai's recipe for a pretrained body with a new head. First, with the body frozen (``freeze``:
         only the last layer group, and batch norm when ``train_bn``), ``fit_one_cycle(freeze_epochs,
         slice(base_lr), pct_start=0.99)``: the head learns at ``base_lr``. Then ``base_lr`` is halved,
@@ -603,12 +636,15 @@ EXPORT_FORMAT = "tinygrad_cv.export.v1"
 
 class ExportedData:
     """The loaders' part of an exported Learner: no batches, only what ``predict`` reads."""
+    train: list[Any]  # no batches
+    valid: list[Any]
 
-    def __init__(self, vocab, normalize, device):
+    def __init__(self, vocab: Sequence[str] | None, normalize: Normalize | None, device: str) -> None:
         self.train, self.valid, self.vocab, self.normalize, self.device = [], [], vocab, normalize, device
 
 
-def load_learner(fname, model, loss_func=None, cpu=True):
+def load_learner(fname: str | os.PathLike[str], model: Module, loss_func: Callable[..., Any] | None = None,
+                 cpu: bool = True) -> Learner:
     """A Learner for inference from a file written by ``Learner.export``. ``model`` is an nn.Module of the
     exported architecture (built by the caller, e.g. ``resnet34(num_classes=10)``; deliberately unlike
     fastai, whose pickle rebuilds it): its class must be the exported one, and the weights are loaded all or
@@ -642,7 +678,7 @@ def _class_name(model):
 class PrettyString(str):
     """A str whose repr is itself, so that a notebook shows the text, not its quoted escapes."""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return str(self)
 
 

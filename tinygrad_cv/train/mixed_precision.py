@@ -20,14 +20,17 @@ Learner's schedules follow the number of batches (``learn.pct_train``), so a ski
 them, as with PyTorch's GradScaler, where user code calls ``scheduler.step()`` whether or not the step was
 skipped. Training that skips ``max_consecutive_skips`` steps in a row, or a whole fit, warns.
 """
+from __future__ import annotations
+
 import math
 import numbers
 import warnings
+from typing import Any, Mapping
 
 import numpy as np
 
 from ..backend import launch
-from ..nn import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from ..nn import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, Module
 from ..tensor import Tensor
 from .callbacks import Callback, CancelStepException
 
@@ -44,8 +47,14 @@ class LossScaler:
 
     The arguments are checked as GradScaler's: init_scale finite and >= MIN_SCALE, growth_factor > 1,
     backoff_factor in (0, 1), growth_interval a positive integer."""
+    scale: float
+    growth_interval: int
+    clean_steps: int  # clean steps since the scale last changed
+    skipped_steps: int
+    consecutive_skips: int
 
-    def __init__(self, init_scale=2.0 ** 16, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000):
+    def __init__(self, init_scale: float = 2.0 ** 16, growth_factor: float = 2.0, backoff_factor: float = 0.5,
+                 growth_interval: int = 2000) -> None:
         self.scale = _checked(init_scale, "init_scale", MIN_SCALE, math.inf, "a finite number >= 2**-24")
         self.growth_factor = _checked(growth_factor, "growth_factor", 1.0, math.inf, "a finite number > 1",
                                       low_open=True)
@@ -57,7 +66,7 @@ class LossScaler:
         self.growth_interval, self.clean_steps, self.skipped_steps = int(growth_interval), 0, 0
         self.consecutive_skips = 0
 
-    def update(self, found_inf):
+    def update(self, found_inf: bool) -> None:
         if found_inf:
             self.scale = max(self.scale * self.backoff_factor, MIN_SCALE)
             self.clean_steps = 0
@@ -72,10 +81,10 @@ class LossScaler:
                 self.scale = grown
             self.clean_steps = 0
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         return {"scale": self.scale, "clean_steps": self.clean_steps, "skipped_steps": self.skipped_steps}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         scale = _checked(state["scale"], "saved scale", MIN_SCALE, math.inf, "a finite number >= 2**-24")
         self.scale, self.clean_steps = scale, int(state["clean_steps"])
         self.skipped_steps, self.consecutive_skips = int(state["skipped_steps"]), 0
@@ -92,7 +101,7 @@ def _checked(value, name, low, high, what, low_open=False, high_open=False):
 NORM_LAYERS = (BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm)
 
 
-def is_norm_layer(module):
+def is_norm_layer(module: Module) -> bool:
     """Normalisation layers (fastai's ``norm_types``): kept in float32 under mixed precision (their
     statistics need the range) and kept trainable by ``freeze``."""
     return isinstance(module, NORM_LAYERS)
@@ -106,22 +115,26 @@ class MixedPrecision(Callback):
     """Mixed-precision training as described in the module docstring; ``learn.to_fp16()`` adds it. The
     arguments are LossScaler's. After ``max_consecutive_skips`` skipped steps in a row, and at the end of a
     fit in which every step was skipped, it warns (RuntimeWarning) with the likely cause."""
+    masters: list[tuple[Any, Any]] | None  # (parameter, its float32 array) while in float16
+    quiet: Any  # the np.errstate in force while in float16
+    saved_buffers: list[Any]
 
     order = 15  # before gradient clipping, which must see unscaled gradients
     max_consecutive_skips = 50
     """From the default 2**16 the scale reaches its floor after 40 halvings: 50 overflows in a row mean
     that no scale helps."""
 
-    def __init__(self, init_scale=2.0 ** 16, growth_interval=2000, growth_factor=2.0, backoff_factor=0.5):
+    def __init__(self, init_scale: float = 2.0 ** 16, growth_interval: int = 2000, growth_factor: float = 2.0,
+                 backoff_factor: float = 0.5) -> None:
         self.scaler = LossScaler(init_scale, growth_factor=growth_factor, backoff_factor=backoff_factor,
                                  growth_interval=growth_interval)
         self.masters = self.quiet = None
         self.saved_buffers, self.steps_taken, self.steps_skipped = [], 0, 0
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         return self.scaler.state_dict()
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.scaler.load_state_dict(state)
 
     def _half_params(self):
@@ -146,24 +159,24 @@ class MixedPrecision(Callback):
         self.masters = None
         self.quiet.__exit__(None, None, None)
 
-    def before_fit(self):
+    def before_fit(self) -> None:
         self.steps_taken = self.steps_skipped = 0
 
-    def before_batch(self):
+    def before_batch(self) -> None:
         if self.learn.training:  # what a skipped step must put back: the forward updates the buffers
             self.saved_buffers = [(b, b.data.copy()) for _, b in self.learn.model.named_buffers()]
         self._enter_half()
         self.learn.xb = [_half(x) for x in self.learn.xb]
 
-    def after_pred(self):
+    def after_pred(self) -> None:
         if self.learn.pred.dtype == np.float16:
             self.learn.pred = self.learn.pred.float()
 
-    def after_loss(self):
+    def after_loss(self) -> None:
         if self.learn.training:
-            self.learn.loss_to_backward = self.learn.loss * self.scaler.scale
+            self.learn.loss_to_backward = self.learn.loss * self.scaler.scale  # type: ignore[operator]  # after_loss: a loss
 
-    def after_backward(self):
+    def after_backward(self) -> None:
         """Back to the float32 masters; their gradients unscaled in float32; skip the step on overflow."""
         self._leave_half()
         inverse, grads = np.float32(1.0 / self.scaler.scale), []
@@ -194,10 +207,10 @@ class MixedPrecision(Callback):
         (flag,) = self.learn.read_loss(launch.nonfinite_flag(on_device)) if on_device else (0.0,)
         return bool(flag) or any_nonfinite(on_cpu)
 
-    def after_batch(self):
+    def after_batch(self) -> None:
         self._leave_half()
 
-    def after_fit(self):
+    def after_fit(self) -> None:
         self._leave_half()
         self.saved_buffers = []
         if self.steps_skipped and not self.steps_taken:

@@ -5,8 +5,11 @@ items/s and the time left (ETA); in a Jupyter notebook with ipywidgets installed
 widget (``tqdm.notebook``, what ``tqdm.auto`` picks there). Anywhere else (CI logs, pipes, the tests:
 ``sys.stdout.isatty()`` false and not in IPython) bars stay silent, and only the table's one line per
 epoch is printed."""
+from __future__ import annotations
+
 import sys
 from importlib.util import find_spec
+from typing import Any, Iterable, TextIO
 
 from tqdm.std import tqdm as text_tqdm
 
@@ -20,26 +23,27 @@ def _ipython_shell():
     return None if shell is None else type(shell).__name__
 
 
-def interactive(stream=None):
+def interactive(stream: TextIO | None = None) -> bool:
     """True where a person watches: ``stream`` (default sys.stdout) is a terminal, or we run in IPython."""
     stream = sys.stdout if stream is None else stream
     return bool(getattr(stream, "isatty", lambda: False)()) or _ipython_shell() is not None
 
 
-def progress_bar(iterable=None, total=None, desc="", unit="it", stream=None, leave=False, **tqdm_kwargs):
+def progress_bar(iterable: Iterable[Any] | None = None, total: int | None = None, desc: str = "", unit: str = "it",
+                 stream: TextIO | None = None, leave: bool = False, **tqdm_kwargs: Any) -> Any:
     """A tqdm bar over ``iterable`` (or one moved by ``update(n)`` up to ``total``) showing done/total,
     items/s and the ETA; silent (``disable=True``, the iterable passes through untouched) when not
     ``interactive``. In Jupyter it is the notebook widget when ipywidgets is importable, else the text bar
     (``tqdm.auto`` would raise there without ipywidgets). ``stream`` defaults to tqdm's (sys.stderr); other
     keywords (``mininterval``, ...) go to tqdm."""
-    bar_class = text_tqdm
+    bar_class: Any = text_tqdm
     if _ipython_shell() == "ZMQInteractiveShell" and find_spec("ipywidgets") is not None:
-        from tqdm.notebook import tqdm as bar_class
+        from tqdm.notebook import tqdm as bar_class  # type: ignore[no-redef]
     return bar_class(iterable, total=total, desc=desc, unit=unit, file=stream, leave=leave,
                      disable=not interactive(stream), dynamic_ncols=True, **tqdm_kwargs)
 
 
-def format_cell(value, width):
+def format_cell(value: Any, width: int) -> str:
     if value is None:
         text = "-"
     elif isinstance(value, float):
@@ -49,7 +53,7 @@ def format_cell(value, width):
     return text.ljust(width)
 
 
-def format_time(seconds):
+def format_time(seconds: float) -> str:
     minutes, seconds = divmod(int(round(seconds)), 60)
     return f"{minutes:02d}:{seconds:02d}"
 
@@ -58,13 +62,14 @@ class ProgressCallback(Callback):
     """A bar for the batches of each epoch (training, then validation; the smoothed loss beside it) and,
     with ``table=True``, a table with one row per epoch: epoch, train_loss, valid_loss, the metrics, time.
     The LR finder runs it with ``table=False``: bars only."""
+    bar: Any  # the tqdm bar of the current phase, or None
 
     order = 70
 
-    def __init__(self, table=True):
+    def __init__(self, table: bool = True) -> None:
         self.table = table
 
-    def before_fit(self):
+    def before_fit(self) -> None:
         self.bar = None
         self.names = self.learn.column_names()
         self.widths = [max(len(name), 10) for name in self.names]
@@ -81,27 +86,27 @@ class ProgressCallback(Callback):
             self.bar.close()
             self.bar = None
 
-    def before_train(self):
+    def before_train(self) -> None:
         self._start_bar("train")
 
-    def before_validate(self):
+    def before_validate(self) -> None:
         self._start_bar("valid")
 
-    def after_batch(self):
+    def after_batch(self) -> None:
         if self.learn.training:
             self.bar.set_postfix_str(f"loss {self.learn.recorder.smooth.value:.4f}", refresh=False)
         self.bar.update(1)
 
-    def after_train(self):
+    def after_train(self) -> None:
         self._close_bar()
 
-    def after_validate(self):
+    def after_validate(self) -> None:
         self._close_bar()
 
-    def after_epoch(self):
+    def after_epoch(self) -> None:
         if self.table:
             values = dict(self.learn.epoch_values, time=format_time(self.learn.epoch_values["time"]))
             print("  ".join(format_cell(values[name], w) for name, w in zip(self.names, self.widths)), flush=True)
 
-    def after_fit(self):
+    def after_fit(self) -> None:
         self._close_bar()

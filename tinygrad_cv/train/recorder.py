@@ -1,37 +1,46 @@
 """The Recorder keeps the history of training (losses, learning rates, momenta, loss scales, the epoch
 table) and draws it: each ``plot_*`` returns a matplotlib Figure (shown inline by Jupyter) and also writes
 it as a PNG when given ``fname``. It is always among a Learner's callbacks, as ``learn.recorder``."""
+from __future__ import annotations
+
 import math
 import numbers
+import os
+from typing import TYPE_CHECKING, Any
 
 from ..data.show import blank_figure, finish_figure
 from .callbacks import Callback
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 class SmoothedLoss:
     """Exponential moving average with bias correction (as Adam's): after t values,
     avg_t = beta avg_{t-1} + (1 - beta) loss_t, reported as avg_t / (1 - beta^t)."""
+    beta: float
 
-    def __init__(self, beta=0.98):
+    def __init__(self, beta: float = 0.98) -> None:
         if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0 <= beta < 1:
             raise ValueError(f"SmoothedLoss: beta must be a number in [0, 1), got {beta!r}")
         self.beta = beta
         self.reset()
 
-    def reset(self):
+    def reset(self) -> None:
         self.average, self.count = 0.0, 0
 
-    def add(self, loss):
+    def add(self, loss: float) -> float:
         self.count += 1
         self.average = self.beta * self.average + (1 - self.beta) * loss
         return self.value
 
     @property
-    def value(self):
+    def value(self) -> float:
         return self.average / (1 - self.beta ** self.count) if self.count else math.nan
 
 
-def new_figure(n_axes=1, width=6.0, height=4.0):
+def new_figure(n_axes: int = 1, width: float = 6.0, height: float = 4.0) -> tuple[Figure, list[Axes]]:
     """A Figure (see data.show.blank_figure: no pyplot, no backend change) with ``n_axes`` axes in a row."""
     figure = blank_figure(width * n_axes, height)
     return figure, [figure.add_subplot(1, n_axes, i + 1) for i in range(n_axes)]
@@ -40,19 +49,26 @@ def new_figure(n_axes=1, width=6.0, height=4.0):
 class Recorder(Callback):
     """Per training batch: the loss (raw and smoothed, beta 0.98), the learning rate and momentum of the last
     parameter group, and the loss scale under mixed precision. Per epoch: the row of the epoch table."""
+    losses: list[float]
+    smooth_losses: list[float]
+    lrs: list[float]
+    moms: list[float | None]
+    loss_scales: list[float | None]
+    values: list[dict[str, Any]]  # the epoch table's rows
+    iters: list[int]
 
     order = 50
 
-    def __init__(self, beta=0.98):
+    def __init__(self, beta: float = 0.98) -> None:
         self.smooth = SmoothedLoss(beta)
         self.before_fit()
 
-    def before_fit(self):
+    def before_fit(self) -> None:
         self.losses, self.smooth_losses, self.lrs, self.moms, self.loss_scales = [], [], [], [], []
         self.values, self.iters = [], []
         self.smooth.reset()
 
-    def after_batch(self):
+    def after_batch(self) -> None:
         if not self.learn.training:
             return
         loss = self.learn.loss_value
@@ -66,7 +82,7 @@ class Recorder(Callback):
         if self.learn.loss_scale is not None:
             self.loss_scales.append(self.learn.loss_scale)
 
-    def after_epoch(self):
+    def after_epoch(self) -> None:
         self.values.append(dict(self.learn.epoch_values))
         self.iters.append(len(self.losses))
 
@@ -75,7 +91,8 @@ class Recorder(Callback):
         if not history:
             raise ValueError(f"Recorder: no {what} recorded yet; train first (learn.fit(...))")
 
-    def plot_loss(self, skip_start=5, with_valid=True, fname=None):
+    def plot_loss(self, skip_start: int = 5, with_valid: bool = True,
+                  fname: str | os.PathLike[str] | None = None) -> Figure:
         """Smoothed training loss per batch from batch ``skip_start`` on, and (``with_valid``) the validation
         loss per epoch, as fastai's ``plot_loss``; returns the Figure."""
         self._require(self.smooth_losses, "training loss")
@@ -90,11 +107,11 @@ class Recorder(Callback):
         ax.legend()
         return finish_figure(figure, fname)
 
-    def plot_losses(self, fname=None, skip_start=5):
+    def plot_losses(self, fname: str | os.PathLike[str] | None = None, skip_start: int = 5) -> Figure:
         """fastai v1's name: ``plot_loss(skip_start, fname=fname)``."""
         return self.plot_loss(skip_start, fname=fname)
 
-    def plot_sched(self, fname=None):
+    def plot_sched(self, fname: str | os.PathLike[str] | None = None) -> Figure:
         """Learning rate and momentum per batch (the schedule), as fastai's ``plot_sched``; returns the
         Figure."""
         self._require(self.lrs, "learning rate")
@@ -107,7 +124,7 @@ class Recorder(Callback):
 
     plot_lr = plot_sched  # fastai v1's name
 
-    def plot_metrics(self, fname=None):
+    def plot_metrics(self, fname: str | os.PathLike[str] | None = None) -> Figure:
         """Every column of the epoch table (losses and metrics) against the epoch; returns the Figure."""
         self._require(self.values, "epoch")
         names = [k for k in (self.values[0] if self.values else {}) if k not in ("epoch", "time")]
@@ -119,7 +136,7 @@ class Recorder(Callback):
             ax.set(xlabel="epoch", title=name)
         return finish_figure(figure, fname)
 
-    def plot_loss_scale(self, fname=None):
+    def plot_loss_scale(self, fname: str | os.PathLike[str] | None = None) -> Figure:
         """The dynamic loss scale of mixed-precision training per batch (log scale); returns the Figure."""
         self._require(self.loss_scales, "loss scale (only training after learn.to_fp16() has one)")
         figure, (ax,) = new_figure()

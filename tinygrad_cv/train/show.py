@@ -1,11 +1,19 @@
 """``show_results``: validation samples with their targets and the model's predictions, as a grid Figure."""
+from __future__ import annotations
+
 import math
+import os
 import textwrap
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from ..data.show import caption, class_legend, overlay
 from ..data.show import blank_figure, finish_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def displayable(x, mean=None, std=None):
@@ -32,7 +40,9 @@ def predictions_as_targets(y, pred, thresh):
     return pred.argmax(axis=1)
 
 
-def show_results(x, y, pred, fname=None, max_n=9, vocab=None, thresh=0.5, mean=None, std=None):
+def show_results(x: npt.NDArray[Any], y: npt.NDArray[Any], pred: npt.NDArray[Any],
+                 fname: str | os.PathLike[str] | None = None, max_n: int = 9, vocab: Sequence[str] | None = None,
+                 thresh: float = 0.5, mean: Any = None, std: Any = None) -> Figure:
     """A Figure of up to ``max_n`` samples: the image titled 'target / prediction' (classes, or tags whose probability
     is above ``thresh``), or for masks the target and the predicted mask overlaid side by side with a legend
     of the class colours. ``mean`` and ``std`` (per channel, [0, 1] units: the loader's Normalize) undo the

@@ -1,9 +1,13 @@
 """The geometric transforms: each is a 3x3 matrix on normalised coordinates (the image spans [-1, 1],
 the matrix maps an output point to the input point it is read from), drawn from the sample's rng;
 ``Compose`` (recipes.py) multiplies consecutive ones and resamples once (sampling.py)."""
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ...ops._util import pair
 from .sampling import _affine, _identity, check_sample, warp_sample
@@ -13,11 +17,13 @@ from .sampling import _affine, _identity, check_sample, warp_sample
 class Geometric:
     """A transform given by a 3x3 matrix: ``matrix(rng, height, width)`` maps output to input
     normalised coordinates for an image of that size; ``output_size`` is its size afterwards."""
+    if TYPE_CHECKING:
+        def matrix(self, rng: np.random.Generator, height: int, width: int) -> npt.NDArray[np.float64]: ...
 
     def output_size(self, height, width):
         return height, width
 
-    def __call__(self, sample, rng):
+    def __call__(self, sample: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
         """The transform alone (``Compose([self])`` with its default pad mode)."""
         check_sample(sample, type(self).__name__)
         height, width = sample["image"].shape[:2]
@@ -36,7 +42,7 @@ class Resize(Geometric):
     normalised coordinates, only the output grid changes. Sampling is bilinear without
     antialiasing, so shrink by more than about 2x once, when the files are written, not here."""
 
-    def __init__(self, size):
+    def __init__(self, size: int | tuple[int, int]) -> None:
         self.size = pair(size, "Resize", "size", 1)
 
     def matrix(self, rng, height, width):
@@ -49,7 +55,7 @@ class Resize(Geometric):
 class RandomCrop(Geometric):
     """A ``size`` window at a random whole-pixel offset; a window larger than the image pads."""
 
-    def __init__(self, size):
+    def __init__(self, size: int | tuple[int, int]) -> None:
         self.size = pair(size, "RandomCrop", "size", 1)
 
     def matrix(self, rng, height, width):
@@ -67,7 +73,7 @@ class RandomCrop(Geometric):
 class Flip(Geometric):
     """Mirror left-right (``vertical=False``) or top-bottom with probability ``p``."""
 
-    def __init__(self, p=0.5, vertical=False):
+    def __init__(self, p: float = 0.5, vertical: bool = False) -> None:
         self.p, self.vertical = _probability(p, "Flip"), vertical
 
     def matrix(self, rng, height, width):
@@ -110,7 +116,7 @@ class Rotate(Geometric):
     on non-square images).
     """
 
-    def __init__(self, max_degrees=10.0, p=0.75):
+    def __init__(self, max_degrees: float = 10.0, p: float = 0.75) -> None:
         if not max_degrees >= 0:
             raise ValueError(f"Rotate: max_degrees must be >= 0, got {max_degrees!r}")
         self.max_degrees, self.p = max_degrees, _probability(p, "Rotate")
@@ -127,7 +133,7 @@ class Zoom(Geometric):
     """Zoom in by a factor z uniform in [min_zoom, max_zoom] about a random centre chosen so that
     the window stays inside the image (z >= 1), with probability p: source = output / z + centre."""
 
-    def __init__(self, max_zoom=1.1, min_zoom=1.0, p=0.75):
+    def __init__(self, max_zoom: float = 1.1, min_zoom: float = 1.0, p: float = 0.75) -> None:
         if not 0 < min_zoom <= max_zoom:
             raise ValueError(f"Zoom: need 0 < min_zoom <= max_zoom, got min_zoom={min_zoom}, max_zoom={max_zoom}")
         self.min_zoom, self.max_zoom, self.p = min_zoom, max_zoom, _probability(p, "Zoom")
@@ -160,7 +166,7 @@ class Perspective(Geometric):
 
     CORNERS = np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
 
-    def __init__(self, magnitude=0.2, p=0.75):
+    def __init__(self, magnitude: float = 0.2, p: float = 0.75) -> None:
         if not 0 <= magnitude < 0.5:
             raise ValueError(f"Perspective: magnitude must be in [0, 0.5) (corners moved by up to a quarter of "
                              f"the image), got {magnitude}")

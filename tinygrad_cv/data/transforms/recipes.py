@@ -1,11 +1,18 @@
 """Pixel transforms, composing the steps (one resampling per run of geometric steps), the usual
 training and validation recipes, and per-channel normalisation of batches."""
+from __future__ import annotations
+
 import math
+from typing import Any, Iterable, Sequence, Union
 
 import numpy as np
+import numpy.typing as npt
 
+from ..dataset import Transform
 from .geometry import Dihedral, Flip, Geometric, Perspective, Resize, Rotate, Zoom, _probability
 from .sampling import PAD_MODES, check_sample, warp_sample
+
+Floats = Union[float, Sequence[float], npt.NDArray[Any]]  # one number per channel, or one for all
 
 
 # --------------------------------------------------------------------------- pixel transforms
@@ -17,13 +24,13 @@ class Lighting:
     is one 256-entry lookup table, so it costs one indexing pass.
     """
 
-    def __init__(self, brightness=0.2, contrast=0.2, p=0.75):
+    def __init__(self, brightness: float = 0.2, contrast: float = 0.2, p: float = 0.75) -> None:
         if not (0 <= brightness and 0 <= contrast < 1):
             raise ValueError(f"Lighting: need brightness >= 0 and 0 <= contrast < 1, got "
                              f"brightness={brightness}, contrast={contrast}")
         self.brightness, self.contrast, self.p = brightness, contrast, _probability(p, "Lighting")
 
-    def __call__(self, sample, rng):
+    def __call__(self, sample: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
         if rng.random() >= self.p:
             return sample
         image = sample["image"]
@@ -42,12 +49,12 @@ class Lighting:
 class Compose:
     """Apply ``steps`` in order; consecutive geometric steps are merged into one resampling."""
 
-    def __init__(self, steps, pad_mode="reflection", mask_fill=0):
+    def __init__(self, steps: Sequence[Transform], pad_mode: str = "reflection", mask_fill: int = 0) -> None:
         if pad_mode not in PAD_MODES:
             raise ValueError(f"Compose: pad_mode must be one of {PAD_MODES}, got {pad_mode!r}")
         self.steps, self.pad_mode, self.mask_fill = list(steps), pad_mode, mask_fill
 
-    def __call__(self, sample, rng):
+    def __call__(self, sample: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
         matrix, size = None, None
         for step in self.steps:
             if isinstance(step, Geometric):
@@ -68,17 +75,19 @@ class Compose:
             return sample
         return warp_sample(sample, matrix, size, self.pad_mode, self.mask_fill)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Compose({self.steps!r}, pad_mode={self.pad_mode!r})"
 
 
 # --------------------------------------------------------------------------- recipes and normalisation
-def aug_transforms(size=None, flip=True, flip_vert=False, max_rotate=10.0, max_zoom=1.1, max_warp=0.2,
-                   max_lighting=0.2, p_affine=0.75, p_lighting=0.75, pad_mode="reflection", mask_fill=0):
+def aug_transforms(size: int | tuple[int, int] | None = None, flip: bool = True, flip_vert: bool = False,
+                   max_rotate: float = 10.0, max_zoom: float = 1.1, max_warp: float = 0.2, max_lighting: float = 0.2,
+                   p_affine: float = 0.75, p_lighting: float = 0.75, pad_mode: str = "reflection",
+                   mask_fill: int = 0) -> Compose:
     """The usual training augmentation: resize to ``size``, a random flip (all 8 dihedral symmetries
     with ``flip_vert``), rotation, zoom and perspective warp (merged into one resampling), then
     brightness and contrast. A zero argument leaves its step out."""
-    steps = [Resize(size)] if size is not None else []
+    steps: list[Transform] = [Resize(size)] if size is not None else []
     if flip_vert:
         steps.append(Dihedral())
     elif flip:
@@ -94,7 +103,7 @@ def aug_transforms(size=None, flip=True, flip_vert=False, max_rotate=10.0, max_z
     return Compose(steps, pad_mode, mask_fill)
 
 
-def valid_transforms(size=None):
+def valid_transforms(size: int | tuple[int, int] | None = None) -> Compose:
     """Validation only resizes (normalisation happens on the batch): no randomness at all."""
     return Compose([Resize(size)] if size is not None else [])
 
@@ -130,7 +139,7 @@ class Normalize:
     a statistic of 0..255 values (mmdetection's style), which would normalise silently wrong here.
     """
 
-    def __init__(self, mean, std):
+    def __init__(self, mean: Floats, std: Floats) -> None:
         self.mean = np.asarray(mean, dtype=np.float64).reshape(-1)
         self.std = np.asarray(std, dtype=np.float64).reshape(-1)
         if self.mean.shape != self.std.shape or not np.all(self.std > 0):
@@ -141,7 +150,7 @@ class Normalize:
                              f"got {self.mean.tolist()}; divide statistics measured on 0..255 values by 255")
 
     @classmethod
-    def from_images(cls, batches):
+    def from_images(cls, batches: Iterable[npt.NDArray[Any]]) -> Normalize:
         """Per-channel mean and std (in [0, 1] units) of an iterable of (N, H, W, C) batches (uint8,
         or floats in [0, 1]), e.g. a few batches of the training set; accumulated in float64."""
         total, total_sq, count = 0.0, 0.0, 0
@@ -156,7 +165,7 @@ class Normalize:
         mean = total / count
         return cls(mean, np.sqrt(np.maximum(total_sq / count - mean ** 2, 1e-12)))
 
-    def __call__(self, images, xp=np):
+    def __call__(self, images: Any, xp: Any = np) -> Any:
         if images.ndim != 4 or images.shape[-1] != self.mean.size:
             raise ValueError(f"Normalize: expected (N, H, W, {self.mean.size}) images, got shape {images.shape}")
         levels = _levels(images, "Normalize")
@@ -167,10 +176,10 @@ class Normalize:
         x += shift
         return x
 
-    def denormalize(self, x):
+    def denormalize(self, x: Any) -> npt.NDArray[np.uint8]:
         """The inverse, for figures: (N, C, H, W) float -> (N, H, W, C) uint8 on the host."""
         x = np.asarray(x, dtype=np.float64).transpose(0, 2, 3, 1)
         return np.clip((x * self.std + self.mean) * 255 + 0.5, 0, 255).astype(np.uint8)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Normalize(mean={np.round(self.mean, 4).tolist()}, std={np.round(self.std, 4).tolist()})"
