@@ -335,7 +335,10 @@ def coco_evaluate(ground_truth, predictions, iou_type="segm", verbose=True):
         bbox [x, y, w, h] ('bbox') or segmentation as RLE ('segm'); see ``to_coco_results``.
     iou_type: 'segm' (mask IoU) or 'bbox' (box IoU).
     Returns {AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl} (-1 where undefined)
-    and prints COCO's summary table when ``verbose``.
+    and prints COCO's summary table when ``verbose``. APs, APm, APl (and ARs, ARm, ARl; Detectron2's
+    names for AP_small, AP_medium, AP_large) are by object size, the ground truth's 'area' field (not its
+    box): small up to 32^2 pixels, medium 32^2 to 96^2, large from 96^2 (COCO's ranges; a bound belongs to
+    both of its ranges, as in pycocotools); -1 for a range without any object.
     """
     if iou_type not in ("segm", "bbox"):
         raise ValueError(f"coco_evaluate: iou_type must be 'segm' or 'bbox', got {iou_type!r}")
