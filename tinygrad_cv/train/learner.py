@@ -210,7 +210,7 @@ class Learner:
         if wd is not None:
             check_number(wd, "fit: wd", low=0.0)
             self.opt.set_hyper("weight_decay", wd)
-        self.n_epoch, self.train_iter = int(n_epoch), 0
+        self.n_epoch, self.train_iter, self.loss_names = int(n_epoch), 0, []  # the loss terms: from the first batch
         with self.added_cbs(list(cbs)):
             try:
                 self._event("before_fit")  # sees the optimiser as it was before this fit
@@ -314,6 +314,9 @@ class Learner:
         name = "Learner: the model (loss_func=None)" if self.loss_func is None else \
             f"Learner: loss_func {function_name(self.loss_func)}"
         if not isinstance(loss, dict):
+            if self.loss_names:
+                raise ValueError(f"{name} returned one Tensor, but earlier batches gave the loss terms "
+                                 f"{self.loss_names}; every batch must give the same terms")
             self.loss_values = {}
             return self._checked_loss(loss, name)
         if not loss or not all(isinstance(k, str) for k in loss):
@@ -476,7 +479,7 @@ class Learner:
         lines += [f"Total params: {total:,}", f"Total trainable params: {trainable:,}",
                   f"Total non-trainable params: {total - trainable:,}",
                   f"Optimizer used: {function_name(self.opt_func)}",
-                  f"Loss function: {function_name(self.loss_func)}"]
+                  f"Loss function: {function_name(self.loss_func) if self.loss_func else 'the model (its own losses)'}"]
         return PrettyString("\n".join(lines))
 
     # ------------------------------------------------------------------ the learning-rate finder
