@@ -251,6 +251,27 @@ def test_a_dict_of_losses_is_summed_for_backward_and_each_term_logged(capsys):
     assert len(figure.axes) == 2 and len(figure.axes[1].lines) == 4  # each term: training, validation
 
 
+def test_the_progress_line_shows_each_smoothed_loss_term(monkeypatch):
+    import io
+    from tinygrad_cv.train import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+    monkeypatch.setattr(progress, "text_tqdm", partial(progress.text_tqdm, mininterval=0))
+    monkeypatch.delitem(sys.modules, "IPython", raising=False)
+    out, err = Terminal(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    learn = make_learner(progress=True)
+    learn.loss_func = partial(ce_and_l2, model=learn.model)
+    learn.fit(1, lr=1e-2)
+    recorder = learn.recorder
+    last = (f"loss {recorder.smooth_losses[-1]:.4f} ce {recorder.smooth_term_losses['ce'][-1]:.4f} "
+            f"l2 {recorder.smooth_term_losses['l2'][-1]:.4f}")
+    assert last in err.getvalue()
+
+
 class SelfScoring(MLP):
     """A model that computes its own loss when given targets, as torchvision's detection models."""
 
