@@ -7,7 +7,7 @@ level) the backbone gives a *single* feature map at stride 8, and every anchor s
 one level is simpler to read and several times cheaper to run, and shapes of 10 to 80 pixels are
 well covered by a 16 x 16 map of 8-pixel cells.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -61,16 +61,6 @@ class MaskRCNNConfig:
     detection_nms_threshold: float = 0.5
     max_detections: int = 20
     mask_threshold: float = 0.5
-
-    layer_patterns: dict = field(default_factory=lambda: {
-        "heads": r"^(rpn|box_head|mask_head)\.",
-        "3+": r"^(backbone\.layer[2-9]|rpn|box_head|mask_head)\.",
-        "all": r".",
-    })
-    """Which parameters each training stage updates (Matterport's ``layers`` argument): regular
-    expressions over the parameter names. The backbone's children are the stem (conv1, bn1, relu,
-    maxpool) and the stages layer1, layer2, ... (ResNet's res2, res3, ...), so '3+' trains from layer2
-    up, as Matterport's '3+' starts at res3."""
 
     def __post_init__(self):
         checks = [
