@@ -308,7 +308,7 @@ class Learner:
         *self.xb, self.yb = batch
         self._event("before_batch")
         own_loss = self.loss_func is None and self.yb is not None
-        self.pred = losses = self.model(*self.xb, self.yb) if own_loss else self.model(*self.xb)
+        self.pred = losses = self._own_losses() if own_loss else self.model(*self.xb)
         if own_loss and not self.training:          # validation: the losses, and the predictions to score
             self.pred = self.model(*self.xb)
         self._event("after_pred")
@@ -335,6 +335,17 @@ class Learner:
             self.opt.zero_grad()
             self._check_loss_is_finite()  # the step's one device-to-host read: after the step is queued
         self._event("after_batch")
+
+    def _own_losses(self):
+        """With loss_func=None the model computes its own losses: ``model(*x, y)``, as torchvision's
+        detection models; a model that does not take the targets gets an error saying what is missing."""
+        try:
+            return self.model(*self.xb, self.yb)
+        except TypeError as error:
+            raise TypeError(f"Learner: loss_func is None, so the model must compute its own losses as "
+                            f"model(x, y) (as Mask R-CNN does), but {type(self.model).__name__}(x, y) raised "
+                            f"TypeError: {error}. Pass loss_func= to Learner (or to load_learner) to fit, "
+                            f"validate or get_preds on labelled batches") from error
 
     @property
     def loss_value(self) -> float:
