@@ -98,8 +98,8 @@ class MaskRCNN(nn.Module):
         class_logits, box_deltas = self.box_head(features, rois.rois)
         head_class, head_box = box_head_losses(class_logits, box_deltas, rois.labels, rois.box_targets,
                                                config.smooth_l1_beta)
-        return {"rpn_objectness": rpn_objectness, "rpn_box": rpn_box, "head_class": head_class,
-                "head_box": head_box, "mask": self._mask_loss(features, rois, gt)}
+        return {"loss_objectness": rpn_objectness, "loss_rpn_box_reg": rpn_box, "loss_classifier": head_class,
+                "loss_box_reg": head_box, "loss_mask": self._mask_loss(features, rois, gt)}
 
     def _mask_loss(self, features, rois, gt):
         """The mask head runs on the positive ROIs only (the only ones with a mask to learn)."""
