@@ -213,3 +213,22 @@ def test_fpn_training_stage_heads_trains_the_pyramid_not_the_body():
     assert any(n.startswith("backbone.fpn.") for n in trainable)
     assert not any(n.startswith("backbone.body.") for n in trainable)
     assert any(n.startswith("backbone.body.layer2") for n in model.set_trainable("3+"))
+
+
+# --------------------------------------------------------------------------- the wide-size-range shapes
+def test_shapes_with_a_wide_size_range(tmp_path):
+    from tinygrad_cv.data.synthetic import make_shapes, shapes
+    sides = []
+    for i in range(60):
+        _, instances, owner = shapes.draw_shapes(np.random.default_rng([5, i]), 128, object_sizes=(8, 100))
+        for k in range(1, len(instances) + 1):
+            rows, cols = np.nonzero(owner == k)
+            sides.append(max(np.ptp(rows), np.ptp(cols)) + 1)
+    sides = np.array(sides)
+    assert 5 <= sides.min() and sides.max() <= 125
+    assert (sides < 16).sum() >= 10 and (sides > 60).sum() >= 10      # log-uniform: both ends are common
+    default = shapes.draw_shapes(np.random.default_rng([5, 0]), 64)[0]
+    np.testing.assert_array_equal(default, shapes.draw_shapes(np.random.default_rng([5, 0]), 64, None)[0])
+    for bad in ((1, 50), (20, 10), (8, 120), (8,), "8-100"):
+        with pytest.raises(ValueError, match="make_shapes: object_sizes must be"):
+            make_shapes(tmp_path, n=1, size=128, object_sizes=bad)
