@@ -207,6 +207,14 @@ def test_fpn_heads_pool_each_roi_from_its_level():
     np.testing.assert_allclose(got, np.concatenate(one_level), rtol=1e-12)
 
 
+def test_pooling_levels_name_the_pyramid_level_of_each_box():
+    model = MaskRCNN(fpn_config())                          # levels P2-P4 pooled, canonical 16 px at level 3
+    assert model.pooling_levels([[0, 0, 4, 4], [0, 0, 8, 8], [0, 0, 16, 16], [0, 0, 40, 30], [0, 0, 90, 90]]).tolist() \
+        == [2, 2, 3, 4, 4]
+    with pytest.raises(ValueError, match="single feature level"):
+        MaskRCNN(MaskRCNNConfig(**{**FPN_SMALL, "fpn": False, "anchor_scales": (8, 16)})).pooling_levels([[0, 0, 4, 4]])
+
+
 def test_fpn_training_stage_heads_trains_the_pyramid_not_the_body():
     model = MaskRCNN(fpn_config())
     trainable = model.set_trainable("heads")

@@ -14,6 +14,7 @@ import numpy as np
 from ... import functional as F
 from ... import nn
 from ...autograd import no_grad
+from ...ops.roi import roi_levels
 from ...random import generator
 from ...tensor import Tensor
 from ..resnet import BasicBlock, Bottleneck, ResNet, load_resnet_weights
@@ -95,6 +96,17 @@ class MaskRCNN(nn.Module):
     def forward(self, images, targets=None):
         """The losses (a dict) when ``targets`` are given, else the detections (see ``detect``)."""
         return self.detect(images) if targets is None else self.losses(images, targets)
+
+    def pooling_levels(self, boxes):
+        """FPN: the pyramid level (2 for P2, 3 for P3, ...) the heads pool each box (K, 4) of image pixels
+        from, by multi_scale_roi_align's rule with config.roi_canonical_scale and roi_canonical_level."""
+        if not self.config.fpn:
+            raise ValueError("MaskRCNN.pooling_levels: this model has a single feature level (config.fpn is False)")
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        finest, coarsest = 2, len(self.config.backbone_depths) + 1
+        rois = np.column_stack([np.zeros(len(boxes)), boxes])
+        return finest + roi_levels(np, rois, finest, coarsest, self.config.roi_canonical_scale,
+                                   self.config.roi_canonical_level)
 
     # ------------------------------------------------------------------ training
     def losses(self, images, targets, rng=None):
