@@ -13,8 +13,9 @@
 #      28 x 28 binary mask for it, one per class (a sigmoid per pixel, see section 7).
 #
 # Training samples anchors and ROIs against the ground truth and adds five losses; see
-# tinygrad_cv/models/mask_rcnn/. This lesson trains one on the CPU in a few minutes, the Matterport
-# "shapes" notebook's way: the heads first (backbone frozen), then all the layers.
+# tinygrad_cv/models/mask_rcnn/. This lesson trains one on the CPU in a few minutes with the same
+# Learner as every other model, the Matterport "shapes" notebook's way: the heads first (backbone
+# frozen), then all the layers.
 #
 #     python lessons/11_instance_segmentation.py [--quick] [--out DIR] [--data DIR] [--image PATH]
 
@@ -35,10 +36,12 @@ import tinygrad_cv as tg  # noqa: E402
 import tinygrad_cv.functional as F  # noqa: E402
 from tinygrad_cv.data import read_image  # noqa: E402
 from tinygrad_cv.data.synthetic import make_shapes  # noqa: E402
-from tinygrad_cv.metrics import format_summary  # noqa: E402
-from tinygrad_cv.models.mask_rcnn import (MaskRCNN, MaskRCNNConfig, backbone_resnet, evaluate,  # noqa: E402
-                                          load_coco_instances, predict, prepare_images, pretrain_backbone,
-                                          train)
+from tinygrad_cv.metrics import COCOMetric, format_summary  # noqa: E402
+from tinygrad_cv.models.mask_rcnn import (MaskRCNN, MaskRCNNConfig, backbone_resnet,  # noqa: E402
+                                          detection_dataloaders, evaluate, load_coco_instances, predict,
+                                          prepare_images, presence_dataloaders)
+from tinygrad_cv.optim import AdamW  # noqa: E402
+from tinygrad_cv.train import GradientClip, Learner  # noqa: E402
 from lesson_utils import parse_args, pyplot, save_figure  # noqa: E402
 
 args = parse_args("Lesson 11: instance segmentation with Mask R-CNN", "11_instance_segmentation", data="shapes",
@@ -231,14 +234,17 @@ draw_roi_comparison()
 # the same ResNet, with a classifier head, to say which shapes each image contains (a multi-label
 # task, binary cross-entropy per class). It takes seconds, and it also leaves the batch norm layers
 # with running statistics of these images, which the frozen backbone will use in the heads stage.
+# The Learner trains it like any classifier: AdamW on fastai's one-cycle schedule, with the gradient
+# norm clipped at 5 (Matterport's setting, kept for the detector below).
 
 # %%
 config = MaskRCNNConfig(num_classes=len(vocab), image_size=size)
 started = time.perf_counter()
 classifier = backbone_resnet(config, num_classes=len(vocab) - 1, multi_label=True)
-backbone_history = pretrain_backbone(classifier, train_samples, config, epochs["backbone"], 3e-3,
-                                     batch_size=2 * batch, log_every=25)
-print(f"backbone pretrained: presence loss {backbone_history[-1]['presence']:.3f}")
+presence = presence_dataloaders(train_samples, valid_samples, config, batch_size=2 * batch)
+pretraining = Learner(presence, classifier, F.binary_cross_entropy_with_logits, opt_func=AdamW,
+                      cbs=[GradientClip(5.0)], path=args.out)
+pretraining.fit_one_cycle(epochs["backbone"], 3e-3, wd=1e-4)
 
 # %% [markdown]
 # ## 4. The model
@@ -254,33 +260,47 @@ print(f"{len(model.anchors)} anchors; {sum(p.numel() for p in model.parameters()
 # %% [markdown]
 # ## 5. Training by stages
 #
-# model.losses(images, targets) returns the five losses of a batch:
+# The batches are (images, targets): the normalised images and one dict per image of its boxes,
+# labels and instance masks, flipped left to right at random. model(images, targets) returns the
+# five losses of a batch as a dict, as torchvision's detection models do:
 #   rpn_objectness  is each sampled anchor an object? (256 anchors per image, at most half positive)
 #   rpn_box         how to move the positive anchors onto their objects (smooth L1 on the deltas)
 #   head_class      the class of each sampled ROI (32 per image, a third positive) or background
 #   head_box        the refined box of positive ROIs, read from the deltas of their true class
 #   mask            per-pixel sigmoid binary cross-entropy of the 28 x 28 mask of the ROI's true class
 #                   (one binary mask per class; the other classes' masks get no loss), positive ROIs only
-# The train() loop sums them, backpropagates, clips the gradient norm at 5 and steps AdamW on a
-# one-cycle schedule. The stages follow Matterport: first only the heads (RPN, box and mask heads)
-# learn while the backbone is frozen (its batch norm statistics too), so that the large, random
-# gradients of brand-new heads do not wreck the pretrained features; then every layer, at a lower
-# learning rate.
+# Given loss_func=None, the Learner lets the model compute its own losses from (images, targets),
+# sums them, backpropagates, clips the gradient norm at 5 and steps AdamW on the one-cycle schedule;
+# it logs each loss (the table's columns, learn.recorder.term_losses) and, after each epoch, the
+# validation losses and the COCO mask AP of the model's detections (the COCOMetric).
+#
+# The stages follow Matterport: first only the heads (RPN, box and mask heads) learn while the
+# backbone is frozen, so that the large, random gradients of brand-new heads do not wreck the
+# pretrained features; then every layer, at a lower learning rate. freeze_to names the stage
+# ('heads', '3+', 'all'; the backbone's stages are the layer groups, the heads the last group), and
+# train_bn=False freezes the backbone's batch norm statistics with it, as Matterport does.
 
 # %%
-history = train(model, train_samples, "heads", epochs["heads"], 2e-3, batch_size=batch, log_every=25)
-heads_steps = len(history)
-history += train(model, train_samples, "all", epochs["all"], 1e-3, batch_size=batch, log_every=25, seed=1)
+dls = detection_dataloaders(train_samples, valid_samples, config, batch_size=batch, vocab=vocab)
+category_ids = [0] + [c["id"] for c in coco.categories]
+learn = Learner(dls, model, None, opt_func=AdamW, metrics=[COCOMetric(valid_json, category_ids)],
+                cbs=[GradientClip(5.0)], train_bn=False, path=args.out)
+learn.freeze_to("heads")
+learn.fit_one_cycle(epochs["heads"], 2e-3, wd=1e-4)
+history = {name: list(values) for name, values in learn.recorder.term_losses.items()}
+heads_steps = len(learn.recorder.losses)
+learn.unfreeze()
+learn.fit_one_cycle(epochs["all"], 1e-3, wd=1e-4)
+for name, values in learn.recorder.term_losses.items():
+    history[name] += values
 minutes = (time.perf_counter() - started) / 60
-print(f"training: {len(backbone_history)} backbone steps, then {len(history)} Mask R-CNN steps of {batch} "
-      f"images, in {minutes:.1f} min")
+print(f"training: {len(pretraining.recorder.losses)} backbone steps, then {heads_steps + len(learn.recorder.losses)} "
+      f"Mask R-CNN steps of {batch} images, in {minutes:.1f} min")
 
 fig, ax = plt.subplots(figsize=(8, 4))
-for name in history[0]:
-    if name != "seconds":
-        values = np.array([h[name] for h in history])
-        smooth = np.convolve(values, np.ones(5) / 5, mode="valid") if len(values) >= 5 else values
-        ax.plot(smooth, label=name)
+for name, values in history.items():
+    smooth = np.convolve(values, np.ones(5) / 5, mode="valid") if len(values) >= 5 else values
+    ax.plot(smooth, label=name)
 ax.axvline(heads_steps, color="gray", ls=":", label="unfreeze all")
 ax.set_xlabel("step")
 ax.set_ylabel("loss (moving average of 5)")
@@ -301,6 +321,9 @@ scores = evaluate(model, valid_samples, valid_coco, valid_json)
 print("masks (segm):\n" + format_summary(scores["segm"]))
 for kind in ("segm", "bbox"):
     print(f"{kind}: " + "  ".join(f"{name} {scores[kind][name]:.3f}" for name in ("AP", "AP50", "AP75")))
+print("by object size (COCO: small < 32^2 px, medium to 96^2, large above; -1: no object of that size):")
+for kind in ("segm", "bbox"):
+    print(f"{kind}: " + "  ".join(f"{name} {scores[kind][name]:.3f}" for name in ("APs", "APm", "APl")))
 print(f"VOC mask AP50 (mean over images): {scores['voc_ap50']:.3f}; training took {minutes:.1f} min")
 
 # %% [markdown]

@@ -302,6 +302,83 @@ def test_agrees_with_pycocotools_on_random_cases(iou_type):
     assert (seen[:, 0] > 0.05).sum() >= 10 and (seen[:, 5] > -1).any()   # the cases are not trivial
 
 
+# --------------------------------------------------------------------------- AP by object size
+SIDES = {"small": (6, 31), "medium": (33, 95), "large": (97, 150)}
+"""Square sides whose areas fall in one COCO size class only: small < 32^2 <= medium < 96^2 <= large."""
+
+
+def _sized_case(rng, sizes, iou_type, n_images=3):
+    """Squares of the given size classes only (the other ranges are empty), as polygons; detections are
+    jittered copies (some of the wrong category), missed objects and false positives of any size."""
+    images, annotations, results = [], [], []
+    for image_id in range(1, n_images + 1):
+        images.append({"id": image_id, "height": 200, "width": 200})
+        for _ in range(rng.integers(1, 5) if sizes else 0):
+            side = float(rng.integers(*SIDES[sizes[rng.integers(len(sizes))]], endpoint=True))
+            x, y = (float(v) for v in rng.uniform(0, 200 - side, 2))
+            category = int(rng.integers(1, 3))
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": category,
+                                "bbox": [x, y, side, side], "area": side * side, "iscrowd": 0,
+                                "segmentation": [[x, y, x + side, y, x + side, y + side, x, y + side]]})
+            if rng.random() < 0.8:
+                dx, dy, ds = rng.normal(0, 0.08 * side, 3)
+                results.append(_square_result(image_id, category if rng.random() < 0.9 else 3 - category,
+                                              (x + dx, y + dy, max(side + ds, 2.0)), float(rng.random())))
+        for _ in range(rng.integers(0, 3)):
+            side = float(rng.uniform(4, 140))
+            x, y = (float(v) for v in rng.uniform(0, 200 - side, 2))
+            results.append(_square_result(image_id, int(rng.integers(1, 3)), (x, y, side), float(rng.random())))
+    if iou_type == "bbox":
+        results = [{k: v for k, v in r.items() if k != "segmentation"} for r in results]
+    return ({"images": images, "annotations": annotations,
+             "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}, results)
+
+
+def _square_result(image_id, category_id, square, score):
+    x, y, side = (min(max(v, 0.0), 199.0) for v in square)
+    side = min(side, 200 - max(x, y))
+    rle = cm.from_polygons([[x, y, x + side, y, x + side, y + side, x, y + side]], 200, 200)
+    return {"image_id": image_id, "category_id": category_id, "score": score, "bbox": [x, y, side, side],
+            "segmentation": rle}
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+@pytest.mark.parametrize("sizes", [(), ("small",), ("medium",), ("large",), ("small", "large"),
+                                   ("small", "medium", "large")])
+def test_ap_by_size_is_undefined_exactly_where_no_object_has_that_size(sizes, iou_type):
+    rng = np.random.default_rng(len(sizes) * 7 + sum(map(len, sizes)) + (iou_type == "segm"))
+    gt, results = _sized_case(rng, list(sizes), iou_type)
+    ours = _evaluate(gt, results, iou_type)
+    for key, size in (("APs", "small"), ("APm", "medium"), ("APl", "large")):
+        if size in sizes:
+            assert 0 <= ours[key] <= 1 and ours[key.replace("AP", "AR")] >= 0
+        else:
+            assert ours[key] == -1.0 and ours[key.replace("AP", "AR")] == -1.0
+    if sizes:
+        assert ours["AP"] > 0                                        # the cases are not trivial
+    pytest.importorskip("pycocotools")
+    theirs = _pycocotools_stats(gt, results, iou_type)
+    np.testing.assert_allclose([ours[name] for name in STAT_NAMES], theirs, atol=1e-12, rtol=0)
+
+
+def test_ap_by_size_by_hand_with_an_object_on_the_small_medium_boundary():
+    # a small square found exactly; a medium one (area 50^2) missed, its detection shifted to IoU 1/3;
+    # a square of area exactly 32^2, found exactly: COCO's ranges include their bounds, so it is both small
+    # and medium; no large object
+    gt = _dataset([(1, 1, (0, 0, 10, 10), 0), (1, 1, (40, 40, 50, 50), 0), (1, 1, (120, 0, 32, 32), 0)],
+                  images=((1, 200, 200),))
+    dets = [_det(1, 1, (0, 0, 10, 10), 0.9), _det(1, 1, (65, 40, 50, 50), 0.8), _det(1, 1, (120, 0, 32, 32), 0.7)]
+    stats = _evaluate(gt, dets)
+    assert stats["APs"] == pytest.approx(1.0) and stats["APl"] == -1.0
+    # medium: the boundary square (score 0.7) is the only true positive, after a false positive (0.8), and
+    # recall 1/2: precision 1/2 at recalls 0 .. 0.5 (51 of 101 levels), 0 beyond
+    assert stats["APm"] == pytest.approx(51 / 101 * 0.5)
+    assert stats["ARs"] == pytest.approx(1.0) and stats["ARm"] == pytest.approx(0.5)
+    pytest.importorskip("pycocotools")
+    np.testing.assert_allclose([stats[name] for name in STAT_NAMES], _pycocotools_stats(gt, dets, "bbox"),
+                               atol=1e-12, rtol=0)
+
+
 # --------------------------------------------------------------------------- VOC-style AP
 def test_voc_ap_by_hand():
     # recall 0.5 at precision 1, a false positive, then recall 1 at precision 2/3:

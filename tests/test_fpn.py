@@ -8,7 +8,7 @@ import pytest
 
 import tinygrad_cv as tg
 from tinygrad_cv.models.mask_rcnn import MaskRCNN, MaskRCNNConfig, prepare_images
-from tinygrad_cv.models.mask_rcnn.fpn import BackboneWithFPN, FeaturePyramidNetwork, LastLevelMaxPool
+from tinygrad_cv.models.mask_rcnn.fpn import FeaturePyramidNetwork, LastLevelMaxPool
 from tinygrad_cv.models.mask_rcnn.rpn import level_anchors, propose, pyramid_anchors
 
 FPN_SMALL = dict(num_classes=3, image_size=32, fpn=True, fpn_channels=8, backbone_widths=(8, 8, 8),
@@ -94,16 +94,16 @@ def test_fpn_loads_torchvision_weights_and_gives_the_same_levels():
         np.testing.assert_allclose(got[name].numpy(), expected[name].detach().numpy(), rtol=1e-4, atol=1e-5)
 
 
-def test_backbone_with_fpn_has_torchvision_names_and_strides():
+def test_model_fpn_has_torchvision_names_and_strides():
     config = fpn_config(backbone_widths=(4, 6, 8), backbone_depths=(1, 1, 1))
     model = MaskRCNN(config)
     names = set(model.state_dict())
-    assert {"backbone.body.conv1.weight", "backbone.body.layer3.0.conv2.weight", "backbone.fpn.inner_blocks.0.0.weight",
-            "backbone.fpn.inner_blocks.2.0.bias", "backbone.fpn.layer_blocks.1.0.weight"} <= names
-    assert model.backbone.fpn.inner_blocks[1][0].weight.shape == (8, 6, 1, 1)
+    assert {"backbone.conv1.weight", "backbone.layer3.0.conv2.weight", "fpn.inner_blocks.0.0.weight",
+            "fpn.inner_blocks.2.0.bias", "fpn.layer_blocks.1.0.weight"} <= names
+    assert model.fpn.inner_blocks[1][0].weight.shape == (8, 6, 1, 1)
     levels = model.features(prepare_images(np.zeros((1, 32, 32, 3), np.uint8), config))
     assert [level.shape for level in levels] == [(1, 8, 8, 8), (1, 8, 4, 4), (1, 8, 2, 2), (1, 8, 1, 1)]
-    assert isinstance(model.backbone, BackboneWithFPN) and config.level_strides == [4, 8, 16, 32]
+    assert config.level_strides == [4, 8, 16, 32]
 
 
 def test_config_needs_one_anchor_scale_per_pyramid_level():
@@ -218,9 +218,10 @@ def test_pooling_levels_name_the_pyramid_level_of_each_box():
 def test_fpn_training_stage_heads_trains_the_pyramid_not_the_body():
     model = MaskRCNN(fpn_config())
     trainable = model.set_trainable("heads")
-    assert any(n.startswith("backbone.fpn.") for n in trainable)
-    assert not any(n.startswith("backbone.body.") for n in trainable)
-    assert any(n.startswith("backbone.body.layer2") for n in model.set_trainable("3+"))
+    assert any(n.startswith("fpn.") for n in trainable)
+    assert not any(n.startswith("backbone.") for n in trainable)
+    assert any(n.startswith("backbone.layer2") for n in model.set_trainable("3+"))
+    assert not any(n.startswith("backbone.layer1") for n in model.set_trainable("3+"))
 
 
 # --------------------------------------------------------------------------- the wide-size-range shapes

@@ -217,6 +217,95 @@ def test_layer_groups_must_cover_every_parameter():
         learn.fit(1)
 
 
+# ----------------------------------------------------------------------------- a dict of losses
+def ce_and_l2(pred, y, model):
+    """Two loss terms: the cross-entropy and a small L2 penalty on the first layer."""
+    return {"ce": cross_entropy(pred, y), "l2": (model.w1 * model.w1).sum() * 0.01}
+
+
+def test_a_dict_of_losses_is_summed_for_backward_and_each_term_logged(capsys):
+    learn = make_learner(progress=True)
+    learn.loss_func = partial(ce_and_l2, model=learn.model)
+    learn.fit(2, lr=1e-2)
+    reference = make_learner()                               # the same seed, the scalar sum as the loss
+    reference.loss_func = lambda pred, y: sum(ce_and_l2(pred, y, reference.model).values())
+    reference.fit(2, lr=1e-2)
+    for key, value in weights(reference.model).items():
+        np.testing.assert_allclose(weights(learn.model)[key], value, rtol=1e-6, atol=1e-7)
+
+    recorder, n_batches = learn.recorder, len(learn.dls.train)
+    assert set(recorder.term_losses) == {"ce", "l2"} and len(recorder.term_losses["ce"]) == 2 * n_batches
+    np.testing.assert_allclose(np.add(recorder.term_losses["ce"], recorder.term_losses["l2"]), recorder.losses,
+                               rtol=1e-6)
+    row = recorder.values[1]                                 # 9 batches of 20: the plain mean of the batches
+    assert row["ce"] == pytest.approx(np.mean(recorder.term_losses["ce"][n_batches:]), rel=1e-9)
+    assert row["valid_loss"] == pytest.approx(row["valid_ce"] + row["valid_l2"], rel=1e-6)
+    valid = learn.validate()
+    learn.model.eval()
+    direct = ce_and_l2(learn.model(tg.tensor(learn.dls.valid.x)), tg.tensor(learn.dls.valid.y), learn.model)
+    assert valid["valid_ce"] == pytest.approx(direct["ce"].item(), rel=1e-5)
+    assert valid["valid_l2"] == pytest.approx(direct["l2"].item(), rel=1e-6)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "ce", "l2", "time"] and len(lines) == 3
+    figure = recorder.plot_loss()
+    assert len(figure.axes) == 2 and len(figure.axes[1].lines) == 4  # each term: training, validation
+
+
+class SelfScoring(MLP):
+    """A model that computes its own loss when given targets, as torchvision's detection models."""
+
+    def forward(self, x, y=None):
+        logits = super().forward(x)
+        return logits if y is None else {"ce": cross_entropy(logits, y)}
+
+
+def test_loss_func_none_trains_on_the_models_own_losses_and_scores_its_predictions():
+    tg.manual_seed(0)
+    learn = Learner(make_dls(), SelfScoring(), None, metrics=[accuracy], progress=False)
+    learn.fit(2, lr=1e-2)
+    reference = make_learner()
+    reference.fit(2, lr=1e-2)
+    np.testing.assert_allclose(learn.recorder.losses, reference.recorder.losses, rtol=1e-6)
+    result = learn.validate()
+    learn.model.eval()
+    logits = learn.model(tg.tensor(learn.dls.valid.x))
+    assert result["accuracy"] == pytest.approx(np.mean(logits.numpy().argmax(1) == learn.dls.valid.y))
+    assert result["valid_loss"] == pytest.approx(cross_entropy(logits, tg.tensor(learn.dls.valid.y)).item(),
+                                                 rel=1e-5)
+
+
+@pytest.mark.parametrize("losses, error, message", [
+    (lambda p, y: {"ce": cross_entropy(p, y), "bad": 1.0}, TypeError, r"term 'bad' returned a float"),
+    (lambda p, y: {"ce": cross_entropy(p, y), "vec": p.sum(1)}, ValueError, r"term 'vec' returned a Tensor of shape"),
+    (lambda p, y: {}, ValueError, "one or more loss terms"),
+    (lambda p, y: {"constant": tg.tensor(np.float32(1.0))}, ValueError, r"sum of its loss terms\) returned a Tensor "
+                                                                         r"that does not depend"),
+])
+def test_bad_loss_dicts_are_named(losses, error, message):
+    learn = make_learner()
+    learn.loss_func = losses
+    with pytest.raises(error, match=message):
+        learn.fit(1)
+
+
+def test_loss_terms_must_not_change_between_batches():
+    learn = make_learner()
+    calls = []
+
+    def changing(pred, y):
+        calls.append(1)
+        return {"ce" if len(calls) == 1 else "other": cross_entropy(pred, y)}
+    learn.loss_func = changing
+    with pytest.raises(ValueError, match=r"the loss terms \['other'\], but earlier batches had \['ce'\]"):
+        learn.fit(1)
+
+
+def test_named_stages_need_a_model_that_names_them():
+    learn = make_learner()
+    with pytest.raises(TypeError, match="freeze_to: MLP names no training stages"):
+        learn.freeze_to("heads")
+
+
 # ----------------------------------------------------------------------------- callbacks
 class Scripted(Metric):
     """A metric whose value at epoch e is scores[e] (to script improvements)."""

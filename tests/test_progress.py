@@ -92,7 +92,8 @@ def test_synthetic_command_shows_its_bar_on_a_terminal(monkeypatch, tmp_path):
 
 
 def test_mask_rcnn_detection_over_a_dataset_shows_its_bar(monkeypatch):
-    mask_rcnn_train = importlib.import_module("tinygrad_cv.models.mask_rcnn.train")   # the package exports train()
+    mask_rcnn_evaluate = importlib.import_module("tinygrad_cv.models.mask_rcnn.evaluate")  # (the package exports
+    # a function of that name)
 
     class CountingModel:
         config = None
@@ -100,10 +101,10 @@ def test_mask_rcnn_detection_over_a_dataset_shows_its_bar(monkeypatch):
         def detect(self, images, score_threshold):
             return [{"n": len(images)}] * len(images)
 
-    monkeypatch.setattr(mask_rcnn_train, "prepare_images", lambda images, config, device: images)
+    monkeypatch.setattr(mask_rcnn_evaluate, "prepare_images", lambda images, config, device: images)
     out, err = FakeTerminal(), io.StringIO()
     monkeypatch.setattr(sys, "stdout", out)
     monkeypatch.setattr(sys, "stderr", err)
-    found = mask_rcnn_train.predict(CountingModel(), [{"image": i} for i in range(5)], batch_size=2)
+    found = mask_rcnn_evaluate.predict(CountingModel(), [{"image": i} for i in range(5)], batch_size=2)
     assert [d["n"] for d in found] == [2, 2, 2, 2, 1]
     assert "detect" in err.getvalue() and "3/3" in err.getvalue() and "batch/s" in err.getvalue()

@@ -342,7 +342,8 @@ def batch_to_tensors(batch, device="cpu", normalize=None):
     x: the images as float32 (N, C, H, W), normalised by ``normalize`` (or scaled to [0, 1]).
     y: the mask (int64 (N, H, W)) for segmentation, else the target (int64 (N,) class indices or
     float32 (N, C) multi-hot), else for detection a list with one dict per image of Tensors
-    {"boxes": (K, 4) float32, "labels": (K,) int64, "instance_masks": (K, H, W) uint8 (if any)};
+    {"boxes": (K, 4) float32, "labels": (K,) int64, "instance_masks": (K, H, W) uint8 (if any),
+    "image_id": () int64 (if any)};
     None when the batch has no target (a test set).
 
     A PyTorch-style batch, a pair (inputs, targets) of Tensors as default_collate makes of tuple
@@ -377,7 +378,7 @@ def _targets(batch, device):
         target = np.asarray(batch["target"])
         return tensor(target, np.int64 if target.dtype.kind in "iub" else np.float32)
     if "boxes" in batch:
-        keys = [("boxes", np.float32), ("labels", np.int64), ("instance_masks", np.uint8)]
+        keys = [("boxes", np.float32), ("labels", np.int64), ("instance_masks", np.uint8), ("image_id", np.int64)]
         return [{key: tensor(batch[key][i], dtype) for key, dtype in keys if key in batch}
                 for i in range(len(batch["boxes"]))]
     return None

@@ -3,5 +3,5 @@ from .base import AvgMetric, Metric, as_metric  # noqa: F401
 from .classification import accuracy, accuracy_multi, accuracy_thresh, error_rate, fbeta  # noqa: F401
 from .segmentation import (AccIgnore, ConfusionMatrixMetric, Dice, DiceMulti, IoU, MeanIoU,  # noqa: F401
                            acc_ignore, confusion_matrix)
-from .coco import coco_evaluate, format_summary, to_coco_results  # noqa: F401
+from .coco import COCOMetric, coco_evaluate, format_summary, to_coco_results  # noqa: F401
 from .voc import compute_ap, compute_matches, voc_ap  # noqa: F401

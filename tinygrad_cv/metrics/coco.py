@@ -36,6 +36,7 @@ from .. import backend
 from ..data import coco_mask
 from ..data.errors import DataFormatError, is_finite_number, is_integer
 from ..tensor import Tensor
+from .base import Metric
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)          # pycocotools' values, bit for bit
 RECALL_LEVELS = np.linspace(0.0, 1.0, 101)
@@ -334,7 +335,10 @@ def coco_evaluate(ground_truth, predictions, iou_type="segm", verbose=True):
         bbox [x, y, w, h] ('bbox') or segmentation as RLE ('segm'); see ``to_coco_results``.
     iou_type: 'segm' (mask IoU) or 'bbox' (box IoU).
     Returns {AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl} (-1 where undefined)
-    and prints COCO's summary table when ``verbose``.
+    and prints COCO's summary table when ``verbose``. APs, APm, APl (and ARs, ARm, ARl; Detectron2's
+    names for AP_small, AP_medium, AP_large) are by object size, the ground truth's 'area' field (not its
+    box): small up to 32^2 pixels, medium 32^2 to 96^2, large from 96^2 (COCO's ranges; a bound belongs to
+    both of its ranges, as in pycocotools); -1 for a range without any object.
     """
     if iou_type not in ("segm", "bbox"):
         raise ValueError(f"coco_evaluate: iou_type must be 'segm' or 'bbox', got {iou_type!r}")
@@ -380,3 +384,45 @@ def to_coco_results(image_id, boxes_xyxy, labels, scores, masks=None, mask_thres
             result["segmentation"] = coco_mask.encode(as_numpy(masks[i]) > mask_threshold)
         results.append(result)
     return results
+
+
+class COCOMetric(Metric):
+    """COCO mAP of a detector as a Learner metric. ``accumulate(pred, targ)`` takes one batch's detections,
+    one dict per image with 'boxes' (x1, y1, x2, y2), 'labels', 'scores' and, for 'segm', 'masks' at image
+    size (as ``MaskRCNN.detect`` gives them), and its targets, dicts with the COCO 'image_id';
+    ``value`` is the statistic ``stat`` ('AP', 'AP50', 'APs', ...: a key of ``coco_evaluate``) of all the
+    epoch's detections against ``ground_truth`` (a COCO dict or JSON path, read once).
+    ``category_ids[label]`` is the COCO category id of a model label (e.g. [0] + the ids of
+    ``Coco.categories``). The name in the epoch table is ``name``, by default 'mask_AP' or 'box_AP' for
+    stat 'AP'."""
+
+    def __init__(self, ground_truth, category_ids, iou_type="segm", stat="AP", name=None):
+        if iou_type not in ("segm", "bbox"):
+            raise ValueError(f"COCOMetric: iou_type must be 'segm' or 'bbox', got {iou_type!r}")
+        if stat not in {row[0] for row in SUMMARY}:
+            raise ValueError(f"COCOMetric: stat must be one of {[row[0] for row in SUMMARY]}, got {stat!r}")
+        self.ground_truth = _load_json(ground_truth, "ground truth")
+        self.category_ids = np.asarray(category_ids, dtype=np.int64)
+        self.iou_type, self.stat = iou_type, stat
+        self.name = name or f"{'mask' if iou_type == 'segm' else 'box'}_{stat}"
+        self.reset()
+
+    def reset(self):
+        self.results = []
+
+    def accumulate(self, pred, targ):
+        if len(pred) != len(targ):
+            raise ValueError(f"COCOMetric: {len(pred)} detection dicts for {len(targ)} targets; the model must "
+                             f"give one per image")
+        for found, target in zip(pred, targ):
+            if "image_id" not in target:
+                raise ValueError("COCOMetric: the targets need 'image_id' (the COCO image each detection "
+                                 "belongs to); samples from load_coco_instances have it")
+            masks = found["masks"] if self.iou_type == "segm" else None
+            self.results += to_coco_results(int(as_numpy(target["image_id"])), found["boxes"],
+                                            self.category_ids[as_numpy(found["labels"]).astype(np.int64)],
+                                            found["scores"], masks)
+
+    @property
+    def value(self):
+        return coco_evaluate(self.ground_truth, self.results, self.iou_type, verbose=False)[self.stat]

@@ -9,6 +9,12 @@ The loop itself is short; everything optional (schedules, progress, recording, m
 early stopping, checkpoints) is a callback reacting to events (see callbacks.py for the order).
 ``dls`` needs only ``dls.train`` and ``dls.valid``: iterables of (x, y) batches of Tensors whose
 ``len()`` is the number of batches; ``dls.device``, if present, is where the model goes.
+
+A model that computes its own losses, as torchvision's detection models (``model(images, targets)`` ->
+{'loss_classifier': ..., ...}), is trained with ``loss_func=None``; a loss (the model's or loss_func's)
+may be a dict of scalar Tensors, which are summed for backward and each logged:
+
+    learn = Learner(detection_dls, mask_rcnn, None, metrics=[COCOMetric(valid_json, category_ids)])
 """
 import contextlib
 import json
@@ -21,6 +27,7 @@ import warnings
 import numpy as np
 
 from .. import distributed as dist
+from .. import functional as F
 from ..autograd import no_grad
 from ..metrics.base import as_metric, function_name
 from ..nn import Module
@@ -42,6 +49,14 @@ class Learner:
     """Trains ``model`` on ``dls`` with ``loss_func(pred, y)`` and an optimiser made by
     ``opt_func(param_groups, lr=lr)``. ``metrics`` are functions f(pred, y) or Metric objects, reported
     on the validation set each epoch. Checkpoints go to ``path/model_dir``, figures to ``path``.
+
+    ``loss_func=None``: the model computes its own loss from the batch, as torchvision's detection models.
+    In training ``learn.pred`` is then ``model(*x, y)``, the loss; in validation (eval mode, no gradients)
+    the loss is ``model(*x, y)`` and ``learn.pred`` is ``model(*x)``, the predictions the metrics score.
+    A loss may be a dict of scalar Tensors (from the model or from ``loss_func``): their sum is
+    backpropagated, and each term is kept per batch (``learn.loss_values``, the recorder), averaged per
+    epoch (training means as columns of the epoch table named by the key, validation means as
+    ``valid_<key>`` in ``learn.epoch_values``) and shown in the progress line.
 
     The default optimiser differs from fastai's: ``opt_func=Adam`` is PyTorch's Adam with its defaults
     (betas (0.9, 0.999), eps 1e-8, no weight decay), where fastai's is Adam with betas (0.9, 0.99), eps 1e-5
@@ -75,7 +90,7 @@ class Learner:
         if getattr(dls, "device", None) is not None:
             model.to(dls.device)
         self.epoch, self.n_epoch, self.iter, self.train_iter, self.pct_train = 0, 1, 0, 0, 0.0
-        self.training, self.epoch_values = False, {}
+        self.training, self.epoch_values, self.loss_names, self.loss_values = False, {}, [], {}
 
     # ------------------------------------------------------------------ callbacks
     def add_cbs(self, cbs):
@@ -105,8 +120,9 @@ class Learner:
             getattr(cb, name)()
 
     def column_names(self):
-        """The columns of the epoch table."""
-        return ["epoch", "train_loss", "valid_loss", *[m.name for m in self.metrics], "time"]
+        """The columns of the epoch table: with a dict of losses, the training mean of each term (known from
+        the first batch on) after train_loss and valid_loss."""
+        return ["epoch", "train_loss", "valid_loss", *self.loss_names, *[m.name for m in self.metrics], "time"]
 
     # ------------------------------------------------------------------ parameter groups and freezing
     def layer_groups(self):
@@ -143,7 +159,14 @@ class Learner:
 
     def freeze_to(self, n):
         """Train only the layer groups from ``n`` on (negative counts from the end); with ``train_bn``,
-        batch-norm layers stay trainable everywhere (their statistics must adapt to the new data)."""
+        batch-norm layers stay trainable everywhere (their statistics must adapt to the new data).
+        ``n`` may also name a stage of a model with ``layer_group_index(name)`` (Mask R-CNN's Matterport
+        stages 'heads', '3+', '4+', 'all'): the index of the first group that stage trains."""
+        if isinstance(n, str):
+            if not hasattr(self.model, "layer_group_index"):
+                raise TypeError(f"freeze_to: {type(self.model).__name__} names no training stages (it has no "
+                                f"layer_group_index method), so n must be an integer, got {n!r}")
+            n = self.model.layer_group_index(n)
         groups = self.layer_groups()
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not -len(groups) <= n < len(groups):
             raise ValueError(f"freeze_to: n must be an integer in [{-len(groups)}, {len(groups) - 1}] (the "
@@ -228,26 +251,26 @@ class Learner:
         try:
             valid = self._validate(self.dls.valid)
         except CancelValidException:
-            valid = {"valid_loss": None, **{m.name: None for m in self.metrics}}
-        self.epoch_values = {"epoch": self.epoch, "train_loss": train_loss, **valid,
-                             "time": time.perf_counter() - start}
+            valid = {"valid_loss": None, **{f"valid_{k}": None for k in self.loss_names},
+                     **{m.name: None for m in self.metrics}}
+        self.epoch_values = {"epoch": self.epoch, **train_loss, **valid, "time": time.perf_counter() - start}
         self._event("after_epoch")
 
     def _do_train(self):
-        """One epoch of training; returns the mean training loss, weighted by batch size."""
+        """One epoch of training; returns {'train_loss': mean, term: mean for each loss term}, weighted by
+        batch size (batches whose loss is not finite left out)."""
         self.model.train()
         self.training, self.dl = True, self.dls.train
         self.n_iter = len(self.dl)
-        total = count = 0
+        means = LossMeans()
         self._event("before_train")
         for self.iter, batch in enumerate(self.dl):
             self.pct_train = (self.epoch * self.n_iter + self.iter) / (self.n_epoch * self.n_iter)
             self._do_batch(batch)
             self.train_iter += 1
-            if math.isfinite(self.loss_value):
-                total, count = total + self.loss_value * len(self.yb), count + len(self.yb)
+            means.add(self.loss_value, self.loss_values, len(self.yb))
         self._event("after_train")
-        return total / count if count else None
+        return means.values("train_loss", "", self.loss_names)
 
     def _do_batch(self, batch):
         """One batch: forward, loss and, when training, backward and an optimiser step."""
@@ -255,7 +278,10 @@ class Learner:
             raise TypeError(f"Learner: a batch must be a tuple (x, ..., y), got {type(batch).__name__}")
         *self.xb, self.yb = batch
         self._event("before_batch")
-        self.pred = self.model(*self.xb)
+        own_loss = self.loss_func is None and self.yb is not None
+        self.pred = losses = self.model(*self.xb, self.yb) if own_loss else self.model(*self.xb)
+        if own_loss and not self.training:          # validation: the losses, and the predictions to score
+            self.pred = self.model(*self.xb)
         self._event("after_pred")
         if self.yb is None:
             if self.training:
@@ -263,7 +289,11 @@ class Learner:
             self.loss = None
             self._event("after_batch")
             return
-        self.loss = self.loss_grad = self._checked_loss(self.loss_func(self.pred, self.yb))
+        if self.loss_func is not None:
+            losses = self.loss_func(self.pred, self.yb)
+        elif self.training:
+            losses = self.pred                      # as callbacks left it after_pred
+        self.loss = self.loss_grad = self._total_loss(losses)
         self.loss_value = float(self.loss.item())
         self._event("after_loss")
         if self.training:
@@ -278,9 +308,29 @@ class Learner:
             self.opt.zero_grad()
         self._event("after_batch")
 
-    def _checked_loss(self, loss):
-        """The loss function's result, if it is a floating scalar Tensor that (in training) has a graph."""
-        name = f"Learner: loss_func {function_name(self.loss_func)}"
+    def _total_loss(self, loss):
+        """The loss to backpropagate: the loss itself, or the sum (in float32 or wider) of a dict of loss
+        terms, whose values are then kept in ``self.loss_values`` (read from the device at once)."""
+        name = "Learner: the model (loss_func=None)" if self.loss_func is None else \
+            f"Learner: loss_func {function_name(self.loss_func)}"
+        if not isinstance(loss, dict):
+            self.loss_values = {}
+            return self._checked_loss(loss, name)
+        if not loss or not all(isinstance(k, str) for k in loss):
+            raise ValueError(f"{name} returned a dict {list(loss)!r:.80} of losses; it needs one or more loss "
+                             f"terms named by strings")
+        names = list(loss)
+        if self.loss_names and names != self.loss_names:
+            raise ValueError(f"{name} returned the loss terms {names}, but earlier batches had "
+                             f"{self.loss_names}; every batch must give the same terms")
+        terms = [self._checked_loss(term, f"{name}'s term {key!r}", graph=False) for key, term in loss.items()]
+        wide = np.promote_types(np.float32, np.result_type(*[t.dtype for t in terms]))
+        stacked = F.stack([t.reshape(()).to(dtype=wide) for t in terms])
+        self.loss_names, self.loss_values = names, dict(zip(names, stacked.numpy().tolist()))
+        return self._checked_loss(stacked.sum(), f"{name} (the sum of its loss terms)")
+
+    def _checked_loss(self, loss, name, graph=True):
+        """``loss`` if it is a floating scalar Tensor that (in training, with ``graph``) has a graph."""
         if not isinstance(loss, Tensor):
             raise TypeError(f"{name} returned a {type(loss).__name__} ({loss!r:.60}); it must return a scalar "
                             f"Tensor computed from the predictions with tinygrad_cv ops, so that backward "
@@ -289,7 +339,7 @@ class Learner:
             raise ValueError(f"{name} returned a Tensor of shape {loss.shape} and dtype {loss.dtype}; it must "
                              f"return one floating-point number (reduce per-sample losses, e.g. .mean() or "
                              f"reduction='mean')")
-        if self.training and not loss.requires_grad:
+        if graph and self.training and not loss.requires_grad:
             raise ValueError(f"{name} returned a Tensor that does not depend on any trainable parameter (no "
                              f"graph to differentiate); compute it from the predictions with tinygrad_cv ops, "
                              f"not through .numpy() or .item()")
@@ -321,9 +371,9 @@ class Learner:
     def _validate(self, dl):
         for metric in self.metrics:
             metric.reset()
-        total = count = 0
+        means = LossMeans()
         for _ in self._evaluate(dl):
-            total, count = total + self.loss_value * len(self.yb), count + len(self.yb)
+            means.add(self.loss_value, self.loss_values, len(self.yb))
             for metric in self.metrics:
                 metric.accumulate(self.pred, self.yb)
         values = {m.name: m.value for m in self.metrics}
@@ -333,11 +383,11 @@ class Learner:
                               f"on these batches (a NaN from one batch makes the epoch's average NaN), and "
                               f"note that a callback monitoring it never sees an improvement",
                               RuntimeWarning, stacklevel=2)
-        return {"valid_loss": total / count if count else None, **values}
+        return {**means.values("valid_loss", "valid_", self.loss_names), **values}
 
     def validate(self, dl=None):
         """{'valid_loss': ..., <metric name>: ...} over ``dl`` (default: the validation set), the loss and the
-        metrics weighted by batch size."""
+        metrics weighted by batch size; with a dict of losses also 'valid_<term>' for each term."""
         return self._validate(self.dls.valid if dl is None else dl)
 
     def _activation(self, act):
@@ -564,6 +614,25 @@ class Learner:
         base_lr /= 2
         self.unfreeze()
         self.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div, **kwargs)
+
+
+class LossMeans:
+    """Batch-size-weighted means over an epoch of the loss and of each loss term; batches whose loss is
+    not finite (a skipped fp16 step) are left out."""
+
+    def __init__(self):
+        self.total, self.terms, self.count = 0.0, {}, 0
+
+    def add(self, loss, terms, n):
+        if math.isfinite(loss):
+            self.total, self.count = self.total + loss * n, self.count + n
+            for key, value in terms.items():
+                self.terms[key] = self.terms.get(key, 0.0) + value * n
+
+    def values(self, loss_name, prefix, names):
+        """{loss_name: mean, prefix + term: mean, ...}; None where no batch counted."""
+        mean = (lambda total: total / self.count) if self.count else (lambda total: None)
+        return {loss_name: mean(self.total), **{prefix + k: mean(self.terms.get(k, 0.0)) for k in names}}
 
 
 EXPORT_FORMAT = "tinygrad_cv.export.v1"

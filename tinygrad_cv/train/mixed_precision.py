@@ -156,7 +156,7 @@ class MixedPrecision(Callback):
         self.learn.xb = [_half(x) for x in self.learn.xb]
 
     def after_pred(self):
-        if self.learn.pred.dtype == np.float16:
+        if isinstance(self.learn.pred, Tensor) and self.learn.pred.dtype == np.float16:  # not a dict of losses
             self.learn.pred = self.learn.pred.float()
 
     def after_loss(self):

@@ -55,8 +55,9 @@ def format_time(seconds):
 
 
 class ProgressCallback(Callback):
-    """A bar for the batches of each epoch (training, then validation; the smoothed loss beside it) and,
-    with ``table=True``, a table with one row per epoch: epoch, train_loss, valid_loss, the metrics, time.
+    """A bar for the batches of each epoch (training, then validation; the smoothed loss, and each smoothed
+    loss term of a dict of losses, beside it) and, with ``table=True``, a table with one row per epoch:
+    epoch, train_loss, valid_loss, the loss terms, the metrics, time.
     The LR finder runs it with ``table=False``: bars only."""
 
     order = 70
@@ -65,11 +66,14 @@ class ProgressCallback(Callback):
         self.table = table
 
     def before_fit(self):
-        self.bar = None
+        self.bar, self.names = None, None
+
+    def _print_header(self):
+        """The table's header, printed with its first row: a dict of losses names its columns only once the
+        first batch has run."""
         self.names = self.learn.column_names()
         self.widths = [max(len(name), 10) for name in self.names]
-        if self.table:
-            print("  ".join(name.ljust(w) for name, w in zip(self.names, self.widths)), flush=True)
+        print("  ".join(name.ljust(w) for name, w in zip(self.names, self.widths)), flush=True)
 
     def _start_bar(self, phase):
         self._close_bar()
@@ -89,7 +93,9 @@ class ProgressCallback(Callback):
 
     def after_batch(self):
         if self.learn.training:
-            self.bar.set_postfix_str(f"loss {self.learn.recorder.smooth.value:.4f}", refresh=False)
+            recorder = self.learn.recorder
+            terms = "".join(f" {name} {smooth.value:.4f}" for name, smooth in recorder.smooth_terms.items())
+            self.bar.set_postfix_str(f"loss {recorder.smooth.value:.4f}{terms}", refresh=False)
         self.bar.update(1)
 
     def after_train(self):
@@ -100,6 +106,8 @@ class ProgressCallback(Callback):
 
     def after_epoch(self):
         if self.table:
+            if self.names is None:
+                self._print_header()
             values = dict(self.learn.epoch_values, time=format_time(self.learn.epoch_values["time"]))
             print("  ".join(format_cell(values[name], w) for name, w in zip(self.names, self.widths)), flush=True)
 

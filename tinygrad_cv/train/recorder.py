@@ -39,17 +39,20 @@ def new_figure(n_axes=1, width=6.0, height=4.0):
 
 class Recorder(Callback):
     """Per training batch: the loss (raw and smoothed, beta 0.98), the learning rate and momentum of the last
-    parameter group, and the loss scale under mixed precision. Per epoch: the row of the epoch table."""
+    parameter group, and the loss scale under mixed precision; with a dict of losses, each term too (raw
+    in ``term_losses[name]``, smoothed in ``smooth_term_losses[name]``). Per epoch: the row of the epoch
+    table, with the validation mean of each term as ``valid_<name>``."""
 
     order = 50
 
     def __init__(self, beta=0.98):
-        self.smooth = SmoothedLoss(beta)
+        self.beta, self.smooth = beta, SmoothedLoss(beta)
         self.before_fit()
 
     def before_fit(self):
         self.losses, self.smooth_losses, self.lrs, self.moms, self.loss_scales = [], [], [], [], []
         self.values, self.iters = [], []
+        self.term_losses, self.smooth_term_losses, self.smooth_terms = {}, {}, {}
         self.smooth.reset()
 
     def after_batch(self):
@@ -60,6 +63,12 @@ class Recorder(Callback):
         if math.isfinite(loss):  # a step skipped for fp16 overflow must not poison the average
             self.smooth.add(loss)
         self.smooth_losses.append(self.smooth.value)
+        for name, value in self.learn.loss_values.items():
+            smooth = self.smooth_terms.setdefault(name, SmoothedLoss(self.beta))
+            if math.isfinite(loss):
+                smooth.add(value)
+            self.term_losses.setdefault(name, []).append(value)
+            self.smooth_term_losses.setdefault(name, []).append(smooth.value)
         group = self.learn.opt.param_groups[-1]
         self.lrs.append(group["lr"])
         self.moms.append(self.learn.opt.get_momentum(group) if self.learn.opt.momentum_key else None)
@@ -77,17 +86,22 @@ class Recorder(Callback):
 
     def plot_loss(self, skip_start=5, with_valid=True, fname=None):
         """Smoothed training loss per batch from batch ``skip_start`` on, and (``with_valid``) the validation
-        loss per epoch, as fastai's ``plot_loss``; returns the Figure."""
+        loss per epoch, as fastai's ``plot_loss``; with a dict of losses, a second panel draws each term the
+        same way (training smoothed, validation per epoch in the term's colour). Returns the Figure."""
         self._require(self.smooth_losses, "training loss")
-        figure, (ax,) = new_figure()
-        ax.plot(range(skip_start, len(self.smooth_losses)), self.smooth_losses[skip_start:],
-                label="train (smoothed)")
-        valid = [(it, row["valid_loss"]) for it, row in zip(self.iters, self.values)
-                 if row.get("valid_loss") is not None]
-        if valid and with_valid:
-            ax.plot(*zip(*valid), "o-", label="valid")
-        ax.set(xlabel="batches", ylabel="loss", title="Losses")
-        ax.legend()
+        figure, axes = new_figure(2 if self.term_losses else 1)
+        curves = [(axes[0], "train (smoothed)", self.smooth_losses, "valid_loss", "valid")]
+        curves += [(axes[-1], name, smooth, f"valid_{name}", None) for name, smooth in self.smooth_term_losses.items()]
+        for ax, label, smooth, valid_key, valid_label in curves:
+            line, = ax.plot(range(skip_start, len(smooth)), smooth[skip_start:], label=label)
+            valid = [(it, row[valid_key]) for it, row in zip(self.iters, self.values)
+                     if row.get(valid_key) is not None]
+            if valid and with_valid:
+                ax.plot(*zip(*valid), "o-" if valid_label else "o--", color=None if valid_label else line.get_color(),
+                        label=valid_label)
+        for ax, title in zip(axes, ["Losses", "Loss terms (dashed: valid)"]):
+            ax.set(xlabel="batches", ylabel="loss", title=title)
+            ax.legend(fontsize=8)
         return save_figure(figure, fname)
 
     def plot_losses(self, fname=None, skip_start=5):

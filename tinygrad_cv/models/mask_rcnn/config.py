@@ -17,7 +17,7 @@ k = floor(roi_canonical_level + log2(sqrt(w h) / roi_canonical_scale)), clamped 
 a box spans 7 to 14 cells of its level (a 7 x 7 RoIAlign reads about a cell per bin), except boxes
 under 56 pixels, which all pool from the finest level, P2.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -77,17 +77,6 @@ class MaskRCNNConfig:
     detection_nms_threshold: float = 0.5
     max_detections: int = 20
     mask_threshold: float = 0.5
-
-    layer_patterns: dict = field(default_factory=lambda: {
-        "heads": r"^(backbone\.fpn|rpn|box_head|mask_head)\.",
-        "3+": r"^(backbone\.(body\.)?layer[2-9]|backbone\.fpn|rpn|box_head|mask_head)\.",
-        "all": r".",
-    })
-    """Which parameters each training stage updates (Matterport's ``layers`` argument): regular
-    expressions over the parameter names. The backbone's children are the stem (conv1, bn1, relu,
-    maxpool) and the stages layer1, layer2, ... (ResNet's res2, res3, ...), so '3+' trains from layer2
-    up, as Matterport's '3+' starts at res3; with the FPN they are under ``backbone.body`` and the
-    pyramid's convolutions (``backbone.fpn``) train with the heads, as Matterport's."""
 
     def __post_init__(self):
         checks = [

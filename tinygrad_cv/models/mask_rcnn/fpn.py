@@ -63,23 +63,3 @@ class FeaturePyramidNetwork(nn.Module):
         if self.extra_blocks is not None:
             results, names = self.extra_blocks(results, names)
         return OrderedDict(zip(names, results))
-
-
-class BackboneWithFPN(nn.Module):
-    """torchvision's BackboneWithFPN over a ResNet ``body`` (a Sequential of the stem, then layer1, layer2, ...):
-    the output of every stage ('0', '1', ...: strides 4, 8, 16, ...) through a FeaturePyramidNetwork of
-    ``out_channels`` with LastLevelMaxPool. Returns the levels as an OrderedDict, finest first."""
-
-    def __init__(self, body, in_channels_list, out_channels):
-        super().__init__()
-        self.body = body
-        self.fpn = FeaturePyramidNetwork(in_channels_list, out_channels, extra_blocks=LastLevelMaxPool())
-        self.out_channels = out_channels
-
-    def forward(self, images):
-        stages, x = OrderedDict(), images
-        for name, module in self.body._modules.items():
-            x = module(x)
-            if name.startswith("layer"):
-                stages[str(len(stages))] = x
-        return self.fpn(stages)

@@ -19,7 +19,7 @@ from ...random import generator
 from ...tensor import Tensor
 from ..resnet import BasicBlock, Bottleneck, ResNet, load_resnet_weights
 from .config import MaskRCNNConfig
-from .fpn import BackboneWithFPN
+from .fpn import FeaturePyramidNetwork, LastLevelMaxPool
 from .heads import BoxHead, MaskHead
 from .inference import paste_masks, select_detections
 from .losses import box_head_losses, mask_loss, rpn_losses, zero_loss
@@ -44,14 +44,15 @@ def backbone_resnet(config, num_classes=1, multi_label=False):
 class MaskRCNN(nn.Module):
     """Mask R-CNN on one feature level, or on a feature pyramid with ``config.fpn``. ``backbone`` is an
     nn.Sequential of ResNet stages (a ResNet's ``.body``), by default a fresh ``backbone_resnet(config).body``;
-    with ``config.fpn`` it becomes ``backbone.body`` of a ``BackboneWithFPN`` (torchvision's names:
-    ``backbone.body.layer1...``, ``backbone.fpn.inner_blocks...``)."""
+    with ``config.fpn``, ``fpn`` is a FeaturePyramidNetwork over the outputs of all its stages (torchvision's
+    module names: ``fpn.inner_blocks.0.0.weight``, ...), which trains with the heads."""
 
     def __init__(self, config=None, backbone=None):
         super().__init__()
         self.config = config = config or MaskRCNNConfig()
-        body = backbone if backbone is not None else backbone_resnet(config).body
-        self.backbone = BackboneWithFPN(body, config.stage_channels, config.fpn_channels) if config.fpn else body
+        self.backbone = backbone if backbone is not None else backbone_resnet(config).body
+        if config.fpn:
+            self.fpn = FeaturePyramidNetwork(config.stage_channels, config.fpn_channels, LastLevelMaxPool())
         channels = config.backbone_channels
         scale = [1.0 / s for s in config.level_strides[:-1]] if config.fpn else 1.0 / config.backbone_stride
         canonical = (config.roi_canonical_scale, config.roi_canonical_level)
@@ -71,7 +72,7 @@ class MaskRCNN(nn.Module):
         if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1:] != (3, size, size):
             raise ValueError(f"MaskRCNN: images must be a Tensor (N, 3, {size}, {size}) (see "
                              f"prepare_images), got {getattr(images, 'shape', type(images).__name__)}")
-        features = list(self.backbone(images).values()) if config.fpn else self.backbone(images)
+        features = self._pyramid(images) if config.fpn else self.backbone(images)
         sizes = config.level_sizes if config.fpn else [config.feature_size]
         for level, size in zip(features if config.fpn else [features], sizes):
             if level.shape[1:] != (config.backbone_channels, size, size):
@@ -79,6 +80,15 @@ class MaskRCNN(nn.Module):
                                  f"expects {(config.backbone_channels, size, size)} (channels, and image_size / "
                                  f"stride: backbone_widths, backbone_block and backbone_depths must match it)")
         return features
+
+    def _pyramid(self, images):
+        """The FPN's levels: every backbone stage's output (strides 4, 8, ...) through ``fpn``, finest first."""
+        stages, x = {}, images
+        for name, module in self.backbone._modules.items():
+            x = module(x)
+            if name.startswith("layer"):
+                stages[str(len(stages))] = x
+        return list(self.fpn(stages).values())
 
     def _rpn(self, features):
         """The RPN head on the feature map, or on each level with the same weights, outputs concatenated
@@ -183,16 +193,51 @@ class MaskRCNN(nn.Module):
         return paste_masks(probabilities, found.boxes, size, size) > self.config.mask_threshold
 
     # ------------------------------------------------------------------ training stages
+    def layer_groups(self):
+        """The Learner's layer groups, early layers first: the backbone's stem with its first stage
+        (``layer1``, Matterport's res2), then each later stage (``layer2`` = res3, ...), and last the heads:
+        every parameter outside the backbone's stem and stages (RPN, box and mask heads, and a feature
+        pyramid if there is one), Matterport's 'heads'. Lists of parameters."""
+        n_stages = sum(1 for name, _ in self.backbone.named_children() if _stage_number(name) is not None)
+        groups = [[] for _ in range(max(n_stages, 1) + 1)]
+        for name, param in self.named_parameters():
+            groups[self._group_of(name, len(groups))].append(param)
+        return groups
+
+    @staticmethod
+    def _group_of(name, n_groups):
+        parts = name.split(".")
+        if parts[0] != "backbone" or len(parts) < 3:
+            return n_groups - 1
+        stage = _stage_number(parts[1])
+        if stage is None:
+            return 0 if parts[1] in ("conv1", "bn1") else n_groups - 1     # the stem; anything else: a head
+        return max(stage - 1, 0)
+
+    def layer_group_index(self, stage):
+        """The first layer group that a Matterport training stage trains: 'heads' the last group, 'all'
+        the first, 'N+' (e.g. '3+', '4+') the backbone from stage resN (``layer{N-1}``) up with the heads;
+        the stages that exist are the backbone's (res2 .. res{K+1} for K stages)."""
+        n_groups = len(self.layer_groups())
+        named = {"heads": n_groups - 1, "all": 0,
+                 **{f"{k + 2}+": k for k in range(1, n_groups - 1)}}    # res3 = layer2 = group 1, ...
+        if stage not in named:
+            raise ValueError(f"MaskRCNN: unknown training stage {stage!r}; this model's are {list(named)} "
+                             f"(its backbone has {n_groups - 1} stages, res2 to res{n_groups})")
+        return named[stage]
+
     def set_trainable(self, layers):
-        """Train only the parameters of a stage: 'heads', '3+', 'all' (config.layer_patterns) or a
-        regular expression over parameter names, as Matterport's ``train(layers=...)``. Returns the
+        """Train only the parameters of a Matterport stage ('heads', '3+', '4+', ..., 'all'; see
+        ``layer_group_index``), as Matterport's ``train(layers=...)``, and freeze the rest. Returns the
         names now trainable. Batch norm layers whose parameters are frozen also stop updating their
-        running statistics (they run in eval mode while the model trains)."""
-        pattern = self.config.layer_patterns.get(layers, layers)
-        self.freeze()
-        trainable = self.unfreeze(pattern)
+        running statistics (they run in eval mode while the model trains). A Learner does the same with
+        ``learn.freeze_to(layers)`` (which, with ``train_bn``, keeps batch norm trainable)."""
+        first = self.layer_group_index(layers)
+        for i, group in enumerate(self.layer_groups()):
+            for param in group:
+                param.requires_grad_(i >= first)
         self.train(self.training)
-        return trainable
+        return [name for name, param in self.named_parameters() if param.requires_grad]
 
     def train(self, mode=True):
         """As ``Module.train``, except that batch norm layers with frozen parameters stay in eval mode."""
@@ -202,6 +247,11 @@ class MaskRCNN(nn.Module):
                 if isinstance(module, nn.BatchNorm2d) and not module.weight.requires_grad:
                     object.__setattr__(module, "training", False)
         return self
+
+
+def _stage_number(name):
+    """k for a ResNet body's stage ``layer{k}``, else None."""
+    return int(name[5:]) if name.startswith("layer") and name[5:].isdigit() else None
 
 
 def prepare_images(images, config, device="cpu"):
