@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import tinygrad_cv as tg
+from conftest import DEVICES
 from tinygrad_cv.models.mask_rcnn import MaskRCNN, MaskRCNNConfig, prepare_images
 from tinygrad_cv.models.mask_rcnn.fpn import FeaturePyramidNetwork, LastLevelMaxPool
 from tinygrad_cv.models.mask_rcnn.rpn import level_anchors, propose, pyramid_anchors
@@ -189,6 +190,28 @@ def test_fpn_model_losses_gradients_and_detections():
         assert p.grad is not None and np.isfinite(p.grad.numpy()).all() and p.grad.numpy().any(), name
     found = model.detect(images)
     assert len(found) == 2 and all(f["masks"].shape == (len(f["boxes"]), 32, 32) for f in found)
+
+
+@pytest.mark.parametrize("device", [d for d in DEVICES if d != "cpu"])
+def test_fpn_model_gives_the_same_losses_and_gradients_on_every_device(device):
+    config = fpn_config()
+    model = MaskRCNN(config)
+    image, targets = _scene()
+    results = []
+    for where in ("cpu", device):
+        model.to(where)
+        images = prepare_images([image, image[::-1].copy()], config, where)
+        flipped = {**targets, "boxes": targets["boxes"][:, [0, 3, 2, 1]] * [1, -1, 1, -1] + [0, 32, 0, 32],
+                   "instance_masks": targets["instance_masks"][:, ::-1].copy()}
+        losses = model.losses(images, [targets, flipped], np.random.default_rng(0))
+        model.zero_grad()
+        sum(losses.values()).backward()
+        results.append(({k: v.item() for k, v in losses.items()}, model.fpn.inner_blocks[0][0].weight.grad.numpy(),
+                         model.rpn.conv.weight.grad.numpy()))
+    (cpu_losses, *cpu_grads), (losses, *grads) = results
+    assert losses == pytest.approx(cpu_losses, rel=1e-5)
+    for grad, cpu_grad in zip(grads, cpu_grads):
+        np.testing.assert_allclose(grad, cpu_grad, rtol=1e-4, atol=1e-6)
 
 
 def test_fpn_heads_pool_each_roi_from_its_level():
