@@ -10,7 +10,8 @@ import tinygrad_cv as tg
 from conftest import DEVICES
 from tinygrad_cv.models.mask_rcnn import MaskRCNN, MaskRCNNConfig, prepare_images
 from tinygrad_cv.models.mask_rcnn.fpn import FeaturePyramidNetwork, LastLevelMaxPool
-from tinygrad_cv.models.mask_rcnn.rpn import level_anchors, propose, pyramid_anchors
+from tinygrad_cv.models.mask_rcnn.rpn import first_kept, level_anchors, propose, pyramid_anchors
+from tinygrad_cv.ops.boxes import batched_nms
 
 FPN_SMALL = dict(num_classes=3, image_size=32, fpn=True, fpn_channels=8, backbone_widths=(8, 8, 8),
                  backbone_depths=(1, 1, 1), anchor_scales=(6, 12, 24, 48), rpn_channels=8, box_head_units=16,
@@ -148,6 +149,20 @@ def test_propose_keeps_the_top_n_of_each_level_and_never_suppresses_across_level
     assert propose(anchors, logits, np.zeros((1, 5, 4)), config, 2, level_sizes=[3, 2]).shape == (2, 5)
     merged = propose(anchors, logits, np.zeros((1, 5, 4)), config, 10)   # one level: the top 2 overall, one box
     np.testing.assert_array_equal(merged, [[0] + box])
+
+
+def test_first_kept_is_the_head_of_full_nms():
+    rng = np.random.default_rng(4)
+    for trial in range(40):
+        count = int(rng.integers(0, 60))
+        corners = rng.uniform(0, 40, (count, 2))
+        boxes = np.concatenate([corners, corners + rng.uniform(1, 20, (count, 2))], 1)
+        scores = rng.integers(0, 6, count).astype(float) if trial % 2 else rng.standard_normal(count)   # ties too
+        groups = rng.integers(0, 3, count)
+        for n in (1, 5, 30, 100):
+            for threshold in (0.1, 0.5, 0.9):
+                expected = batched_nms(boxes, scores, groups, threshold)[:n]
+                np.testing.assert_array_equal(first_kept(boxes, scores, groups, threshold, n), expected)
 
 
 def test_propose_per_image_and_level_on_random_outputs():

@@ -111,6 +111,21 @@ def propose(anchors, logits, deltas, config, post_nms_top_n, level_sizes=None):
     proposals = []
     for i in range(n_images):   # NMS is quadratic in its boxes: images apart, the cost adds instead of squaring
         big = remove_small_boxes(boxes[i], config.min_box_size)
-        keep = batched_nms(boxes[i][big], scores[i][big], level[big], config.rpn_nms_threshold)[:post_nms_top_n]
-        proposals.append(np.column_stack([np.full(len(keep), i), boxes[i][big][keep]]))
+        keep = big[first_kept(boxes[i][big], scores[i][big], level[big], config.rpn_nms_threshold, post_nms_top_n)]
+        proposals.append(np.column_stack([np.full(len(keep), i), boxes[i][keep]]))
     return np.concatenate(proposals) if proposals else np.zeros((0, 5))
+
+
+def first_kept(boxes, scores, groups, iou_threshold, n):
+    """``batched_nms(boxes, scores, groups, iou_threshold)[:n]``, usually much faster. Greedy NMS decides each
+    box from the boxes scored above it alone, so NMS over the m best boxes keeps the same first boxes as NMS
+    over all of them: try the n best, then twice as many, ..., until n are kept or all boxes were tried
+    (scores tie in index order both ways)."""
+    order = np.argsort(-scores, kind="stable")
+    m = max(n, 1)
+    while True:
+        best = order[:m]
+        keep = best[batched_nms(boxes[best], scores[best], groups[best], iou_threshold)]
+        if len(keep) >= n or m >= len(order):
+            return keep[:n]
+        m *= 2
