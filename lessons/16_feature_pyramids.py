@@ -229,10 +229,11 @@ save_figure(fig, args.out, "small_objects.png")
 #
 # The FPN model is ahead overall (+0.06 AP) and on the small objects (+0.046 AP_small), for 1.29 times
 # the time per epoch. Both models are far from trained: 300 steps from random weights give an AP50
-# of 0.40 to 0.46, where lesson 11's pretrained, longer-trained model reaches 0.98 on its easier data.
+# of 0.40 to 0.46, where lesson 11's pretrained, longer-trained model reaches 0.98 on its data (shapes
+# about 23 to 51 pixels wide).
 # The gap is also not robust at this budget: with 4 epochs instead of 5, the single-level model was
 # slightly ahead (AP 0.278 against 0.267, AP_small 0.269 against 0.260). The FPN model has twice the
-# parameters to train from scratch; at the canonical rule used here, 223 of the 258 validation
-# objects pool from P2 and 35 from P3, so what separates the models on small objects is P2's stride
-# of 4 (with the coarser levels' features added in), its 8-pixel anchors on 4-pixel steps, and the
-# per-level proposals, rather than the coarse levels.
+# parameters to train from scratch. With the level rule used here, 223 of the 258 validation objects
+# pool from P2 and 35 from P3: for these objects the FPN model differs from the single-level one in
+# P2's stride of 4 (with the coarser levels' features added in), its 8-pixel anchors every 4 pixels
+# and its per-level proposals; this run does not tell which of these matters most.
