@@ -35,7 +35,7 @@ from tinygrad_cv import optim
 from tinygrad_cv.models import resnet_small
 from tinygrad_cv.op_profile import OpProfile
 from tinygrad_cv.ops import elementwise, norm
-from lesson_utils import parse_args, pyplot, save_figure
+from lesson_utils import parse_args, pyplot, save_lesson_figure
 
 args = parse_args("Lesson 17: where the time goes", "17_where_the_time_goes", full_minutes=0.3)
 plt = pyplot()
@@ -133,7 +133,7 @@ ax.set_yscale("log")
 ax.set(xlabel="arithmetic intensity (FLOPs per byte)", ylabel="GFLOP/s reached",
        title=f"ResNet-ish step, batch {batch} at {size} px: ops on this core's roofline (size: share of the step)")
 ax.legend(loc="lower right")
-save_figure(fig, args.out, "roofline.png")
+save_lesson_figure(fig, args.out, "roofline.png")
 
 # %% [markdown]
 # ## 3. What two fast paths buy
@@ -194,7 +194,7 @@ ax.bar(positions + 0.2, [f for _, f in results.values()], 0.4, label="fast path"
 ax.set_xticks(positions, list(results))
 ax.set(ylabel="ms, forward + backward (best of the run)", title=f"activation {act.shape}, float32")
 ax.legend()
-save_figure(fig, args.out, "fast_paths.png")
+save_lesson_figure(fig, args.out, "fast_paths.png")
 blas_one_thread.restore_original_limits()
 
 # %% [markdown]

@@ -229,6 +229,23 @@ def conv_unbatched_shapes(draw):
 
 image_3d = st.tuples(dims, st.integers(3, 6), st.integers(3, 6))  # (C, H, W), each side >= 3 for reflect
 
+# multi_scale_roi_align on a two-level pyramid of a 32-pixel image (strides 4 and 8; canonical 16 px at level 3):
+# a 12-pixel box pools from level 2, a 24-pixel one from level 3; each is centred on a feature pixel's centre,
+# so one aligned sample (output 1 x 1, sampling_ratio 1) reads exactly that pixel.
+PYRAMID_BOXES = [[4.0, 0.0, 16.0, 12.0], [0.0, 8.0, 24.0, 32.0]]    # on the first and the last image
+pyramid_shapes = st.tuples(dims, dims).map(lambda nc: ((nc[0], nc[1], 8, 8), (nc[0], nc[1], 4, 4)))
+
+
+def _multi_scale_roi_align(p2, p3):
+    boxes = [[0] + PYRAMID_BOXES[0], [p2.shape[0] - 1] + PYRAMID_BOXES[1]]
+    return F.multi_scale_roi_align([p2, p3], np.array(boxes), 1, [1 / 4, 1 / 8], sampling_ratio=1,
+                                   canonical_scale=16, canonical_level=3, aligned=True)
+
+
+def _np_pyramid_pixels(p2, p3):
+    """Box 0's centre (10, 6) is P2's pixel (row 1, col 2); box 1's (12, 20) is P3's pixel (row 2, col 1)."""
+    return np.stack([p2[0, :, 1, 2], p3[-1, :, 2, 1]])[:, :, None, None]
+
 
 SPECS = [
     # ------------------------------------------------------------ elementwise, unary
@@ -344,6 +361,7 @@ SPECS = [
     OpSpec("pad", lambda x: F.pad(x, (1, 2, 0, 1), value=0.5),
            lambda x: np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, 1), (1, 2)], constant_values=0.5),
            single(shape_2d_plus)),
+    OpSpec("multi_scale_roi_align", _multi_scale_roi_align, _np_pyramid_pixels, pyramid_shapes),
     # ------------------------------------------------------------ vision ops: unbatched inputs, pad and resize modes
     OpSpec("conv2d_unbatched_same", lambda x, w: F.conv2d(x, w, padding="same"), _np_conv_same,
            conv_unbatched_shapes(), fp16_rtol=5e-2),

@@ -340,3 +340,130 @@ def test_roi_align_in_small_groups_of_rois_gives_the_same(monkeypatch):
         out.backward(grad)
         results.append((out.numpy(), xt.grad.numpy()))
     assert np.allclose(results[0][0], results[1][0]) and np.allclose(results[0][1], results[1][1])
+
+
+# --------------------------------------------------------------------------- multi-scale RoIAlign
+def _hand_level(roi, k_min, k_max, canonical_scale, canonical_level):
+    """Lin et al.'s eq. 1 for one box, by hand: k0 + log2(sqrt(w h) / 224), floored and clamped."""
+    side = math.sqrt((roi[3] - roi[1]) * (roi[4] - roi[2]))
+    k = k_min if side == 0 else math.floor(canonical_level + math.log2(side / canonical_scale) + 1e-6)
+    return min(max(k, k_min), k_max) - k_min
+
+
+def _pyramid(rng, n_images, channels, image_size, strides, device="cpu", dtype=np.float64):
+    return [tg.Tensor(rng.standard_normal((n_images, channels, image_size // s, image_size // s)).astype(dtype),
+                      device=device, requires_grad=True) for s in strides]
+
+
+def test_roi_levels_follow_the_fpn_rule_by_hand():
+    # sides 224 -> canonical level 4; each halving one level finer; clamped to the levels present (2..5)
+    rois = np.array([[0, 0, 0, 224, 224], [0, 10, 10, 122, 122], [0, 0, 0, 111.9, 112], [0, 0, 0, 56, 56],
+                     [0, 0, 0, 8, 8], [0, 0, 0, 448, 448], [0, 0, 0, 2000, 3000], [0, 3, 3, 3, 9],
+                     [0, 0, 0, 224, 56]])
+    levels = tg.ops.roi.roi_levels(np, rois, 2, 5)
+    assert levels.tolist() == [2, 1, 0, 0, 0, 3, 3, 0, 1]
+    assert levels.tolist() == [_hand_level(r, 2, 5, 224, 4) for r in rois]
+    assert tg.ops.roi.roi_levels(np, rois[:4], 3, 6, canonical_scale=56, canonical_level=3).tolist() == [2, 1, 0, 0]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("aligned", [False, True])
+def test_multi_scale_roi_align_pools_each_box_from_its_level(device, aligned):
+    rng = np.random.default_rng(20)
+    strides, image = (4, 8, 16), 64
+    features = _pyramid(rng, 2, 3, image, strides, device)
+    rois = _random_rois(rng, 2, image, image, 16)
+    rois[:4, 3:] = rois[:4, 1:3] + [[40, 50], [20, 20], [5, 9], [60, 64]]   # boxes for the coarser levels too
+    grad = rng.standard_normal((len(rois), 3, 3, 2))
+    out = F.multi_scale_roi_align(features, tg.Tensor(rois, device=device), (3, 2), [1 / s for s in strides],
+                                  sampling_ratio=2, canonical_scale=32, canonical_level=3, aligned=aligned)
+    out.backward(grad)
+    levels = [_hand_level(r, 2, 4, 32, 3) for r in rois]
+    assert set(levels) == {0, 1, 2}                                # every level is used
+    expected_grads = [np.zeros(f.shape) for f in features]
+    for k, (roi, level) in enumerate(zip(rois, levels)):
+        x = features[level].numpy()
+        expected, grad_x = reference_roi_align(x, roi[None], (3, 2), 1 / strides[level], 2, aligned, grad[k:k + 1])
+        assert np.allclose(out.numpy()[k], expected[0], atol=1e-12)
+        expected_grads[level] += grad_x
+    assert out.device == device and out.dtype == np.float64
+    for f, expected_grad in zip(features, expected_grads):
+        assert np.allclose(f.grad.numpy(), expected_grad, atol=1e-12)
+
+
+def test_multi_scale_roi_align_matches_torchvision():
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    rng = np.random.default_rng(21)
+    image, strides = 128, (4, 8, 16, 32)
+    arrays = [rng.standard_normal((2, 4, image // s, image // s)).astype(np.float32) for s in strides]
+    xy = rng.uniform(-10, 120, (12, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(0, 130, (12, 2))], 1).astype(np.float32)
+    per_image = [boxes[:7], boxes[7:]]
+    # torchvision infers the scales from feature size / image size: 2^round(log2(32 / 128)) = 1/4, ...
+    pool = torchvision.ops.MultiScaleRoIAlign(["p2", "p3", "p4", "p5"], (7, 5), 2, canonical_scale=56,
+                                              canonical_level=3)
+    torch_features = {f"p{i + 2}": torch.tensor(a, requires_grad=True) for i, a in enumerate(arrays)}
+    expected = pool(torch_features, [torch.tensor(b) for b in per_image], [(image, image)] * 2)
+    grad = rng.standard_normal(expected.shape).astype(np.float32)
+    expected.backward(torch.tensor(grad))
+    features = [tg.Tensor(a, requires_grad=True) for a in arrays]
+    out = F.multi_scale_roi_align(features, per_image, (7, 5), [1 / s for s in strides], 2, 56, 3)
+    out.backward(grad)
+    assert out.shape == (12, 4, 7, 5)
+    np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), atol=1e-5, rtol=1e-5)
+    for f, name in zip(features, torch_features):
+        np.testing.assert_allclose(f.grad.numpy(), torch_features[name].grad.numpy(), atol=1e-5, rtol=1e-5)
+
+
+def test_multi_scale_roi_align_gradcheck_float64():
+    rng = np.random.default_rng(22)
+    features = _pyramid(rng, 2, 2, 32, (4, 8, 16))
+    rois = tg.Tensor([[0, 1.0, 2.0, 7.0, 6.5], [1, -3.0, -2.0, 31.0, 33.0], [0, 5.0, 5.0, 20.0, 19.0],
+                      [1, 10.0, 0.5, 12.0, 3.0], [1, 0.0, 0.0, 16.0, 16.0]])
+    assert sorted(set(tg.ops.roi.roi_levels(np, rois.numpy(), 2, 4, 16, 3).tolist())) == [0, 1, 2]
+    assert tg.gradcheck(lambda *fs: F.multi_scale_roi_align(list(fs), rois, 2, [1 / 4, 1 / 8, 1 / 16],
+                                                            canonical_scale=16, canonical_level=3), features)
+
+
+def test_multi_scale_roi_align_keeps_the_order_of_the_boxes_and_takes_empty_images():
+    rng = np.random.default_rng(23)
+    features = _pyramid(rng, 3, 2, 32, (4, 8))
+    big, small, mid = [0.0, 0.0, 30.0, 31.0], [2.0, 3.0, 6.0, 7.0], [4.0, 4.0, 20.0, 22.0]
+    per_image = [tg.Tensor([big, small]), tg.Tensor(np.zeros((0, 4))), tg.Tensor([mid])]
+    out = F.multi_scale_roi_align(features, per_image, 3, [1 / 4, 1 / 8], canonical_scale=16, canonical_level=3)
+    rows = [F.roi_align(features[1], tg.Tensor([[0] + big]), 3, 1 / 8, 2), F.roi_align(features[0], tg.Tensor(
+        [[0] + small]), 3, 1 / 4, 2), F.roi_align(features[1], tg.Tensor([[2] + mid]), 3, 1 / 8, 2)]
+    np.testing.assert_array_equal(out.numpy(), np.concatenate([r.numpy() for r in rows]))
+    nothing = F.multi_scale_roi_align(features, [np.zeros((0, 4))] * 3, 3, [1 / 4, 1 / 8])
+    assert nothing.shape == (0, 2, 3, 3)
+    nothing.sum().backward()
+    assert all(not f.grad.numpy().any() for f in features)
+
+
+def test_multi_scale_roi_align_refuses_bad_arguments_by_name():
+    features = [tg.Tensor(np.zeros((1, 2, 8, 8))), tg.Tensor(np.zeros((1, 2, 4, 4)))]
+    boxes = [np.array([[0.0, 0.0, 4.0, 4.0]])]
+    cases = [
+        (dict(spatial_scales=[1 / 4]), r"one scale per feature level \(2\)"),
+        (dict(spatial_scales=[1 / 4, 1 / 6]), r"powers of 2"),
+        (dict(spatial_scales=[1 / 8, 1 / 4]), r"halve from each level to the next, finest first"),
+        (dict(spatial_scales=[1 / 4, 1 / 16]), r"halve from each level to the next"),
+        (dict(spatial_scales=[-0.25, 1 / 8]), r"spatial_scale must be a finite positive number"),
+        (dict(boxes=[np.zeros((1, 5))]), r"boxes\[0\] must have shape \(L, 4\)"),
+        (dict(boxes=tg.Tensor(np.zeros((1, 4)))), r"Tensor\[K, 5\]"),
+        (dict(boxes=[np.zeros((1, 4))] * 2), r"batch indices must be integers in \[0, 1\)"),
+        (dict(features=features[:1] + [tg.Tensor(np.zeros((1, 3, 4, 4)))]), r"features\[1\] is \(1, 3, 4, 4\)"),
+        (dict(canonical_scale=0), r"canonical_scale must be a finite positive number"),
+        (dict(output_size=0), r"output_size must be a positive int"),
+    ]
+    for change, message in cases:
+        args = dict(dict(features=features, boxes=boxes, output_size=2, spatial_scales=[1 / 4, 1 / 8]), **change)
+        with pytest.raises(ValueError, match=f"multi_scale_roi_align: .*{message}"):
+            F.multi_scale_roi_align(**args)
+    for change, message in [(dict(features=features[0]), r"features must be a non-empty list"),
+                            (dict(sampling_ratio=2.0), r"sampling_ratio must be an int"),
+                            (dict(canonical_level=4.5), r"canonical_level must be an int")]:
+        args = dict(dict(features=features, boxes=boxes, output_size=2, spatial_scales=[1 / 4, 1 / 8]), **change)
+        with pytest.raises(TypeError, match=f"multi_scale_roi_align: {message}"):
+            F.multi_scale_roi_align(**args)

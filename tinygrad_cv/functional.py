@@ -10,7 +10,7 @@ Where each op lives:
   ops/linalg.py       matmul
   ops/shape.py        reshape view flatten permute transpose squeeze unsqueeze expand flip getitem
                       cat stack split chunk pad clone cast to_device
-  ops/roi.py          roi_align roi_pool
+  ops/roi.py          roi_align roi_pool multi_scale_roi_align
   ops/conv.py         linear conv2d conv_transpose2d bias_relu
   ops/pool.py         max_pool2d avg_pool2d adaptive_avg_pool2d adaptive_max_pool2d
   ops/norm.py         batch_norm layer_norm group_norm dropout
@@ -28,7 +28,7 @@ from .ops.reduce import (all, amax, amin, any, argmax, argmin, cumsum, log_softm
                          mean, min, prod, softmax, std, sum, var)
 from .ops.shape import (cast, cat, chunk, clone, expand, flatten, flip, getitem, pad, permute, reshape,  # noqa: F401
                         split, squeeze, stack, to_device, transpose, unsqueeze, view)
-from .ops.roi import roi_align, roi_pool  # noqa: F401
+from .ops.roi import multi_scale_roi_align, roi_align, roi_pool  # noqa: F401
 from .ops.conv import bias_relu, conv2d, conv_transpose2d, linear  # noqa: F401
 from .ops.pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d  # noqa: F401
 from .ops.norm import batch_norm, dropout, group_norm, layer_norm  # noqa: F401

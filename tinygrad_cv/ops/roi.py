@@ -81,6 +81,12 @@ def _rois(boxes, x, fn):
     return rois
 
 
+def _check_sampling_ratio(fn, sampling_ratio):
+    if not isinstance(sampling_ratio, numbers.Integral) or isinstance(sampling_ratio, bool):
+        raise TypeError(f"{fn}: sampling_ratio must be an int (any value <= 0 means adaptive, "
+                        f"ceil(roi_size / output_size) samples per bin, as torchvision), got {sampling_ratio!r}")
+
+
 def _check_input(x, fn):
     if not isinstance(x, Tensor):
         raise TypeError(f"{fn}: input must be a Tensor, got {type(x).__name__}")
@@ -210,9 +216,7 @@ def roi_align(input: Tensor, boxes: Tensor | Sequence[Tensor], output_size: int 
     """
     _check_input(input, "roi_align")
     output_size = pair(output_size, "roi_align", "output_size", 1)
-    if not isinstance(sampling_ratio, numbers.Integral) or isinstance(sampling_ratio, bool):
-        raise TypeError(f"roi_align: sampling_ratio must be an int (any value <= 0 means adaptive, "
-                        f"ceil(roi_size / output_size) samples per bin, as torchvision), got {sampling_ratio!r}")
+    _check_sampling_ratio("roi_align", sampling_ratio)
     spatial_scale = _check_scale("roi_align", spatial_scale)
     rois = _rois(boxes, input, "roi_align")
     return RoIAlign.apply(input, rois=rois, output_size=output_size, spatial_scale=spatial_scale,
@@ -294,3 +298,107 @@ def roi_pool(input: Tensor, boxes: Tensor | Sequence[Tensor], output_size: int |
     spatial_scale = _check_scale("roi_pool", spatial_scale)
     rois = _rois(boxes, input, "roi_pool")
     return RoIPool.apply(input, rois=rois, output_size=output_size, spatial_scale=spatial_scale)
+
+
+# --------------------------------------------------------------------------- multi-scale RoIAlign
+def _check_scales(spatial_scales, n_levels, fn):
+    """Per-level scales 2^-k, finest first, each level half the previous one's; returns [k_min, ..., k_max]."""
+    scales = list(spatial_scales) if isinstance(spatial_scales, (list, tuple)) else None
+    if scales is None or len(scales) != n_levels:
+        raise ValueError(f"{fn}: spatial_scales must be a list with one scale per feature level ({n_levels}), "
+                         f"got {spatial_scales!r}")
+    levels = []
+    for scale in scales:
+        _check_scale(fn, scale)
+        level = -math.log2(scale)
+        if level != round(level):
+            raise ValueError(f"{fn}: spatial_scales must be powers of 2 (1/4, 1/8, ...), got {scales}")
+        levels.append(int(round(level)))
+    if levels != list(range(levels[0], levels[0] + n_levels)):
+        raise ValueError(f"{fn}: spatial_scales must halve from each level to the next, finest first "
+                         f"(e.g. [1/4, 1/8, 1/16, 1/32]), got {scales}")
+    return levels
+
+
+def roi_levels(xp, rois, k_min, k_max, canonical_scale=224, canonical_level=4):
+    """The pyramid level index (0 = the finest, level k_min) each (K, 5) ROI is pooled from, as
+    torchvision's LevelMapper (Lin et al. 2017, eq. 1): a box of side s = sqrt(w h) goes to level
+    k = floor(canonical_level + log2(s / canonical_scale) + 1e-6), clamped to [k_min, k_max]; a box of
+    the canonical size (ImageNet's 224) to canonical_level, one twice as small one level finer."""
+    side = xp.sqrt((rois[:, 3] - rois[:, 1]) * (rois[:, 4] - rois[:, 2]))
+    side = xp.maximum(side, 1e-12 * canonical_scale)                # an empty box: the finest level, not log 0
+    k = xp.floor(canonical_level + xp.log2(side / canonical_scale) + 1e-6)
+    return (xp.clip(k, k_min, k_max) - k_min).astype(np.int64)
+
+
+class MultiScaleRoIAlign(Function):
+    """out[rows_l] = RoIAlign(x_l, rois[rows_l]) for each level l, rows_l the ROIs mapped to level l;
+    dx_l = RoIAlign's adjoint of dout[rows_l] (zero for a level no ROI maps to)."""
+    def forward(ctx, *features, rois, levels, output_size, spatial_scales, sampling_ratio, aligned):
+        xp = ctx.xp
+        ctx.shapes, ctx.params = [x.shape for x in features], (output_size, sampling_ratio, aligned)
+        ctx.rows = [xp.flatnonzero(levels == level) for level in range(len(features))]
+        ctx.save(rois)
+        ctx.scales = spatial_scales
+        out = xp.zeros((len(rois), features[0].shape[1]) + output_size, dtype=features[0].dtype)
+        for x, rows, scale in zip(features, ctx.rows, spatial_scales):
+            if len(rows) == 0:
+                continue
+            if ctx.device != "cpu":
+                out[rows] = launch.roi_align(x, rois[rows], output_size, scale, sampling_ratio, aligned)
+            else:
+                out[rows] = roi_align_forward(xp, x, rois[rows], output_size, scale, sampling_ratio, aligned)
+        return out
+
+    def backward(ctx, grad):
+        (rois,) = ctx.saved
+        output_size, sampling_ratio, aligned = ctx.params
+        grads = []
+        for shape, rows, scale in zip(ctx.shapes, ctx.rows, ctx.scales):
+            if len(rows) == 0:
+                grads.append(ctx.xp.zeros(shape, dtype=grad.dtype))
+            elif ctx.device != "cpu":
+                grads.append(launch.roi_align_backward(grad[rows], rois[rows], shape, scale, sampling_ratio, aligned))
+            else:
+                grads.append(roi_align_backward(ctx.xp, grad[rows], rois[rows], shape, output_size, scale,
+                                                sampling_ratio, aligned))
+        return tuple(grads)
+
+
+def multi_scale_roi_align(features, boxes, output_size, spatial_scales, sampling_ratio=2, canonical_scale=224,
+                          canonical_level=4, aligned=False):
+    """torchvision.ops.MultiScaleRoIAlign as a function: RoIAlign of every box on the pyramid level
+    that suits its size (``roi_levels``). Returns (K, C, out_h, out_w), row k for the k-th box given.
+
+    ``features``: the levels, (N, C, H_l, W_l) Tensors, finest first; ``spatial_scales``: their
+    scales (1/4, 1/8, ...: powers of 2, each level half the previous). torchvision's module infers
+    the scales from the feature and image sizes; here they are given. ``boxes`` as for ``roi_align``
+    (a list of per-image (L, 4) boxes, or a (K, 5) Tensor with the image index first), in image
+    pixels. ``aligned`` as roi_align's (torchvision's module always uses False). Every level gets
+    a gradient (zero for a level no box maps to).
+    """
+    fn = "multi_scale_roi_align"
+    if not isinstance(features, (list, tuple)) or not features:
+        raise TypeError(f"{fn}: features must be a non-empty list of (N, C, H, W) Tensors, finest level first, "
+                        f"got {type(features).__name__}")
+    for i, x in enumerate(features):
+        _check_input(x, f"{fn}: features[{i}]")
+        if x.shape[:2] != features[0].shape[:2] or x.dtype != features[0].dtype or x.device != features[0].device:
+            raise ValueError(f"{fn}: features[{i}] is {x.shape} {x.dtype} on {x.device}, but features[0] is "
+                             f"{features[0].shape} {features[0].dtype} on {features[0].device}; every level "
+                             f"needs the same batch size, channels, dtype and device")
+    levels = _check_scales(spatial_scales, len(features), fn)
+    output_size = pair(output_size, fn, "output_size", 1)
+    _check_sampling_ratio(fn, sampling_ratio)
+    if not isinstance(canonical_scale, numbers.Real) or isinstance(canonical_scale, bool) or \
+            not math.isfinite(canonical_scale) or canonical_scale <= 0:
+        raise ValueError(f"{fn}: canonical_scale must be a finite positive number (the side, in image pixels, "
+                         f"of a box pooled from canonical_level), got {canonical_scale!r}")
+    if not isinstance(canonical_level, numbers.Integral) or isinstance(canonical_level, bool):
+        raise TypeError(f"{fn}: canonical_level must be an int (the level of a canonical_scale box), "
+                        f"got {canonical_level!r}")
+    rois = _rois(boxes, features[0], fn)
+    mapped = roi_levels(features[0].xp, rois, levels[0], levels[-1], float(canonical_scale), int(canonical_level))
+    return MultiScaleRoIAlign.apply(*features, rois=rois, levels=mapped, output_size=output_size,
+                                    spatial_scales=tuple(2.0 ** -k for k in levels),
+                                    sampling_ratio=int(sampling_ratio), aligned=bool(aligned))

@@ -5,7 +5,10 @@
                                  RLE, area, bbox [x, y, w, h], iscrowd 0), categories 1..3 =
                                  square, circle, triangle
 
-One to four shapes per image. Shapes may overlap, but every shape keeps at least two thirds of its
+One to four shapes per image, of radius 0.09 to 0.2 times the image size (uniformly), or, with
+``object_sizes=(smallest, largest)``, of widths from ``smallest`` to ``largest`` pixels drawn
+log-uniformly (as many objects between 8 and 16 pixels as between 50 and 100: the wide size range
+where a feature pyramid matters). Shapes may overlap, but every shape keeps at least two thirds of its
 pixels visible (a placement that would hide more is tried elsewhere); the instance masks are what
 stays visible, so occlusions are resolved in the masks, and the boxes are those of the visible
 pixels.
@@ -47,9 +50,31 @@ def _vivid_color(rng, background):
             return color
 
 
-def draw_shapes(rng, size):
+def _radius(rng, size, object_sizes):
+    """A shape's radius in pixels: uniform in [0.09, 0.2] x size, or half a width log-uniform in object_sizes."""
+    if object_sizes is None:
+        return rng.uniform(0.09, 0.2) * size
+    return 0.5 * np.exp(rng.uniform(np.log(object_sizes[0]), np.log(object_sizes[1])))
+
+
+def _check_object_sizes(object_sizes, size):
+    """None, or (smallest, largest) as floats with 2 <= smallest <= largest <= 0.8 size."""
+    if object_sizes is None:
+        return None
+    try:
+        low, high = (float(v) for v in object_sizes)
+    except (TypeError, ValueError):
+        low = high = float("nan")
+    if not 2 <= low <= high <= 0.8 * size:
+        raise ValueError(f"make_shapes: object_sizes must be (smallest, largest) widths in pixels with "
+                         f"2 <= smallest <= largest <= 0.8 * size ({0.8 * size:g}), got {object_sizes!r}")
+    return low, high
+
+
+def draw_shapes(rng, size, object_sizes=None):
     """One image: (size, size, 3) uint8; its instances, [{"category": 1..3, "area": pixels of the
-    whole shape}, ...]; and the (size, size) owner map (0 = background, k = instance k, 1-based)."""
+    whole shape}, ...]; and the (size, size) owner map (0 = background, k = instance k, 1-based).
+    ``object_sizes``: see the module docstring."""
     canvas = Canvas(size, size, owner=0)
     low, high = rng.uniform(0.1, 0.9, (2, 3)).astype(np.float32) * 0.6 + 0.2
     t = ((canvas.x + canvas.y) / (2 * size))[..., None]
@@ -60,7 +85,7 @@ def draw_shapes(rng, size):
     for _ in range(40):                                         # placement attempts
         if len(instances) == wanted:
             break
-        radius = rng.uniform(0.09, 0.2) * size
+        radius = _radius(rng, size, object_sizes)
         cx, cy = rng.uniform(radius, size - radius, 2)
         category = int(rng.integers(1, 4))
         view = canvas.around(cx, cy, 1.7 * radius)
@@ -88,18 +113,22 @@ def coco_annotations(instances, owner, image_id, first_id):
     return annotations
 
 
-def make_shapes(out, n=500, size=128, seed=0, progress=None):
+def make_shapes(out, n=500, size=128, seed=0, progress=None, object_sizes=None):
     """Write ``n`` shapes images of ``size`` pixels and their COCO instances file to ``out``;
-    return ``out`` as a Path. Image i depends only on (seed, i).
+    return ``out`` as a Path. Image i depends only on (seed, i) (and object_sizes).
     ``progress`` wraps the loop over the images (e.g. ``tinygrad_cv.train.progress_bar``, which the command line
-    passes); None: no wrapper."""
+    passes); None: no wrapper. ``object_sizes`` (smallest, largest) in pixels: the wide size range of
+    the module docstring; None: the default sizes."""
+    object_sizes = _check_object_sizes(object_sizes, size)
     params = {"kind": "shapes", "n": int(n), "size": int(size), "seed": int(seed)}
+    if object_sizes is not None:
+        params["object_sizes"] = list(object_sizes)
     if is_complete(out, params):
         return Path(out)
     out = prepare(out, ["images", "annotations"], stale=["images/shapes_*.png", "annotations/instances.json"])
     images, annotations = [], []
     for i in (progress or iter)(range(n)):
-        image, instances, owner = draw_shapes(np.random.default_rng([seed, i]), size)
+        image, instances, owner = draw_shapes(np.random.default_rng([seed, i]), size, object_sizes)
         name = f"shapes_{i:05d}.png"
         write_image(out / "images" / name, image)
         images.append({"id": i + 1, "file_name": name, "height": size, "width": size})

@@ -2,10 +2,20 @@
 
 The defaults follow Matterport's ShapesConfig where it makes sense for a CPU: 128-pixel images,
 anchors of sides 8 to 128 pixels at three aspect ratios, 32 sampled ROIs per image with a third
-positive, 28x28 masks. Unlike Matterport (a five-level feature pyramid, one anchor scale per
-level) the backbone gives a *single* feature map at stride 8, and every anchor scale lives on it:
-one level is simpler to read and several times cheaper to run, and shapes of 10 to 80 pixels are
-well covered by a 16 x 16 map of 8-pixel cells.
+positive, 28x28 masks.
+
+Two backbones. ``fpn=False`` (the default): a *single* feature map at stride 8, the last stage's, and
+every anchor scale lives on it: simpler to read and cheaper to run, and shapes of 10 to 80 pixels are
+well covered by a 16 x 16 map of 8-pixel cells. ``fpn=True``: a feature pyramid (``fpn.py``) over all
+the stages, as torchvision's and Matterport's Mask R-CNN, with one anchor scale per level. The levels
+are P2-P5 (strides 4 to 32, from four stages) plus the max-pooled P6 (stride 64), rather than
+RetinaNet's P3-P7: on 128-pixel images the smallest objects are about 8 pixels, which a stride-8 map
+(P3) sees as a single cell and its 8-pixel anchors miss by up to 4 pixels (IoU as low as 0.14); at
+stride 4 (P2) the object spans 2 x 2 cells and an anchor is at most 2 pixels off, while P6 (a 2 x 2
+map) still holds the 128-pixel anchors. RoIs are pooled from level
+k = floor(roi_canonical_level + log2(sqrt(w h) / roi_canonical_scale)), clamped to P2-P5: with 112 and 4,
+a box spans 7 to 14 cells of its level (a 7 x 7 RoIAlign reads about a cell per bin), except boxes
+under 56 pixels, which all pool from the finest level, P2.
 """
 from dataclasses import dataclass
 
@@ -28,6 +38,12 @@ class MaskRCNNConfig:
     # (2, 2, 2, 2), (3, 4, 6, 3) or (3, 4, 6, 3) + "bottleneck", the body of ResNet-18, -34 or -50
     backbone_block: str = "basic"
     backbone_weights: str = None
+    # the feature pyramid (see the module docstring): P2 .. P(n+1) from the n stages plus a pooled level,
+    # each with fpn_channels channels and one anchor scale, so len(anchor_scales) == n + 1
+    fpn: bool = False
+    fpn_channels: int = 64
+    roi_canonical_scale: float = 112              # FPN: boxes of this side (pixels) pool from level
+    roi_canonical_level: int = 4                  # roi_canonical_level, each halving one level finer
 
     # anchors and the region proposal network
     anchor_scales: tuple = (8, 16, 32, 64, 128)   # sqrt(anchor area), image pixels
@@ -75,6 +91,11 @@ class MaskRCNNConfig:
              "the positive fractions must be in (0, 1]"),
             (self.rpn_negative_iou <= self.rpn_positive_iou, "rpn_negative_iou must be <= rpn_positive_iou"),
             (len(self.anchor_scales) > 0 and len(self.anchor_ratios) > 0, "anchors need scales and ratios"),
+            (not self.fpn or len(self.anchor_scales) == len(self.backbone_depths) + 1,
+             "with fpn=True, anchor_scales needs one scale per pyramid level: one per backbone stage, plus one "
+             "for the pooled level"),
+            (self.roi_canonical_scale > 0 and isinstance(self.roi_canonical_level, int),
+             "roi_canonical_scale must be positive and roi_canonical_level an int"),
         ]
         problems = [message for ok, message in checks if not ok]
         if problems:
@@ -86,14 +107,31 @@ class MaskRCNNConfig:
         return 4 * 2 ** (len(self.backbone_depths) - 1)
 
     @property
+    def stage_channels(self):
+        """The channels of each stage's output: its width, times 4 for bottleneck blocks."""
+        return [w * (4 if self.backbone_block == "bottleneck" else 1) for w in self.backbone_widths]
+
+    @property
     def backbone_channels(self):
-        """The channels of the feature map: the last width, times 4 for bottleneck blocks."""
-        return self.backbone_widths[-1] * (4 if self.backbone_block == "bottleneck" else 1)
+        """The channels of the feature map(s) the heads see: the last stage's, or fpn_channels."""
+        return self.fpn_channels if self.fpn else self.stage_channels[-1]
 
     @property
     def anchors_per_cell(self):
-        return len(self.anchor_scales) * len(self.anchor_ratios)
+        """Anchors per feature cell: one per ratio on each pyramid level, every (scale, ratio) on a single one."""
+        return len(self.anchor_ratios) * (1 if self.fpn else len(self.anchor_scales))
 
     @property
     def feature_size(self):
         return self.image_size // self.backbone_stride
+
+    @property
+    def level_strides(self):
+        """FPN: the strides of P2, P3, ... and of the pooled level (4, 8, ..., twice the last)."""
+        return [4 * 2 ** i for i in range(len(self.backbone_depths) + 1)]
+
+    @property
+    def level_sizes(self):
+        """FPN: the side of each level's square map (the pooled level halves the last, rounding up)."""
+        sizes = [self.image_size // s for s in self.level_strides[:-1]]
+        return sizes + [-(-sizes[-1] // 2)]

@@ -1,9 +1,9 @@
 """Mask R-CNN (He et al., 2017): Faster R-CNN's two stages plus a mask branch.
 
-    image -> backbone (ResNet body, stride 8) -> features
-    features -> RPN head -> objectness and deltas per anchor -> proposals (NMS, top N)
-    features + ROIs -> box head (RoIAlign 7x7) -> class and per-class box refinement
-    features + ROIs -> mask head (RoIAlign 14x14) -> a 28 x 28 mask per class
+    image -> backbone (ResNet body, stride 8; or its feature pyramid P2-P6) -> features
+    features -> RPN head (shared by the levels) -> objectness and deltas per anchor -> proposals (NMS, top N)
+    features + ROIs -> box head (RoIAlign 7x7, on each ROI's level) -> class and per-class box refinement
+    features + ROIs -> mask head (RoIAlign 14x14, likewise) -> a 28 x 28 mask per class
 
 Training samples anchors and ROIs against the ground truth (``targets.py``) and sums the five losses
 (``losses.py``); inference keeps the confident, non-overlapping boxes and pastes their masks back
@@ -14,14 +14,16 @@ import numpy as np
 from ... import functional as F
 from ... import nn
 from ...autograd import no_grad
+from ...ops.roi import roi_levels
 from ...random import generator
 from ...tensor import Tensor
 from ..resnet import BasicBlock, Bottleneck, ResNet, load_resnet_weights
 from .config import MaskRCNNConfig
+from .fpn import FeaturePyramidNetwork, LastLevelMaxPool
 from .heads import BoxHead, MaskHead
 from .inference import paste_masks, select_detections
 from .losses import box_head_losses, mask_loss, rpn_losses, zero_loss
-from .rpn import RPNHead, make_anchors, propose
+from .rpn import RPNHead, level_anchors, propose
 from .targets import anchor_targets, collate_ground_truth, mask_targets, roi_targets
 
 
@@ -40,39 +42,81 @@ def backbone_resnet(config, num_classes=1, multi_label=False):
 
 
 class MaskRCNN(nn.Module):
-    """A single-level Mask R-CNN. ``backbone`` is an nn.Sequential of ResNet stages (a ResNet's
-    ``.body``) giving config.backbone_channels channels at config.backbone_stride; by default a
-    fresh ``backbone_resnet(config).body``."""
+    """Mask R-CNN on one feature level, or on a feature pyramid with ``config.fpn``. ``backbone`` is an
+    nn.Sequential of ResNet stages (a ResNet's ``.body``), by default a fresh ``backbone_resnet(config).body``;
+    with ``config.fpn``, ``fpn`` is a FeaturePyramidNetwork over the outputs of all its stages (torchvision's
+    module names: ``fpn.inner_blocks.0.0.weight``, ...), which trains with the heads."""
 
     def __init__(self, config=None, backbone=None):
         super().__init__()
         self.config = config = config or MaskRCNNConfig()
         self.backbone = backbone if backbone is not None else backbone_resnet(config).body
-        channels, scale = config.backbone_channels, 1.0 / config.backbone_stride
+        if config.fpn:
+            self.fpn = FeaturePyramidNetwork(config.stage_channels, config.fpn_channels, LastLevelMaxPool())
+        channels = config.backbone_channels
+        scale = [1.0 / s for s in config.level_strides[:-1]] if config.fpn else 1.0 / config.backbone_stride
+        canonical = (config.roi_canonical_scale, config.roi_canonical_level)
         self.rpn = RPNHead(channels, config.rpn_channels, config.anchors_per_cell)
         self.box_head = BoxHead(channels, config.num_classes, config.box_pool_size, config.box_head_units,
-                                scale, config.sampling_ratio)
+                                scale, config.sampling_ratio, canonical)
         self.mask_head = MaskHead(channels, config.num_classes, config.mask_pool_size,
-                                  config.mask_head_channels, scale, config.sampling_ratio)
-        self.anchors = make_anchors(config)
+                                  config.mask_head_channels, scale, config.sampling_ratio, canonical)
+        per_level = level_anchors(config)
+        self.anchors, self.level_sizes = np.concatenate(per_level), [len(a) for a in per_level]
 
     # ------------------------------------------------------------------ shared first stage
     def features(self, images):
-        """The backbone's feature map of normalised images (N, 3, S, S), S = config.image_size."""
-        size = self.config.image_size
+        """The backbone's feature map of normalised images (N, 3, S, S), S = config.image_size; with the FPN,
+        the list of its levels P2, P3, ..., finest first (the last one the pooled level)."""
+        config, size = self.config, self.config.image_size
         if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1:] != (3, size, size):
             raise ValueError(f"MaskRCNN: images must be a Tensor (N, 3, {size}, {size}) (see "
                              f"prepare_images), got {getattr(images, 'shape', type(images).__name__)}")
-        features = self.backbone(images)
-        expected = (self.config.backbone_channels, self.config.feature_size, self.config.feature_size)
-        if features.shape[1:] != expected:
-            raise ValueError(f"MaskRCNN: the backbone gives features {features.shape[1:]}, but the config "
-                             f"expects {expected} (channels, and image_size / backbone_stride)")
+        features = self._pyramid(images) if config.fpn else self.backbone(images)
+        sizes = config.level_sizes if config.fpn else [config.feature_size]
+        for level, size in zip(features if config.fpn else [features], sizes):
+            if level.shape[1:] != (config.backbone_channels, size, size):
+                raise ValueError(f"MaskRCNN: the backbone gives features {level.shape[1:]}, but the config "
+                                 f"expects {(config.backbone_channels, size, size)} (channels, and image_size / "
+                                 f"stride: backbone_widths, backbone_block and backbone_depths must match it)")
         return features
+
+    def _pyramid(self, images):
+        """The FPN's levels: every backbone stage's output (strides 4, 8, ...) through ``fpn``, finest first."""
+        stages, x = {}, images
+        for name, module in self.backbone._modules.items():
+            x = module(x)
+            if name.startswith("layer"):
+                stages[str(len(stages))] = x
+        return list(self.fpn(stages).values())
+
+    def _rpn(self, features):
+        """The RPN head on the feature map, or on each level with the same weights, outputs concatenated
+        in the anchors' order (level by level)."""
+        if not self.config.fpn:
+            return self.rpn(features)
+        outputs = [self.rpn(level) for level in features]
+        return F.cat([o[0] for o in outputs], 1), F.cat([o[1] for o in outputs], 1)
+
+    def _pooled(self, features):
+        """What the heads pool from: the feature map, or the pyramid without its pooled level (P2-P5), as
+        torchvision's MultiScaleRoIAlign over '0'..'3'."""
+        return features[:-1] if self.config.fpn else features
 
     def forward(self, images, targets=None):
         """The losses (a dict) when ``targets`` are given, else the detections (see ``detect``)."""
         return self.detect(images) if targets is None else self.losses(images, targets)
+
+    def pooling_levels(self, boxes):
+        """FPN: the pyramid level (2 for P2, 3 for P3, ...) the heads pool each box (K, 4) of image pixels
+        from, by multi_scale_roi_align's rule with config.roi_canonical_scale and roi_canonical_level."""
+        if not self.config.fpn:
+            raise ValueError("MaskRCNN.pooling_levels: this model has a single feature level (config.fpn is False)")
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        finest, coarsest = 2, len(self.config.backbone_depths) + 1
+        rois = np.column_stack([np.zeros(len(boxes)), boxes])
+        return finest + roi_levels(np, rois, finest, coarsest, self.config.roi_canonical_scale,
+                                   self.config.roi_canonical_level)
 
     # ------------------------------------------------------------------ training
     def losses(self, images, targets, rng=None):
@@ -89,23 +133,25 @@ class MaskRCNN(nn.Module):
         gt = collate_ground_truth(targets, config.image_size, config.num_classes)
         if gt.masks is None:
             raise ValueError("MaskRCNN.losses: targets need 'instance_masks' to train the mask head")
-        logits, deltas = self.rpn(features)
+        logits, deltas = self._rpn(features)
         labels, box_targets = anchor_targets(self.anchors, gt, len(targets), config, rng)
         rpn_objectness, rpn_box = rpn_losses(logits, deltas, labels, box_targets, config.smooth_l1_beta)
 
-        proposals = propose(self.anchors, logits.numpy(), deltas.numpy(), config, config.rpn_post_nms_train)
+        proposals = propose(self.anchors, logits.numpy(), deltas.numpy(), config, config.rpn_post_nms_train,
+                            self.level_sizes)
         rois = roi_targets(proposals, gt, len(targets), config, rng)
+        features = self._pooled(features)
         class_logits, box_deltas = self.box_head(features, rois.rois)
         head_class, head_box = box_head_losses(class_logits, box_deltas, rois.labels, rois.box_targets,
                                                config.smooth_l1_beta)
-        return {"rpn_objectness": rpn_objectness, "rpn_box": rpn_box, "head_class": head_class,
-                "head_box": head_box, "mask": self._mask_loss(features, rois, gt)}
+        return {"loss_objectness": rpn_objectness, "loss_rpn_box_reg": rpn_box, "loss_classifier": head_class,
+                "loss_box_reg": head_box, "loss_mask": self._mask_loss(features, rois, gt)}
 
     def _mask_loss(self, features, rois, gt):
         """The mask head runs on the positive ROIs only (the only ones with a mask to learn)."""
         positive = np.flatnonzero(rois.labels > 0)
         if positive.size == 0:
-            return zero_loss(features)
+            return zero_loss(features[0] if isinstance(features, list) else features)
         logits = self.mask_head(features, rois.rois[positive])
         targets = mask_targets(gt.masks, rois.matched[positive], rois.rois[positive], self.config.mask_size)
         return mask_loss(logits, rois.labels[positive], targets)
@@ -122,9 +168,10 @@ class MaskRCNN(nn.Module):
         try:
             with no_grad():
                 features = self.features(images)
-                logits, deltas = self.rpn(features)
+                logits, deltas = self._rpn(features)
                 proposals = propose(self.anchors, logits.numpy(), deltas.numpy(), config,
-                                    config.rpn_post_nms_test)
+                                    config.rpn_post_nms_test, self.level_sizes)
+                features = self._pooled(features)
                 class_logits, box_deltas = self.box_head(features, proposals)
                 found = select_detections(proposals, F.softmax(class_logits, 1).numpy(), box_deltas.numpy(),
                                           config, threshold)

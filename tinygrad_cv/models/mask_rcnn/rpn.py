@@ -1,27 +1,60 @@
 """The region proposal network: anchors, the RPN head, and turning its outputs into proposals.
 
-Every cell of the stride-8 feature map carries one anchor per (scale, ratio). The head looks at a
-3 x 3 window of features around the cell and says, for each of its anchors, how likely it covers an
-object (one logit) and how to move it onto that object (four deltas). Proposals are the anchors
-moved by their deltas, best scores first, with near-duplicates removed by non-maximum suppression.
+Every cell of the stride-8 feature map carries one anchor per (scale, ratio); with the feature
+pyramid, every cell of level l carries one anchor per ratio at that level's scale. The head looks at
+a 3 x 3 window of features around the cell and says, for each of its anchors, how likely it covers an
+object (one logit) and how to move it onto that object (four deltas); on a pyramid the same head
+(the same weights) runs on every level. Proposals are the anchors moved by their deltas, best scores
+first, with near-duplicates removed by non-maximum suppression.
 """
 import numpy as np
 
 from ... import functional as F
 from ... import nn
 from ...ops.boxes import batched_nms, clip_boxes, decode_boxes, generate_anchors, remove_small_boxes
-from .targets import rank_within_groups
 
 
 def make_anchors(config):
-    """All anchors of the single feature level, (H * W * S * R, 4) as (x1, y1, x2, y2) pixels, ordered
-    by row, column, scale, ratio: the order of the RPN head's outputs."""
+    """All anchors, (A, 4) as (x1, y1, x2, y2) pixels: ``level_anchors`` concatenated, finest level first."""
+    return np.concatenate(level_anchors(config))
+
+
+def level_anchors(config):
+    """The anchors of each feature level, a list of (A_l, 4) arrays.
+
+    Single level: one array of H * W * S * R anchors, ordered by row, column, scale, ratio (the order
+    of the RPN head's outputs), centred on the cells. FPN: level l's H_l * W_l * R anchors of side
+    anchor_scales[l], as torchvision's AnchorGenerator (``pyramid_anchors``)."""
+    if config.fpn:
+        return pyramid_anchors(config.anchor_scales, config.anchor_ratios, [(s, s) for s in config.level_sizes],
+                               config.image_size)
     size = config.feature_size
     scales = config.anchor_scales
     per_scale = generate_anchors(scales, config.anchor_ratios, [(size, size)] * len(scales),
                                  [config.backbone_stride] * len(scales))
     cells = [a.reshape(size * size, len(config.anchor_ratios), 4) for a in per_scale]
-    return np.stack(cells, axis=1).reshape(-1, 4)
+    return [np.stack(cells, axis=1).reshape(-1, 4)]
+
+
+def pyramid_anchors(sizes, aspect_ratios, feature_shapes, image_size):
+    """torchvision's AnchorGenerator with one size per level: a list of (H_l * W_l * R, 4) float64 arrays.
+
+    Level l's cell (i, j) carries, per aspect ratio r = height / width (torchvision's convention, where
+    ``generate_anchors`` takes width / height), the box of width s / sqrt(r) and height s sqrt(r),
+    s = sizes[l], its half-sides rounded to whole pixels, centred on (j * stride, i * stride) with
+    stride = image_size // W_l (the top-left corner of the cell, where a stride-2 convolution with
+    'same' padding centres its window). Ordered by row, column, ratio.
+    """
+    h_ratios = np.sqrt(np.asarray(aspect_ratios, dtype=np.float64))
+    anchors = []
+    for size, (height, width) in zip(sizes, feature_shapes):
+        ws, hs = size / h_ratios, size * h_ratios
+        base = np.round(np.stack([-ws, -hs, ws, hs], axis=1) / 2)                      # (R, 4)
+        sy, sx = np.meshgrid(np.arange(height) * (image_size // height), np.arange(width) * (image_size // width),
+                             indexing="ij")
+        shifts = np.stack([sx, sy, sx, sy], axis=-1).reshape(-1, 1, 4)
+        anchors.append((shifts + base[None]).reshape(-1, 4))
+    return anchors
 
 
 class RPNHead(nn.Module):
@@ -47,24 +80,52 @@ class RPNHead(nn.Module):
         return logits, deltas.permute(0, 3, 4, 1, 2).reshape(n, -1, 4)
 
 
-def propose(anchors, logits, deltas, config, post_nms_top_n):
+def _top_per_level(logits, level_sizes, k):
+    """Indices (N, sum of min(k, A_l)) of the k highest logits of each image within each level, and their levels."""
+    top, levels, start = [], [], 0
+    for level, size in enumerate(level_sizes):
+        n = min(k, size)
+        top.append(start + np.argpartition(-logits[:, start:start + size], n - 1, axis=1)[:, :n])
+        levels.append(np.full(n, level))
+        start += size
+    return np.concatenate(top, axis=1), np.concatenate(levels)
+
+
+def propose(anchors, logits, deltas, config, post_nms_top_n, level_sizes=None):
     """Proposals (P, 5) as (image index, x1, y1, x2, y2), at most ``post_nms_top_n`` per image.
 
-    For each image: take the rpn_pre_nms_top_n anchors with the highest objectness, move them by
+    For each image and each feature level (``level_sizes``: its anchors' count per level, in order;
+    default one level): take the rpn_pre_nms_top_n anchors with the highest objectness, move them by
     their deltas, clip them to the image, drop those thinner than min_box_size, and run NMS at
-    rpn_nms_threshold. All images go through one NMS call, the image index acting as a category so
-    that boxes of different images never suppress each other. ``logits`` (N, A) and ``deltas``
-    (N, A, 4) are arrays (no gradient flows through proposals).
+    rpn_nms_threshold within each level (one NMS call per image, the level acting as a category so that
+    boxes of different levels never suppress each other); then keep the best post_nms_top_n of the
+    image, all levels together (torchvision's ``filter_proposals``). Proposals come image by image,
+    best score first. ``logits`` (N, A) and ``deltas`` (N, A, 4) are arrays (no gradient flows
+    through proposals).
     """
     n_images, n_anchors = logits.shape
-    k = min(config.rpn_pre_nms_top_n, n_anchors)
-    top = np.argpartition(-logits, k - 1, axis=1)[:, :k]
-    scores = np.take_along_axis(logits, top, axis=1).reshape(-1)
+    top, level = _top_per_level(logits, level_sizes or [n_anchors], config.rpn_pre_nms_top_n)
+    scores = np.take_along_axis(logits, top, axis=1)
     boxes = decode_boxes(anchors[top], np.take_along_axis(deltas, top[..., None], axis=1), config.box_std)
-    boxes = clip_boxes(boxes.reshape(-1, 4), config.image_size, config.image_size)
-    image = np.repeat(np.arange(n_images), k)
-    big = remove_small_boxes(boxes, config.min_box_size)
-    boxes, scores, image = boxes[big], scores[big], image[big]
-    keep = batched_nms(boxes, scores, image, config.rpn_nms_threshold)   # best score first
-    keep = keep[rank_within_groups(image[keep], np.arange(len(keep))) < post_nms_top_n]
-    return np.column_stack([image[keep], boxes[keep]])
+    boxes = clip_boxes(boxes, config.image_size, config.image_size)
+    proposals = []
+    for i in range(n_images):   # NMS is quadratic in its boxes: images apart, the cost adds instead of squaring
+        big = remove_small_boxes(boxes[i], config.min_box_size)
+        keep = big[first_kept(boxes[i][big], scores[i][big], level[big], config.rpn_nms_threshold, post_nms_top_n)]
+        proposals.append(np.column_stack([np.full(len(keep), i), boxes[i][keep]]))
+    return np.concatenate(proposals) if proposals else np.zeros((0, 5))
+
+
+def first_kept(boxes, scores, groups, iou_threshold, n):
+    """``batched_nms(boxes, scores, groups, iou_threshold)[:n]``, usually much faster. Greedy NMS decides each
+    box from the boxes scored above it alone, so NMS over the m best boxes keeps the same first boxes as NMS
+    over all of them: try the n best, then twice as many, ..., until n are kept or all boxes were tried
+    (scores tie in index order both ways)."""
+    order = np.argsort(-scores, kind="stable")
+    m = max(n, 1)
+    while True:
+        best = order[:m]
+        keep = best[batched_nms(boxes[best], scores[best], groups[best], iou_threshold)]
+        if len(keep) >= n or m >= len(order):
+            return keep[:n]
+        m *= 2
