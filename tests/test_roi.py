@@ -455,7 +455,7 @@ def test_multi_scale_roi_align_refuses_bad_arguments_by_name():
         (dict(boxes=[np.zeros((1, 4))] * 2), r"batch indices must be integers in \[0, 1\)"),
         (dict(features=features[:1] + [tg.Tensor(np.zeros((1, 3, 4, 4)))]), r"features\[1\] is \(1, 3, 4, 4\)"),
         (dict(canonical_scale=0), r"canonical_scale must be a finite positive number"),
-        (dict(output_size=0), r"output_size must be a positive int"),
+        (dict(output_size=0), r"output_size must be >= 1, got 0"),
     ]
     for change, message in cases:
         args = dict(dict(features=features, boxes=boxes, output_size=2, spatial_scales=[1 / 4, 1 / 8]), **change)
