@@ -9,7 +9,7 @@ import tinygrad_cv as tg
 import tinygrad_cv.functional as F
 from conftest import DEVICES
 from tinygrad_cv.backend import threads
-from tinygrad_cv.ops import conv as conv_module
+from tinygrad_cv.ops import conv_columns
 
 
 # ----------------------------------------------------------------------------- naive references
@@ -161,7 +161,7 @@ def test_conv_tiles_do_not_change_the_result(workspace, n_threads, monkeypatch):
         return xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy(), w2.grad.numpy()
 
     whole = run()
-    monkeypatch.setattr(conv_module, "WORKSPACE_BYTES", workspace)
+    monkeypatch.setattr(conv_columns, "WORKSPACE_BYTES", workspace)
     previous = threads.get_num_threads()
     threads.set_num_threads(n_threads)
     try:
@@ -178,9 +178,9 @@ def test_conv_tiles_do_not_change_the_result(workspace, n_threads, monkeypatch):
 def test_conv_tiles_cover_every_sample_and_row_once(n, rows, row_bytes, split, workspace, monkeypatch):
     """The tiles partition samples x rows; a tile holds whole samples or one sample's band of rows, and
     stays within the workspace unless one row (or, without splitting, one sample) is larger."""
-    monkeypatch.setattr(conv_module, "WORKSPACE_BYTES", workspace)
+    monkeypatch.setattr(conv_columns, "WORKSPACE_BYTES", workspace)
     seen = np.zeros((n, rows), int)
-    for samples, band in conv_module.conv_tiles(n, rows, row_bytes, split):
+    for samples, band in conv_columns.conv_tiles(n, rows, row_bytes, split):
         seen[samples, band] += 1
         nb, nr = samples.stop - samples.start, band.stop - band.start
         assert nr == rows or nb == 1
@@ -197,7 +197,7 @@ def test_stride1_input_gradient_by_gather_equals_the_scatter(kwargs, monkeypatch
     rng = np.random.default_rng(8)
     groups = kwargs.get("groups", 1)
     x, w = rng.standard_normal((2, 16 * groups, 5, 6)), rng.standard_normal((3 * groups, 16, 3, 2))
-    assert w.shape[1] >= conv_module.GATHER_MIN_CHANNELS
+    assert w.shape[1] >= conv_columns.GATHER_MIN_CHANNELS
     gy = rng.standard_normal(F.conv2d(*tensors(x, w), **kwargs).shape)
 
     def dx():
@@ -206,7 +206,7 @@ def test_stride1_input_gradient_by_gather_equals_the_scatter(kwargs, monkeypatch
         return xt.grad.numpy()
 
     gathered = dx()
-    monkeypatch.setattr(conv_module, "GATHER_MIN_CHANNELS", 10 ** 9)
+    monkeypatch.setattr(conv_columns, "GATHER_MIN_CHANNELS", 10 ** 9)
     np.testing.assert_allclose(gathered, dx(), rtol=1e-10, atol=1e-10)
     assert tg.gradcheck(lambda a, b: F.conv2d(a, b, **kwargs), tensors(x, w, requires_grad=True))
 
