@@ -8,7 +8,7 @@ Timings are the best of several rounds, ours and PyTorch's timed apart (see ``be
 Both run on as many threads as NumPy's BLAS: OPENBLAS_NUM_THREADS if set, else every core this
 process may use.
 
-    [OPENBLAS_NUM_THREADS=1] python benchmarks/bench_ops.py [--json PATH] [--quick] [--rounds R]
+    [OPENBLAS_NUM_THREADS=1] python benchmarks/bench_ops.py [--json PATH] [--quick] [--rounds R] [--only PREFIX]
 """
 import argparse
 import json
@@ -176,6 +176,7 @@ def main():
     parser.add_argument("--json", help="write the results to this file")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     parser.add_argument("--rounds", type=int, default=None, help="timed calls per pass (3 passes; best is kept)")
+    parser.add_argument("--only", help="run only the cases whose name starts with this, e.g. conv2d")
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     threads = int(os.environ.get("OPENBLAS_NUM_THREADS", cores))
@@ -190,6 +191,7 @@ def main():
     else:
         rounds = args.rounds or 3
         cases = conv_cases(16, CONV_SHAPES, rng) + unet_cases(8, 64, 128, 12, rng)
+    cases = [case for case in cases if args.only is None or case[0].startswith(args.only)]
 
     print(f"float32, {threads} threads, best of 3 x {rounds} calls{'' if torch else '; torch absent'}")
     header = f"{'op':<42}{'pass':<9}{'ours ms':>9}{'GF/s':>8}"

@@ -1,31 +1,36 @@
 """The column and GEMM machinery of the convolutions (the ops themselves are in ``conv.py``).
 
 A convolution is im2col followed by a matrix product. For an input x of shape (N, C, H, W), a
-weight w of shape (O, C/G, kh, kw) and G groups:
+weight w of shape (O, C/G, kh, kw) and G groups, with K = C/G*kh*kw and P = Ho*Wo:
 
-    cols[c, i, j, n, y, x] = xpad[n, c, y*sh + i*dh, x*sw + j*dw]                    (im2col)
-    out[n, g, o, p]        = sum_k  w[g, o, k] * cols[g, k, n, p]                     (GEMM)
+    cols[n, c, i, j, y, x] = xpad[n, c, y*sh + i*dh, x*sw + j*dw]                    (im2col)
+    out[n, g, o, p]        = sum_k  w[g, o, k] * cols[n, g, k, p]                     (GEMM)
 
-with cols viewed as (G, C/G*kh*kw, N*Ho*Wo) and w as (G, O/G, C/G*kh*kw). The backward pass
-needs two more products of the same pieces:
+with cols viewed as (N, G, K, P) and w as (G, O/G, K): one GEMM per sample and group (a batched
+GEMM), whose result (N, G, O/G, P) is already out's layout (N, O, Ho, Wo), so it is written in
+place. The backward pass needs two more products of the same pieces:
 
-    dw    = dout @ cols^T                    (cols recomputed from x, never kept: memory)
+    dw    = sum_n dout[n] @ cols[n]^T        (cols recomputed from x, never kept: memory)
     dcols = w^T @ dout,   dx = col2im(dcols) (col2im, a scatter-add, is the adjoint of im2col)
 
-where dout is viewed channels first, as (G, O/G, N*Ho*Wo). With stride 1, dx is also a plain
-convolution of dout with the flipped kernel, a gather that runs faster than the scatter;
-``conv_input_grad`` takes it when there are enough input channels. Every product runs over tiles
-(blocks of samples, bands of output rows) so that the columns stay small and in cache, and the
-tiles run on all the CPU's threads.
+where dout is viewed as (N, G, O/G, P), a view of its own layout. With stride 1, dx is also a
+plain convolution of dout with the flipped kernel, a gather that runs faster on the CPU than the
+scatter; ``conv_input_grad`` takes it when there are enough input channels. A 1x1 convolution of
+stride 1 without padding needs no columns at all: they are x itself, viewed as (N, C, H*W).
+
+Every product runs over tiles. On the CPU a tile is a block of samples or a band of one sample's
+output rows, small enough that its columns stay in cache, and the tiles run on the CPU's threads.
+On 'cuda' and 'emu' (which stands for it) the tiles are shaped by the device alone: the whole batch,
+or blocks of whole samples within DEVICE_WORKSPACE_BYTES, one after the other, each one launch of
+the im2col/col2im kernel and one batched GEMM; the host's thread count plays no part.
 
 A window is (kernel, stride, padding, dilation): pairs, with padding ((top, bottom), (left, right)).
-``im2col`` and ``col2im`` are the hot steps; their array layouts are documented so that a device
-kernel can replace them one for one.
+``im2col`` and ``col2im`` are the hot steps; on 'cuda' and 'emu' they are the CUDA kernels in
+backend/kernels/im2col.cu, which write and read the same (nb, C*kh*kw, P) layout.
 """
 import numpy as np
 
 from ..backend import launch, threads
-from ._util import matmul_arrays
 
 
 # --------------------------------------------------------------------------- window geometry
@@ -56,19 +61,21 @@ def pad2d(xp, x, padding, value=0, rows=None):
 
 
 # --------------------------------------------------------------------------- tiles
-# The products run tile by tile: a tile is a block of samples and a band of their output rows, and its
-# columns take at most WORKSPACE_BYTES (one output row of one sample at least). The memory stays bounded,
-# the columns are still in cache when the GEMM reads them, and the GEMM of a tile is one matrix product
-# over all of the tile's samples and pixels. On the CPU the tiles run on the threads of backend/threads.py,
-# so there are at least as many tiles as threads.
+# On the CPU the products run tile by tile: a tile is a block of samples or a band of one sample's output
+# rows, and its columns take at most WORKSPACE_BYTES (one output row of one sample at least). The memory
+# stays bounded, the columns are still in cache when the GEMM reads them, and the tiles run on the threads
+# of backend/threads.py, so there are at least as many tiles as threads.
 WORKSPACE_BYTES = 2 << 20
+# On a device a tile is the whole batch, or as many whole samples as fit in this budget: a few percent of
+# a data-centre GPU's memory, and few enough elements per kernel launch (under 2**31) for int indices.
+DEVICE_WORKSPACE_BYTES = 1 << 30
 
 
 def conv_tiles(n, out_rows, bytes_per_row, split_rows):
     """(samples, rows) slice pairs covering n samples of out_rows output rows, where one output row of
-    one sample has bytes_per_row bytes of columns. Whole samples are grouped while they fit; a sample
-    larger than the workspace is cut into bands of rows of (nearly) equal height when ``split_rows``
-    (else it is a tile alone)."""
+    one sample has bytes_per_row bytes of columns, for the CPU. Whole samples are grouped while they
+    fit; a sample larger than the workspace is cut into bands of rows of (nearly) equal height when
+    ``split_rows`` (else it is a tile alone)."""
     per_sample = bytes_per_row * out_rows
     if per_sample > WORKSPACE_BYTES and split_rows:
         bands = -(-out_rows // max(1, WORKSPACE_BYTES // bytes_per_row))
@@ -78,35 +85,60 @@ def conv_tiles(n, out_rows, bytes_per_row, split_rows):
     return [(slice(i, min(n, i + step)), slice(0, out_rows)) for i in range(0, n, step)]
 
 
-def channels_first(a, tile):
-    """The tile's part of a (N, C, H, W), a[samples, :, rows], as a (C, nb, rows, W) view."""
-    samples, rows = tile
-    return a[samples, :, rows].swapaxes(0, 1)
+def device_tiles(n, out_rows, bytes_per_sample):
+    """(samples, rows) slice pairs for 'cuda' and 'emu': blocks of whole samples whose work arrays take
+    at most DEVICE_WORKSPACE_BYTES (one sample at least); the whole batch when it fits. They depend on
+    the shapes alone, never on the host."""
+    step = max(1, DEVICE_WORKSPACE_BYTES // max(1, bytes_per_sample))
+    return [(slice(i, min(n, i + step)), slice(0, out_rows)) for i in range(0, n, step)]
+
+
+def tiles(device, n, out_rows, bytes_per_row, split_rows, extra_per_sample=0):
+    """The tiles of a product: ``conv_tiles`` on the CPU, ``device_tiles`` elsewhere (which also count
+    ``extra_per_sample`` bytes of other work arrays per sample)."""
+    if device == "cpu":
+        return conv_tiles(n, out_rows, bytes_per_row, split_rows)
+    return device_tiles(n, out_rows, bytes_per_row * out_rows + extra_per_sample)
+
+
+def _cols_row_bytes(x, kernel, out_width):
+    """Bytes of the columns of one output row of one sample."""
+    return x.shape[1] * kernel[0] * kernel[1] * out_width * x.dtype.itemsize
+
+
+def _view(a, shape, device):
+    """a reshaped without a copy, for a product to write through; on the CPU NumPy raises rather than
+    copy (a device's tiles are whole samples of a C-contiguous array: always a view)."""
+    return a.reshape(shape, copy=False) if device == "cpu" else a.reshape(shape)
 
 
 # --------------------------------------------------------------------------- im2col and col2im
+def is_pointwise(window):
+    """A 1x1 kernel of stride 1 without padding: every column is one pixel of x (dilation is moot)."""
+    kernel, stride, padding, _ = window
+    return kernel == (1, 1) and stride == (1, 1) and not any(lo or hi for lo, hi in padding)
+
+
 def im2col(xp, x, window, out_size, device="cpu"):
     """The function tile -> the tile's im2col columns, for x (N, C, H, W): an array of shape
-    (C, kh, kw, nb, rows, Wo) for the tile's nb samples and its output rows y:
+    (nb, C*kh*kw, rows*Wo) for the tile's nb samples and its output rows y, row c*kh*kw + i*kw + j of
+    sample n holding
 
-        cols[c, i, j, n, y, x] = xpad[n, c, y*sh + i*dh, x*sw + j*dw]
+        cols[n, c, i, j, y, x] = xpad[n, c, y*sh + i*dh, x*sw + j*dw]
 
-    where xpad is x zero-padded by the window's padding ((top, bottom), (left, right)). cols is
-    C-contiguous, so it reshapes for free to (G, C/G*kh*kw, nb*rows*Wo): the tile's samples and pixels
-    are the columns of one GEMM. On the CPU, each tile pads the band of rows of x it reads, views
-    the formula as strides of that band (read off the index: i moves dh rows, y moves sh rows...), and
-    copies the view once. On 'cuda' and 'emu' (tiles of whole samples), the CUDA kernel in
-    backend/kernels/im2col.cu writes (nb, C*kh*kw, Ho*Wo), and the sample axis moves next to the pixels.
+    where xpad is x zero-padded by the window's padding ((top, bottom), (left, right)). It reshapes
+    for free to (nb, G, C/G*kh*kw, rows*Wo), one GEMM operand per sample and group. A pointwise
+    window (``is_pointwise``) reads x as it is: the columns are a view of x, no copy. Else, on the
+    CPU, each tile pads the band of rows of x it reads, views the formula as strides of that band
+    (read off the index: i moves dh rows, y moves sh rows...), and copies the view once; on 'cuda'
+    and 'emu', the CUDA kernel in backend/kernels/im2col.cu writes the same layout.
     """
     kernel, stride, padding, dilation = window
-    c, (kh, kw) = x.shape[1], kernel
+    c, (kh, kw), wo = x.shape[1], kernel, out_size[1]
+    if is_pointwise(window):
+        return lambda tile: x[tile[0], :, tile[1]].reshape(x[tile[0]].shape[0], c, -1)
     if device != "cpu":
-        top_left = (padding[0][0], padding[1][0])
-
-        def device_columns(tile):
-            cols = launch.im2col(x[tile[0]], kernel, stride, top_left, dilation, out_size)
-            return xp.ascontiguousarray(cols.swapaxes(0, 1)).reshape((c, kh, kw, -1) + tuple(out_size))
-        return device_columns
+        return lambda tile: launch.im2col(x[tile[0]], kernel, stride, _top_left(padding), dilation, out_size)
     padded = [n + lo + hi for n, (lo, hi) in zip(x.shape[2:], padding)]
     reach = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(out_size, stride, dilation, kernel)]
     if any(r > p for r, p in zip(reach, padded)):  # as_strided would read outside the array
@@ -117,80 +149,84 @@ def im2col(xp, x, window, out_size, device="cpu"):
         samples, rows = tile
         band = pad2d(xp, x[samples], padding, rows=slice(rows.start * sh, (rows.stop - 1) * sh + dh * (kh - 1) + 1))
         s_n, s_c, s_h, s_w = band.strides
-        shape = (c, kh, kw, band.shape[0], rows.stop - rows.start, out_size[1])
-        windows = xp.lib.stride_tricks.as_strided(band, shape, (s_c, dh * s_h, dw * s_w, s_n, sh * s_h, sw * s_w),
-                                                  writeable=False)
-        return xp.ascontiguousarray(windows)
+        nb, nr = band.shape[0], rows.stop - rows.start
+        windows = xp.lib.stride_tricks.as_strided(band, (nb, c, kh, kw, nr, wo),
+                                                  (s_n, s_c, dh * s_h, dw * s_w, sh * s_h, sw * s_w), writeable=False)
+        return xp.ascontiguousarray(windows).reshape(nb, c * kh * kw, nr * wo)
     return columns
 
 
-def col2im(xp, cols, size, stride, padding, dilation, device="cpu"):
-    """The adjoint of ``im2col`` for a tile of whole samples: fold cols (C, kh, kw, nb, Ho, Wo) back
-    into x of shape (nb, C, H, W) with (H, W) = ``size``, summing the values that overlapping windows
-    put on the same pixel:
+def _top_left(padding):
+    """(top, left) of ((top, bottom), (left, right)): the kernels pad by these, and the output size
+    they are given implies the bottom and right."""
+    return padding[0][0], padding[1][0]
 
-        xpad[n, c, y*sh + i*dh, x*sw + j*dw] += cols[c, i, j, n, y, x];   x = xpad without padding
 
-    One strided add per kernel offset (windows of one offset never overlap each other); on 'cuda'
-    and 'emu', the CUDA kernel in backend/kernels/im2col.cu.
+def col2im(xp, cols, window, out_size, out, device="cpu"):
+    """The adjoint of ``im2col`` for a tile of whole samples: fold cols (nb, C*kh*kw, Ho*Wo) into
+    ``out`` (nb, C, H, W), summing the values that overlapping windows put on the same pixel:
+
+        xpad[n, c, y*sh + i*dh, x*sw + j*dw] += cols[n, c, i, j, y, x];   out = xpad without padding
+
+    On the CPU, one strided add per kernel offset (windows of one offset never overlap each other);
+    on 'cuda' and 'emu', the CUDA kernel in backend/kernels/im2col.cu, writing ``out`` directly.
     """
-    c, kh, kw, n, ho, wo = cols.shape
-    (top, bottom), (left, right) = padding
-    h, w = size
+    kernel, stride, padding, dilation = window
+    (kh, kw), (ho, wo), (h, w) = kernel, out_size, out.shape[2:]
     if device != "cpu":
-        per_sample = xp.ascontiguousarray(cols.reshape(c * kh * kw, n, ho * wo).swapaxes(0, 1))
-        return launch.col2im(per_sample, (n, c, h, w), (kh, kw), stride, (top, left), dilation, out_size=(ho, wo))
+        return launch.col2im(cols, out.shape, kernel, stride, _top_left(padding), dilation, out_size=out_size, out=out)
+    (top, bottom), (left, right) = padding
+    n, c = out.shape[:2]
+    cols = cols.reshape(n, c, kh, kw, ho, wo)
     xpad = xp.zeros((n, c, h + top + bottom, w + left + right), dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
-            xpad[(Ellipsis,) + offset_slices(i, j, stride, dilation, (ho, wo))] += cols[:, i, j].swapaxes(0, 1)
-    return xpad[:, :, top:top + h, left:left + w]
+            xpad[(Ellipsis,) + offset_slices(i, j, stride, dilation, (ho, wo))] += cols[:, :, i, j]
+    out[...] = xpad[:, :, top:top + h, left:left + w]
+    return out
 
 
 # --------------------------------------------------------------------------- the three products
-def _float32_if_half(a):
-    """float16 operands are multiplied and summed in float32 (NumPy has no fp16 BLAS)."""
-    return a.astype(np.float32) if a.dtype == np.float16 else a
+def gemm(xp, a, b, device, out=None):
+    """a @ b broadcast over the leading axes (a batched GEMM), into ``out`` if given.
+
+    float16 is multiplied and summed in float32 everywhere. On the CPU the operands are cast to
+    float32 (NumPy has no fp16 BLAS, and its float16 matmul is a slow loop); without ``out`` the
+    float32 product is returned. On 'cuda' they stay float16: cuBLAS multiplies fp16 and accumulates
+    in fp32 (CuPy's default compute type for a float16 GEMM is CUBLAS_COMPUTE_32F), at half the
+    memory traffic of a cast; on 'emu', NumPy's float16 matmul also sums in float32.
+    """
+    if device == "cpu" and a.dtype == np.float16:
+        product = xp.matmul(a.astype(np.float32), b.astype(np.float32))
+        if out is None:
+            return product
+        out[...] = product
+        return out
+    return xp.matmul(a, b, out=out)
 
 
-def conv_gemm(xp, cols, w, groups):
-    """A tile's output (O, T) = w (G, O/G, K) @ cols (G, K, T), K = C/G*kh*kw, T = the tile's pixels."""
-    a = w.reshape(groups, w.shape[0] // groups, -1)
-    return matmul_arrays(xp, a, cols.reshape(groups, a.shape[2], -1)).reshape(w.shape[0], -1)
-
-
-def conv_gemm_transposed(xp, dout, w, groups):
-    """A tile's dcols (G, K, T) = w^T (G, K, O/G) @ dout (G, O/G, T), for dout (O, T): the input-side
-    product of a convolution's backward (and of a transposed convolution's forward)."""
-    wt = w.reshape(groups, w.shape[0] // groups, -1).swapaxes(1, 2)
-    return matmul_arrays(xp, wt, dout.reshape(groups, w.shape[0] // groups, -1))
-
-
-def conv_weight_gemm(xp, dout, cols, groups):
-    """A tile's dw (G, O/G, K) = dout (G, O/G, T) @ cols (G, K, T)^T, in float32 for float16 inputs.
-    Computed as (cols @ dout^T)^T: with few output channels BLAS runs that orientation faster."""
-    g = _float32_if_half(dout).reshape(groups, dout.shape[0] // groups, -1)
-    c = _float32_if_half(cols).reshape(groups, -1, g.shape[2])
-    return xp.matmul(c, g.swapaxes(1, 2)).swapaxes(1, 2)
-
-
-def _cols_row_bytes(x, kernel, out_width):
-    """Bytes of the columns of one output row of one sample."""
-    return x.shape[1] * kernel[0] * kernel[1] * out_width * x.dtype.itemsize
+def _acc_dtype(dtype):
+    """The dtype the weight gradient's tiles are summed in: float32 for float16, else the dtype."""
+    return np.dtype(np.float32) if dtype == np.float16 else np.dtype(dtype)
 
 
 def conv_forward(xp, x, w, window, groups, out_size, device="cpu"):
     """The convolution of x (N, C, H, W) with w (O, C/G, kh, kw), of output size out_size (Ho, Wo):
-    im2col + GEMM, tile by tile."""
+    per tile, out[samples, :, rows] (nb, G, O/G, rows*Wo) = w (G, O/G, K) @ cols (nb, G, K, rows*Wo),
+    the GEMM writing into out."""
     out_size = tuple(out_size)
-    out = xp.empty((x.shape[0], w.shape[0]) + out_size, dtype=x.dtype)
+    n, o = x.shape[0], w.shape[0]
+    out = xp.empty((n, o) + out_size, dtype=x.dtype)
+    wg = w.reshape(groups, o // groups, -1)
     columns = im2col(xp, x, window, out_size, device)
 
     def product(tile):
-        target = channels_first(out, tile)
-        target[...] = conv_gemm(xp, columns(tile), w, groups).reshape(target.shape)
-    tiles = conv_tiles(x.shape[0], out_size[0], _cols_row_bytes(x, window[0], out_size[1]), device == "cpu")
-    threads.parallel_map(product, tiles, device)
+        cols = columns(tile)
+        nb = cols.shape[0]
+        target = _view(out[tile[0], :, tile[1]], (nb, groups, o // groups, -1), device)
+        gemm(xp, wg, cols.reshape(nb, groups, wg.shape[2], -1), device, out=target)
+    threads.parallel_map(product, tiles(device, n, out_size[0], _cols_row_bytes(x, window[0], out_size[1]), True),
+                         device)
     return out
 
 
@@ -218,39 +254,57 @@ def _gather_padding(window):
 
 
 def conv_input_grad(xp, dout, w, window, groups, size, device="cpu"):
-    """dx (N, C, H, W) of a convolution from dout (N, O, Ho, Wo).
+    """dx (N, C, H, W) of a convolution from dout (N, O, Ho, Wo): per tile of whole samples,
+    dcols (nb, G, K, P) = w^T (G, K, O/G) @ dout (nb, G, O/G, P), then col2im (a scatter). A pointwise
+    window's dcols are dx itself, written by the GEMM.
 
-    With stride 1, dx is itself a convolution: of dout, padded by d*(k-1) - padding, with the
-    flipped kernel. That is a gather (im2col + GEMM), faster than the general route, a scatter:
-    dcols = w^T @ dout, then col2im. The gather is taken for kernels larger than 1x1 with at least
-    GATHER_MIN_CHANNELS input channels per group.
+    On the CPU, with stride 1, dx is itself a convolution: of dout, padded by d*(k-1) - padding, with
+    the flipped kernel. That gather (im2col + GEMM) runs faster there than the scatter, and is taken
+    for kernels larger than 1x1 with at least GATHER_MIN_CHANNELS input channels per group. (On a
+    device the col2im kernel is already a gather, one thread per pixel of dx.)
     """
     pads = _gather_padding(window)
-    if pads is not None and w.shape[1] >= GATHER_MIN_CHANNELS and w.shape[2:] != (1, 1):
+    if device == "cpu" and pads is not None and w.shape[1] >= GATHER_MIN_CHANNELS and w.shape[2:] != (1, 1):
         gather_window = (window[0], (1, 1), pads, window[3])
         return conv_forward(xp, dout, flipped_kernel(w, groups), gather_window, groups, size, device)
-    dx = xp.empty(dout.shape[:1] + (w.shape[1] * groups,) + tuple(size), dtype=dout.dtype)
-    ho, wo = dout.shape[2:]
+    (n, o), out_size = dout.shape[:2], dout.shape[2:]
+    dx = xp.empty((n, w.shape[1] * groups) + tuple(size), dtype=dout.dtype)
+    wt = w.reshape(groups, o // groups, -1).swapaxes(1, 2)
 
     def product(tile):
-        dcols = conv_gemm_transposed(xp, channels_first(dout, tile).reshape(dout.shape[1], -1), w, groups)
-        dcols = dcols.reshape((dx.shape[1],) + w.shape[2:] + (-1, ho, wo))
-        dx[tile[0]] = col2im(xp, dcols, size, *window[1:], device=device)
+        samples = tile[0]
+        d = dout[samples].reshape(dx[samples].shape[0], groups, o // groups, -1)
+        if is_pointwise(window):
+            gemm(xp, wt, d, device, out=_view(dx[samples], d.shape[:2] + (wt.shape[1], -1), device))
+        else:
+            dcols = gemm(xp, wt, d, device).reshape(d.shape[0], -1, d.shape[3])
+            col2im(xp, dcols, window, out_size, dx[samples], device)
     # windows of neighbouring rows overlap in dx, so the tiles here are whole samples
-    threads.parallel_map(product, conv_tiles(dout.shape[0], ho, _cols_row_bytes(dx, w.shape[2:], wo), False), device)
+    threads.parallel_map(product, tiles(device, n, out_size[0], _cols_row_bytes(dx, w.shape[2:], out_size[1]), False),
+                         device)
     return dx
 
 
 def conv_weight_grad(xp, x, dout, window, groups, weight_shape, device="cpu"):
-    """dw of a convolution of x with output gradient dout, summed over the tiles; the columns of x are
+    """dw (G, O/G, K) of a convolution of x with output gradient dout: per tile, the sum over its
+    samples of cols (nb, G, K, P) @ dout (nb, G, O/G, P)^T, transposed (with few output channels BLAS
+    runs that orientation faster), summed over the tiles in float32 for float16. The columns of x are
     recomputed here, tile by tile, rather than kept from the forward pass. An empty batch gives 0."""
     if x.shape[0] == 0:
         return xp.zeros(weight_shape, dtype=x.dtype)
-    out_size = dout.shape[2:]
+    (n, o), out_size = dout.shape[:2], dout.shape[2:]
+    acc = _acc_dtype(x.dtype)
     columns = im2col(xp, x, window, out_size, device)
 
     def product(tile):
-        return conv_weight_gemm(xp, channels_first(dout, tile).reshape(dout.shape[1], -1), columns(tile), groups)
-    tiles = conv_tiles(x.shape[0], out_size[0], _cols_row_bytes(x, window[0], out_size[1]), device == "cpu")
-    return sum(threads.parallel_map(product, tiles, device)).reshape(weight_shape).astype(x.dtype, copy=False)
-
+        cols = columns(tile)
+        nb, rows = cols.shape[0], tile[1]
+        d = dout[tile[0], :, rows].reshape(nb, groups, o // groups, -1)
+        return gemm(xp, cols.reshape(nb, groups, -1, d.shape[3]), d.swapaxes(2, 3), device).sum(axis=0, dtype=acc)
+    per_sample_partials = o * int(np.prod(weight_shape[1:])) * acc.itemsize
+    parts = threads.parallel_map(product, tiles(device, n, out_size[0], _cols_row_bytes(x, window[0], out_size[1]),
+                                                True, per_sample_partials), device)
+    total = parts[0]
+    for part in parts[1:]:
+        total += part
+    return total.swapaxes(1, 2).reshape(weight_shape).astype(x.dtype, copy=False)
