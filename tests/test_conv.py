@@ -490,3 +490,25 @@ def test_linear_bias_that_does_not_fit_names_linear_and_both_shapes():
         F.linear(_x(2, 3), _x(4, 3), _x(5))
     with pytest.raises(TypeError, match="linear: bias must be a Tensor, got ndarray"):
         F.linear(_x(2, 3), _x(4, 3), np.zeros(4))
+
+
+@pytest.mark.parametrize("device", ["cpu", "emu"])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_pointwise_fast_path_equals_the_im2col_path(device, transposed, monkeypatch):
+    """A 1x1 stride-1 unpadded convolution reads x as its columns and writes dx from the GEMM; with the
+    fast path turned off it goes through im2col/col2im: the results and gradients must agree."""
+    rng = np.random.default_rng(10)
+    x, w, b = rng.standard_normal((3, 6, 5, 7)), rng.standard_normal((6, 3, 1, 1)), rng.standard_normal(6)
+    gy = rng.standard_normal((3, 6, 5, 7))
+    op = F.conv_transpose2d if transposed else F.conv2d
+
+    def run():
+        xt, wt, bt = tensors(x, w, b, requires_grad=True, device=device)
+        out = op(xt, wt, bt, groups=2)
+        out.backward(tg.Tensor(gy, device=device))
+        return out.numpy(), xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy()
+
+    fast = run()
+    monkeypatch.setattr(conv_columns, "is_pointwise", lambda window: False)
+    for a, b_ in zip(fast, run()):
+        np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
