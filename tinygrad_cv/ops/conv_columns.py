@@ -106,10 +106,11 @@ def _cols_row_bytes(x, kernel, out_width):
     return x.shape[1] * kernel[0] * kernel[1] * out_width * x.dtype.itemsize
 
 
-def _view(a, shape, device):
-    """a reshaped without a copy, for a product to write through; on the CPU NumPy raises rather than
-    copy (a device's tiles are whole samples of a C-contiguous array: always a view)."""
-    return a.reshape(shape, copy=False) if device == "cpu" else a.reshape(shape)
+def _writable_view(a, shape):
+    """a (a tile of a fresh C-contiguous array: a[samples] or a[sample, :, rows]) reshaped for a GEMM
+    to write through. Always a view: splitting the channels into groups and merging a band's rows with
+    its columns keep the strides (a band's rows are whole rows, one after the other)."""
+    return a.reshape(shape)
 
 
 # --------------------------------------------------------------------------- im2col and col2im
@@ -223,7 +224,7 @@ def conv_forward(xp, x, w, window, groups, out_size, device="cpu"):
     def product(tile):
         cols = columns(tile)
         nb = cols.shape[0]
-        target = _view(out[tile[0], :, tile[1]], (nb, groups, o // groups, -1), device)
+        target = _writable_view(out[tile[0], :, tile[1]], (nb, groups, o // groups, -1))
         gemm(xp, wg, cols.reshape(nb, groups, wg.shape[2], -1), device, out=target)
     threads.parallel_map(product, tiles(device, n, out_size[0], _cols_row_bytes(x, window[0], out_size[1]), True),
                          device)
@@ -275,7 +276,7 @@ def conv_input_grad(xp, dout, w, window, groups, size, device="cpu"):
         samples = tile[0]
         d = dout[samples].reshape(dx[samples].shape[0], groups, o // groups, -1)
         if is_pointwise(window):
-            gemm(xp, wt, d, device, out=_view(dx[samples], d.shape[:2] + (wt.shape[1], -1), device))
+            gemm(xp, wt, d, device, out=_writable_view(dx[samples], d.shape[:2] + (wt.shape[1], -1)))
         else:
             dcols = gemm(xp, wt, d, device).reshape(d.shape[0], -1, d.shape[3])
             col2im(xp, dcols, window, out_size, dx[samples], device)
