@@ -512,3 +512,29 @@ def test_pointwise_fast_path_equals_the_im2col_path(device, transposed, monkeypa
     monkeypatch.setattr(conv_columns, "is_pointwise", lambda window: False)
     for a, b_ in zip(fast, run()):
         np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs", [dict(padding=1), dict(stride=2, padding=1, groups=2), dict(padding=0),
+                                    dict(stride=2), dict(padding=(2, 1), dilation=2)])
+@pytest.mark.parametrize("kernel", [3, 1])
+def test_merged_tiles_equal_one_gemm_per_sample(kwargs, kernel, monkeypatch):
+    """Tiles of several small images run one GEMM over all their pixels (merged) or one GEMM per sample:
+    the convolution, its gradients and a transposed convolution must agree."""
+    rng = np.random.default_rng(11)
+    groups = kwargs.get("groups", 1)
+    x, w = rng.standard_normal((5, 4, 7, 6)), rng.standard_normal((6, 4 // groups, kernel, kernel))
+    b = rng.standard_normal(6)
+    gy = rng.standard_normal(F.conv2d(*tensors(x, w), **kwargs).shape)
+
+    def run():
+        xt, wt, bt = tensors(x, w, b, requires_grad=True)
+        out = F.conv2d(xt, wt, bt, **kwargs)
+        out.backward(gy)
+        transposed = F.conv_transpose2d(tg.Tensor(gy), tg.Tensor(w), **kwargs)
+        return out.numpy(), xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy(), transposed.numpy()
+
+    monkeypatch.setattr(conv_columns, "MERGE_BELOW_PIXELS", 10 ** 9)
+    merged = run()
+    monkeypatch.setattr(conv_columns, "MERGE_BELOW_PIXELS", 0)
+    for a, b_ in zip(merged, run()):
+        np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
