@@ -28,7 +28,7 @@ except ImportError:
 
 CONV_SHAPES = [(3, 32, 128, 128, 3), (32, 32, 64, 64, 3), (64, 64, 32, 32, 3), (128, 128, 16, 16, 3),
                (64, 128, 32, 32, 1)]
-TARGET_WORST, TARGET_GEOMEAN = 2.0, 1.5
+TARGET_WORST, TARGET_GEOMEAN = 1.5, 1.2  # issue 21, at 2 threads
 
 
 def best_times(fns, rounds, passes=3, settle=0.5):
