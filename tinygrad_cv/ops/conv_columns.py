@@ -19,10 +19,12 @@ scatter; ``conv_input_grad`` takes it when there are enough input channels. A 1x
 stride 1 without padding needs no columns at all: they are x itself, viewed as (N, C, H*W).
 
 Every product runs over tiles. On the CPU a tile is a block of samples or a band of one sample's
-output rows, small enough that its columns stay in cache, and the tiles run on the CPU's threads.
-On 'cuda' and 'emu' (which stands for it) the tiles are shaped by the device alone: the whole batch,
-or blocks of whole samples within DEVICE_WORKSPACE_BYTES, one after the other, each one launch of
-the im2col/col2im kernel and one batched GEMM; the host's thread count plays no part.
+output rows, small enough that its columns stay in cache, and the tiles run on the CPU's threads;
+a tile of several small images runs one GEMM over all their pixels instead of one each (a merged
+tile, see ``merges``), since BLAS is slow on short GEMMs. On 'cuda' and 'emu' (which stands for it)
+the tiles are shaped by the device alone: the whole batch, or blocks of whole samples within
+DEVICE_WORKSPACE_BYTES, one after the other, each one launch of the im2col/col2im kernel and one
+batched GEMM; the host's thread count plays no part.
 
 A window is (kernel, stride, padding, dilation): pairs, with padding ((top, bottom), (left, right)).
 ``im2col`` and ``col2im`` are the hot steps; on 'cuda' and 'emu' they are the CUDA kernels in
