@@ -29,9 +29,9 @@ def _all_functions(cls=autograd.Function):
 
 class _CountingXp:
     """The array module, with every call of one of its functions counted under the op that made it
-    (and, for matmul, the operand dtypes recorded)."""
-    def __init__(self, xp, counts, stack, matmul_dtypes):
-        self._xp, self._counts, self._stack, self._matmul_dtypes = xp, counts, stack, matmul_dtypes
+    (and, for matmul, the operands' dtypes and shapes recorded)."""
+    def __init__(self, xp, counts, stack, matmuls):
+        self._xp, self._counts, self._stack, self._matmuls = xp, counts, stack, matmuls
 
     def __getattr__(self, name):
         attr = getattr(self._xp, name)
@@ -41,19 +41,19 @@ class _CountingXp:
         def counted(*args, **kwargs):
             self._counts[(self._stack[-1], name)] += 1
             if name == "matmul":
-                self._matmul_dtypes.append((args[0].dtype, args[1].dtype))
+                self._matmuls.append((args[0].dtype, args[1].dtype, args[0].shape, args[1].shape))
             return attr(*args, **kwargs)
         return counted
 
 
 @contextlib.contextmanager
 def counting(monkeypatch):
-    """Counter of (op, xp function or 'launch <kernel>') -> calls, and the list of matmul operand dtypes,
-    for the ops run inside."""
-    counts, stack, matmul_dtypes = Counter(), ["outside"], []
+    """Counter of (op, xp function or 'launch <kernel>') -> calls, and the list of matmuls (operand
+    dtypes and shapes), for the ops run inside."""
+    counts, stack, matmuls = Counter(), ["outside"], []
     real_get_xp, real_kernel = autograd.get_xp, launch._kernel
     monkeypatch.setattr(autograd, "get_xp", lambda device: _CountingXp(real_get_xp(device), counts, stack,
-                                                                       matmul_dtypes))
+                                                                       matmuls))
 
     def counting_kernel(file, name, like, op):
         kernel = real_kernel(file, name, like, op)
@@ -76,7 +76,7 @@ def counting(monkeypatch):
         for name in ("forward", "backward"):
             if name in vars(cls):
                 monkeypatch.setattr(cls, name, attributed(cls, vars(cls)[name]))
-    yield counts, matmul_dtypes
+    yield counts, matmuls
 
 
 @contextlib.contextmanager
@@ -89,9 +89,11 @@ def host_threads(n):
         threads.set_num_threads(previous)
 
 
-def counts_at(n_threads, step, monkeypatch):
-    with host_threads(n_threads), monkeypatch.context() as patch, counting(patch) as (counts, _):
+def counts_at(n_threads, step, monkeypatch, matmuls=None):
+    with host_threads(n_threads), monkeypatch.context() as patch, counting(patch) as (counts, seen):
         step()
+    if matmuls is not None:
+        matmuls.extend(seen)
     return counts
 
 
@@ -156,6 +158,33 @@ def test_emu_equals_cpu_for_whole_batch_and_budgeted_tiles(case, transposed, mon
         np.testing.assert_allclose(c, a, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("budget", [conv_columns.DEVICE_WORKSPACE_BYTES, 1])
+def test_more_output_channels_than_pixels_weight_gradient_on_emu(budget, monkeypatch):
+    """A late layer (12 output channels, 3x3 pixels): the device's weight gradient is one merged GEMM per
+    tile instead of per-sample partial sums; it equals the CPU's, whole-batch or one sample per tile."""
+    monkeypatch.setattr(conv_columns, "DEVICE_WORKSPACE_BYTES", budget)
+    rng = np.random.default_rng(9)
+    x, w, gy = rng.standard_normal((5, 4, 3, 3)), rng.standard_normal((12, 4, 3, 3)), rng.standard_normal((5, 12, 3, 3))
+    grads = {}
+    for device in ("cpu", "emu"):
+        xt, wt = (tg.Tensor(a, device=device, requires_grad=True) for a in (x, w))
+        F.conv2d(xt, wt, padding=1).backward(tg.Tensor(gy, device=device))
+        grads[device] = xt.grad.numpy(), wt.grad.numpy()
+    for a, b in zip(grads["cpu"], grads["emu"]):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+
+    def step():
+        xt, wt = (tg.Tensor(a, device="emu", requires_grad=True) for a in (x, w))
+        F.conv2d(xt, wt, padding=1).backward(tg.Tensor(gy, device="emu"))
+    matmuls = []
+    counts = counts_at(1, step, monkeypatch, matmuls)
+    tiles = 1 if budget > 1 else 5
+    assert launches(counts, "Conv2d") == {"launch im2col": 2 * tiles, "launch col2im": tiles}
+    assert counts[("Conv2d", "matmul")] == 3 * tiles
+    weight_gemms = [m for m in matmuls if len(m[2]) == len(m[3]) == 4]  # cols (1, G, K, T) @ dout^T (1, G, T, O)
+    assert len(weight_gemms) == tiles and all(m[2][0] == 1 and m[2][3] == 9 * 5 // tiles for m in weight_gemms)
+
+
 @pytest.mark.parametrize("n, bytes_per_sample, budget", [(7, 10, 10**9), (7, 10, 25), (7, 10, 1), (1, 10**9, 5),
                                                         (0, 10, 100)])
 def test_device_tiles_are_whole_samples_within_the_budget(n, bytes_per_sample, budget, monkeypatch):
@@ -205,11 +234,11 @@ def test_float16_gemms_stay_float16_on_emu_and_are_cast_on_the_cpu(monkeypatch):
     rng = np.random.default_rng(5)
     arrays = rng.standard_normal((2, 4, 6, 6)), rng.standard_normal((3, 4, 3, 3))
     for device, expected in (("emu", np.float16), ("cpu", np.float32)):
-        with monkeypatch.context() as patch, counting(patch) as (_, dtypes):
+        with monkeypatch.context() as patch, counting(patch) as (_, matmuls):
             x, w = (tg.Tensor(a.astype(np.float16), device=device, requires_grad=True) for a in arrays)
             out = F.conv2d(x, w, padding=1)
             out.backward(tg.Tensor(np.ones(out.shape, np.float16), device=device))
-        assert len(dtypes) == 3 and set(dtypes) == {(np.dtype(expected),) * 2}
+        assert len(matmuls) == 3 and {m[:2] for m in matmuls} == {(np.dtype(expected),) * 2}
         assert x.grad.dtype == w.grad.dtype == np.float16
 
 

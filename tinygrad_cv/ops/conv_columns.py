@@ -171,8 +171,10 @@ def im2col(xp, x, window, out_size, device="cpu"):
     if is_pointwise(window):
         return lambda tile, merged=False: operand(x, tile, 1, merged)[:, 0]
     if device != "cpu":
-        return lambda tile, merged=False: launch.im2col(x[tile[0]], kernel, stride, _top_left(padding), dilation,
-                                                        out_size)
+        def device_columns(tile, merged=False):
+            cols = launch.im2col(x[tile[0]], kernel, stride, _top_left(padding), dilation, out_size)
+            return xp.ascontiguousarray(cols.swapaxes(0, 1)).reshape(1, cols.shape[1], -1) if merged else cols
+        return device_columns
     padded = [n + lo + hi for n, (lo, hi) in zip(x.shape[2:], padding)]
     reach = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(out_size, stride, dilation, kernel)]
     if any(r > p for r, p in zip(reach, padded)):  # as_strided would read outside the array
@@ -333,21 +335,29 @@ def conv_weight_grad(xp, x, dout, window, groups, weight_shape, device="cpu"):
     samples of cols (nb, G, K, P) @ dout (nb, G, O/G, P)^T (one product for a merged tile), transposed
     (with few output channels BLAS runs that orientation faster), summed over the tiles in float32 for
     float16. The columns of x are recomputed here, tile by tile, rather than kept from the forward
-    pass. An empty batch gives 0."""
+    pass. An empty batch gives 0.
+
+    On a device, the per-sample partial sums (nb, O, K) outgrow the columns (nb, K, P) when there are
+    more output channels than pixels (late layers): there the tile is merged instead, the columns
+    and dout copied into one (K, nb*P) and (O, nb*P) GEMM (one GEMM, with the long reduction cuBLAS
+    needs too)."""
     if x.shape[0] == 0:
         return xp.zeros(weight_shape, dtype=x.dtype)
     (n, o), out_size = dout.shape[:2], dout.shape[2:]
     acc = _acc_dtype(x.dtype)
     columns = im2col(xp, x, window, out_size, device)
 
+    cols_row_bytes = _cols_row_bytes(x, window[0], out_size[1])
+    device_merges = device != "cpu" and o > out_size[0] * out_size[1]
+
     def product(tile):
-        merged = merges(tile, out_size[1], device)
+        merged = device_merges or merges(tile, out_size[1], device)
         d = operand(dout, tile, groups, merged)
         cols = columns(tile, merged).reshape(d.shape[0], groups, -1, d.shape[3])
         return gemm(xp, cols, d.swapaxes(2, 3), device).sum(axis=0, dtype=acc)
-    per_sample_partials = o * int(np.prod(weight_shape[1:])) * acc.itemsize
-    parts = threads.parallel_map(product, tiles(device, n, out_size[0], _cols_row_bytes(x, window[0], out_size[1]),
-                                                True, per_sample_partials), device)
+    # the device's other work arrays per sample: the copy of the columns, or the partial sums
+    extra = cols_row_bytes * out_size[0] if device_merges else o * int(np.prod(weight_shape[1:])) * acc.itemsize
+    parts = threads.parallel_map(product, tiles(device, n, out_size[0], cols_row_bytes, True, extra), device)
     total = parts[0]
     for part in parts[1:]:
         total += part
