@@ -6,7 +6,6 @@ training step, issue the same work with 1 and with 16 host threads, and whole-ba
 im2col launch per product. float16 GEMMs run in float16 on the device, accumulated in float32, which
 a long reduction shows (a float16 running sum of it would be far off)."""
 import contextlib
-import types
 from collections import Counter
 
 import numpy as np
@@ -35,7 +34,7 @@ class _CountingXp:
 
     def __getattr__(self, name):
         attr = getattr(self._xp, name)
-        if not isinstance(attr, (types.FunctionType, types.BuiltinFunctionType, np.ufunc)):
+        if not callable(attr) or isinstance(attr, type):
             return attr  # dtypes, submodules, constants
 
         def counted(*args, **kwargs):
