@@ -9,7 +9,7 @@ import tinygrad_cv as tg
 import tinygrad_cv.functional as F
 from conftest import DEVICES
 from tinygrad_cv.backend import threads
-from tinygrad_cv.ops import conv as conv_module
+from tinygrad_cv.ops import conv_columns
 
 
 # ----------------------------------------------------------------------------- naive references
@@ -161,7 +161,7 @@ def test_conv_tiles_do_not_change_the_result(workspace, n_threads, monkeypatch):
         return xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy(), w2.grad.numpy()
 
     whole = run()
-    monkeypatch.setattr(conv_module, "WORKSPACE_BYTES", workspace)
+    monkeypatch.setattr(conv_columns, "WORKSPACE_BYTES", workspace)
     previous = threads.get_num_threads()
     threads.set_num_threads(n_threads)
     try:
@@ -178,9 +178,9 @@ def test_conv_tiles_do_not_change_the_result(workspace, n_threads, monkeypatch):
 def test_conv_tiles_cover_every_sample_and_row_once(n, rows, row_bytes, split, workspace, monkeypatch):
     """The tiles partition samples x rows; a tile holds whole samples or one sample's band of rows, and
     stays within the workspace unless one row (or, without splitting, one sample) is larger."""
-    monkeypatch.setattr(conv_module, "WORKSPACE_BYTES", workspace)
+    monkeypatch.setattr(conv_columns, "WORKSPACE_BYTES", workspace)
     seen = np.zeros((n, rows), int)
-    for samples, band in conv_module.conv_tiles(n, rows, row_bytes, split):
+    for samples, band in conv_columns.conv_tiles(n, rows, row_bytes, split):
         seen[samples, band] += 1
         nb, nr = samples.stop - samples.start, band.stop - band.start
         assert nr == rows or nb == 1
@@ -197,7 +197,7 @@ def test_stride1_input_gradient_by_gather_equals_the_scatter(kwargs, monkeypatch
     rng = np.random.default_rng(8)
     groups = kwargs.get("groups", 1)
     x, w = rng.standard_normal((2, 16 * groups, 5, 6)), rng.standard_normal((3 * groups, 16, 3, 2))
-    assert w.shape[1] >= conv_module.GATHER_MIN_CHANNELS
+    assert w.shape[1] >= conv_columns.GATHER_MIN_CHANNELS
     gy = rng.standard_normal(F.conv2d(*tensors(x, w), **kwargs).shape)
 
     def dx():
@@ -206,7 +206,7 @@ def test_stride1_input_gradient_by_gather_equals_the_scatter(kwargs, monkeypatch
         return xt.grad.numpy()
 
     gathered = dx()
-    monkeypatch.setattr(conv_module, "GATHER_MIN_CHANNELS", 10 ** 9)
+    monkeypatch.setattr(conv_columns, "GATHER_MIN_CHANNELS", 10 ** 9)
     np.testing.assert_allclose(gathered, dx(), rtol=1e-10, atol=1e-10)
     assert tg.gradcheck(lambda a, b: F.conv2d(a, b, **kwargs), tensors(x, w, requires_grad=True))
 
@@ -490,3 +490,51 @@ def test_linear_bias_that_does_not_fit_names_linear_and_both_shapes():
         F.linear(_x(2, 3), _x(4, 3), _x(5))
     with pytest.raises(TypeError, match="linear: bias must be a Tensor, got ndarray"):
         F.linear(_x(2, 3), _x(4, 3), np.zeros(4))
+
+
+@pytest.mark.parametrize("device", ["cpu", "emu"])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_pointwise_fast_path_equals_the_im2col_path(device, transposed, monkeypatch):
+    """A 1x1 stride-1 unpadded convolution reads x as its columns and writes dx from the GEMM; with the
+    fast path turned off it goes through im2col/col2im: the results and gradients must agree."""
+    rng = np.random.default_rng(10)
+    x, w, b = rng.standard_normal((3, 6, 5, 7)), rng.standard_normal((6, 3, 1, 1)), rng.standard_normal(6)
+    gy = rng.standard_normal((3, 6, 5, 7))
+    op = F.conv_transpose2d if transposed else F.conv2d
+
+    def run():
+        xt, wt, bt = tensors(x, w, b, requires_grad=True, device=device)
+        out = op(xt, wt, bt, groups=2)
+        out.backward(tg.Tensor(gy, device=device))
+        return out.numpy(), xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy()
+
+    fast = run()
+    monkeypatch.setattr(conv_columns, "is_pointwise", lambda window: False)
+    for a, b_ in zip(fast, run()):
+        np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs", [dict(padding=1), dict(stride=2, padding=1, groups=2), dict(padding=0),
+                                    dict(stride=2), dict(padding=(2, 1), dilation=2)])
+@pytest.mark.parametrize("kernel", [3, 1])
+def test_merged_tiles_equal_one_gemm_per_sample(kwargs, kernel, monkeypatch):
+    """Tiles of several small images run one GEMM over all their pixels (merged) or one GEMM per sample:
+    the convolution, its gradients and a transposed convolution must agree."""
+    rng = np.random.default_rng(11)
+    groups = kwargs.get("groups", 1)
+    x, w = rng.standard_normal((5, 4, 7, 6)), rng.standard_normal((6, 4 // groups, kernel, kernel))
+    b = rng.standard_normal(6)
+    gy = rng.standard_normal(F.conv2d(*tensors(x, w), **kwargs).shape)
+
+    def run():
+        xt, wt, bt = tensors(x, w, b, requires_grad=True)
+        out = F.conv2d(xt, wt, bt, **kwargs)
+        out.backward(gy)
+        transposed = F.conv_transpose2d(tg.Tensor(gy), tg.Tensor(w), **kwargs)
+        return out.numpy(), xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy(), transposed.numpy()
+
+    monkeypatch.setattr(conv_columns, "MERGE_BELOW_PIXELS", 10 ** 9)
+    merged = run()
+    monkeypatch.setattr(conv_columns, "MERGE_BELOW_PIXELS", 0)
+    for a, b_ in zip(merged, run()):
+        np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)

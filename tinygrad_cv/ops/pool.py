@@ -19,7 +19,8 @@ from ..autograd import Function
 from ..backend import launch, threads
 from ..tensor import Pair, Tensor
 from ._util import Window, pair
-from .conv import batched, offset_slices, pad2d, unbatched
+from .conv import batched, unbatched
+from .conv_columns import offset_slices, pad2d
 from .resample import adaptive_bins, resample2d
 
 # an adaptive pool's output size: an int (square), or (h, w) where None keeps that input size
