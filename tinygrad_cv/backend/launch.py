@@ -18,6 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import acc_dtype, array_module, device_of_array, emu_array, emulator, nvrtc
+from .window import Window, pair
 
 DEFAULT_BLOCK = 256
 MAX_BLOCKS = 4096   # grid-stride loops cover any size with at most this many blocks along x
@@ -95,20 +96,13 @@ def _output(xp, out, shape, dtype, op):
     return out
 
 
-def _pair(value):
-    return (value, value) if np.isscalar(value) else tuple(value)
-
-
-def conv_output_size(size, kernel_size, stride, padding, dilation):
-    """Output (height, width) of a convolution or pooling window sweep (floor mode)."""
-    window = zip(size, _pair(kernel_size), _pair(stride), _pair(padding), _pair(dilation))
-    return tuple((n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, s, p, d in window)
-
-
-def _window(kernel_size, stride, padding, dilation):
-    """(KH, KW, SH, SW, PH, PW, DH, DW) from PyTorch-style ints or pairs."""
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(_pair, (kernel_size, stride, padding, dilation))
-    return kh, kw, sh, sw, ph, pw, dh, dw
+def _window(op, size, kernel_size, stride, padding, dilation, out_size):
+    """(KH, KW, SH, SW, PH, PW, DH, DW, HO, WO) of PyTorch-style ints or pairs (checked as the ops check
+    them); ``out_size`` (HO, WO) defaults to the floor-mode output size of the window over ``size``."""
+    window = Window.from_args(op, kernel_size, stride, padding, dilation)
+    (kh, kw), (sh, sw), ((ph, _), (pw, _)), (dh, dw) = window
+    ho, wo = out_size or window.output_size(size)
+    return kh, kw, sh, sw, ph, pw, dh, dw, ho, wo
 
 
 # ---------------------------------------------------------------------------------------- im2col
@@ -119,8 +113,8 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, out_size=None, out=N
     """
     xp = array_module(x)
     n, c, h, w = x.shape
-    kh, kw, sh, sw, ph, pw, dh, dw = _window(kernel_size, stride, padding, dilation)
-    ho, wo = out_size or conv_output_size((h, w), kernel_size, stride, padding, dilation)
+    kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = _window("im2col", (h, w), kernel_size, stride, padding, dilation,
+                                                     out_size)
     _check_batch("im2col", n)
     _check_planes("im2col", input=(h, w), output=(ho, wo))
     x = xp.ascontiguousarray(x)
@@ -136,8 +130,8 @@ def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1, out_
     """The adjoint of im2col: cols (N, C*KH*KW, HO*WO) -> x (N, C, H, W), summing overlapping entries."""
     xp = array_module(cols)
     n, c, h, w = input_shape
-    kh, kw, sh, sw, ph, pw, dh, dw = _window(kernel_size, stride, padding, dilation)
-    ho, wo = out_size or conv_output_size((h, w), kernel_size, stride, padding, dilation)
+    kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = _window("col2im", (h, w), kernel_size, stride, padding, dilation,
+                                                     out_size)
     _check_batch("col2im", n)
     _check_planes("col2im", input=(h, w), output=(ho, wo))
     cols = xp.ascontiguousarray(cols)
@@ -157,9 +151,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, out_size=None
     """x (N, C, H, W) -> (y (N, C, HO, WO), argmax (N, C, HO, WO) int32 holding h*W + w of each winner)."""
     xp = array_module(x)
     n, c, h, w = x.shape
-    stride = kernel_size if stride is None else stride
-    kh, kw, sh, sw, ph, pw, dh, dw = _window(kernel_size, stride, padding, dilation)
-    ho, wo = out_size or conv_output_size((h, w), kernel_size, stride, padding, dilation)
+    kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = _window("max_pool2d", (h, w), kernel_size, stride, padding, dilation,
+                                                     out_size)
     _check_planes("max_pool2d_forward", input=(h, w), output=(ho, wo))
     x = xp.ascontiguousarray(x)
     y_out, argmax_out = out if out is not None else (None, None)
@@ -176,9 +169,8 @@ def max_pool2d_backward(gy, argmax, input_shape, kernel_size, stride=None, paddi
     """gx (N, C, H, W): each input element receives the gy of every window it won (given by argmax)."""
     xp = array_module(gy)
     n, c, h, w = input_shape
-    stride = kernel_size if stride is None else stride
-    kh, kw, sh, sw, ph, pw, dh, dw = _window(kernel_size, stride, padding, dilation)
-    ho, wo = gy.shape[2:]
+    kh, kw, sh, sw, ph, pw, dh, dw, ho, wo = _window("max_pool2d_backward", (h, w), kernel_size, stride, padding,
+                                                     dilation, gy.shape[2:])
     _check_planes("max_pool2d_backward", input=(h, w), output=(ho, wo))
     gy, argmax = xp.ascontiguousarray(gy), xp.ascontiguousarray(argmax, dtype=np.int32)
     if argmax.shape != gy.shape or gy.shape[:2] != (n, c):
@@ -254,7 +246,7 @@ def _roi_args(boxes, output_size, spatial_scale, sampling_ratio, aligned, dtype,
     boxes = xp.ascontiguousarray(boxes, dtype=acc_dtype(dtype))
     if boxes.ndim != 2 or boxes.shape[1] != 5:
         raise ValueError(f"{op}: boxes must be (K, 5) rows (batch_index, x1, y1, x2, y2), got {boxes.shape}")
-    ph, pw = _pair(output_size)
+    ph, pw = pair(output_size, op, "output_size", 1)
     return boxes, ph, pw, acc_dtype(dtype).type(spatial_scale), int(sampling_ratio), int(bool(aligned))
 
 
@@ -263,7 +255,7 @@ def roi_align(x, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, align
     """x (N, C, H, W), boxes (K, 5) -> y (K, C, PH, PW), torchvision's roi_align."""
     xp = array_module(x)
     n, c, h, w = x.shape
-    _check_planes("roi_align_forward", input=(h, w), output=_pair(output_size))
+    _check_planes("roi_align_forward", input=(h, w), output=pair(output_size, "roi_align", "output_size", 1))
     x = xp.ascontiguousarray(x)
     boxes, ph, pw, scale, ratio, aligned = _roi_args(boxes, output_size, spatial_scale, sampling_ratio,
                                                      aligned, x.dtype, "roi_align")

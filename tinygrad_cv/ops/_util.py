@@ -1,14 +1,16 @@
 """Small helpers shared by the ops: PyTorch's type promotion, binary operands, dims, fp32 accumulation,
-"an int or a pair" arguments and the geometry of a sliding window."""
+and the 4-D check; "an int or a pair" and the window geometry are in ``backend/window.py`` (the launcher
+needs them too), re-exported here for the ops."""
 from __future__ import annotations
 
 import itertools
 import numbers
-from typing import Any, NamedTuple
+
 
 import numpy as np
 
 from .. import backend
+from ..backend.window import Window, pair  # noqa: F401 (the ops import them from here)
 from ..tensor import DEFAULT_DTYPE, DTypeLike, Tensor, TensorLike
 
 _BOOL, _INT, _FLOAT = 0, 1, 2
@@ -173,21 +175,6 @@ def matmul_arrays(xp, a, b):
 
 
 # --------------------------------------------------------------------------- "an int or a pair", windows
-def pair(value: Any, fn: str, name: str, minimum: int) -> tuple[int, int]:
-    """An int, a pair of ints or a one-element sequence of an int (PyTorch's ``(2,)``) as a pair, each
-    at least ``minimum``. Bools and floats are refused, as PyTorch refuses them."""
-    def is_int(v):
-        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-    items = (value, value) if is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else None
-    if items is not None and len(items) == 1:
-        items = items * 2
-    if items is None or len(items) != 2 or not all(is_int(v) for v in items):
-        raise TypeError(f"{fn}: {name} must be an int or a pair of ints, got {value!r}")
-    if any(v < minimum for v in items):
-        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}")
-    return int(items[0]), int(items[1])
-
-
 def check_4d(fn, name, t):
     """Refuse anything but a 4-D Tensor, naming ``fn`` and the argument."""
     if not isinstance(t, Tensor):
@@ -197,25 +184,3 @@ def check_4d(fn, name, t):
                          f"weight), got shape {t.shape}")
 
 
-class Window(NamedTuple):
-    """The geometry of a 2-D sliding window (a convolution's or a pooling's): ``kernel`` (kh, kw),
-    ``stride`` (sh, sw), ``padding`` ((top, bottom), (left, right)) and ``dilation`` (dh, dw).
-    It unpacks as ``kernel, stride, padding, dilation = window``."""
-    kernel: tuple
-    stride: tuple
-    padding: tuple
-    dilation: tuple
-
-    @classmethod
-    def from_args(cls, fn, kernel_size, stride=None, padding=0, dilation=1):
-        """A Window from PyTorch-style arguments, each an int or a pair: ``stride`` None means the kernel
-        size (pooling's default) and an int or pair padding pads both sides of its dim alike."""
-        kernel = pair(kernel_size, fn, "kernel_size", 1)
-        stride = kernel if stride is None else pair(stride, fn, "stride", 1)
-        ph, pw = pair(padding, fn, "padding", 0)
-        return cls(kernel, stride, ((ph, ph), (pw, pw)), pair(dilation, fn, "dilation", 1))
-
-    def output_size(self, size):
-        """(Ho, Wo) of the window swept over (H, W): Ho = (H + top + bottom - dh*(kh-1) - 1) // sh + 1."""
-        return tuple((n + lo + hi - d * (k - 1) - 1) // s + 1
-                     for n, k, s, (lo, hi), d in zip(size, self.kernel, self.stride, self.padding, self.dilation))
