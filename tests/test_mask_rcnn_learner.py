@@ -16,6 +16,7 @@ from tinygrad_cv.models.mask_rcnn import (MaskRCNN, MaskRCNNConfig, detection_da
                                           load_coco_instances, prepare_images, presence_dataloaders)
 from tinygrad_cv.optim import AdamW
 from tinygrad_cv.train import GradientClip, Learner
+from test_mask_rcnn import square_and_disc
 
 SMALL = dict(image_size=32, backbone_widths=(8, 8), backbone_depths=(1, 1), anchor_scales=(8, 16),
              rpn_channels=8, box_head_units=16, mask_head_channels=8, rpn_pre_nms_top_n=100,
@@ -29,21 +30,6 @@ def small_config(**changes):
     return MaskRCNNConfig(num_classes=3, **{**SMALL, **changes})
 
 
-def square_and_disc(square=(4, 6, 16, 18), disc=(22, 20, 6), size=32):
-    """An image with a square (class 1) and a disc (class 2), and its targets."""
-    yy, xx = np.mgrid[:size, :size] + 0.5
-    x1, y1, x2, y2 = square
-    square_mask = (xx > x1) & (xx < x2) & (yy > y1) & (yy < y2)
-    cx, cy, r = disc
-    disc_mask = (xx - cx) ** 2 + (yy - cy) ** 2 < r * r
-    image = np.full((size, size, 3), 30, dtype=np.uint8)
-    image[square_mask] = (220, 40, 40)
-    image[disc_mask] = (40, 220, 40)
-    masks = np.stack([square_mask, disc_mask]).astype(np.uint8)
-    return image, {"boxes": np.array([list(square), [cx - r, cy - r, cx + r, cy + r]], dtype=np.float32),
-                   "labels": np.array([1, 2]), "instance_masks": masks}
-
-
 LAYOUTS = [((4, 6, 16, 18), (22, 20, 6)), ((18, 2, 30, 12), (9, 22, 7)), ((2, 16, 12, 28), (22, 9, 6)),
            ((14, 14, 26, 26), (7, 7, 5))]
 
@@ -55,7 +41,7 @@ def shapes(tmp_path_factory):
     (folder / "images").mkdir()
     images, annotations = [], []
     for i, (square, disc) in enumerate(LAYOUTS):
-        image, targets = square_and_disc(square, disc)
+        image, targets = square_and_disc(square=square, disc=disc)
         write_image(folder / "images" / f"{i}.png", image)
         images.append({"id": 10 + i, "file_name": f"{i}.png", "height": 32, "width": 32})
         for box, label, mask in zip(targets["boxes"], targets["labels"], targets["instance_masks"]):
