@@ -138,8 +138,9 @@ save_lesson_figure(fig, args.out, "roofline.png")
 # %% [markdown]
 # ## 3. What two fast paths buy
 #
-# Both are memory-bound ops, sped up without changing their arithmetic (the tests check that the fast
-# path's bits equal the plain one's):
+# Both are memory-bound ops, rewritten to go faster without changing their arithmetic (the tests check
+# that the fast path's bits equal the plain one's); whether they do go faster is what this section
+# measures:
 #
 # - **batch norm in cache-sized channel blocks**: statistics, normalisation and affine (and backward's
 #   sums and its three-term gradient) each pass over the data; done one block of about 1 MiB at a time,
@@ -147,7 +148,9 @@ save_lesson_figure(fig, args.out, "roofline.png")
 #   one block holds every channel.
 # - **ReLU on the thread pool**: a large ReLU is cut into one chunk per thread; NumPy releases the GIL in
 #   its loops, so the chunks run at once. Off: ``elementwise.PARALLEL_MIN_ELEMENTS`` beyond any array.
-#   This one needs two threads; the other comparisons stay on one.
+#   This one needs two threads; the other comparisons stay on one. The two cores share one memory bus:
+#   where one thread's loop already streams at the bus's speed, a second has nothing to add, so the
+#   gain can be none at all.
 #
 # The activation is the size of the full step's largest, the stem's output (32, 32, 64, 64), 16 MiB; the
 # quick run's is a quarter of it, just large enough for the thread pool (4 MiB).
