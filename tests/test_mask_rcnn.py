@@ -449,7 +449,8 @@ def test_model_gives_the_same_losses_gradients_and_detections_on_every_device(de
 
 
 # --------------------------------------------------------------------------- data and evaluation
-def _write_coco(folder, samples):
+def write_coco(folder, samples):
+    """``samples`` of (image, targets) written as a COCO instances file of 32-pixel PNGs; its path."""
     from tinygrad_cv.data import write_image
     (folder / "images").mkdir()
     images, annotations = [], []
@@ -470,7 +471,7 @@ def _write_coco(folder, samples):
 def test_load_and_evaluate_with_category_ids(tmp_path):
     image, targets = square_and_disc()
     other, other_targets = square_and_disc(square=(18, 2, 30, 12), disc=(9, 22, 7))
-    path = _write_coco(tmp_path, [(image, targets), (other, other_targets)])
+    path = write_coco(tmp_path, [(image, targets), (other, other_targets)])
     samples, coco = load_coco_instances(path, tmp_path / "images")
     assert [s["image_id"] for s in samples] == [10, 11] and coco.vocab == ["background", "square", "disc"]
     np.testing.assert_array_equal(samples[1]["labels"], [1, 2])

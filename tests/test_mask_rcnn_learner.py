@@ -4,19 +4,16 @@ gradient clipping, mixed precision, checkpoints and the LR finder.
 
 References: the model's own ``losses``/``detect`` called directly, ``prepare_images``, hand-made mirrors,
 ``coco_evaluate`` and ``evaluate`` on the same detections."""
-import json
-
 import numpy as np
 import pytest
 
 import tinygrad_cv as tg
-from tinygrad_cv.data import coco_mask, write_image
 from tinygrad_cv.metrics import COCOMetric, coco_evaluate, to_coco_results
 from tinygrad_cv.models.mask_rcnn import (MaskRCNN, MaskRCNNConfig, detection_dataloaders, evaluate,
                                           load_coco_instances, prepare_images, presence_dataloaders)
 from tinygrad_cv.optim import AdamW
 from tinygrad_cv.train import GradientClip, Learner
-from test_mask_rcnn import square_and_disc
+from test_mask_rcnn import square_and_disc, write_coco
 
 SMALL = dict(image_size=32, backbone_widths=(8, 8), backbone_depths=(1, 1), anchor_scales=(8, 16),
              rpn_channels=8, box_head_units=16, mask_head_channels=8, rpn_pre_nms_top_n=100,
@@ -38,20 +35,7 @@ LAYOUTS = [((4, 6, 16, 18), (22, 20, 6)), ((18, 2, 30, 12), (9, 22, 7)), ((2, 16
 def shapes(tmp_path_factory):
     """Four images written as a COCO instances file and loaded back: (samples, coco, json path)."""
     folder = tmp_path_factory.mktemp("coco")
-    (folder / "images").mkdir()
-    images, annotations = [], []
-    for i, (square, disc) in enumerate(LAYOUTS):
-        image, targets = square_and_disc(square=square, disc=disc)
-        write_image(folder / "images" / f"{i}.png", image)
-        images.append({"id": 10 + i, "file_name": f"{i}.png", "height": 32, "width": 32})
-        for box, label, mask in zip(targets["boxes"], targets["labels"], targets["instance_masks"]):
-            x1, y1, x2, y2 = box.tolist()
-            annotations.append({"id": len(annotations) + 1, "image_id": 10 + i, "category_id": 7 * int(label),
-                                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": float(mask.sum()), "iscrowd": 0,
-                                "segmentation": coco_mask.encode(mask)})
-    path = folder / "instances.json"
-    path.write_text(json.dumps({"images": images, "annotations": annotations,
-                                "categories": [{"id": 7, "name": "square"}, {"id": 14, "name": "disc"}]}))
+    path = write_coco(folder, [square_and_disc(square=square, disc=disc) for square, disc in LAYOUTS])
     samples, coco = load_coco_instances(path, folder / "images")
     return samples, coco, str(path)
 
