@@ -37,7 +37,7 @@ from tinygrad_cv.optim import AdamW
 from tinygrad_cv.train import GradientClip, Learner
 from lesson_utils import parse_args, pyplot, save_lesson_figure
 
-args = parse_args("Lesson 16: feature pyramids", "16_feature_pyramids", data="shapes", full_minutes=5)
+args = parse_args("Lesson 16: feature pyramids", "16_feature_pyramids", data="shapes", full_minutes=16)
 tg.manual_seed(0)
 plt = pyplot()
 
@@ -45,7 +45,7 @@ if args.quick:
     size, object_sizes, n_train, n_valid, batch, epochs = 64, (4, 50), 8, 4, 4, 1
     data_dir = os.path.join(args.out, "data")
 else:
-    size, object_sizes, n_train, n_valid, batch, epochs = 128, (8, 100), 480, 100, 8, 5
+    size, object_sizes, n_train, n_valid, batch, epochs = 128, (8, 100), 480, 100, 8, 15
     data_dir = args.data
 
 # %% [markdown]
@@ -218,20 +218,42 @@ save_lesson_figure(fig, args.out, "small_objects.png")
 # %% [markdown]
 # ## 6. What the run shows
 #
-# The full run (480 training images, 5 epochs of 60 steps for each model, one thread, 2026-12-03)
+# The full run (480 training images, 15 epochs of 60 steps for each model, one thread, 2026-12-03)
 # gave, on the 100 validation images (258 objects: 73% small, 27% medium, none large):
 #
 #     mask AP        AP     AP50   AP_small  AP_medium   s/epoch
-#     single level   0.266  0.401  0.267     0.376        21
-#     FPN            0.298  0.419  0.282     0.389        27
+#     single level   0.628  0.846  0.567     0.796        27
+#     FPN            0.714  0.893  0.699     0.763        34
 #
-# The FPN model's masks are ahead overall (+0.032 AP) and on the small objects (+0.015 AP_small), for
-# 1.31 times the time per epoch. Its boxes are ahead overall (box AP 0.290 against 0.278) but not on the
-# small objects (box AP_small 0.269 against 0.283): at this budget the pyramid's gain on small objects
-# is small, and the mask and box scores disagree on its sign. Both models are far from trained: 300
-# steps from random weights give a mask AP50 of 0.40 to 0.42, where lesson 11's pretrained,
-# longer-trained model reaches 0.98 on its data (shapes about 23 to 51 pixels wide). The FPN model has
-# twice the parameters to train from scratch. With the level rule used here, 223 of the 258 validation
-# objects pool from P2 and 35 from P3: for these objects the FPN model differs from the single-level
-# one in P2's stride of 4 (with the coarser levels' features added in), its 8-pixel anchors every 4
-# pixels and its per-level proposals; this run does not tell which of these matters most.
+# The pyramid's gain is on the small objects: +0.132 mask AP_small (0.699 against 0.567) and +0.072
+# box AP_small (0.683 against 0.611), for 1.26 times the time per epoch. Overall the FPN model leads by
+# 0.086 mask AP and 0.047 AP50. On the medium objects the single level is ahead (0.796 against 0.763):
+# its stride-8 map, with all five anchor sizes on every cell, serves objects of 32 to 96 pixels well.
+# With the level rule used here, 223 of the 258 validation objects pool from P2 and 35 from P3: for
+# these objects the FPN model differs from the single-level one in P2's stride of 4 (with the coarser
+# levels' features added in), its 8-pixel anchors every 4 pixels and its per-level proposals; this run
+# does not tell which of these matters most.
+#
+# The budget matters. A run of the same lesson with 5 epochs per model (the same day) left both far
+# from trained (mask AP50 0.401 and 0.419) and the pyramid only 0.015 ahead on small objects (AP_small
+# 0.267 against 0.282); three times the steps took its lead there to 0.132. The FPN model also has
+# twice the parameters to learn from random weights (1.38 million against 0.67).
+#
+# ## What to look at
+#
+# - `object_sizes.png`: most validation objects are small (below COCO's 32 x 32 pixels of area), none
+#   large.
+# - `losses.png`: each model's five loss terms per step; the objectness loss falls first, in both.
+# - `ap_by_size.png`: the two models' mask AP overall and by size, side by side.
+# - `pyramid.png`: P2, at stride 4, still traces the shapes' outlines; each coarser level halves the
+#   resolution, down to P6's 2 x 2 cells. The boxes' colours say which level each object is pooled from.
+# - `small_objects.png`: both models' detections (yellow) against the objects (dotted) on the images with
+#   the most small objects.
+#
+# ## Exercises (change one line)
+#
+# 1. Set `epochs` to 5 in the full-run line near the top: compare AP_small with this run's (the section
+#    above quotes one such run).
+# 2. In the FPN config, set `rpn_pre_nms_top_n=50`: fewer candidates per level; does AP_small drop?
+# 3. Call `fpn.pooling_levels` on boxes of side 16, 32, 64 and 128: at which side does a box move from
+#    P2 to P3, and how does that follow from the level rule in the introduction?
