@@ -402,7 +402,7 @@ def _scores(*shape):
      r"cross_entropy: weight must be a Tensor of shape \(3,\), one per class, got \(2,\)"),
     (lambda: F.cross_entropy(_scores(4, 3), tg.Tensor(np.zeros(4, dtype=np.int64)), reduction="avg"), ValueError,
      r"cross_entropy: reduction must be one of \('mean', 'sum', 'none'\), got 'avg'"),
-    (lambda: F.binary_cross_entropy(tg.Tensor(np.array([0.5, 1.5])), tg.zeros(2)), ValueError,
+    (lambda: F.binary_cross_entropy(tg.Tensor(np.array([0.5, 1.5], dtype=np.float32)), tg.zeros(2)), ValueError,
      r"binary_cross_entropy: input must hold probabilities in \[0, 1\], but its values span \[0.5, 1.5\]"),
     (lambda: F.binary_cross_entropy_with_logits(_scores(4, 3), tg.zeros(4)), ValueError,
      r"binary_cross_entropy_with_logits: target shape \(4,\) must equal input shape \(4, 3\)"),
@@ -459,3 +459,43 @@ def test_regression_loss_dtypes_match_torch():
             theirs = getattr(torch.nn.functional, name)(torch.tensor(x.astype(xd)), torch.tensor(t.astype(td)))
             assert str(ours.dtype) == str(theirs.dtype).replace("torch.", ""), (name, xd, td)
             np.testing.assert_allclose(ours.item(), theirs.item(), rtol=1e-6)
+
+
+def test_bce_with_logits_computes_in_the_targets_float_dtype_and_bce_refuses_a_mix():
+    """PyTorch's rules: binary_cross_entropy_with_logits takes the target's dtype when both are floating
+    (whichever is wider); the input's gradient keeps the input's dtype; binary_cross_entropy refuses
+    floating dtypes that differ."""
+    rng = np.random.default_rng(2)
+    logits, target = rng.standard_normal((4, 3)), rng.random((4, 3))
+    for x_dtype, t_dtype in ((np.float32, np.float64), (np.float64, np.float32), (np.float16, np.float32)):
+        x = tg.Tensor(logits.astype(x_dtype), requires_grad=True)
+        t = tg.Tensor(target.astype(t_dtype))
+        loss = F.binary_cross_entropy_with_logits(x, t)
+        loss.backward()
+        assert loss.dtype == t_dtype and x.grad.dtype == x_dtype
+        x_t = logits.astype(x_dtype).astype(t_dtype).astype(np.float64)     # the input as the target's dtype
+        t_64 = target.astype(t_dtype).astype(np.float64)
+        expected = np.mean(np.logaddexp(0, x_t) - x_t * t_64)
+        np.testing.assert_allclose(loss.item(), expected, rtol=1e-5 if t_dtype == np.float32 else 1e-12)
+    probabilities = tg.Tensor(rng.random((4, 3)).astype(np.float32))
+    with pytest.raises(TypeError, match=r"binary_cross_entropy: target dtype float64 must equal the input's "
+                                        r"dtype float32"):
+        F.binary_cross_entropy(probabilities, tg.Tensor(target))
+
+
+def test_bce_dtypes_match_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    x, t = rng.standard_normal((4, 3)), rng.random((4, 3))
+    for xd, td in ((np.float32, np.float64), (np.float64, np.float32), (np.float16, np.float32)):
+        ours = F.binary_cross_entropy_with_logits(tg.tensor(x.astype(xd)), tg.tensor(t.astype(td)))
+        theirs = torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor(x.astype(xd)),
+                                                                      torch.tensor(t.astype(td)))
+        assert str(ours.dtype) == str(theirs.dtype).replace("torch.", ""), (xd, td)
+        # PyTorch evaluates log-sigmoid in the input's dtype: float16 logits give float16 accuracy there
+        np.testing.assert_allclose(ours.item(), theirs.item(), rtol=1e-3 if xd == np.float16 else 1e-6)
+        p = 1 / (1 + np.exp(-x))
+        with pytest.raises(RuntimeError):
+            torch.nn.functional.binary_cross_entropy(torch.tensor(p.astype(xd)), torch.tensor(t.astype(td)))
+        with pytest.raises(TypeError):
+            F.binary_cross_entropy(tg.tensor(p.astype(xd)), tg.tensor(t.astype(td)))

@@ -110,9 +110,15 @@ class BinaryCrossEntropyWithLogits(Function):
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
                                      reduction: str = "mean", pos_weight: Tensor | None = None) -> Tensor:
     """Sigmoid + binary cross entropy in the stable form, as PyTorch's: weight scales each element,
-    pos_weight (broadcast over the last dim, e.g. one per class) scales the positive term."""
+    pos_weight (broadcast over the last dim, e.g. one per class) scales the positive term.
+    With floating input and target of different dtypes the loss is computed in the *target's* dtype, as
+    PyTorch's (float32 logits, float64 target: float64; float64 logits, float32 target: float32); the
+    input's gradient keeps the input's dtype. An integer or bool target takes the input's dtype (PyTorch
+    refuses one)."""
     fn = "binary_cross_entropy_with_logits"
     _check_reduction(fn, reduction)
+    if isinstance(target, Tensor) and target.dtype.kind == "f" and target.dtype != input.dtype:
+        input = shape.cast(input, target.dtype)
     target = _same_shape_target(fn, input, target)
     weight = _broadcast_weight(fn, "weight", weight, input, input.shape)
     pos_weight = _broadcast_weight(fn, "pos_weight", pos_weight, input, input.shape)
@@ -141,9 +147,14 @@ class BinaryCrossEntropy(Function):
 
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                          reduction: str = "mean") -> Tensor:
-    """Binary cross entropy of probabilities ``input`` in [0, 1], as PyTorch's (logs clamped at -100)."""
+    """Binary cross entropy of probabilities ``input`` in [0, 1], as PyTorch's (logs clamped at -100).
+    A floating target must have the input's dtype (PyTorch refuses a mix too); an integer or bool target
+    takes the input's dtype (PyTorch refuses one)."""
     fn = "binary_cross_entropy"
     _check_reduction(fn, reduction)
+    if isinstance(target, Tensor) and target.dtype.kind == "f" and target.dtype != input.dtype:
+        raise TypeError(f"{fn}: target dtype {target.dtype} must equal the input's dtype {input.dtype}, as in "
+                        f"PyTorch; cast one of them (e.g. target.to({input.dtype}))")
     target = _same_shape_target(fn, input, target)
     weight = _broadcast_weight(fn, "weight", weight, input, input.shape)
     if input.numel():  # on a device: raised at the next read back
