@@ -1,5 +1,5 @@
-"""DataLoader(pin_memory=True): batches copied into page-locked host memory (cupyx.empty_pinned) when
-CuPy has a GPU, and left alone without one. The GPU is faked: a stand-in ``cupyx`` module records
+"""DataLoader(pin_memory=True): batches copied into page-locked host memory (backend.pinned_copy, from
+cupyx.empty_pinned) when CuPy has a GPU, and left alone without one. The GPU is faked: a stand-in ``cupyx`` module records
 every buffer it hands out, and ``backend.cuda_available`` is made to say True."""
 import sys
 import types
@@ -94,10 +94,10 @@ def test_worker_batches_are_pinned_in_the_main_process(fake_gpu):
     assert all(fake_gpu.is_pinned(part.data) for batch in batches for part in batch)
 
 
-def test_containers_keep_their_types():
-    cupyx = FakeCupyx()
+def test_containers_keep_their_types(fake_gpu):
+    cupyx = fake_gpu
     batch = {"pair": Pair(np.arange(3), [np.ones(2), "tag"]), "n": 7, "t": (np.zeros(1, dtype=np.int8),)}
-    out = pin_batch(batch, cupyx)
+    out = pin_batch(batch, backend.pinned_copy)
     assert isinstance(out["pair"], Pair) and isinstance(out["pair"].label, list) and isinstance(out["t"], tuple)
     assert out["n"] == 7 and out["pair"].label[1] == "tag"
     assert cupyx.is_pinned(out["pair"].image) and cupyx.is_pinned(out["pair"].label[0])

@@ -109,6 +109,15 @@ def move(x, device):
     return np.asarray(x) if source == "cpu" else as_host(x)
 
 
+def pinned_copy(x):
+    """A copy of the host NumPy array ``x`` in page-locked (pinned) host memory, from which a GPU copies
+    asynchronously (``cupyx.empty_pinned``; PyTorch's ``pin_memory``). Needs CuPy."""
+    import cupyx
+    pinned = cupyx.empty_pinned(x.shape, dtype=x.dtype)
+    pinned[...] = x
+    return pinned
+
+
 def add_at(xp, target, index, values):
     """target[index] += values, with repeated indices accumulating (NumPy's ``add.at``)."""
     if xp is np or xp is emu_xp:

@@ -312,8 +312,7 @@ class DataLoader:
         """The batch as the loader hands it out: pinned with ``pin_memory`` when there is a GPU."""
         if not (self.pin_memory and backend.cuda_available()):
             return batch
-        import cupyx
-        return pin_batch(batch, cupyx)
+        return pin_batch(batch, backend.pinned_copy)
 
     def _workers(self):
         """The worker pool of this epoch: the persistent one if it is alive, else a new one."""
@@ -360,22 +359,23 @@ class DataLoader:
                 f"num_workers={self.num_workers}, seed={self.seed})")
 
 
-def pin_batch(batch: Any, cupyx: Any) -> Any:
-    """``batch`` with every host NumPy array in it (CPU Tensors' arrays included) copied into page-locked
-    (pinned) host memory from ``cupyx.empty_pinned``, as PyTorch's ``pin_memory``; dicts, lists, tuples
-    and namedtuples are rebuilt around the copies, anything else (strings, numbers) is kept as it is."""
+def pin_batch(batch: Any, pinned_copy: Callable[[np.ndarray], np.ndarray]) -> Any:
+    """``batch`` with every host NumPy array in it (CPU Tensors' arrays included) replaced by
+    ``pinned_copy(array)``, its copy in page-locked host memory (``backend.pinned_copy``), as PyTorch's
+    ``pin_memory``; dicts, lists, tuples and namedtuples are rebuilt around the copies, anything else
+    (strings, numbers) is kept as it is."""
     if isinstance(batch, np.ndarray):
-        pinned = cupyx.empty_pinned(batch.shape, dtype=batch.dtype)
-        pinned[...] = batch
-        return pinned
+        return pinned_copy(batch)
     if isinstance(batch, Tensor):
-        return Tensor.wrap(pin_batch(batch.data, cupyx), batch.device) if isinstance(batch.data, np.ndarray) else batch
+        if not isinstance(batch.data, np.ndarray):
+            return batch
+        return Tensor.wrap(pinned_copy(batch.data), batch.device)
     if isinstance(batch, Mapping):
-        return {key: pin_batch(value, cupyx) for key, value in batch.items()}
+        return {key: pin_batch(value, pinned_copy) for key, value in batch.items()}
     if isinstance(batch, tuple) and hasattr(batch, "_fields"):
-        return type(batch)(*(pin_batch(value, cupyx) for value in batch))
+        return type(batch)(*(pin_batch(value, pinned_copy) for value in batch))
     if isinstance(batch, (list, tuple)):
-        return type(batch)(pin_batch(value, cupyx) for value in batch)
+        return type(batch)(pin_batch(value, pinned_copy) for value in batch)
     return batch
 
 
