@@ -1,6 +1,6 @@
 """DataLoader(pin_memory=True): batches copied into page-locked host memory (backend.pinned_copy, from
-cupyx.empty_pinned) when CuPy has a GPU, and left alone without one. The GPU is faked: a stand-in ``cupyx`` module records
-every buffer it hands out, and ``backend.cuda_available`` is made to say True."""
+cupyx.empty_pinned) when CuPy has a GPU, and left alone without one. The GPU is faked: a stand-in
+``cupyx`` module records every buffer it hands out, and ``backend.cuda_available`` is made to say True."""
 import sys
 import types
 from collections import namedtuple
