@@ -43,7 +43,7 @@ def assert_within_limits(usage, name, arch, compiler):
 
 
 def test_every_kernel_file_is_checked():
-    assert {"activation", "batchnorm", "im2col", "loss", "nonfinite", "pool", "roi_align"} <= set(FILES)
+    assert {"activation", "batchnorm", "im2col", "loss", "nms", "nonfinite", "pool", "roi_align"} <= set(FILES)
 
 
 @needs_cupy

@@ -408,6 +408,49 @@ def test_has_nonfinite(size, dtype, device, block, rng):
             assert launch.has_nonfinite(arrays, block=block) == (not np.isfinite(broken).all())
 
 
+# =========================================================================================== NMS
+def nms_rows_reference(boxes, groups, valid, threshold):
+    """Box by box in row order: kept unless a kept earlier box of its group overlaps it by IoU > threshold."""
+    keep = np.zeros(valid.shape, dtype=np.int32)
+    for b in range(len(boxes)):
+        kept = []
+        for i in range(boxes.shape[1]):
+            a = boxes[b, i].astype(np.float64)
+            def iou(j):
+                o = boxes[b, j].astype(np.float64)
+                w = max(0.0, min(a[2], o[2]) - max(a[0], o[0]))
+                h = max(0.0, min(a[3], o[3]) - max(a[1], o[1]))
+                union = (a[2] - a[0]) * (a[3] - a[1]) + (o[2] - o[0]) * (o[3] - o[1]) - w * h
+                return w * h / union if union > 0 else 0.0
+            if valid[b, i] and not any(groups[b, j] == groups[b, i] and iou(j) > threshold for j in kept):
+                kept.append(i)
+        keep[b, kept] = 1
+    return keep
+
+
+def check_nms_rows(device, dtype=np.float64, block=launch.DEFAULT_BLOCK, m=70):
+    rng = np.random.default_rng(5)
+    corners = rng.integers(0, 24, (3, m, 2)).astype(np.float64)
+    boxes = np.concatenate([corners, corners + rng.integers(1, 12, (3, m, 2))], axis=2).astype(dtype)
+    groups, valid = rng.integers(0, 2, (3, m)).astype(np.int32), rng.random((3, m)) < 0.9
+    for threshold in (0.3, 0.7):
+        keep = launch.nms_rows(on(boxes, device), on(groups, device), on(valid, device), threshold, block=block)
+        np.testing.assert_array_equal(backend.as_host(keep), nms_rows_reference(boxes, groups, valid, threshold))
+
+
+@pytest.mark.parametrize("device", KERNEL_DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nms_rows(dtype, device, block):
+    check_nms_rows(device, dtype, block, m=70 if block != 32 else 300)   # 300 boxes: more than a block holds
+
+
+def test_nms_rows_takes_empty_rows_and_refuses_mismatched_shapes():
+    empty = launch.nms_rows(np.zeros((2, 0, 4)), np.zeros((2, 0), np.int32), np.zeros((2, 0), bool), 0.5)
+    assert empty.shape == (2, 0) and empty.dtype == np.int32
+    with pytest.raises(ValueError, match=r"nms_rows: boxes must be \(B, M, 4\) with groups and valid \(B, M\)"):
+        launch.nms_rows(np.zeros((2, 5, 4)), np.zeros((2, 4), np.int32), np.ones((2, 5), bool), 0.5)
+
+
 # =========================================================================================== batch-norm stats
 @pytest.mark.parametrize("device", KERNEL_DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -465,11 +508,13 @@ SEEDED_BUGS = [
     # a plain add where several threads add to one pixel: the emulator's race check
     ("roi_align", "atomicAdd(plane + row_lo + sx.lo, share_lo * (1 - sx.frac));",
      "plane[row_lo + sx.lo] += share_lo * (1 - sx.frac);", check_roi_align_backward, RuntimeError),
+    # no barrier between NMS steps: a thread decides box i before the others have struck it out
+    ("nms", "        __syncthreads();\n", "", check_nms_rows, AssertionError),
 ]
 
 
 @pytest.mark.parametrize("file, original, bug, check, failure", SEEDED_BUGS,
-                         ids=["off-by-one", "wrong-stride", "missing-atomic"])
+                         ids=["off-by-one", "wrong-stride", "missing-atomic", "nms-without-barrier"])
 def test_seeded_bug_is_caught(file, original, bug, check, failure, monkeypatch):
     source = nvrtc.read_kernel(file)
     assert source.count(original) == 1, f"the seeded bug no longer matches {file}.cu; update SEEDED_BUGS"

@@ -333,3 +333,23 @@ def batch_norm_statistics(x, block=DEFAULT_BLOCK):
     mean_shifted = sums / count
     var = xp.maximum(sumsq / count - mean_shifted * mean_shifted, 0)
     return shift + mean_shifted, var
+
+
+# ---------------------------------------------------------------------------------------- NMS
+def nms_rows(boxes, groups, valid, iou_threshold, block=DEFAULT_BLOCK):
+    """Greedy NMS of each row of boxes (B, M, 4), sorted by score, best first: keep (B, M) int32, 1 for a
+    valid box (``valid`` (B, M) bool) that no earlier kept box of its group (``groups`` (B, M) int)
+    overlaps with IoU > iou_threshold. One block per row, M barrier-separated steps."""
+    xp = array_module(boxes)
+    boxes = xp.ascontiguousarray(boxes)
+    if boxes.ndim != 3 or boxes.shape[2] != 4 or groups.shape != boxes.shape[:2] or valid.shape != boxes.shape[:2]:
+        raise ValueError(f"nms_rows: boxes must be (B, M, 4) with groups and valid (B, M), got {boxes.shape}, "
+                         f"{groups.shape} and {valid.shape}")
+    rows, m = boxes.shape[:2]
+    keep = valid.astype(np.int32)  # a new array: the kernel writes its verdicts there
+    if rows == 0 or m == 0:
+        return keep
+    _kernel("nms", "nms_rows", boxes, "nms_rows")(
+        (rows,), (block,), (boxes, xp.ascontiguousarray(groups, dtype=np.int32), keep)
+        + _ints(m, op="nms_rows") + (acc_dtype(boxes.dtype).type(iou_threshold),))
+    return keep
