@@ -22,7 +22,9 @@ import numpy as np
 import tinygrad_cv as tg
 import tinygrad_cv.functional as F
 from tinygrad_cv import optim
+from tinygrad_cv import backend
 from tinygrad_cv.backend import launch
+from tinygrad_cv.ops.boxes import padded_nms
 
 H100 = {"name": "H100 SXM", "bandwidth": 3.35e12, "fp32_flops": 67e12, "fp16_tensor_flops": 990e12}
 
@@ -37,6 +39,7 @@ def shapes(quick):
         "bce": dict(x=(512 // d, 1000)),
         "roi": dict(x=(2, 256 // d, 50, 68), boxes=512 // d, out=7, ratio=2, scale=1 / 16),
         "nonfinite": dict(n=11_000_000 // d),
+        "nms": dict(rows=2, m=1200 // d),   # an FPN image's proposals before NMS: 4 levels of 300
     }
 
 
@@ -116,6 +119,18 @@ def nonfinite_ms(s, device, dtype):
     return best_ms(lambda: launch.has_nonfinite([a]), device)
 
 
+def nms_ms(s, device, dtype):
+    """Proposal NMS (``padded_nms``, 100 kept per row) over random boxes of one level: per row on the
+    'cpu', one kernel launch on 'cuda'."""
+    rng = np.random.default_rng(3)
+    rows, m = s["nms"]["rows"], s["nms"]["m"]
+    corners = rng.uniform(0, 100, (rows, m, 2))
+    boxes = np.concatenate([corners, corners + rng.uniform(5, 40, (rows, m, 2))], axis=2)
+    args = [backend.move(a, device) for a in (boxes.astype(dtype), rng.standard_normal((rows, m)),
+                                              np.ones((rows, m), bool), np.zeros((rows, m), np.int32))]
+    return best_ms(lambda: padded_nms(*args, 0.7, 100), device)
+
+
 def op_table(s, devices, dtype):
     rows = []
     for name, shape, fn, arrays in op_cases(s):
@@ -123,6 +138,9 @@ def op_table(s, devices, dtype):
         rows.append(_op_row(name, shape, dtype, times))
     times = {d: nonfinite_ms(s, d, dtype) for d in devices}
     rows.append(_op_row("non-finite check (forward only)", f"({s['nonfinite']['n']},)", dtype, times))
+    times = {d: nms_ms(s, d, dtype) for d in devices}
+    rows.append(_op_row("padded NMS, IoU 0.7 (forward only)", f"{s['nms']['rows']} x {s['nms']['m']} boxes",
+                        dtype, times))
     return rows
 
 
@@ -197,6 +215,7 @@ def kernels(s, dtype):
     roi_out, samples = roi["boxes"] * rc * roi["out"] ** 2, roi["ratio"] ** 2
     acc = 8 if dtype == np.float64 else 4
     nf = s["nonfinite"]["n"]
+    rows, boxes = s["nms"]["rows"], s["nms"]["m"]
     gemm_peak = "fp16_tensor_flops" if dtype == np.float16 else "fp32_flops"
     return [
         Kernel("im2col", f"{conv['x']}, 3x3", name, 0, e * (x + cols)),
@@ -215,6 +234,9 @@ def kernels(s, dtype):
         Kernel("roi_align_backward", f"{roi['x']}, {roi['boxes']} boxes 7x7", name, 10 * samples * roi_out,
                e * roi_out + acc * rn * rc * rh * rw, note=f"{4 * samples * roi_out / 1e6:.0f}M atomic adds"),
         Kernel("nonfinite_check", f"({nf},)", name, nf, e * nf),
+        Kernel("nms_rows", f"{rows} x {boxes} boxes", name, rows * 12 * boxes * (boxes - 1) / 2,
+               rows * boxes * (4 * e + 8),
+               note=f"at most, every box kept; {boxes} barrier-separated steps, so latency bounds it"),
     ]
 
 

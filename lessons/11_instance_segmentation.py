@@ -372,7 +372,7 @@ plt.close(fig)
 # duplicates, the boxes the second stage looks at.
 
 # %%
-from tinygrad_cv.models.mask_rcnn.rpn import propose  # noqa: E402
+from tinygrad_cv.models.mask_rcnn.rpn import compact_proposals, propose  # noqa: E402
 
 sample = valid_samples[0]
 images_in = prepare_images([sample["image"]], config)
@@ -381,7 +381,7 @@ model.eval()
 with tg.no_grad():
     features = model.features(images_in)
     objectness, anchor_deltas = model.rpn(features)
-    top_proposals = propose(model.anchors, objectness.numpy(), anchor_deltas.numpy(), config, 10)
+    top_proposals = compact_proposals(*propose(model.anchors, objectness.numpy(), anchor_deltas.numpy(), config, 10))
 model.train(was_training)
 centres = (model.anchors[:, :2] + model.anchors[:, 2:]) / 2
 nearest = np.abs(centres - size / 2).sum(1)

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 import tinygrad_cv as tg
+from conftest import DEVICES
+from tinygrad_cv import backend
 from tinygrad_cv.ops import boxes as B
 
 
@@ -106,6 +108,28 @@ def test_batched_nms_is_nms_per_category():
 def test_batched_nms_with_negative_coordinates_keeps_categories_apart():
     boxes = np.array([[-50.0, -50, -10, -10], [-50.0, -50, -10, -10]])
     assert sorted(B.batched_nms(boxes, np.array([0.9, 0.8]), np.array([0, 1]), 0.5).tolist()) == [0, 1]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_padded_nms_keeps_the_first_boxes_of_nms_per_group_in_each_row(device):
+    rng = np.random.default_rng(6)
+    boxes = np.stack([_random_boxes(rng, 50) for _ in range(3)])
+    scores = rng.random((3, 50)).round(1)                             # ties included
+    groups, valid = rng.integers(0, 3, (3, 50)), rng.random((3, 50)) < 0.8
+    valid[2] = False                                                   # a row without any box
+    for n in (1, 7, 50):
+        indices, kept = B.padded_nms(*(backend.move(a, device) for a in (boxes, scores, valid, groups)), 0.4, n)
+        indices, kept = backend.as_host(indices), backend.as_host(kept)
+        assert indices.shape == kept.shape == (3, n)
+        for b in range(3):
+            expected = []
+            for g in range(3):
+                members = np.flatnonzero(valid[b] & (groups[b] == g))
+                expected += members[_nms_loop(boxes[b, members], scores[b, members], 0.4)].tolist()
+            expected = sorted(expected, key=lambda i: (-scores[b, i], i))[:n]
+            assert indices[b, kept[b]].tolist() == expected
+            assert kept[b, :len(expected)].all() and not kept[b, len(expected):].any()
+            assert (indices[b, ~kept[b]] == 0).all()
 
 
 # --------------------------------------------------------------------------- box coder

@@ -10,7 +10,8 @@ import tinygrad_cv as tg
 from conftest import DEVICES
 from tinygrad_cv.models.mask_rcnn import MaskRCNN, MaskRCNNConfig, prepare_images
 from tinygrad_cv.models.mask_rcnn.fpn import FeaturePyramidNetwork, LastLevelMaxPool
-from tinygrad_cv.models.mask_rcnn.rpn import first_kept, level_anchors, propose, pyramid_anchors
+from tinygrad_cv.models.mask_rcnn.rpn import compact_proposals, level_anchors, propose, pyramid_anchors
+from tinygrad_cv.ops.boxes import first_kept
 from tinygrad_cv.ops.boxes import batched_nms
 
 FPN_SMALL = dict(num_classes=3, image_size=32, fpn=True, fpn_channels=8, backbone_widths=(8, 8, 8),
@@ -144,10 +145,11 @@ def test_propose_keeps_the_top_n_of_each_level_and_never_suppresses_across_level
     # level 0: three anchors, the same box twice (NMS keeps one) and another; level 1: the same box again
     anchors = np.array([box, box, [0, 0, 30, 30], box, [10, 10, 12, 12]])
     logits = np.array([[5.0, 4.0, -9.0, 1.0, 0.5]])      # level 0's top 2 are anchors 0 and 1, level 1's both
-    proposals = propose(anchors, logits, np.zeros((1, 5, 4)), config, 10, level_sizes=[3, 2])
+    proposals = compact_proposals(*propose(anchors, logits, np.zeros((1, 5, 4)), config, 10, level_sizes=[3, 2]))
     np.testing.assert_array_equal(proposals, [[0] + box, [0] + box, [0, 10, 10, 12, 12]])
-    assert propose(anchors, logits, np.zeros((1, 5, 4)), config, 2, level_sizes=[3, 2]).shape == (2, 5)
-    merged = propose(anchors, logits, np.zeros((1, 5, 4)), config, 10)   # one level: the top 2 overall, one box
+    boxes, valid = propose(anchors, logits, np.zeros((1, 5, 4)), config, 2, level_sizes=[3, 2])
+    assert boxes.shape == (1, 2, 4) and valid.all()
+    merged = compact_proposals(*propose(anchors, logits, np.zeros((1, 5, 4)), config, 10))   # one level: one box
     np.testing.assert_array_equal(merged, [[0] + box])
 
 
@@ -171,7 +173,7 @@ def test_propose_per_image_and_level_on_random_outputs():
     anchors, sizes = np.concatenate(per_level), [len(a) for a in per_level]
     rng = np.random.default_rng(3)
     logits, deltas = rng.standard_normal((2, len(anchors))), rng.standard_normal((2, len(anchors), 4)) * 0.1
-    proposals = propose(anchors, logits, deltas, config, 25, sizes)
+    proposals = compact_proposals(*propose(anchors, logits, deltas, config, 25, sizes))
     for i in range(2):
         boxes = proposals[proposals[:, 0] == i, 1:]
         assert 0 < len(boxes) <= 25 and boxes.min() >= 0 and boxes.max() <= 32

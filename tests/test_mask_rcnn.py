@@ -20,7 +20,7 @@ from tinygrad_cv.models.mask_rcnn.inference import select_detections
 from tinygrad_cv.models.mask_rcnn.losses import box_head_losses, mask_loss, rpn_losses
 from tinygrad_cv.models.mask_rcnn.rpn import RPNHead, make_anchors, propose
 from tinygrad_cv.models.mask_rcnn.targets import (anchor_targets, collate_ground_truth, mask_targets,
-                                                  rank_within_groups, roi_targets, sample_balanced)
+                                                  rank_within_classes, roi_targets, sample_balanced)
 from tinygrad_cv.models.mask_rcnn import load_coco_instances, score_detections
 from tinygrad_cv.ops.boxes import box_iou, clip_boxes, decode_boxes, encode_boxes
 
@@ -92,36 +92,36 @@ def test_rpn_head_outputs_match_the_anchor_order():
 
 
 # --------------------------------------------------------------------------- sampling helpers
-@given(st.lists(st.tuples(st.integers(0, 3), st.floats(-5, 5)), min_size=1, max_size=40))
-def test_rank_within_groups_counts_smaller_keys_of_the_same_group(items):
-    groups = np.array([g for g, _ in items])
-    keys = np.array([k for _, k in items])
-    rank = rank_within_groups(groups, keys)
-    for i in range(len(items)):
-        same = groups == groups[i]
-        before = same & ((keys < keys[i]) | ((keys == keys[i]) & (np.arange(len(items)) < i)))
-        assert rank[i] == before.sum()
+@given(st.lists(st.lists(st.tuples(st.integers(0, 3), st.floats(-5, 5)), min_size=6, max_size=6),
+                min_size=1, max_size=5))
+def test_rank_within_classes_counts_smaller_keys_of_the_same_class_in_the_row(rows):
+    classes = np.array([[c for c, _ in row] for row in rows])
+    keys = np.array([[k for _, k in row] for row in rows])
+    rank = rank_within_classes(classes, keys, 4)
+    for b in range(len(rows)):
+        for i in range(6):
+            same = classes[b] == classes[b, i]
+            before = same & ((keys[b] < keys[b, i]) | ((keys[b] == keys[b, i]) & (np.arange(6) < i)))
+            assert rank[b, i] == before.sum()
 
 
-@given(st.lists(st.tuples(st.integers(0, 2), st.integers(-1, 1)), min_size=1, max_size=60),
+@given(st.lists(st.lists(st.integers(-1, 1), min_size=20, max_size=20), min_size=1, max_size=3),
        st.integers(1, 12), st.sampled_from([0.25, 0.5, 1.0]))
-def test_sample_balanced_caps_positives_and_fills_with_negatives(items, per_group, fraction):
-    groups = np.array([g for g, _ in items])
-    labels = np.array([label for _, label in items])
-    chosen = sample_balanced(labels, groups, 3, per_group, fraction, np.random.default_rng(0))
+def test_sample_balanced_caps_positives_and_fills_with_negatives(rows, per_row, fraction):
+    labels = np.array(rows)
+    chosen = sample_balanced(labels, per_row, fraction, np.random.default_rng(0).random(labels.shape))
     assert not chosen[labels == -1].any()
-    for g in range(3):
-        here = groups == g
-        n_pos, n_neg = (here & (labels == 1)).sum(), (here & (labels == 0)).sum()
-        pos = (chosen & here & (labels == 1)).sum()
-        assert pos == min(n_pos, int(per_group * fraction))
-        assert (chosen & here & (labels == 0)).sum() == min(n_neg, per_group - pos)
+    for b in range(len(rows)):
+        n_pos, n_neg = (labels[b] == 1).sum(), (labels[b] == 0).sum()
+        pos = (chosen[b] & (labels[b] == 1)).sum()
+        assert pos == min(n_pos, int(per_row * fraction))
+        assert (chosen[b] & (labels[b] == 0)).sum() == min(n_neg, per_row - pos)
 
 
 def test_sample_balanced_is_random_among_candidates():
-    labels = np.zeros(100, dtype=np.int64)
-    picks = [np.flatnonzero(sample_balanced(labels, np.zeros(100, dtype=np.int64), 1, 10, 0.5,
-                                            np.random.default_rng(seed))) for seed in range(3)]
+    labels = np.zeros((1, 100), dtype=np.int64)
+    picks = [np.flatnonzero(sample_balanced(labels, 10, 0.5, np.random.default_rng(seed).random((1, 100))))
+             for seed in range(3)]
     assert all(len(p) == 10 for p in picks)
     assert not np.array_equal(picks[0], picks[1])
 
@@ -176,23 +176,35 @@ def test_anchor_targets_sample_a_fixed_number_with_at_most_half_positive():
 
 
 # --------------------------------------------------------------------------- ROI targets
+def padded(rows_per_image):
+    """Proposals as ``propose`` gives them: boxes (N, P, 4) and valid (N, P), P the longest list."""
+    width = max(len(r) for r in rows_per_image)
+    boxes, valid = np.zeros((len(rows_per_image), width, 4)), np.zeros((len(rows_per_image), width), dtype=bool)
+    for i, rows in enumerate(rows_per_image):
+        boxes[i, :len(rows)], valid[i, :len(rows)] = rows, True
+    return boxes, valid
+
+
 def test_roi_targets_add_the_ground_truth_and_label_by_iou():
     config = small_config(rois_per_image=1000, roi_positive_fraction=1.0)
     _, targets = square_and_disc()
     gt = collate_ground_truth([targets, empty_targets()], 32, 3)
-    proposals = np.array([[0, 4, 6, 16, 19],      # IoU 0.92 with the square -> class 1
-                          [0, 4, 6, 10, 18],      # IoU 0.5 exactly -> positive
-                          [0, 20, 20, 30, 30],    # overlaps the disc a little -> background
-                          [1, 4, 6, 16, 18]])     # the square's box, but in the empty image -> background
-    rois = roi_targets(proposals, gt, 2, config, np.random.default_rng(0))
-    order = np.lexsort(rois.rois.T[::-1])
-    got = {tuple(r): (label, m)
-           for r, label, m in zip(rois.rois[order].tolist(), rois.labels[order], rois.matched[order])}
+    boxes, valid = padded([[[4, 6, 16, 19],      # IoU 0.92 with the square -> class 1
+                            [4, 6, 10, 18],      # IoU 0.5 exactly -> positive
+                            [20, 20, 30, 30]],   # overlaps the disc a little -> background
+                           [[4, 6, 16, 18]]])    # the square's box, but in the empty image -> background
+    rois = roi_targets(boxes, valid, gt, config, np.random.default_rng(0))
+    assert rois.per_image == 5 and rois.rois.shape == (10, 5)          # 3 proposals + 2 ground-truth slots
+    assert rois.valid.sum() == 6 and (rois.rois[~rois.valid, 1:] == [0, 0, 1, 1]).all()
+    got = {tuple(r): (label, m) for r, label, m in
+           zip(rois.rois[rois.valid].tolist(), rois.labels[rois.valid], rois.matched[rois.valid])}
     assert len(got) == 6                                    # 4 proposals + 2 ground-truth boxes
     assert got[(0, 4, 6, 16, 19)][0] == 1 and got[(0, 4, 6, 10, 18)][0] == 1
     assert got[(0, 20, 20, 30, 30)][0] == 0 and got[(1, 4, 6, 16, 18)][0] == 0
     assert got[(0, 16, 14, 28, 26)] == (2, 1)             # the disc's own box
     positive = rois.labels > 0
+    np.testing.assert_array_equal(positive, rois.positive)
+    assert positive.reshape(2, 5)[:, :rois.mask_slots].sum() == positive.sum()    # positives come first
     np.testing.assert_allclose(rois.box_targets[positive],
                                encode_boxes(rois.rois[positive, 1:], gt.boxes[rois.matched[positive]]))
     assert (rois.box_targets[~positive] == 0).all()
@@ -205,9 +217,27 @@ def test_roi_targets_keep_a_third_positive():
     rng = np.random.default_rng(0)
     near_objects = gt.boxes[np.arange(40) % 2] + rng.uniform(-1, 1, (40, 4))
     top_right_corner = np.array([20, 0, 28, 8]) + rng.uniform(0, 3, (40, 1))      # no object there
-    proposals = np.column_stack([np.zeros(80), np.concatenate([near_objects, top_right_corner])])
-    rois = roi_targets(proposals, gt, 1, config, rng)
-    assert len(rois.labels) == 9 and (rois.labels > 0).sum() == 3
+    boxes, valid = padded([np.concatenate([near_objects, top_right_corner])])
+    rois = roi_targets(boxes, valid, gt, config, rng)
+    assert len(rois.labels) == 9 and rois.valid.all() and (rois.labels > 0).sum() == 3
+    assert (rois.labels[:3] > 0).all() and rois.mask_slots == 3
+
+
+def test_roi_targets_are_the_same_on_a_device():
+    config = small_config(rois_per_image=8)
+    _, targets = square_and_disc()
+    batch = [targets, empty_targets(), targets]
+    gt = collate_ground_truth(batch, 32, 3)
+    rng = np.random.default_rng(3)
+    boxes = np.sort(rng.uniform(0, 32, (3, 12, 2, 2)), axis=2).transpose(0, 1, 3, 2).reshape(3, 12, 4)
+    valid = rng.random((3, 12)) < 0.7
+    on_cpu = roi_targets(boxes, valid, gt, config, np.random.default_rng(0))
+    with tg.backend.count_syncs() as syncs:
+        on_emu = roi_targets(tg.backend.move(boxes, "emu"), tg.backend.move(valid, "emu"),
+                             collate_ground_truth(batch, 32, 3, "emu"), config, np.random.default_rng(0))
+    assert syncs.count == 0
+    for field in ("rois", "labels", "box_targets", "matched", "valid", "positive"):
+        np.testing.assert_array_equal(tg.backend.as_host(getattr(on_emu, field)), getattr(on_cpu, field))
 
 
 def test_mask_targets_crop_and_resize_the_instance_mask():
@@ -215,6 +245,7 @@ def test_mask_targets_crop_and_resize_the_instance_mask():
     mask[0, 4:12, 4:12] = 1
     rois = np.array([[0, 0, 0, 16, 16], [0, 4, 4, 12, 12], [0, 4, 4, 20, 12]], dtype=np.float64)
     crops = mask_targets(mask, np.zeros(3, dtype=np.int64), rois, 4)
+    assert crops.dtype == np.float32 and crops.shape == (3, 4, 4)
     np.testing.assert_array_equal(crops[0], [[0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]])
     np.testing.assert_array_equal(crops[1], np.ones((4, 4)))
     np.testing.assert_array_equal(crops[2], [[1, 1, 0, 0]] * 4)   # the right half of the ROI is empty
@@ -227,10 +258,11 @@ def test_propose_keeps_top_boxes_per_image_without_overlap():
     rng = np.random.default_rng(0)
     logits = rng.standard_normal((2, len(anchors)))
     deltas = rng.standard_normal((2, len(anchors), 4)) * 0.1
-    proposals = propose(anchors, logits, deltas, config, 7)
+    proposals, valid = propose(anchors, logits, deltas, config, 7)
+    assert proposals.shape == (2, 7, 4) and valid.shape == (2, 7)
     for i in range(2):
-        boxes = proposals[proposals[:, 0] == i, 1:]
-        assert 0 < len(boxes) <= 7
+        boxes = proposals[i, valid[i]]
+        assert 0 < len(boxes) <= 7 and valid[i, :len(boxes)].all()         # the valid slots come first
         iou = box_iou(boxes, boxes)
         assert (iou[~np.eye(len(boxes), dtype=bool)] <= config.rpn_nms_threshold).all()
         assert boxes.min() >= 0 and boxes.max() <= 32
@@ -261,7 +293,7 @@ def test_heads_losses_and_detection_take_zero_rois():
     mask_head = MaskHead(3, 3, pool_size=3, channels=4, spatial_scale=0.5, sampling_ratio=2)
     class_logits, deltas = box_head(features, none)
     assert class_logits.shape == (0, 3) and deltas.shape == (0, 3, 4)
-    classification, box = box_head_losses(class_logits, deltas, no_labels, np.zeros((0, 4)), 1.0)
+    classification, box = box_head_losses(class_logits, deltas, no_labels, np.zeros((0, 4)), np.zeros(0, bool), 1.0)
     assert classification.item() == 0 and box.item() == 0
     assert mask_head(features, none).shape == (0, 3, 6, 6)
     found = select_detections(none, np.zeros((0, 3)), np.zeros((0, 3, 4)), small_config(), 0.05)
@@ -321,16 +353,17 @@ def test_losses_match_numpy_and_are_zero_without_positives():
     objectness, box = rpn_losses(logits, deltas, np.where(labels == 1, 0, labels), targets, beta=0.5)
     assert box.item() == 0 and np.isfinite(objectness.item())
 
-    class_logits = tg.tensor(rng.standard_normal((3, 3)))
-    head_deltas = tg.tensor(rng.standard_normal((3, 3, 4)))
-    roi_labels, roi_targets_ = np.array([2, 0, 1]), rng.standard_normal((3, 4))
-    classification, head_box = box_head_losses(class_logits, head_deltas, roi_labels, roi_targets_, beta=1.0)
+    class_logits = tg.tensor(rng.standard_normal((4, 3)))
+    head_deltas = tg.tensor(rng.standard_normal((4, 3, 4)))
+    roi_labels, roi_targets_ = np.array([2, 0, 1, 0]), rng.standard_normal((4, 4))
+    valid = np.array([True, True, True, False])                      # the last slot is empty: no loss
+    classification, head_box = box_head_losses(class_logits, head_deltas, roi_labels, roi_targets_, valid, beta=1.0)
     z = class_logits.numpy()
     log_softmax = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    assert classification.item() == pytest.approx(-log_softmax[[0, 1, 2], roi_labels].mean())
+    assert classification.item() == pytest.approx(-log_softmax[[0, 1, 2], roi_labels[:3]].mean())
     d = np.abs(head_deltas.numpy()[[0, 2], [2, 1]] - roi_targets_[[0, 2]])
     assert head_box.item() == pytest.approx(np.mean(np.where(d < 1, 0.5 * d * d, d - 0.5)))
-    _, head_box = box_head_losses(class_logits, head_deltas, np.zeros(3, dtype=np.int64), roi_targets_, 1.0)
+    _, head_box = box_head_losses(class_logits, head_deltas, np.zeros(4, dtype=np.int64), roi_targets_, valid, 1.0)
     assert head_box.item() == 0
 
 
@@ -341,6 +374,9 @@ def test_mask_loss_uses_only_the_true_class_channel():
     loss = mask_loss(tg.tensor(logits), np.array([2, 1]), targets).item()
     x = logits[[0, 1], [2, 1]]
     assert loss == pytest.approx(np.mean(np.maximum(x, 0) - x * targets + np.log1p(np.exp(-np.abs(x)))))
+    background = np.concatenate([logits, rng.standard_normal((1, 3, 4, 4))])     # a slot of label 0: no loss
+    assert mask_loss(tg.tensor(background), np.array([2, 1, 0]), np.concatenate([targets, targets[:1]])).item() \
+        == pytest.approx(loss)
     other = logits.copy()
     other[0, 1], other[1, 2] = 50.0, -50.0                  # the other channels do not matter
     assert mask_loss(tg.tensor(other), np.array([2, 1]), targets).item() == pytest.approx(loss)
@@ -376,7 +412,7 @@ def test_gradcheck_box_head_with_its_losses():
     labels, box_targets = np.array([1, 0, 2]), np.random.default_rng(4).standard_normal((3, 4))
 
     def loss(features, *_):
-        classification, box = box_head_losses(*head(features, ROIS), labels, box_targets, beta=0.5)
+        classification, box = box_head_losses(*head(features, ROIS), labels, box_targets, np.ones(3, bool), beta=0.5)
         return classification + box * 2.0
     assert tg.gradcheck(loss, [_features(), *head.parameters()])
 

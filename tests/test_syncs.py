@@ -137,17 +137,50 @@ def test_clip_grad_norm_stays_on_the_device():
         np.testing.assert_allclose(p.grad.numpy(), g * 5.0 / (norm + 1e-6), rtol=1e-6)
 
 
-def test_roi_align_reads_its_boxes_back_once():
+def test_roi_align_reads_nothing_back_and_reports_bad_boxes_at_the_next_read():
     x = tg.randn(2, 3, 8, 8, device="emu", requires_grad=True)
     boxes = tg.tensor([[0, 1.0, 1.0, 5.0, 6.0], [1, 0.0, 2.0, 7.0, 7.5]], device="emu")
+    levels = [tg.randn(2, 3, 16, 16, device="emu", requires_grad=True), x]
     with backend.count_syncs() as syncs:
         out = F.roi_align(x, boxes, 2, sampling_ratio=2)
         out.backward(tg.ones(*out.shape, device="emu"))
-    assert syncs.count == 1
+        pyramid = F.multi_scale_roi_align(levels, boxes, 2, [1 / 2, 1 / 4], canonical_scale=4, canonical_level=3)
+        pyramid.sum().backward()
+    assert syncs.count == 0
     reference = F.roi_align(x.detach().cpu(), boxes.cpu(), 2, sampling_ratio=2)
     np.testing.assert_allclose(out.numpy(), reference.numpy(), rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="box 1 has x2 < x1"):
-        F.roi_align(x, tg.tensor([[0, 1.0, 1.0, 5.0, 6.0], [1, 7.0, 2.0, 1.0, 7.5]], device="emu"), 2)
+    cpu_pyramid = F.multi_scale_roi_align([t.detach().cpu() for t in levels], boxes.cpu(), 2, [1 / 2, 1 / 4],
+                                          canonical_scale=4, canonical_level=3)
+    np.testing.assert_allclose(pyramid.numpy(), cpu_pyramid.numpy(), rtol=1e-5, atol=1e-6)
+    for bad, message in (([1, 7.0, 2.0, 1.0, 7.5], "box 1 has x2 < x1"), ([2, 1.0, 2.0, 3.0, 7.5], "batch indices"),
+                         ([0, np.nan, 2.0, 3.0, 7.5], "NaN or infinite")):
+        pooled = F.roi_align(x, tg.tensor([[0, 1.0, 1.0, 5.0, 6.0], bad], device="emu"), 2)   # runs in bounds
+        with pytest.raises(ValueError, match=message):
+            pooled.numpy()                                    # the verdict comes with the next read
+
+
+@pytest.mark.parametrize("fpn", [False, True], ids=["single-level", "fpn"])
+def test_a_mask_rcnn_step_reads_back_once(fpn, tmp_path):
+    """Proposals, NMS (a kernel), ROI sampling and mask targets stay on the device: the step reads its losses."""
+    from test_mask_rcnn import square_and_disc, write_coco
+    from tinygrad_cv.models.mask_rcnn import MaskRCNN, MaskRCNNConfig, detection_dataloaders, load_coco_instances
+    from tinygrad_cv.optim import AdamW
+    pyramid = dict(fpn=True, fpn_channels=8, backbone_widths=(8, 8, 8), backbone_depths=(1, 1, 1),
+                   anchor_scales=(4, 8, 16, 32)) if fpn else {}
+    config = MaskRCNNConfig(**{**dict(num_classes=3, image_size=32, backbone_widths=(8, 8), backbone_depths=(1, 1),
+                                      anchor_scales=(8, 16), rpn_channels=8, box_head_units=16, mask_head_channels=8,
+                                      rpn_pre_nms_top_n=100, rpn_post_nms_train=40, rois_per_image=16,
+                                      rpn_anchors_per_image=64), **pyramid})
+    layouts = [((4, 6, 16, 18), (22, 20, 6)), ((18, 2, 30, 12), (9, 22, 7))]
+    path = write_coco(tmp_path, [square_and_disc(square=square, disc=disc) for square, disc in layouts])
+    samples, _ = load_coco_instances(path, tmp_path / "images")
+    tg.manual_seed(0)
+    dls = detection_dataloaders(samples * 2, samples, config, batch_size=2, device="emu")
+    counter = CountSyncs()
+    learn = Learner(dls, MaskRCNN(config).to("emu"), None, opt_func=AdamW, cbs=[counter], progress=False)
+    learn.fit(1, lr=1e-3)
+    assert counter.counts == [1] * len(dls.train)
+    assert all(math.isfinite(v) for v in learn.recorder.values[0].values() if isinstance(v, float))
 
 
 def test_the_data_block_pipeline_with_metrics_and_one_cycle_reads_back_once_per_step(tmp_path):

@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from .. import backend
+from ..backend import launch
 from ..tensor import Tensor
 
 # decode_boxes never lets a box grow by more than 1000/16 per side (torchvision's bbox_xform_clip)
@@ -24,12 +25,14 @@ BBOX_XFORM_CLIP = math.log(1000.0 / 16)
 
 def _accepts_tensors(fn):
     """Let an array function take Tensors: their arrays go in, and the result comes back as a
-    Tensor on the first Tensor argument's device."""
+    Tensor (each result, for a function that returns several) on the first Tensor argument's device."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         device = next((a.device for a in args if isinstance(a, Tensor)), None)
         out = fn(*[a.data if isinstance(a, Tensor) else a for a in args], **kwargs)
-        return out if device is None else Tensor(out, device=device)
+        if device is None:
+            return out
+        return tuple(Tensor(o, device=device) for o in out) if isinstance(out, tuple) else Tensor(out, device=device)
     return wrapper
 
 
@@ -62,13 +65,29 @@ def box_iou(boxes1, boxes2):
     (torchvision gives NaN there).
     """
     boxes1, boxes2 = _boxes(boxes1, "box_iou", "boxes1"), _boxes(boxes2, "box_iou", "boxes2")
+    if boxes1.ndim != 2 or boxes2.ndim != 2:
+        raise ValueError(f"box_iou: boxes1 and boxes2 must have shape (N, 4) and (M, 4), got {boxes1.shape} and "
+                         f"{boxes2.shape} (batched_box_iou takes a batch of them)")
+    return _pairwise_iou(boxes1, boxes2)
+
+
+@_accepts_tensors
+def batched_box_iou(boxes1, boxes2):
+    """``box_iou`` of each pair of rows: boxes (..., N, 4) and (..., M, 4) give IoUs (..., N, M), the
+    leading dimensions broadcast (a batch of images, each with its own boxes)."""
+    return _pairwise_iou(_boxes(boxes1, "batched_box_iou", "boxes1"), _boxes(boxes2, "batched_box_iou", "boxes2"))
+
+
+def _pairwise_iou(boxes1, boxes2):
+    """IoU (..., N, M) of checked boxes (..., N, 4) and (..., M, 4)."""
     xp = backend.array_module(boxes1)
-    lo = xp.maximum(boxes1[:, None, :2], boxes2[None, :, :2])
-    hi = xp.minimum(boxes1[:, None, 2:], boxes2[None, :, 2:])
+    lo = xp.maximum(boxes1[..., :, None, :2], boxes2[..., None, :, :2])
+    hi = xp.minimum(boxes1[..., :, None, 2:], boxes2[..., None, :, 2:])
     size = xp.clip(hi - lo, 0, None)
     inter = size[..., 0] * size[..., 1]
-    union = box_area(boxes1)[:, None] + box_area(boxes2)[None, :] - inter
-    return _safe_ratio(xp, inter, union)
+    area1 = (boxes1[..., 2] - boxes1[..., 0]) * (boxes1[..., 3] - boxes1[..., 1])
+    area2 = (boxes2[..., 2] - boxes2[..., 0]) * (boxes2[..., 3] - boxes2[..., 1])
+    return _safe_ratio(xp, inter, area1[..., :, None] + area2[..., None, :] - inter)
 
 
 @_accepts_tensors
@@ -110,7 +129,7 @@ def nms(boxes, scores, iou_threshold):
     while remaining.size:
         best, rest = remaining[:1], remaining[1:]
         keep.append(best)
-        remaining = rest[box_iou(boxes[best], boxes[rest])[0] <= iou_threshold]
+        remaining = rest[_pairwise_iou(boxes[best], boxes[rest])[0] <= iou_threshold]
     return xp.concatenate(keep) if keep else xp.zeros(0, dtype=np.int64)
 
 
@@ -128,6 +147,62 @@ def batched_nms(boxes, scores, idxs, iou_threshold):
     span = float(boxes.max() - boxes.min()) + 1
     shifted = boxes.astype(np.float64) + (xp.asarray(idxs, dtype=np.float64) * span)[:, None]
     return nms(shifted, scores, iou_threshold)
+
+
+@_accepts_tensors
+def padded_nms(boxes, scores, valid, groups, iou_threshold, max_output):
+    """Greedy NMS row by row, with results of a fixed size: for each row b of boxes (B, M, 4) with scores
+    (B, M), the indices of the first ``max_output`` boxes that ``batched_nms`` keeps among the valid ones
+    (``valid`` (B, M) bool; ``groups`` (B, M) ints: boxes of different groups never suppress each other),
+    best score first. Returns ``(indices, kept)``, both (B, max_output); ``kept[b, j]`` is False where row b
+    keeps fewer than j + 1 boxes (``indices`` is 0 there). A fixed size needs no count read back from a GPU
+    (TensorFlow's ``non_max_suppression_padded``). On a device every row runs in one kernel launch
+    (``launch.nms_rows``, over the row sorted by score); on the CPU each row is ``batched_nms`` over its
+    best boxes first (``first_kept``). Both keep the same boxes: greedy NMS decides a box from the boxes
+    scored above it alone, and equal scores keep their index order."""
+    boxes = _boxes(boxes, "padded_nms")
+    if boxes.ndim != 3 or tuple(scores.shape) != boxes.shape[:2] or tuple(valid.shape) != boxes.shape[:2] \
+            or tuple(groups.shape) != boxes.shape[:2]:
+        raise ValueError(f"padded_nms: boxes must be (B, M, 4) with scores, valid and groups (B, M), got "
+                         f"{boxes.shape}, {scores.shape}, {valid.shape} and {groups.shape}")
+    if backend.device_of_array(boxes) == "cpu":
+        return _padded_nms_by_rows(boxes, scores, valid, groups, iou_threshold, max_output)
+    xp = backend.array_module(boxes)
+    rows = xp.arange(boxes.shape[0])[:, None]
+    order = xp.argsort(xp.where(valid, -scores, xp.inf), axis=1, kind="stable")  # valid boxes first, best first
+    keep = launch.nms_rows(boxes[rows, order], groups[rows, order], valid[rows, order], iou_threshold)
+    rank = xp.cumsum(keep, axis=1) - 1
+    slot = xp.where((keep == 1) & (rank < max_output), rank, max_output)   # the rest go to a spare column
+    indices = xp.zeros((boxes.shape[0], max_output + 1), dtype=np.int64)
+    indices[rows, slot] = order
+    kept = xp.arange(max_output)[None, :] < keep.sum(axis=1, keepdims=True)
+    return indices[:, :max_output], kept
+
+
+def _padded_nms_by_rows(boxes, scores, valid, groups, iou_threshold, max_output):
+    indices = np.zeros((boxes.shape[0], max_output), dtype=np.int64)
+    kept = np.zeros((boxes.shape[0], max_output), dtype=bool)
+    for b in range(boxes.shape[0]):
+        candidates = np.flatnonzero(valid[b])
+        keep = candidates[first_kept(boxes[b, candidates], scores[b, candidates], groups[b, candidates],
+                                     iou_threshold, max_output)]
+        indices[b, :len(keep)], kept[b, :len(keep)] = keep, True
+    return indices, kept
+
+
+def first_kept(boxes, scores, groups, iou_threshold, n):
+    """``batched_nms(boxes, scores, groups, iou_threshold)[:n]``, usually much faster. Greedy NMS decides each
+    box from the boxes scored above it alone, so NMS over the m best boxes keeps the same first boxes as NMS
+    over all of them: try the n best, then twice as many, ..., until n are kept or all boxes were tried
+    (scores tie in index order both ways)."""
+    order = np.argsort(-scores, kind="stable")
+    m = max(n, 1)
+    while True:
+        best = order[:m]
+        keep = best[batched_nms(boxes[best], scores[best], groups[best], iou_threshold)]
+        if len(keep) >= n or m >= len(order):
+            return keep[:n]
+        m *= 2
 
 
 # --------------------------------------------------------------------------- the box coder

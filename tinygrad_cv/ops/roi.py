@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function
-from ..backend import acc_dtype, launch
+from ..backend import acc_dtype, deferred, launch
 from ..tensor import Tensor
 from ._util import pair
 
@@ -50,7 +50,10 @@ def _check_scale(fn, spatial_scale):
 
 def _rois(boxes, x, fn):
     """Boxes in either accepted form as a float64 (K, 5) array of (batch_index, x1, y1, x2, y2) on
-    ``x``'s device, after checking shapes, finiteness, x2 >= x1, y2 >= y1 and the batch indices."""
+    ``x``'s device, after checking shapes, finiteness, x2 >= x1, y2 >= y1 and the batch indices. On a
+    device the values are checked without a read back (``backend.deferred``: a bad box raises at the
+    next read, as a CUDA device-side assert), and meanwhile a non-finite coordinate is read as 0 and a
+    batch index out of range as the nearest one."""
     xp = x.xp
     if isinstance(boxes, (list, tuple)):
         parts = []
@@ -67,17 +70,18 @@ def _rois(boxes, x, fn):
                              f"of per-image Tensor[L, 4], got shape {rois.shape}")
     index, reversed_ = rois[:, 0], (rois[:, 3] < rois[:, 1]) | (rois[:, 4] < rois[:, 2])
     bad_index = (index != xp.floor(index)) | (index < 0) | (index >= x.shape[0])
-    not_finite, reversed_any, index_any = backend.as_host(  # the three checks in one read back
-        xp.stack([~xp.isfinite(rois).all(), reversed_.any(), bad_index.any()])).tolist()
-    if not_finite:
-        raise ValueError(f"{fn}: boxes contain NaN or infinite coordinates")
-    if reversed_any:
-        bad = int(xp.flatnonzero(reversed_)[0])
-        raise ValueError(f"{fn}: box {bad} has x2 < x1 or y2 < y1: {backend.as_host(rois[bad, 1:]).tolist()}; "
-                         f"boxes must be (x1, y1, x2, y2) with x1 <= x2 and y1 <= y2")
-    if index_any:
-        raise ValueError(f"{fn}: batch indices must be integers in [0, {x.shape[0]}) for an input of shape "
-                         f"{x.shape}, got {sorted(set(backend.as_host(index).tolist()))[:10]}")
+    not_finite = ~xp.isfinite(rois)
+    deferred.check(not_finite.any(), lambda: ValueError(f"{fn}: boxes contain NaN or infinite coordinates"))
+    deferred.check(reversed_.any(), lambda: ValueError(
+        f"{fn}: box {int(xp.flatnonzero(reversed_)[0])} has x2 < x1 or y2 < y1: "
+        f"{backend.as_host(rois[xp.flatnonzero(reversed_)[0], 1:]).tolist()}; "
+        f"boxes must be (x1, y1, x2, y2) with x1 <= x2 and y1 <= y2"))
+    deferred.check(bad_index.any(), lambda: ValueError(
+        f"{fn}: batch indices must be integers in [0, {x.shape[0]}) for an input of shape {x.shape}, "
+        f"got {sorted(set(backend.as_host(index).tolist()))[:10]}"))
+    if x.device != "cpu":  # the verdicts come at the next read back: until then the kernels read in bounds
+        rois = xp.where(not_finite, 0.0, rois)
+        rois[:, 0] = xp.clip(rois[:, 0], 0, x.shape[0] - 1)
     return rois
 
 
@@ -333,35 +337,41 @@ def roi_levels(xp, rois, k_min, k_max, canonical_scale=224, canonical_level=4):
 
 class MultiScaleRoIAlign(Function):
     """out[rows_l] = RoIAlign(x_l, rois[rows_l]) for each level l, rows_l the ROIs mapped to level l;
-    dx_l = RoIAlign's adjoint of dout[rows_l] (zero for a level no ROI maps to)."""
+    dx_l = RoIAlign's adjoint of dout[rows_l] (zero for a level no ROI maps to).
+
+    On the CPU each level pools its own rows. On a device, where picking the rows would read their count
+    back, every level pools every ROI and the output keeps each row from its own level (``xp.where``), and
+    in backward each level takes the gradient of its own rows only (the others' zeroed): the same numbers,
+    for L times the pooling work."""
     def forward(ctx, *features, rois, levels, output_size, spatial_scales, sampling_ratio, aligned):
         xp = ctx.xp
         ctx.shapes, ctx.params = [x.shape for x in features], (output_size, sampling_ratio, aligned)
-        ctx.rows = [xp.flatnonzero(levels == level) for level in range(len(features))]
-        ctx.save(rois)
+        ctx.save(rois, levels)
         ctx.scales = spatial_scales
         out = xp.zeros((len(rois), features[0].shape[1]) + output_size, dtype=features[0].dtype)
-        for x, rows, scale in zip(features, ctx.rows, spatial_scales):
-            if len(rows) == 0:
-                continue
+        for level, (x, scale) in enumerate(zip(features, spatial_scales)):
             if ctx.device != "cpu":
-                out[rows] = launch.roi_align(x, rois[rows], output_size, scale, sampling_ratio, aligned)
-            else:
+                pooled = launch.roi_align(x, rois, output_size, scale, sampling_ratio, aligned)
+                out = xp.where((levels == level)[:, None, None, None], pooled, out)
+                continue
+            rows = xp.flatnonzero(levels == level)
+            if len(rows):
                 out[rows] = roi_align_forward(xp, x, rois[rows], output_size, scale, sampling_ratio, aligned)
         return out
 
     def backward(ctx, grad):
-        (rois,) = ctx.saved
+        rois, levels = ctx.saved
         output_size, sampling_ratio, aligned = ctx.params
         grads = []
-        for shape, rows, scale in zip(ctx.shapes, ctx.rows, ctx.scales):
-            if len(rows) == 0:
-                grads.append(ctx.xp.zeros(shape, dtype=grad.dtype))
-            elif ctx.device != "cpu":
-                grads.append(launch.roi_align_backward(grad[rows], rois[rows], shape, scale, sampling_ratio, aligned))
-            else:
-                grads.append(roi_align_backward(ctx.xp, grad[rows], rois[rows], shape, output_size, scale,
-                                                sampling_ratio, aligned))
+        for level, (shape, scale) in enumerate(zip(ctx.shapes, ctx.scales)):
+            if ctx.device != "cpu":
+                own = ctx.xp.where((levels == level)[:, None, None, None], grad, 0)
+                grads.append(launch.roi_align_backward(own, rois, shape, scale, sampling_ratio, aligned))
+                continue
+            rows = ctx.xp.flatnonzero(levels == level)
+            grads.append(roi_align_backward(ctx.xp, grad[rows], rois[rows], shape, output_size, scale,
+                                            sampling_ratio, aligned) if len(rows)
+                         else ctx.xp.zeros(shape, dtype=grad.dtype))
         return tuple(grads)
 
 

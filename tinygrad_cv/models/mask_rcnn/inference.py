@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...ops.boxes import batched_nms, clip_boxes, decode_boxes, remove_small_boxes
-from .targets import rank_within_groups
+from .targets import rank_within_classes
 
 
 @dataclass
@@ -41,7 +41,9 @@ def select_detections(rois, class_probs, deltas, config, score_threshold):
     candidates = candidates[remove_small_boxes(boxes[candidates], config.min_box_size)]
     keep = candidates[batched_nms(boxes[candidates], scores[candidates], image[candidates] * n_classes
                                   + labels[candidates], config.detection_nms_threshold)]
-    keep = keep[rank_within_groups(image[keep], np.arange(len(keep))) < config.max_detections]
+    n_images = int(image.max()) + 1 if len(image) else 1
+    rank = rank_within_classes(image[keep][None], np.arange(len(keep))[None], n_images)[0]  # in score order
+    keep = keep[rank < config.max_detections]
     return Detections(image=image[keep], boxes=boxes[keep], labels=labels[keep], scores=scores[keep])
 
 

@@ -23,7 +23,7 @@ from .fpn import FeaturePyramidNetwork, LastLevelMaxPool
 from .heads import BoxHead, MaskHead
 from .inference import paste_masks, select_detections
 from .losses import box_head_losses, mask_loss, rpn_losses, zero_loss
-from .rpn import RPNHead, level_anchors, propose
+from .rpn import RPNHead, compact_proposals, level_anchors, propose
 from .targets import anchor_targets, collate_ground_truth, mask_targets, roi_targets
 
 
@@ -130,31 +130,32 @@ class MaskRCNN(nn.Module):
         features = self.features(images)
         if len(targets) != images.shape[0]:
             raise ValueError(f"MaskRCNN.losses: {images.shape[0]} images but {len(targets)} targets")
-        gt = collate_ground_truth(targets, config.image_size, config.num_classes)
+        gt = collate_ground_truth(targets, config.image_size, config.num_classes, images.device)
         if gt.masks is None:
             raise ValueError("MaskRCNN.losses: targets need 'instance_masks' to train the mask head")
         logits, deltas = self._rpn(features)
         labels, box_targets = anchor_targets(self.anchors, gt, len(targets), config, rng)
         rpn_objectness, rpn_box = rpn_losses(logits, deltas, labels, box_targets, config.smooth_l1_beta)
 
-        proposals = propose(self.anchors, logits.numpy(), deltas.numpy(), config, config.rpn_post_nms_train,
-                            self.level_sizes)
-        rois = roi_targets(proposals, gt, len(targets), config, rng)
+        boxes, valid = propose(self.anchors, logits.data, deltas.data, config, config.rpn_post_nms_train,
+                               self.level_sizes)
+        rois = roi_targets(boxes, valid, gt, config, rng)
         features = self._pooled(features)
         class_logits, box_deltas = self.box_head(features, rois.rois)
-        head_class, head_box = box_head_losses(class_logits, box_deltas, rois.labels, rois.box_targets,
+        head_class, head_box = box_head_losses(class_logits, box_deltas, rois.labels, rois.box_targets, rois.valid,
                                                config.smooth_l1_beta)
         return {"loss_objectness": rpn_objectness, "loss_rpn_box_reg": rpn_box, "loss_classifier": head_class,
                 "loss_box_reg": head_box, "loss_mask": self._mask_loss(features, rois, gt)}
 
     def _mask_loss(self, features, rois, gt):
-        """The mask head runs on the positive ROIs only (the only ones with a mask to learn)."""
-        positive = np.flatnonzero(rois.labels > 0)
-        if positive.size == 0:
+        """The mask head runs on the positive ROIs (the only ones with a mask to learn), ``rois.mask_rows``."""
+        rows = rois.mask_rows()
+        if len(gt.boxes) == 0 or len(rows) == 0:
             return zero_loss(features[0] if isinstance(features, list) else features)
-        logits = self.mask_head(features, rois.rois[positive])
-        targets = mask_targets(gt.masks, rois.matched[positive], rois.rois[positive], self.config.mask_size)
-        return mask_loss(logits, rois.labels[positive], targets)
+        boxes = rois.rois[rows]
+        logits = self.mask_head(features, boxes)
+        targets = mask_targets(gt.masks, rois.matched[rows], boxes, self.config.mask_size)
+        return mask_loss(logits, rois.labels[rows], targets)
 
     # ------------------------------------------------------------------ inference
     def detect(self, images, score_threshold=None):
@@ -169,8 +170,8 @@ class MaskRCNN(nn.Module):
             with no_grad():
                 features = self.features(images)
                 logits, deltas = self._rpn(features)
-                proposals = propose(self.anchors, logits.numpy(), deltas.numpy(), config,
-                                    config.rpn_post_nms_test, self.level_sizes)
+                proposals = compact_proposals(*propose(self.anchors, logits.data, deltas.data, config,
+                                                       config.rpn_post_nms_test, self.level_sizes))
                 features = self._pooled(features)
                 class_logits, box_deltas = self.box_head(features, proposals)
                 found = select_detections(proposals, F.softmax(class_logits, 1).numpy(), box_deltas.numpy(),

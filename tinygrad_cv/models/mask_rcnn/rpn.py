@@ -9,9 +9,10 @@ first, with near-duplicates removed by non-maximum suppression.
 """
 import numpy as np
 
+from ... import backend
 from ... import functional as F
 from ... import nn
-from ...ops.boxes import batched_nms, clip_boxes, decode_boxes, generate_anchors, remove_small_boxes
+from ...ops.boxes import clip_boxes, decode_boxes, generate_anchors, padded_nms
 
 
 def make_anchors(config):
@@ -80,52 +81,49 @@ class RPNHead(nn.Module):
         return logits, deltas.permute(0, 3, 4, 1, 2).reshape(n, -1, 4)
 
 
-def _top_per_level(logits, level_sizes, k):
-    """Indices (N, sum of min(k, A_l)) of the k highest logits of each image within each level, and their levels."""
+def _top_per_level(xp, logits, level_sizes, k):
+    """Indices (N, sum of min(k, A_l)) of the k highest logits of each image within each level, best first
+    (equal logits in anchor order), and the level (0, 1, ...) of each column."""
     top, levels, start = [], [], 0
     for level, size in enumerate(level_sizes):
         n = min(k, size)
-        top.append(start + np.argpartition(-logits[:, start:start + size], n - 1, axis=1)[:, :n])
-        levels.append(np.full(n, level))
+        top.append(start + xp.argsort(-logits[:, start:start + size], axis=1, kind="stable")[:, :n])
+        levels.append(np.full(n, level, dtype=np.int32))
         start += size
-    return np.concatenate(top, axis=1), np.concatenate(levels)
+    return xp.concatenate(top, axis=1), np.concatenate(levels)
 
 
 def propose(anchors, logits, deltas, config, post_nms_top_n, level_sizes=None):
-    """Proposals (P, 5) as (image index, x1, y1, x2, y2), at most ``post_nms_top_n`` per image.
+    """Proposals of fixed size: boxes (N, P, 4) as (x1, y1, x2, y2) and ``valid`` (N, P), P = post_nms_top_n:
+    row i holds image i's proposals, best score first, and ``valid[i, j]`` is False in the slots after its
+    last one (an image may have fewer). Fixed shapes keep it on the device: nothing is read back.
 
     For each image and each feature level (``level_sizes``: its anchors' count per level, in order;
     default one level): take the rpn_pre_nms_top_n anchors with the highest objectness, move them by
-    their deltas, clip them to the image, drop those thinner than min_box_size, and run NMS at
-    rpn_nms_threshold within each level (one NMS call per image, the level acting as a category so that
-    boxes of different levels never suppress each other); then keep the best post_nms_top_n of the
-    image, all levels together (torchvision's ``filter_proposals``). Proposals come image by image,
-    best score first. ``logits`` (N, A) and ``deltas`` (N, A, 4) are arrays (no gradient flows
-    through proposals).
+    their deltas, clip them to the image, leave out those thinner than min_box_size, and run NMS at
+    rpn_nms_threshold within each level (the level acting as a category, so that boxes of different
+    levels never suppress each other); then keep the best post_nms_top_n of the image, all levels
+    together (torchvision's ``filter_proposals``). ``logits`` (N, A) and ``deltas`` (N, A, 4) are arrays
+    of the model's device (no gradient flows through proposals); ``anchors`` (A, 4) a host array.
     """
+    xp = backend.array_module(logits)
     n_images, n_anchors = logits.shape
-    top, level = _top_per_level(logits, level_sizes or [n_anchors], config.rpn_pre_nms_top_n)
-    scores = np.take_along_axis(logits, top, axis=1)
-    boxes = decode_boxes(anchors[top], np.take_along_axis(deltas, top[..., None], axis=1), config.box_std)
+    top, level = _top_per_level(xp, logits, level_sizes or [n_anchors], config.rpn_pre_nms_top_n)
+    scores = xp.take_along_axis(logits, top, axis=1)
+    boxes = decode_boxes(xp.asarray(anchors)[top], xp.take_along_axis(deltas, top[..., None], axis=1),
+                         config.box_std)
     boxes = clip_boxes(boxes, config.image_size, config.image_size)
-    proposals = []
-    for i in range(n_images):   # NMS is quadratic in its boxes: images apart, the cost adds instead of squaring
-        big = remove_small_boxes(boxes[i], config.min_box_size)
-        keep = big[first_kept(boxes[i][big], scores[i][big], level[big], config.rpn_nms_threshold, post_nms_top_n)]
-        proposals.append(np.column_stack([np.full(len(keep), i), boxes[i][keep]]))
-    return np.concatenate(proposals) if proposals else np.zeros((0, 5))
+    width, height = boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1]
+    big = (width >= config.min_box_size) & (height >= config.min_box_size)
+    groups = xp.broadcast_to(xp.asarray(level), top.shape)
+    index, valid = padded_nms(boxes, scores, big, groups, config.rpn_nms_threshold, post_nms_top_n)
+    return xp.take_along_axis(boxes, index[..., None], axis=1), valid
 
 
-def first_kept(boxes, scores, groups, iou_threshold, n):
-    """``batched_nms(boxes, scores, groups, iou_threshold)[:n]``, usually much faster. Greedy NMS decides each
-    box from the boxes scored above it alone, so NMS over the m best boxes keeps the same first boxes as NMS
-    over all of them: try the n best, then twice as many, ..., until n are kept or all boxes were tried
-    (scores tie in index order both ways)."""
-    order = np.argsort(-scores, kind="stable")
-    m = max(n, 1)
-    while True:
-        best = order[:m]
-        keep = best[batched_nms(boxes[best], scores[best], groups[best], iou_threshold)]
-        if len(keep) >= n or m >= len(order):
-            return keep[:n]
-        m *= 2
+def compact_proposals(boxes, valid):
+    """Padded proposals (``propose``) as host rows (P, 5) of (image index, x1, y1, x2, y2), image by image,
+    best first: the valid slots only (one read back, of the boxes with their flags)."""
+    xp = backend.array_module(boxes)
+    rows = backend.as_host(xp.concatenate([boxes, valid[..., None].astype(boxes.dtype)], axis=-1))
+    image, slot = np.nonzero(rows[..., 4])
+    return np.column_stack([image, rows[image, slot, :4]]).reshape(-1, 5)
