@@ -21,8 +21,7 @@ import numpy as np
 
 import tinygrad_cv as tg
 import tinygrad_cv.functional as F
-from tinygrad_cv import optim
-from tinygrad_cv import backend
+from tinygrad_cv import backend, optim
 from tinygrad_cv.backend import launch
 from tinygrad_cv.ops.boxes import padded_nms
 

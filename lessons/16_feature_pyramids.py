@@ -37,7 +37,7 @@ from tinygrad_cv.optim import AdamW
 from tinygrad_cv.train import GradientClip, Learner
 from lesson_utils import parse_args, pyplot, save_lesson_figure
 
-args = parse_args("Lesson 16: feature pyramids", "16_feature_pyramids", data="shapes", full_minutes=16)
+args = parse_args("Lesson 16: feature pyramids", "16_feature_pyramids", data="shapes", full_minutes=15)
 tg.manual_seed(0)
 plt = pyplot()
 
@@ -222,22 +222,22 @@ save_lesson_figure(fig, args.out, "small_objects.png")
 # gave, on the 100 validation images (258 objects: 73% small, 27% medium, none large):
 #
 #     mask AP        AP     AP50   AP_small  AP_medium   s/epoch
-#     single level   0.628  0.846  0.567     0.796        27
-#     FPN            0.714  0.893  0.699     0.763        34
+#     single level   0.622  0.837  0.552     0.812        24
+#     FPN            0.720  0.905  0.719     0.740        33
 #
-# The pyramid's gain is on the small objects: +0.132 mask AP_small (0.699 against 0.567) and +0.072
-# box AP_small (0.683 against 0.611), for 1.26 times the time per epoch. Overall the FPN model leads by
-# 0.086 mask AP and 0.047 AP50. On the medium objects the single level is ahead (0.796 against 0.763):
+# The pyramid's gain is on the small objects: +0.167 mask AP_small (0.719 against 0.552) and +0.096
+# box AP_small (0.695 against 0.599), for 1.38 times the time per epoch. Overall the FPN model leads by
+# 0.098 mask AP and 0.068 AP50. On the medium objects the single level is ahead (0.812 against 0.740):
 # its stride-8 map, with all five anchor sizes on every cell, serves objects of 32 to 96 pixels well.
 # With the level rule used here, 223 of the 258 validation objects pool from P2 and 35 from P3: for
 # these objects the FPN model differs from the single-level one in P2's stride of 4 (with the coarser
 # levels' features added in), its 8-pixel anchors every 4 pixels and its per-level proposals; this run
 # does not tell which of these matters most.
 #
-# The budget matters. A run of the same lesson with 5 epochs per model (the same day) left both far
-# from trained (mask AP50 0.401 and 0.419) and the pyramid only 0.015 ahead on small objects (AP_small
-# 0.267 against 0.282); three times the steps took its lead there to 0.132. The FPN model also has
-# twice the parameters to learn from random weights (1.38 million against 0.67).
+# The budget matters. An earlier version of this lesson trained 5 epochs per model (the same day, with
+# the ROIs sampled by an earlier version of the code): both were far from trained (mask AP50 0.401 and
+# 0.419) and the pyramid only 0.015 ahead on small objects (AP_small 0.267 against 0.282). The FPN
+# model also has twice the parameters to learn from random weights (1.38 million against 0.67).
 #
 # ## What to look at
 #

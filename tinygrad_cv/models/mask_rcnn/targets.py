@@ -18,11 +18,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import backend
-from ...backend import deferred
 from ... import functional as F
 from ...autograd import no_grad
+from ...backend import deferred
 from ...ops.boxes import batched_box_iou, encode_boxes
 from ...tensor import Tensor
+
+# the box of an empty slot (no ROI there, or no instance to encode against): finite, so what the heads
+# compute from it (weighted 0 in the losses) is finite too
+EMPTY_SLOT = (0.0, 0.0, 1.0, 1.0)
 
 
 # --------------------------------------------------------------------------- ground truth
@@ -208,9 +212,6 @@ class RoiTargets:
         return xp.arange(len(self.positive)).reshape(-1, self.per_image)[:, :self.mask_slots].reshape(-1)
 
 
-EMPTY_SLOT = (0.0, 0.0, 1.0, 1.0)   # the box of a slot without a ROI: finite, so its outputs (weighted 0) are too
-
-
 def roi_targets(boxes, valid, gt, config, rng):
     """Sample rois_per_image ROIs per image for the box and mask heads from the proposals, ``boxes`` (N, P, 4)
     with ``valid`` (N, P) as ``propose`` gives them, on the model's device; nothing is read back.
@@ -240,7 +241,9 @@ def roi_targets(boxes, valid, gt, config, rng):
                     xp.asarray(EMPTY_SLOT))
     box_targets, matched, classes = _matched_targets(xp, rois, positive, best, gt_boxes, gt_index, gt, config)
     image = xp.broadcast_to(xp.arange(n_images, dtype=np.float64)[:, None, None], (n_images, per_image, 1))
-    flat = lambda a: a.reshape((n_images * per_image,) + a.shape[2:])  # noqa: E731
+
+    def flat(a):
+        return a.reshape((n_images * per_image,) + a.shape[2:])
     return RoiTargets(rois=flat(xp.concatenate([image, rois], axis=2)), labels=flat(classes),
                       box_targets=flat(box_targets), matched=flat(matched), valid=flat(kind < 2),
                       positive=flat(positive), per_image=per_image,
@@ -257,7 +260,7 @@ def _matched_targets(xp, rois, positive, best, gt_boxes, gt_index, gt, config):
     instance = xp.where(here, xp.take_along_axis(gt_boxes, best[..., None], axis=1), empty)
     box_targets = encode_boxes(xp.where(here, rois, empty), instance, config.box_std)
     matched = xp.take_along_axis(gt_index, best, axis=1)
-    classes = xp.where(positive, xp.asarray(gt.labels)[matched], 0)
+    classes = xp.where(positive, gt.labels[matched], 0)
     return box_targets, matched, classes
 
 
